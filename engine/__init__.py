@@ -1,0 +1,1 @@
+"""The training engine process. Never imports textual or rich."""

@@ -1,0 +1,96 @@
+"""Chat rendering with assistant-only labels.
+
+The mask is derived by rendering, not from template markers: Qwen3's template has no
+``{% generation %}`` blocks, and rewrites history (it drops old ``<think>`` blocks), so
+we render the whole conversation once, find each assistant turn's characters in that
+text (its start is where the prompt rendered with a generation prompt ends; its end
+is the end-of-turn marker after its content), and map characters to tokens with the
+fast tokenizer's offsets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One tokenised conversation: ``trainable[i]`` says token i is an assistant token."""
+
+    input_ids: tuple[int, ...]
+    trainable: tuple[bool, ...]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+class ChatRenderer:
+    """Renders conversations for one tokenizer with the same settings everywhere
+    (training, evals, the oracle): the hero speaks one dialect."""
+
+    def __init__(self, tokenizer: Any, enable_thinking: bool = False) -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError("a fast tokenizer is needed (character offsets)")
+        if tokenizer.chat_template is None:
+            raise ValueError("the tokenizer has no chat template")
+        self.tokenizer = tokenizer
+        self.enable_thinking = enable_thinking
+        self.end_of_turn = tokenizer.eos_token or ""
+
+    def text(self, messages: list[Message], add_generation_prompt: bool = False) -> str:
+        rendered = self.tokenizer.apply_chat_template(
+            messages,
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+            enable_thinking=self.enable_thinking,
+        )
+        return str(rendered)
+
+    def prompt_ids(self, messages: list[Message]) -> list[int]:
+        """Tokens of a prompt ready for generation (what evals and the oracle feed)."""
+        text = self.text(messages, add_generation_prompt=True)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def assistant_spans(self, messages: list[Message], full: str) -> list[tuple[int, int]]:
+        """Character spans of each assistant turn in ``full`` (content + end of turn)."""
+        spans: list[tuple[int, int]] = []
+        cursor = 0
+        eot = self.end_of_turn
+        for i, message in enumerate(messages):
+            content = message["content"]
+            if message["role"] != "assistant":
+                # Move past this turn so an answer is never found inside a prompt.
+                found = full.find(content, cursor)
+                cursor = found + len(content) if found >= 0 else cursor
+                continue
+            prefix = self.text(messages[:i], add_generation_prompt=True)
+            if full.startswith(prefix) and full.startswith(content + eot, len(prefix)):
+                start = len(prefix)  # the template renders history unchanged
+            else:
+                # The template rewrote this turn (Qwen3 drops old <think> blocks and
+                # adds an empty one to the last): find what it kept, anchored on the
+                # end-of-turn marker so a short answer cannot match template text.
+                kept = [content, content.split("</think>")[-1].lstrip("\n")]
+                hits = [(full.find(k + eot, cursor), k) for k in kept if k]
+                hits = [(at, k) for at, k in hits if at >= 0]
+                if not hits:
+                    raise ValueError(f"assistant turn {i} not found in the rendered text")
+                start, content = min(hits)
+            end = start + len(content) + len(eot)  # DIO must learn to stop
+            spans.append((start, end))
+            cursor = end
+        return spans
+
+    def render(self, messages: list[Message]) -> Rendered:
+        if not any(m["role"] == "assistant" for m in messages):
+            raise ValueError("a training conversation needs at least one assistant turn")
+        full = self.text(messages)
+        spans = self.assistant_spans(messages, full)
+        encoded = self.tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+        trainable = []
+        for start, end in encoded["offset_mapping"]:
+            trainable.append(any(s <= start and end <= e and end > start for s, e in spans))
+        return Rendered(tuple(encoded["input_ids"]), tuple(trainable))

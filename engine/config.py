@@ -1,0 +1,107 @@
+"""Run configuration: small dataclasses, validated, saved with every checkpoint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 1234
+    micro_batch: int = 16  # packed rows per forward pass
+    grad_accum: int = 1  # micro-batches per optimizer step
+    seq_len: int = 128
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio and stays there
+    warmup_steps: int = 50
+    decay_steps: int = 20_000  # length of the cosine; an idle game trains on past it
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    precision: str = "auto"  # auto | fp32 | bf16 (auto: bf16 on a GPU that has it)
+    threads: int = 0  # torch CPU threads; 0 lets torch decide
+
+    def __post_init__(self) -> None:
+        _positive(self, "micro_batch", "grad_accum", "seq_len", "decay_steps")
+        if not 0 < self.lr < 1:
+            raise ValueError(f"lr must be in (0, 1), got {self.lr}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("warmup_steps, weight_decay and grad_clip must be >= 0")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
+
+
+@dataclass(frozen=True)
+class GameConfig:
+    """How training becomes a game: cadence of loot, evals, levels."""
+
+    xp_per_level: int = 1000
+    checkpoint_every: int = 250  # steps between automatic loot
+    keep_auto_checkpoints: int = 5  # older automatic loot is pruned; manual loot is kept
+    eval_every: int = 100
+    eval_problems: int = 32
+    val_examples: int = 64
+    skill: str = "ari"
+    skill_level: int = 2
+    max_steps: int = 0  # stop (and save) after this many steps; 0 = train forever
+
+    def __post_init__(self) -> None:
+        _positive(self, "xp_per_level", "checkpoint_every", "eval_every", "eval_problems")
+        _positive(self, "val_examples", "skill_level")
+        if self.keep_auto_checkpoints < 1:
+            raise ValueError("keep_auto_checkpoints must be >= 1")
+        if self.max_steps < 0:
+            raise ValueError("max_steps must be >= 0")
+
+
+@dataclass(frozen=True)
+class HeroConfig:
+    """Fixed when a hero is created: which model it is."""
+
+    name: str = "dio"
+    model: str = ""  # a local Hugging Face folder; empty = the hatchling
+    train: TrainConfig = field(default_factory=TrainConfig)
+    game: GameConfig = field(default_factory=GameConfig)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ValueError(f"hero name {self.name!r} must be a plain folder name")
+
+    @property
+    def model_label(self) -> str:
+        return self.model or "hatchling"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HeroConfig:
+        return cls(
+            name=data["name"],
+            model=data.get("model", ""),
+            train=_build(TrainConfig, data.get("train", {})),
+            game=_build(GameConfig, data.get("game", {})),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> HeroConfig:
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+def _build(cls: Any, data: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}")
+    return cls(**data)
+
+
+def _positive(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value <= 0:
+            raise ValueError(f"{name} must be > 0, got {value}")

@@ -1,0 +1,166 @@
+"""Engine process entry: ``python -m engine --save-dir DIR [...]``.
+
+Takes the hero's lock (one engine per hero), loads or creates the hero's config,
+listens on the hero's socket, and runs the worker loop until stopped. SIGTERM and
+SIGINT save loot and stop; SIGHUP is ignored (the engine outlives its terminal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import replace
+from pathlib import Path
+from typing import IO, Any
+
+from engine import protocol as p
+from engine.atomic import read_json, write_json
+from engine.config import HeroConfig
+from engine.savedir import SaveDir
+
+EXIT_ALREADY_RUNNING = 3
+EXIT_BAD_CONFIG = 2
+
+
+class EngineBusy(Exception):
+    pass
+
+
+def take_lock(save: SaveDir) -> IO[str]:
+    """Hold the hero's lock for the life of the process; the kernel drops it on any
+    death (kill -9 included), so a crashed engine never blocks the next one."""
+    handle = open(save.lock, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        pid = save.pid.read_text().strip() if save.pid.exists() else "?"
+        raise EngineBusy(f"an engine is already running for this hero (pid {pid})") from None
+    return handle
+
+
+def resolve_config(save: SaveDir, args: argparse.Namespace) -> HeroConfig:
+    """The hero's config is fixed at creation; flags may only tune a few settings."""
+    if save.config.exists():
+        config = HeroConfig.load(save.config)
+        if args.model and str(Path(args.model).expanduser().resolve()) != config.model:
+            raise ValueError(
+                f"hero {config.name!r} trains {config.model_label}; it cannot switch to "
+                f"{args.model}. Start another hero with --hero NAME."
+            )
+    else:
+        model = str(Path(args.model).expanduser().resolve()) if args.model else ""
+        config = HeroConfig(name=save.root.name, model=model)
+    game_changes: dict[str, Any] = {}
+    if args.max_steps is not None:
+        game_changes["max_steps"] = args.max_steps
+    if args.checkpoint_every is not None:
+        game_changes["checkpoint_every"] = args.checkpoint_every
+    if args.eval_every is not None:
+        game_changes["eval_every"] = args.eval_every
+    if game_changes:
+        config = replace(config, game=replace(config.game, **game_changes))
+    if args.threads is not None:
+        config = replace(config, train=replace(config.train, threads=args.threads))
+    return config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m engine",
+        description="The Realm of Training engine: trains one hero, serves the game over "
+        "a Unix socket in the hero's save folder. Usually started by `realm play` or "
+        "`realm train`.",
+    )
+    parser.add_argument("--save-dir", required=True, type=Path, help="the hero's save folder")
+    parser.add_argument("--model", help="local Hugging Face model folder (new heroes only)")
+    parser.add_argument("--foreground", action="store_true", help="print progress lines")
+    parser.add_argument("--max-steps", type=int, help="save and stop after this many steps")
+    parser.add_argument("--checkpoint-every", type=int, help="steps between automatic loot")
+    parser.add_argument("--eval-every", type=int, help="steps between evals")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    return parser
+
+
+def quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    save = SaveDir(args.save_dir.expanduser().absolute())
+    save.create()
+    try:
+        lock = take_lock(save)
+    except EngineBusy as exc:
+        print(f"realm engine: {exc}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    handlers: list[logging.Handler] = [logging.FileHandler(save.log)]
+    if args.foreground:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers
+    )
+    try:
+        config = resolve_config(save, args)
+    except (ValueError, KeyError) as exc:
+        print(f"realm engine: {exc}", file=sys.stderr)
+        logging.getLogger("engine").error("%s", exc)
+        return EXIT_BAD_CONFIG
+    if not save.config.exists():
+        write_json(save.config, json.loads(config.to_json()))
+    save.pid.write_text(f"{os.getpid()}\n")
+    try:
+        return serve(save, config, args.foreground)
+    finally:
+        save.pid.unlink(missing_ok=True)
+        lock.close()
+
+
+def serve(save: SaveDir, config: HeroConfig, foreground: bool) -> int:
+    from engine.server import EngineServer, load_or_create_authkey
+
+    quiet_libraries()
+    from engine.worker import Worker
+
+    server = EngineServer()
+    echo = (lambda line: print(line, flush=True)) if foreground else None
+    worker = Worker(save, config, server, echo=echo)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        worker.request_stop(signal.Signals(signum).name.lower())
+        # A second Ctrl+C or TERM ends the process at once, without saving.
+        signal.signal(signum, signal.SIG_DFL)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        worker.start()
+        server.listen(save.socket, load_or_create_authkey(save.root))
+        return worker.run()
+    except Exception as exc:
+        tb = traceback.format_exc()
+        logging.getLogger("engine").error("engine failed: %s\n%s", exc, tb)
+        server.broadcast(p.EngineFailed(error=f"{type(exc).__name__}: {exc}", traceback=tb))
+        status = read_json(save.status, {}) or {}
+        status.update(state="crashed", error=f"{type(exc).__name__}: {exc}", updated_at=time.time())
+        write_json(save.status, status)
+        if foreground:
+            print(f"realm engine: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        server.close(save.socket)
+

@@ -1,0 +1,255 @@
+"""The wire between the game (tui) and the engine: the only module both sides import.
+
+Commands are imperative (the UI asks), events are past tense (the engine reports).
+Everything here is a frozen, slotted, picklable dataclass, sent over a
+``multiprocessing.connection`` (a Unix socket in the hero's save folder, or a
+``Pipe()`` in tests). This module must stay importable without torch or textual.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+PROTOCOL_VERSION = 1
+
+# Names of the engine's files inside a hero's save folder (the engine writes them all).
+LOCK_NAME = "engine.lock"  # flock held for the engine's lifetime: the liveness truth
+PID_NAME = "engine.pid"
+AUTHKEY_NAME = "engine.key"  # mode 0600
+SOCKET_NAME = "engine.sock"
+STATUS_NAME = "hero.json"  # hero state, readable while the engine is down
+LOG_NAME = "engine.log"
+EVENTS_NAME = "events.jsonl"
+METRICS_NAME = "metrics.jsonl"
+
+# AF_UNIX paths are limited to 108 bytes on Linux; keep a margin.
+_MAX_SOCKET_PATH = 100
+
+
+def socket_path(save_dir: Path) -> Path:
+    """Where the engine of ``save_dir`` listens. Both sides derive it the same way."""
+    inside = save_dir / SOCKET_NAME
+    if len(os.fsencode(str(inside.absolute()))) <= _MAX_SOCKET_PATH:
+        return inside
+    # A deep save folder: fall back to a short, stable name in the temp dir.
+    digest = hashlib.sha1(str(save_dir.absolute()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"realm-{os.getuid()}-{digest}.sock"
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class HeroStats:
+    """What the hero card shows. Derived by the engine from training state."""
+
+    step: int = 0
+    level: int = 0
+    xp_per_level: int = 1000
+    atk: float = 0.0  # 1 / smoothed train loss
+    defense: float = 0.0  # 1 / validation loss
+    acc: float | None = None  # latest eval accuracy, 0..1
+    gold: int = 0
+    train_loss: float | None = None  # smoothed
+    val_loss: float | None = None
+    tokens_seen: int = 0
+
+    @property
+    def xp_into_level(self) -> int:
+        return self.step - self.level * self.xp_per_level
+
+
+@dataclass(frozen=True, slots=True)
+class LootInfo:
+    """One checkpoint as recorded in the ledger."""
+
+    step: int
+    name: str  # folder name under checkpoints/
+    time: float
+    reason: str  # "auto" | "manual" | "stop"
+    train_loss: float | None
+    val_loss: float | None
+    lr: float
+    source: str  # what was being trained
+
+
+@dataclass(frozen=True, slots=True)
+class AwaySummary:
+    """What happened between the last UI leaving and this one attaching."""
+
+    seconds: float
+    steps_gained: int
+    levels_gained: int
+    loot_steps: tuple[int, ...]
+    restarted: bool  # the engine was (re)started while nobody watched
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """First message of every connection; answered by a Snapshot."""
+
+    protocol_version: int = PROTOCOL_VERSION
+    client: str = "tui"
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SaveNow:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Save loot, then end the engine process."""
+
+
+@dataclass(frozen=True, slots=True)
+class Goodbye:
+    """The UI is leaving on purpose (DIO keeps training); marks the start of 'away'."""
+
+
+Command = Hello | Pause | Resume | SaveNow | Stop | Goodbye
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The whole game state, sent in answer to Hello so a late UI shows everything."""
+
+    protocol_version: int
+    hero: str
+    model: str
+    device: str
+    state: str  # "training" | "paused" | "stopping"
+    pid: int
+    stats: HeroStats
+    tokens_per_s: float
+    source: str  # what DIO is training on now
+    train_losses: tuple[tuple[int, float], ...]  # (step, smoothed loss), recent history
+    val_losses: tuple[tuple[int, float], ...]
+    loot: tuple[LootInfo, ...]  # newest last
+    log: tuple[str, ...]  # recent log lines, newest last
+    masked_fraction: float  # share of tokens with no loss (prompt, padding)
+    params: int
+    away: AwaySummary | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepCompleted:
+    """Throttled (<= 10/s): ``steps`` optimizer steps happened since the last one."""
+
+    step: int
+    steps: int
+    loss: float  # raw loss of the latest step: the damage dealt to DIO
+    smoothed_loss: float
+    lr: float
+    grad_norm: float
+    tokens_per_s: float
+    stats: HeroStats
+
+
+@dataclass(frozen=True, slots=True)
+class Paused:
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointSaved:
+    loot: LootInfo
+
+
+@dataclass(frozen=True, slots=True)
+class LevelledUp:
+    level: int
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class EvalCompleted:
+    step: int
+    val_loss: float
+    accuracy: float | None
+    problems: int
+    sample_prompt: str = ""
+    sample_answer: str = ""
+    sample_correct: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    text: str
+    level: str = "info"  # "info" | "warning" | "error"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRejected:
+    command: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EngineFailed:
+    """Sent, when possible, just before the engine dies of an error."""
+
+    error: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """The engine saved and is about to exit."""
+
+    step: int
+    last_loot_step: int | None = None
+    reason: str = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeError:
+    """The engine's answer to a Hello of another protocol version."""
+
+    reason: str
+    engine_version: int = PROTOCOL_VERSION
+
+
+Event = (
+    Snapshot
+    | HandshakeError
+    | StepCompleted
+    | Paused
+    | Resumed
+    | CheckpointSaved
+    | LevelledUp
+    | EvalCompleted
+    | LogLine
+    | CommandRejected
+    | EngineFailed
+    | Stopped
+)
+
+# Events the throttle may coalesce; every other event is always delivered.
+THROTTLED_EVENTS: tuple[type, ...] = (StepCompleted,)
+
+

@@ -1,0 +1,481 @@
+"""The worker loop: the engine's main thread, read top to bottom.
+
+    start():  load the hero, resume from the newest loot, build the stream
+    run():    while not stopping:
+                  handle UI commands (block while paused)
+                  one optimizer step -> stats, metrics, throttled StepCompleted
+                  level-up? eval due? loot due? max steps?
+              save loot, say Stopped
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine import protocol as p
+from engine.atomic import read_json, write_json
+from engine.chat import ChatRenderer
+from engine.config import HeroConfig
+from engine.evaluate import build_val_batch, evaluate
+from engine.hero import LoadedHero, base_folder, load_hero, pick_device
+from engine.ledger import Ledger
+from engine.packing import pack_rows
+from engine.progress import Progress
+from engine.savedir import SaveDir
+from engine.server import ClientSession, EngineServer
+from engine.stream import SkillStream, Source
+from engine.trainer import Trainer
+from engine.vault import Vault, restore_rng
+from skills.registry import get_skill
+
+log = logging.getLogger("engine.worker")
+
+STEP_EVENT_INTERVAL = 0.1  # seconds: StepCompleted is throttled to <= 10 per second
+STATUS_INTERVAL = 2.0  # seconds between hero.json refreshes while training
+HISTORY = 600  # chart points kept for a Snapshot
+LOG_LINES = 40
+
+
+def loot_info(row: dict[str, Any]) -> p.LootInfo:
+    return p.LootInfo(
+        step=row["step"],
+        name=row["name"],
+        time=row["time"],
+        reason=row.get("reason", "auto"),
+        train_loss=row.get("train_loss"),
+        val_loss=row.get("val_loss"),
+        lr=row.get("lr", 0.0),
+        source=row.get("source", ""),
+    )
+
+
+class Worker:
+    def __init__(
+        self,
+        save: SaveDir,
+        config: HeroConfig,
+        server: EngineServer,
+        echo: Callable[[str], None] | None = None,
+        echo_every: float = 5.0,
+    ) -> None:
+        self.save = save
+        self.config = config
+        self.server = server
+        self.echo = echo  # headless progress lines (`realm train`)
+        self.echo_every = echo_every
+        self.started_at = time.time()
+        self.state = "starting"
+        self.paused = False
+        self.stop_reason: str | None = None
+        self.train_history: deque[tuple[int, float]] = deque(maxlen=HISTORY)
+        self.val_history: deque[tuple[int, float]] = deque(maxlen=HISTORY)
+        self.log_lines: deque[str] = deque(maxlen=LOG_LINES)
+        self.tokens_per_s = 0.0
+        self.masked_fraction = 0.0
+        self.last_watched: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ start-up
+
+    def start(self) -> None:
+        cfg = self.config
+        self.save.create()
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self.ledger = Ledger(self.save.ledger)
+        self.vault = Vault(self.save.root, self.ledger)
+        for name in self.vault.clean_incomplete():
+            self.note(f"Removed unfinished loot {name} left by a crash", "warning")
+        resume = self.vault.newest()
+        device = pick_device()
+        folder = resume.folder if resume else base_folder(cfg, self.save)
+        self.hero: LoadedHero = load_hero(folder, device, cfg.model_label)
+        self.renderer = ChatRenderer(self.hero.tokenizer)
+        self.skill = get_skill(cfg.game.skill)
+        self.stream = SkillStream(
+            [Source(self.skill, cfg.game.skill_level)], self.renderer, seed=cfg.train.seed
+        )
+        torch.manual_seed(cfg.train.seed)
+        self.trainer = Trainer(self.hero.model, cfg.train, device)
+        self.progress = Progress(xp_per_level=cfg.game.xp_per_level)
+        if resume:
+            self.trainer.load_state_dict(resume.trainer_state)
+            restore_rng(resume.trainer_state["rng"])
+            self.stream.position = resume.meta["data_position"]
+            self.progress = Progress.from_dict(resume.meta["progress"], cfg.game.xp_per_level)
+        self._load_history(resume.meta["step"] if resume else 0)
+        problems = self.skill.eval_set(cfg.game.skill_level, cfg.game.eval_problems)
+        self.eval_problems = problems
+        val = [self.skill.generate(cfg.game.skill_level, 10_000 + i, "eval") for i in range(cfg.game.val_examples)]
+        pad = self.hero.tokenizer.pad_token_id
+        self.val_batch = build_val_batch(self.renderer, val, cfg.train.seq_len, pad)
+        status = read_json(self.save.status, {}) or {}
+        self.last_watched = status.get("last_watched")
+        where = f"step {self.progress.step} (loot {resume.folder.name})" if resume else "a fresh start"
+        self.note(f"DIO wakes on {device.type} at {where}: {self.hero.params / 1e6:.1f}M params")
+        self._append_metric({"resumed_from": self.progress.step, "time": time.time()})
+        self.state = "training"
+        self.write_status()
+
+    def _load_history(self, resumed_step: int) -> None:
+        """Chart and log history from disk, so a reattaching UI sees the past. Rows from
+        a timeline lost to a crash (steps after the loot we resumed from) are dropped."""
+        rows: list[dict[str, Any]] = []
+        if self.save.metrics.exists():
+            for line in _tail_lines(self.save.metrics, 400_000):
+                row = json.loads(line)
+                if "resumed_from" in row:
+                    cut = row["resumed_from"]
+                    rows = [r for r in rows if r.get("step", 0) <= cut]
+                elif "step" in row:
+                    rows.append(row)
+        rows = [r for r in rows if r["step"] <= resumed_step]
+        for row in rows:
+            if "smoothed" in row:
+                self.train_history.append((row["step"], row["smoothed"]))
+            if "val_loss" in row:
+                self.val_history.append((row["step"], row["val_loss"]))
+        if self.save.events.exists():
+            for line in _tail_lines(self.save.events, 50_000)[-LOG_LINES:]:
+                self.log_lines.append(json.loads(line)["text"])
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> int:
+        self.last_emit = self.last_status = self.last_echo = time.monotonic()
+        self.window_tokens = 0
+        self.window_start = time.monotonic()
+        pending_steps = 0
+        while self.stop_reason is None:
+            self.handle_commands(block=self.paused)
+            if self.stop_reason is not None:
+                break
+            if self.paused:
+                continue
+            result = self._train_step()
+            pending_steps += 1
+            now = time.monotonic()
+            if now - self.last_emit >= STEP_EVENT_INTERVAL:
+                self._emit_step(result, pending_steps, now)
+                pending_steps = 0
+            step = self.progress.step
+            game = self.config.game
+            if step % game.eval_every == 0:
+                self.run_eval()
+            if step % game.checkpoint_every == 0:
+                self.take_loot("auto")
+            if game.max_steps and step >= game.max_steps:
+                self.stop_reason = "max_steps"
+            if now - self.last_status >= STATUS_INTERVAL:
+                self.write_status()
+                self.last_status = now
+            if self.echo and now - self.last_echo >= self.echo_every:
+                self.echo(self.progress_line())
+                self.last_echo = now
+        self.finish()
+        return 0
+
+    def _train_step(self) -> Any:
+        cfg = self.config.train
+        pad = self.hero.tokenizer.pad_token_id
+        micro = [pack_rows(self.stream, cfg.micro_batch, cfg.seq_len, pad) for _ in range(cfg.grad_accum)]
+        result = self.trainer.step(micro)
+        levelled = self.progress.record_step(result.loss, result.tokens)
+        self.masked_fraction = result.masked_fraction
+        self.window_tokens += result.tokens
+        smoothed = self.progress.smoothed_loss or result.loss
+        self.train_history.append((self.progress.step, smoothed))
+        self._append_metric(
+            {
+                "step": self.progress.step,
+                "loss": round(result.loss, 6),
+                "smoothed": round(smoothed, 6),
+                "lr": result.lr,
+                "grad_norm": round(result.grad_norm, 4),
+                "tokens": result.tokens,
+                "time": round(time.time(), 3),
+            }
+        )
+        if levelled:
+            level = self.progress.level
+            self.note(f"LEVEL UP! DIO reached level {level}")
+            self.server.broadcast(p.LevelledUp(level=level, step=self.progress.step))
+        return result
+
+    def _emit_step(self, result: Any, steps: int, now: float) -> None:
+        elapsed = now - self.window_start
+        if elapsed > 0:
+            self.tokens_per_s = self.window_tokens / elapsed
+        self.window_tokens = 0
+        self.window_start = now
+        self.last_emit = now
+        self.server.broadcast(
+            p.StepCompleted(
+                step=self.progress.step,
+                steps=steps,
+                loss=result.loss,
+                smoothed_loss=self.progress.smoothed_loss or result.loss,
+                lr=result.lr,
+                grad_norm=result.grad_norm,
+                tokens_per_s=self.tokens_per_s,
+                stats=self.progress.stats(),
+            )
+        )
+
+    # ------------------------------------------------------------------ commands
+
+    def handle_commands(self, block: bool) -> None:
+        timeout: float | None = 0.25 if block else 0
+        while True:
+            item = self.server.next_command(timeout)
+            if item is None:
+                return
+            client, command = item
+            self.handle(client, command)
+            timeout = 0  # drain the rest without waiting
+
+    def handle(self, client: ClientSession, command: Any) -> None:
+        if command is None or isinstance(command, p.Goodbye):
+            if isinstance(command, p.Goodbye):
+                client.said_goodbye = True
+            if self.server.watchers() <= (0 if command is None else 1):
+                self._mark_last_watched()
+            return
+        if isinstance(command, p.Hello):
+            self._greet(client, command)
+        elif not client.greeted:
+            client.send(p.CommandRejected(type(command).__name__, "say Hello first"))
+        elif isinstance(command, p.Pause):
+            if not self.paused:
+                self.paused = True
+                self.state = "paused"
+                self.note(f"Paused at step {self.progress.step}")
+                self.write_status()
+            # The loop only reads commands between steps, so by now stepping has stopped.
+            self.server.broadcast(p.Paused(step=self.progress.step))
+        elif isinstance(command, p.Resume):
+            if self.paused:
+                self.paused = False
+                self.state = "training"
+                self.note(f"Resumed at step {self.progress.step}")
+                self.write_status()
+            self.server.broadcast(p.Resumed(step=self.progress.step))
+        elif isinstance(command, p.SaveNow):
+            self.take_loot("manual")
+        elif isinstance(command, p.Stop):
+            self.stop_reason = "stop"
+        else:
+            client.send(p.CommandRejected(type(command).__name__, "unknown command"))
+
+    def _greet(self, client: ClientSession, hello: p.Hello) -> None:
+        if hello.protocol_version != p.PROTOCOL_VERSION:
+            client.send(
+                p.HandshakeError(
+                    f"engine speaks protocol {p.PROTOCOL_VERSION}, UI speaks "
+                    f"{hello.protocol_version}: run `realm stop` and start again"
+                )
+            )
+            client.flush_and_close(1.0)
+            return
+        away = self._away_summary() if self.server.watchers() == 0 else None
+        client.send(self.snapshot(away))
+        client.greeted = True
+        self.last_watched = None
+        self.write_status()
+
+    def _mark_last_watched(self) -> None:
+        self.last_watched = {
+            "time": time.time(),
+            "step": self.progress.step,
+            "level": self.progress.level,
+        }
+        self.write_status()
+
+    def _away_summary(self) -> p.AwaySummary | None:
+        seen = self.last_watched
+        if not seen:
+            return None
+        loot = [r["step"] for r in self.ledger.live_loot() if r["time"] > seen["time"]]
+        return p.AwaySummary(
+            seconds=time.time() - seen["time"],
+            steps_gained=self.progress.step - seen["step"],
+            levels_gained=self.progress.level - seen["level"],
+            loot_steps=tuple(loot),
+            restarted=self.started_at > seen["time"],
+        )
+
+    def snapshot(self, away: p.AwaySummary | None = None) -> p.Snapshot:
+        return p.Snapshot(
+            protocol_version=p.PROTOCOL_VERSION,
+            hero=self.config.name,
+            model=self.config.model_label,
+            device=self.hero.device.type,
+            state=self.state,
+            pid=os.getpid(),
+            stats=self.progress.stats(),
+            tokens_per_s=self.tokens_per_s,
+            source=self.stream.label,
+            train_losses=tuple(self.train_history),
+            val_losses=tuple(self.val_history),
+            loot=tuple(loot_info(r) for r in self.ledger.live_loot()),
+            log=tuple(self.log_lines),
+            masked_fraction=self.masked_fraction,
+            params=self.hero.params,
+            away=away,
+        )
+
+    # ------------------------------------------------------------------ evals and loot
+
+    def run_eval(self) -> None:
+        result = evaluate(
+            self.hero.model, self.renderer, self.skill, self.eval_problems, self.val_batch, self.hero.device
+        )
+        self.progress.val_loss = result.val_loss
+        self.progress.accuracy = result.accuracy
+        step = self.progress.step
+        self.val_history.append((step, result.val_loss))
+        self._append_metric({"step": step, "val_loss": round(result.val_loss, 6), "acc": result.accuracy})
+        sample = result.sample
+        self.server.broadcast(
+            p.EvalCompleted(
+                step=step,
+                val_loss=result.val_loss,
+                accuracy=result.accuracy,
+                problems=result.problems,
+                sample_prompt=sample.prompt if sample else "",
+                sample_answer=result.sample_answer,
+                sample_correct=result.sample_correct,
+            )
+        )
+
+    def take_loot(self, reason: str) -> p.LootInfo:
+        step = self.progress.step
+        row = self.vault.save(
+            step,
+            self.hero.model,
+            self.hero.tokenizer,
+            self.trainer.state_dict(),
+            meta={
+                "data_position": self.stream.position,
+                "progress": self.progress.to_dict(),
+                "config": json.loads(self.config.to_json()),
+                "source": self.stream.label,
+            },
+            ledger_row={
+                "reason": reason,
+                "train_loss": self.progress.smoothed_loss,
+                "val_loss": self.progress.val_loss,
+                "lr": self.trainer.scheduler.get_last_lr()[0],
+                "source": self.stream.label,
+            },
+        )
+        loot = loot_info(row)
+        for name in self.vault.prune(self.config.game.keep_auto_checkpoints):
+            log.info("pruned old automatic loot %s", name)
+        self.note(f"Loot! Checkpoint {loot.name} ({reason})")
+        self.server.broadcast(p.CheckpointSaved(loot=loot))
+        self.write_status()
+        return loot
+
+    # ------------------------------------------------------------------ finishing
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = reason
+
+    def finish(self) -> None:
+        self.state = "stopping"
+        live = self.ledger.live_loot()
+        last = live[-1]["step"] if live else None
+        if last != self.progress.step:
+            self.take_loot("stop")
+        self.state = "stopped"
+        self.note(f"DIO rests at step {self.progress.step} ({self.stop_reason})")
+        self.write_status()
+        live = self.ledger.live_loot()
+        self.server.broadcast(
+            p.Stopped(
+                step=self.progress.step,
+                last_loot_step=live[-1]["step"] if live else None,
+                reason=self.stop_reason or "stop",
+            )
+        )
+        if self.echo:
+            self.echo(self.progress_line())
+
+    # ------------------------------------------------------------------ records
+
+    def note(self, text: str, level: str = "info") -> None:
+        """A discrete happening: into the log file, events.jsonl, and every UI."""
+        getattr(log, "warning" if level == "warning" else "info")(text)
+        self.log_lines.append(text)
+        with open(self.save.events, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"time": time.time(), "level": level, "text": text}) + "\n")
+        self.server.broadcast(p.LogLine(text=text, level=level))
+        if self.echo and level != "info":
+            self.echo(text)
+
+    def _append_metric(self, row: dict[str, Any]) -> None:
+        with open(self.save.metrics, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def status_dict(self) -> dict[str, Any]:
+        live = self.ledger.live_loot()
+        return {
+            "hero": self.config.name,
+            "model": self.config.model_label,
+            "state": self.state,
+            "pid": os.getpid(),
+            "step": self.progress.step,
+            "level": self.progress.level,
+            "loss": self.progress.smoothed_loss,
+            "val_loss": self.progress.val_loss,
+            "acc": self.progress.accuracy,
+            "gold": self.progress.gold,
+            "tokens_per_s": round(self.tokens_per_s, 1),
+            "device": self.hero.device.type,
+            "last_loot_step": live[-1]["step"] if live else None,
+            "loot": len(live),
+            "updated_at": time.time(),
+            "last_watched": self.last_watched,
+        }
+
+    def write_status(self) -> None:
+        write_json(self.save.status, self.status_dict())
+
+    def progress_line(self) -> str:
+        stats = self.progress
+        loss = f"{stats.smoothed_loss:.4f}" if stats.smoothed_loss is not None else "-"
+        live = self.ledger.live_loot()
+        loot = live[-1]["step"] if live else "-"
+        acc = f"{stats.accuracy:.0%}" if stats.accuracy is not None else "-"
+        return (
+            f"step {stats.step} | level {stats.level} | loss {loss} | acc {acc} | "
+            f"{self.tokens_per_s:,.0f} tok/s | {self.state} | last loot {loot}"
+        )
+
+
+def _tail_lines(path: Path, max_bytes: int) -> list[str]:
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if size > max_bytes:
+            f.seek(size - max_bytes)
+            f.readline()  # drop the partial first line
+        data = f.read().decode("utf-8", errors="replace")
+    return [line for line in data.splitlines() if _is_json(line)]
+
+
+def _is_json(line: str) -> bool:
+    """A kill -9 can leave a half-written last line; skip it rather than fail."""
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return bool(line.strip())

@@ -1,0 +1,1 @@
+"""Skills: seeded, levelled problem generators with verifiers. Pure Python (no torch, no UI)."""

@@ -1,0 +1,68 @@
+"""What every skill is: a deterministic problem generator per (level, index) and a verifier."""
+
+from __future__ import annotations
+
+import random
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+SPLITS = ("train", "eval")
+
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    skill: str
+    level: int
+    index: int
+    split: str
+    prompt: str
+    answer: str
+    system: str | None = None
+
+    def messages(self) -> list[dict[str, str]]:
+        """The conversation up to (not including) DIO's answer."""
+        turns = [{"role": "system", "content": self.system}] if self.system else []
+        return [*turns, {"role": "user", "content": self.prompt}]
+
+    def training_messages(self) -> list[dict[str, str]]:
+        return [*self.messages(), {"role": "assistant", "content": self.answer}]
+
+
+def problem_rng(skill_id: str, level: int, index: int, split: str) -> random.Random:
+    """A generator private to one problem. Seeding from a string is stable across
+    processes (unlike ``hash()``), and the split is part of the seed so the train and
+    eval streams never share a seed."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    if level < 1 or index < 0:
+        raise ValueError(f"level must be >= 1 and index >= 0 (got {level}, {index})")
+    return random.Random(f"{skill_id}/{split}/{level}/{index}")
+
+
+def strip_thinking(response: str) -> str:
+    """Drop Qwen3-style ``<think>…</think>`` blocks (and a dangling open one)."""
+    text = _THINK.sub("", response)
+    if "<think>" in text:
+        text = text.split("<think>", 1)[0]
+    return text.strip()
+
+
+class Skill(ABC):
+    """A skill generates problems and scores answers (0.0 to 1.0)."""
+
+    id: str
+    name: str
+    max_level: int
+
+    @abstractmethod
+    def generate(self, level: int, index: int, split: str = "train") -> Problem: ...
+
+    @abstractmethod
+    def score(self, problem: Problem, response: str) -> float: ...
+
+    def eval_set(self, level: int, size: int) -> list[Problem]:
+        """The static eval set of a level: the same problems every time."""
+        return [self.generate(level, index, split="eval") for index in range(size)]

@@ -1,0 +1,180 @@
+"""The Realm app: one background link to the engine, state folded from its events,
+pushed down into the Tavern's widgets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from engine import protocol as p
+from tui.link import Connector, EngineLink, EngineMessage, LinkLost
+from tui.screens.engine_down import EngineDownScreen
+from tui.screens.help import HelpScreen
+from tui.screens.quit import QuitScreen
+from tui.screens.tavern import TavernScreen
+from tui.state import GameState
+
+
+def away_text(away: p.AwaySummary) -> str:
+    minutes = away.seconds / 60
+    loot = f", {len(away.loot_steps)} loot" if away.loot_steps else ""
+    levels = f", {away.levels_gained} level(s) up" if away.levels_gained else ""
+    restarted = " (the engine restarted meanwhile)" if away.restarted else ""
+    return (
+        f"While you were away ({minutes:.0f} min): DIO fought {away.steps_gained:,} "
+        f"steps{levels}{loot}{restarted}."
+    )
+
+
+class RealmApp(App[str]):
+    TITLE = "Realm of Training"
+    CSS_PATH = "realm.tcss"
+    BINDINGS = [
+        Binding("space", "toggle_pause", "Pause/Resume"),
+        Binding("s", "save_loot", "Save loot"),
+        Binding("question_mark", "keys", "Keys", key_display="?"),
+        Binding("q", "leave", "Quit"),
+        Binding("r", "restart_engine", "Restart engine", show=False),
+    ]
+
+    def __init__(
+        self,
+        connector: Connector,
+        engine_alive: Callable[[], bool] = lambda: True,
+        restart_engine: Callable[[], Any] | None = None,
+        connect_timeout: float = 120.0,
+    ) -> None:
+        super().__init__()
+        self.state = GameState()
+        self.restart_engine_fn = restart_engine
+        self.link = EngineLink(connector, self.post_message, engine_alive, connect_timeout)
+        self.stopping = False
+        self.tavern = TavernScreen()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_mount(self) -> None:
+        self.push_screen(self.tavern)
+        self.tavern.show(self.state)
+        self.link.start()
+
+    def on_unmount(self) -> None:
+        self.link.close()
+
+    # ------------------------------------------------------------------ events
+
+    def on_engine_message(self, message: EngineMessage) -> None:
+        event = message.event
+        self.state.apply(event)
+        self.tavern.show(self.state, chart=not isinstance(event, p.LogLine))
+        self.sub_title = f"{self.state.hero.upper()} · {self.state.model}" if self.state.hero else ""
+        match event:
+            case p.Snapshot(away=away) if away is not None:
+                self.notify(away_text(away), title="Welcome back", timeout=12)
+                self.tavern.flash(f"Welcome back! +{away.steps_gained:,} steps")
+            case p.LevelledUp():
+                self.tavern.flash(f"✨ LEVEL UP! DIO is now level {event.level} ✨")
+                self.notify(f"DIO reached level {event.level}!", title="Level up")
+            case p.CheckpointSaved():
+                self.tavern.flash(f"💎 Loot! {event.loot.name}")
+            case p.Paused():
+                self.tavern.flash(f"⏸ PAUSED at step {event.step:,}")
+            case p.LogLine(level="warning" | "error"):
+                self.notify(event.text, severity="warning")
+            case p.Stopped() if self.stopping:
+                self.exit("stopped")
+            case LinkLost() if self.stopping or self.state.engine_state == "stopped":
+                self.exit("stopped")
+            case LinkLost():
+                self._show_engine_down()
+
+    def _show_engine_down(self) -> None:
+        if isinstance(self.screen, EngineDownScreen):
+            return
+        screen = EngineDownScreen(
+            self.state.error or "the engine stopped",
+            self.state.error_detail[-1500:] or self._log_tail(),
+            self.state.last_loot_step,
+        )
+        self.push_screen(screen, self._after_engine_down)
+
+    def _log_tail(self) -> str:
+        tail: Callable[[], str] | None = getattr(self.restart_engine_fn, "log_tail", None)
+        return tail() if tail else ""
+
+    def _after_engine_down(self, choice: str | None) -> None:
+        if choice == "restart":
+            self.action_restart_engine()
+        elif choice == "quit":
+            self.exit("down")
+
+    # ------------------------------------------------------------------ actions
+
+    def action_toggle_pause(self) -> None:
+        if self.state.link != "connected":
+            self.bell()
+            return
+        if self.state.engine_state == "paused":
+            self.link.send(p.Resume())
+        else:
+            self.state.pause_requested = True
+            self.link.send(p.Pause())
+        self.tavern.show(self.state, chart=False)
+
+    def action_save_loot(self) -> None:
+        if not self.link.send(p.SaveNow()):
+            self.notify("The engine is down: nothing to save.", severity="error")
+        else:
+            self.notify("Saving loot…", timeout=2)
+
+    def action_keys(self) -> None:
+        self.push_screen(HelpScreen(self.key_list()))
+
+    def key_list(self) -> list[tuple[str, str]]:
+        keys = [(b.key_display or b.key, b.description) for b in self.BINDINGS if isinstance(b, Binding)]
+        return [*keys, ("ctrl+p", "Command palette"), ("ctrl+q", "Quit at once (DIO keeps training)")]
+
+    def action_leave(self) -> None:
+        if self.state.link != "connected":
+            self.exit("down")
+            return
+        self.push_screen(QuitScreen(), self._after_quit)
+
+    def _after_quit(self, choice: str | None) -> None:
+        if choice == "background":
+            self.link.send(p.Goodbye())
+            self.exit("background")
+        elif choice == "stop":
+            self.stopping = True
+            self.state.engine_state = "stopping"
+            self.tavern.show(self.state, chart=False)
+            self.tavern.flash("Saving loot before DIO rests…")
+            if not self.link.send(p.Stop()):
+                self.exit("stopped")
+
+    def action_restart_engine(self) -> None:
+        if self.state.link == "connected":
+            self.notify("The engine is running.", timeout=2)
+            return
+        if self.restart_engine_fn is None:
+            self.notify("Cannot restart from here: run `realm play` again.", severity="error")
+            return
+        self.restart_engine_fn()
+        self.state.link = "connecting"
+        self.state.error = None
+        self.tavern.show(self.state, chart=False)
+        self.link.reconnect()
+
+    # ------------------------------------------------------------------ palette
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Pause / resume training", "Space: DIO stops between steps", self.action_toggle_pause)
+        yield SystemCommand("Save loot now", "s: write a checkpoint", self.action_save_loot)
+        yield SystemCommand("Show keys", "?: every key", self.action_keys)
+        yield SystemCommand("Leave the game", "q: background or save and stop", self.action_leave)
+        yield SystemCommand("Restart the engine", "r: from the last loot", self.action_restart_engine)

@@ -1,0 +1,276 @@
+"""`realm`: the command line. Play, train headless, check status, stop.
+
+This module must not import torch: `realm play` draws its first frame while the
+engine process is still loading it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tui.launcher import DEFAULT_HERO, SAVES_ENV, Hero, default_saves_root, engine_command, spawn_engine, stop_engine
+
+EPILOG = f"""
+Save slots live in SAVES/HERO (default {default_saves_root()}/{DEFAULT_HERO}).
+Set {SAVES_ENV} to move the save root. Docs: README.md.
+"""
+
+
+def add_hero_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hero", default=DEFAULT_HERO, help=f"save slot name (default: {DEFAULT_HERO})")
+    parser.add_argument(
+        "--saves",
+        type=Path,
+        default=None,
+        help=f"save root folder (default: ${SAVES_ENV}, else {default_saves_root()})",
+    )
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        help="a local Hugging Face causal-LM folder to train (e.g. a copy of Qwen3-0.6B); "
+        "default: the hatchling, a tiny model created on first run. Fixed per hero.",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="realm",
+        description="Realm of Training: an idle RPG whose hero, DIO, is a language model "
+        "that really trains. Losses are battles, checkpoints are loot.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    play = sub.add_parser(
+        "play",
+        help="open the game (starts DIO training, or reattaches to a running DIO)",
+        description="Open the game in this terminal. If DIO's engine is not running it is "
+        "started in the background (it survives the terminal closing); if it is, the game "
+        "reattaches and shows what happened while you were away. Keys: space pause/resume, "
+        "s save loot, ? all keys, q quit.",
+    )
+    add_hero_args(play)
+    add_model_args(play)
+
+    train = sub.add_parser(
+        "train",
+        help="train headless in the foreground, printing progress (Ctrl+C saves and stops)",
+        description="Run the engine in this terminal with no game screen: for nohup, "
+        "systemd or a CI box. Prints a progress line every few seconds. Ctrl+C (or SIGTERM) "
+        "saves loot and stops; a second Ctrl+C stops at once without saving. "
+        "`realm play` can attach to it from another terminal.",
+    )
+    add_hero_args(train)
+    add_model_args(train)
+    train.add_argument("--max-steps", type=int, help="save and stop once DIO reaches this step")
+    train.add_argument("--checkpoint-every", type=int, help="steps between automatic loot")
+    train.add_argument("--eval-every", type=int, help="steps between evals")
+    train.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+
+    status = sub.add_parser(
+        "status",
+        help="is DIO training? step, loss, level, last loot",
+        description="Report the hero's state without opening the game.",
+    )
+    add_hero_args(status)
+    status.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (state, step, loss, level, last_loot_step, pid, …)",
+    )
+
+    stop = sub.add_parser(
+        "stop",
+        help="save loot and stop DIO's engine",
+        description="Ask the running engine to save a checkpoint and stop, and wait for it.",
+    )
+    add_hero_args(stop)
+    stop.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
+    return parser
+
+
+def hero_from(args: argparse.Namespace) -> Hero:
+    if "/" in args.hero or args.hero.startswith(".") or not args.hero:
+        raise SystemExit(f"realm: --hero {args.hero!r} must be a plain name like 'dio'")
+    root = (args.saves.expanduser() if args.saves else default_saves_root()).absolute()
+    return Hero(root / args.hero)
+
+
+def check_model(hero: Hero, model: str | None) -> str | None:
+    """Fail early, before any screen, on a --model that cannot work."""
+    if not model:
+        return None
+    folder = Path(model).expanduser().resolve()
+    if not folder.is_dir():
+        raise SystemExit(f"realm: --model {model}: no such folder (a local Hugging Face model folder)")
+    if not (folder / "config.json").exists():
+        raise SystemExit(f"realm: --model {model}: no config.json in it; is it a save_pretrained folder?")
+    existing = hero.read_config().get("model")
+    if existing is not None and existing != str(folder):
+        raise SystemExit(
+            f"realm: hero {hero.name!r} already trains {existing or 'the hatchling'}; "
+            f"choose another slot with --hero NAME to train {model}"
+        )
+    return str(folder)
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from tui.app import RealmApp
+
+    hero = hero_from(args)
+    model = check_model(hero, args.model)
+    if hero.engine_pid() is None:
+        spawn_engine(hero, model)
+
+    def restart() -> None:
+        if hero.engine_pid() is None:
+            spawn_engine(hero, model)
+
+    restart.log_tail = hero.log_tail  # type: ignore[attr-defined]
+    app = RealmApp(
+        connector=hero.connect,
+        engine_alive=lambda: hero.engine_pid() is not None,
+        restart_engine=restart,
+    )
+    result = app.run()
+    pid = hero.engine_pid()
+    if result == "background" and pid:
+        print(f"DIO keeps training in the background (pid {pid}).")
+        print("  realm play    to watch again\n  realm status  for a one-line report\n  realm stop    to save and stop")
+    elif result == "stopped":
+        status = hero.read_status()
+        print(f"DIO rests at step {status.get('step', 0):,}; last loot at step {status.get('last_loot_step')}.")
+    elif result == "down":
+        print(f"The engine is not running. Its log: {hero.file('engine.log')}")
+        tail = hero.log_tail(5)
+        if tail:
+            print(tail)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    hero = hero_from(args)
+    model = check_model(hero, args.model)
+    pid = hero.engine_pid()
+    if pid is not None:
+        print(
+            f"realm: DIO is already training in the background (pid {pid}). "
+            "Use `realm play` to watch or `realm stop` to stop it.",
+            file=sys.stderr,
+        )
+        return 3
+    hero.root.mkdir(parents=True, exist_ok=True)
+    hero.clean_stale()
+    extra = ["--foreground"]
+    for flag in ("max_steps", "checkpoint_every", "eval_every", "threads"):
+        value = getattr(args, flag)
+        if value is not None:
+            extra += [f"--{flag.replace('_', '-')}", str(value)]
+    cmd = engine_command(hero, model, extra)
+    print(f"Training {hero.name} in the foreground; Ctrl+C saves and stops.", flush=True)
+    os.execv(cmd[0], cmd)  # become the engine: signals reach it directly
+    return 0  # not reached
+
+
+def status_record(hero: Hero) -> dict[str, Any]:
+    status = hero.read_status()
+    pid = hero.engine_pid()
+    state = status.get("state", "stopped") if pid else "stopped"
+    if pid and state in ("starting", "stopped", "crashed"):
+        state = "training"  # alive but has not written its first status yet
+    record = {
+        "hero": hero.name,
+        "state": state,
+        "step": status.get("step", 0),
+        "loss": status.get("loss"),
+        "val_loss": status.get("val_loss"),
+        "acc": status.get("acc"),
+        "level": status.get("level", 0),
+        "gold": status.get("gold", 0),
+        "last_loot_step": status.get("last_loot_step"),
+        "loot": status.get("loot", 0),
+        "pid": pid,
+        "model": status.get("model") or hero.read_config().get("model") or "hatchling",
+        "device": status.get("device"),
+        "tokens_per_s": status.get("tokens_per_s") if pid else 0.0,
+        "updated_at": status.get("updated_at"),
+        "save_dir": str(hero.root),
+    }
+    if not pid and status.get("state") == "crashed":
+        record["error"] = status.get("error")
+    return record
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    hero = hero_from(args)
+    if not hero.root.exists():
+        if args.json:
+            print(json.dumps({"hero": hero.name, "state": "stopped", "step": 0, "loss": None,
+                              "level": 0, "last_loot_step": None, "pid": None, "exists": False}))
+            return 0
+        print(f"No hero {hero.name!r} in {hero.root.parent} yet. `realm play` hatches one.")
+        return 0
+    rec = status_record(hero)
+    if args.json:
+        print(json.dumps(rec))
+        return 0
+    loss = f"{rec['loss']:.4f}" if rec["loss"] is not None else "--"
+    who = f"{hero.name.upper()} ({rec['model']})"
+    running = f", pid {rec['pid']}" if rec["pid"] else ""
+    print(f"{who}: {rec['state']}{running}")
+    print(f"  step {rec['step']:,} · level {rec['level']} · loss {loss} · gold {rec['gold']}")
+    if rec["pid"]:
+        print(f"  {rec['tokens_per_s'] or 0:,.0f} tok/s on {rec['device']}")
+    if rec["last_loot_step"] is not None:
+        age = ""
+        if rec["updated_at"]:
+            age = f" (status {time.time() - rec['updated_at']:.0f}s old)"
+        print(f"  last loot at step {rec['last_loot_step']:,}; {rec['loot']} in the vault{age}")
+    else:
+        print("  no loot yet")
+    if rec.get("error"):
+        print(f"  the engine crashed: {rec['error']} (see {hero.file('engine.log')})")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    hero = hero_from(args)
+    pid = hero.engine_pid()
+    if pid is None:
+        print(f"{hero.name.upper()} is not training; nothing to stop.")
+        return 0
+    print(f"Saving loot and stopping {hero.name.upper()} (pid {pid})…", end="", flush=True)
+    try:
+        stop_engine(hero, timeout=args.timeout, on_wait=lambda: print(".", end="", flush=True))
+    except TimeoutError as exc:
+        print(f"\nrealm: {exc}", file=sys.stderr)
+        return 1
+    status = hero.read_status()
+    print(f" done. Rests at step {status.get('step', 0):,}, last loot at step {status.get('last_loot_step')}.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    commands = {"play": cmd_play, "train": cmd_train, "status": cmd_status, "stop": cmd_stop}
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return commands[args.command](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

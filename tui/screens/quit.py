@@ -1,0 +1,33 @@
+"""Leaving the game: keep DIO training in the background, or save and stop."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label
+
+
+class QuitScreen(ModalScreen[str]):
+    """Dismisses with "background", "stop" or "cancel"."""
+
+    BINDINGS = [
+        Binding("b", "choose('background')", "Leave training in background"),
+        Binding("s", "choose('stop')", "Save and stop"),
+        Binding("escape,c", "choose('cancel')", "Cancel"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="quit-dialog"):
+            yield Label("Leave the Realm?", id="quit-title")
+            yield Label("DIO can keep training while you are away (even if this terminal closes).")
+            yield Button("[b] Leave DIO training in the background", id="background", variant="primary")
+            yield Button("[s] Save loot and stop training", id="stop", variant="warning")
+            yield Button("[esc] Stay", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id or "cancel")
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(choice)

@@ -1,0 +1,74 @@
+"""The Tavern: the main screen. It owns no state; the app hands it a GameState."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+
+from tui.state import GameState
+from tui.widgets.battle import BattlePanel
+from tui.widgets.hero_card import HeroCard
+from tui.widgets.loot_feed import LootFeed
+from tui.widgets.loss_chart import LossChart
+from tui.widgets.status_bar import StatusBar
+
+
+def _num(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+class TavernScreen(Screen[None]):
+    def compose(self) -> ComposeResult:
+        yield Header(icon="⚔")
+        with Horizontal(id="top"):
+            yield HeroCard(id="hero")
+            yield BattlePanel(id="battle")
+        with Horizontal(id="bottom"):
+            yield LossChart(id="chart")
+            yield LootFeed(id="loot")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#battle").border_title = "battle"
+
+    def show(self, state: GameState, chart: bool = True) -> None:
+        """Push the state's values down into the widgets."""
+        card = self.query_one(HeroCard)
+        card.hero = state.hero or "DIO"
+        card.model = state.model
+        card.stats = state.stats
+        params = f"{state.params / 1e6:.1f}M params" if state.params else ""
+        card.detail = " · ".join(x for x in (params, state.device) if x)
+        battle = self.query_one(BattlePanel)
+        battle.step = state.stats.step
+        battle.damage = state.last_damage
+        battle.source = state.source
+        battle.news = state.log[-1] if state.log else ""
+        self.query_one(LootFeed).loot = tuple(state.loot)
+        if chart:
+            self.query_one(LossChart).set_series(state.train_losses, state.val_losses)
+        bar = self.query_one(StatusBar)
+        bar.word = state.status_word
+        if state.link == "connecting":
+            bar.detail = f"DIO is waking up (loading the hero) {state.waited:.0f}s"
+        elif state.link == "lost":
+            bar.detail = f"{state.error or 'the engine stopped'} · r restarts from the last loot"
+        else:
+            bar.detail = (
+                f"step {state.stats.step:,} · {_num(state.tokens_per_s)} tok/s · "
+                f"{state.device} · {state.source}"
+            )
+
+    def flash(self, banner: str) -> None:
+        """A moment on screen (level up, loot) that clears itself."""
+        battle = self.query_one(BattlePanel)
+        battle.banner = banner
+
+        def clear() -> None:
+            if battle.banner == banner:
+                battle.banner = ""
+
+        self.set_timer(4.0, clear)

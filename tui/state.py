@@ -1,0 +1,109 @@
+"""What the UI knows about the game, folded from engine events. Pure Python, so the
+folding is tested without a terminal."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import protocol as p
+from tui.link import LinkLost, LinkWaiting
+
+CHART_POINTS = 600
+LOG_LINES = 100
+
+
+@dataclass
+class GameState:
+    link: str = "connecting"  # connecting | connected | lost
+    engine_state: str = "starting"  # training | paused | stopping | stopped
+    pause_requested: bool = False  # space pressed, Paused not yet seen
+    hero: str = ""
+    model: str = ""
+    device: str = ""
+    pid: int | None = None
+    params: int = 0
+    source: str = ""
+    stats: p.HeroStats = field(default_factory=p.HeroStats)
+    tokens_per_s: float = 0.0
+    last_damage: float | None = None
+    masked_fraction: float = 0.0
+    train_losses: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=CHART_POINTS))
+    val_losses: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=CHART_POINTS))
+    loot: list[p.LootInfo] = field(default_factory=list)
+    log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    away: p.AwaySummary | None = None
+    error: str | None = None
+    error_detail: str = ""
+    waited: float = 0.0
+    last_eval: p.EvalCompleted | None = None
+
+    @property
+    def status_word(self) -> str:
+        if self.link == "lost":
+            return "ENGINE DOWN"
+        if self.link == "connecting":
+            return "WAKING UP"
+        if self.engine_state == "paused":
+            return "PAUSED"
+        if self.pause_requested:
+            return "PAUSING…"
+        return self.engine_state.upper()
+
+    @property
+    def last_loot_step(self) -> int | None:
+        return self.loot[-1].step if self.loot else None
+
+    def apply(self, event: Any) -> None:
+        """Fold one event into the state."""
+        match event:
+            case p.Snapshot():
+                self.link = "connected"
+                self.error = None
+                self.hero, self.model, self.device = event.hero, event.model, event.device
+                self.pid, self.params, self.source = event.pid, event.params, event.source
+                self.engine_state = event.state
+                self.pause_requested = False
+                self.stats = event.stats
+                self.tokens_per_s = event.tokens_per_s
+                self.masked_fraction = event.masked_fraction
+                self.train_losses.clear()
+                self.train_losses.extend(event.train_losses)
+                self.val_losses.clear()
+                self.val_losses.extend(event.val_losses)
+                self.loot = list(event.loot)
+                self.log.extend(event.log)
+                self.away = event.away
+            case p.StepCompleted():
+                self.stats = event.stats
+                self.tokens_per_s = event.tokens_per_s
+                self.last_damage = event.loss
+                self.train_losses.append((event.step, event.smoothed_loss))
+            case p.Paused():
+                self.engine_state = "paused"
+                self.pause_requested = False
+            case p.Resumed():
+                self.engine_state = "training"
+            case p.CheckpointSaved():
+                self.loot.append(event.loot)
+            case p.EvalCompleted():
+                self.val_losses.append((event.step, event.val_loss))
+                self.last_eval = event
+            case p.LogLine():
+                self.log.append(event.text)
+            case p.Stopped():
+                self.engine_state = "stopped"
+            case p.EngineFailed():
+                self.error = event.error
+                self.error_detail = event.traceback
+            case p.HandshakeError():
+                self.error = event.reason
+            case LinkLost():
+                self.link = "lost"
+                self.pause_requested = False
+                if self.engine_state != "stopped" and self.error is None:
+                    self.error = event.reason
+            case LinkWaiting():
+                self.link = "connecting"
+                self.waited = event.seconds

@@ -1,0 +1,28 @@
+"""One line: training / paused / engine down, tokens per second, device, step."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+STYLES = {
+    "TRAINING": "bold black on green",
+    "PAUSED": "bold black on yellow",
+    "PAUSING…": "bold black on yellow",
+    "ENGINE DOWN": "bold white on red",
+    "WAKING UP": "bold black on cyan",
+    "STOPPING": "bold black on magenta",
+    "STOPPED": "bold white on blue",
+}
+
+
+class StatusBar(Widget):
+    word: reactive[str] = reactive("WAKING UP")
+    detail: reactive[str] = reactive("")
+
+    def render(self) -> Text:
+        text = Text()
+        text.append(f" {self.word} ", style=STYLES.get(self.word, "reverse"))
+        text.append(f" {self.detail}")
+        return text
