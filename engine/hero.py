@@ -57,7 +57,9 @@ def base_folder(config: HeroConfig, save: SaveDir) -> Path:
 
 def load_hero(folder: Path, device: torch.device, label: str) -> LoadedHero:
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # bars would garble engine.log and `realm train`
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(

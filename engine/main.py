@@ -33,6 +33,30 @@ class EngineBusy(Exception):
     pass
 
 
+class StopOnSignal:
+    """SIGTERM / SIGINT ask for a saved stop, from the first instant of the process:
+    a stop that arrives while torch is still loading is honoured once the loop starts."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.worker: Any = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the engine outlives its terminal
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        self.reason = signal.Signals(signum).name.lower()
+        if self.worker is not None:
+            self.worker.request_stop(self.reason)
+        # A second Ctrl+C or TERM ends the process at once, without saving.
+        signal.signal(signum, signal.SIG_DFL)
+
+    def attach(self, worker: Any) -> None:
+        self.worker = worker
+        if self.reason is not None:
+            worker.request_stop(self.reason)
+
+
 def take_lock(save: SaveDir) -> IO[str]:
     """Hold the hero's lock for the life of the process; the kernel drops it on any
     death (kill -9 included), so a crashed engine never blocks the next one."""
@@ -99,6 +123,7 @@ def quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop = StopOnSignal()
     args = build_parser().parse_args(argv)
     save = SaveDir(args.save_dir.expanduser().absolute())
     save.create()
@@ -123,13 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         write_json(save.config, json.loads(config.to_json()))
     save.pid.write_text(f"{os.getpid()}\n")
     try:
-        return serve(save, config, args.foreground)
+        return serve(save, config, args.foreground, stop)
     finally:
         save.pid.unlink(missing_ok=True)
         lock.close()
 
 
-def serve(save: SaveDir, config: HeroConfig, foreground: bool) -> int:
+def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSignal) -> int:
     from engine.server import EngineServer, load_or_create_authkey
 
     quiet_libraries()
@@ -138,15 +163,7 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool) -> int:
     server = EngineServer()
     echo = (lambda line: print(line, flush=True)) if foreground else None
     worker = Worker(save, config, server, echo=echo)
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        worker.request_stop(signal.Signals(signum).name.lower())
-        # A second Ctrl+C or TERM ends the process at once, without saving.
-        signal.signal(signum, signal.SIG_DFL)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    stop.attach(worker)
     try:
         worker.start()
         server.listen(save.socket, load_or_create_authkey(save.root))

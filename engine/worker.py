@@ -82,6 +82,8 @@ class Worker:
         self.tokens_per_s = 0.0
         self.masked_fraction = 0.0
         self.last_watched: dict[str, Any] | None = None
+        self.window_tokens = 0  # tokens since the last StepCompleted, for tokens/s
+        self.window_start = self.last_emit = self.last_status = self.last_echo = time.monotonic()
 
     # ------------------------------------------------------------------ start-up
 
@@ -150,9 +152,8 @@ class Worker:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> int:
-        self.last_emit = self.last_status = self.last_echo = time.monotonic()
+        self.window_start = self.last_emit = self.last_status = self.last_echo = time.monotonic()
         self.window_tokens = 0
-        self.window_start = time.monotonic()
         pending_steps = 0
         while self.stop_reason is None:
             self.handle_commands(block=self.paused)
@@ -393,7 +394,7 @@ class Worker:
     def finish(self) -> None:
         self.state = "stopping"
         live = self.ledger.live_loot()
-        last = live[-1]["step"] if live else None
+        last = live[-1]["step"] if live else 0  # step 0 needs no loot: it is the base model
         if last != self.progress.step:
             self.take_loot("stop")
         self.state = "stopped"

@@ -57,8 +57,8 @@ class RealmApp(App[str]):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def on_mount(self) -> None:
-        self.push_screen(self.tavern)
+    async def on_mount(self) -> None:
+        await self.push_screen(self.tavern)
         self.tavern.show(self.state)
         self.link.start()
 

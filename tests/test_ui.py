@@ -1,0 +1,210 @@
+"""The game against a fake engine on the other end of a Pipe (App.run_test + Pilot)."""
+
+from __future__ import annotations
+
+import asyncio
+from multiprocessing import Pipe
+from typing import Any
+
+import pytest
+
+from engine import protocol as p
+from tui.app import RealmApp
+from tui.screens.engine_down import EngineDownScreen
+from tui.screens.help import HelpScreen
+from tui.screens.quit import QuitScreen
+from tui.widgets.battle import BattlePanel
+from tui.widgets.hero_card import HeroCard
+from tui.widgets.loot_feed import LootFeed
+from tui.widgets.status_bar import StatusBar
+
+STATS = p.HeroStats(step=1500, level=1, atk=0.8, defense=0.7, acc=0.5, gold=0, train_loss=1.25, val_loss=1.4)
+
+
+def snapshot(**changes: Any) -> p.Snapshot:
+    base = dict(
+        protocol_version=p.PROTOCOL_VERSION, hero="dio", model="hatchling", device="cpu", state="training",
+        pid=4242, stats=STATS, tokens_per_s=3210.0, source="ARI L2", train_losses=((1499, 1.3), (1500, 1.25)),
+        val_losses=((1500, 1.4),), loot=(), log=("DIO wakes",), masked_fraction=0.8, params=3_300_000,
+    )
+    base.update(changes)
+    return p.Snapshot(**base)  # type: ignore[arg-type]
+
+
+class FakeEngine:
+    """The engine's end of the pipe, driven by the test."""
+
+    def __init__(self) -> None:
+        self.ui_end, self.conn = Pipe()
+        self.connects = 0
+
+    def connector(self) -> Any:
+        self.connects += 1
+        return self.ui_end
+
+    async def expect(self, kind: type, timeout: float = 5.0) -> Any:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if self.conn.poll():
+                message = self.conn.recv()
+                if isinstance(message, kind):
+                    return message
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"the UI never sent {kind.__name__}")
+
+    def send(self, event: Any) -> None:
+        self.conn.send(event)
+
+
+async def settle(pilot: Any, rounds: int = 5) -> None:
+    for _ in range(rounds):
+        await asyncio.sleep(0.03)
+        await pilot.pause()
+
+
+async def start(pilot: Any, engine: FakeEngine, snap: p.Snapshot | None = None) -> None:
+    await engine.expect(p.Hello)
+    engine.send(snap or snapshot())
+    await settle(pilot)
+
+
+def status_word(app: RealmApp) -> str:
+    return app.tavern.query_one(StatusBar).word
+
+
+@pytest.mark.asyncio
+async def test_paused_shows_only_after_the_engine_says_so() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        assert status_word(app) == "TRAINING"
+        await pilot.press("space")
+        await engine.expect(p.Pause)
+        await settle(pilot)
+        assert status_word(app) == "PAUSING…"  # asked, not yet confirmed
+        engine.send(p.Paused(step=1500))
+        await settle(pilot)
+        assert status_word(app) == "PAUSED"
+        await pilot.press("space")
+        await engine.expect(p.Resume)
+        engine.send(p.Resumed(step=1500))
+        await settle(pilot)
+        assert status_word(app) == "TRAINING"
+
+
+@pytest.mark.asyncio
+async def test_events_update_the_hero_card_and_feeds() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        card = app.tavern.query_one(HeroCard)
+        assert card.stats.step == 1500
+        stats = p.HeroStats(step=2000, level=2, atk=1.1, train_loss=0.9, acc=0.75)
+        engine.send(p.StepCompleted(step=2000, steps=3, loss=0.91, smoothed_loss=0.9, lr=1e-3,
+                                    grad_norm=1.0, tokens_per_s=3000, stats=stats))
+        engine.send(p.LevelledUp(level=2, step=2000))
+        loot = p.LootInfo(step=2000, name="step-002000", time=0, reason="manual", train_loss=0.9,
+                          val_loss=None, lr=1e-3, source="ARI L2")
+        engine.send(p.CheckpointSaved(loot=loot))
+        await settle(pilot)
+        assert card.stats == stats
+        assert "Level 2" in str(card.render())
+        assert app.tavern.query_one(BattlePanel).damage == pytest.approx(0.91)
+        assert app.tavern.query_one(LootFeed).loot == (loot,)
+        assert app.state.last_loot_step == 2000
+
+
+@pytest.mark.asyncio
+async def test_save_key_sends_save_now() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        await pilot.press("s")
+        await engine.expect(p.SaveNow)
+
+
+@pytest.mark.asyncio
+async def test_quit_to_background_says_goodbye() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        await pilot.press("q")
+        await settle(pilot)
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("b")
+        await engine.expect(p.Goodbye)
+        await settle(pilot)
+    assert app.return_value == "background"
+
+
+@pytest.mark.asyncio
+async def test_quit_with_stop_waits_for_stopped() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        await pilot.press("q")
+        await settle(pilot)
+        await pilot.press("s")
+        await engine.expect(p.Stop)
+        await settle(pilot)
+        assert app.is_running  # still saving
+        engine.send(p.Stopped(step=1500, last_loot_step=1500))
+        await settle(pilot)
+    assert app.return_value == "stopped"
+
+
+@pytest.mark.asyncio
+async def test_engine_death_is_a_game_state_with_restart() -> None:
+    engine = FakeEngine()
+    restarts: list[bool] = []
+    app = RealmApp(engine.connector, restart_engine=lambda: restarts.append(True))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        engine.send(p.EngineFailed("RuntimeError: out of dragons", "Traceback ..."))
+        engine.conn.close()
+        await settle(pilot, 10)
+        assert isinstance(app.screen, EngineDownScreen)
+        assert status_word(app) == "ENGINE DOWN"
+        assert app.screen.error == "RuntimeError: out of dragons"
+        # Restart: a new pipe stands in for the new engine process.
+        fresh = FakeEngine()
+        engine.ui_end = fresh.ui_end
+        engine.conn = fresh.conn
+        await pilot.press("r")
+        await start(pilot, engine)
+        assert restarts == [True]
+        assert status_word(app) == "TRAINING"
+
+
+@pytest.mark.asyncio
+async def test_help_lists_every_binding_and_palette_has_every_action() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        described = {d for _, d in app.screen.keys}
+        assert {b.description for b in RealmApp.BINDINGS} <= described  # type: ignore[union-attr]
+        titles = " ".join(c.title for c in app.get_system_commands(app.screen)).lower()
+        for word in ("pause", "save loot", "keys", "leave", "restart"):
+            assert word in titles
+
+
+@pytest.mark.asyncio
+async def test_away_summary_and_80x24_screen() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    away = p.AwaySummary(seconds=600, steps_gained=1200, levels_gained=1, loot_steps=(1000,), restarted=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(away=away))
+        screen = app.export_screenshot()
+        for text in ("Level", "1,500", "TRAINING", "3,210"):
+            assert text in screen.replace("&#160;", " "), text
+        assert "+1,200 steps" in app.tavern.query_one(BattlePanel).banner
