@@ -131,19 +131,20 @@ def cmd_play(args: argparse.Namespace) -> int:
 
     hero = hero_from(args)
     model = check_model(hero, args.model)
+    spawned: list[Any] = []  # the engine we started, if any: alive while it loads
     if hero.engine_pid() is None:
-        spawn_engine(hero, model)
+        spawned.append(spawn_engine(hero, model))
 
     def restart() -> None:
         if hero.engine_pid() is None:
-            spawn_engine(hero, model)
+            spawned.append(spawn_engine(hero, model))
+
+    def engine_alive() -> bool:
+        # Before its pid file exists a fresh engine is still importing torch.
+        return hero.engine_pid() is not None or bool(spawned and spawned[-1].poll() is None)
 
     restart.log_tail = hero.log_tail  # type: ignore[attr-defined]
-    app = RealmApp(
-        connector=hero.connect,
-        engine_alive=lambda: hero.engine_pid() is not None,
-        restart_engine=restart,
-    )
+    app = RealmApp(connector=hero.connect, engine_alive=engine_alive, restart_engine=restart)
     result = app.run()
     pid = hero.engine_pid()
     if result == "background" and pid:

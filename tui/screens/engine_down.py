@@ -30,8 +30,8 @@ class EngineDownScreen(ModalScreen[str]):
             yield Label("☠ The engine is down", id="down-title")
             yield Label(self.error, id="down-error")
             yield Static(self.detail, id="down-detail")
-            yield Button(f"[r] Restart from the last loot ({loot})", id="restart", variant="primary")
-            yield Button("[q] Quit", id="quit")
+            yield Button(f"(r) Restart from the last loot ({loot})", id="restart", variant="primary")
+            yield Button("(q) Quit", id="quit")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id or "dismiss")

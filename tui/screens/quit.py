@@ -22,9 +22,9 @@ class QuitScreen(ModalScreen[str]):
         with Vertical(id="quit-dialog"):
             yield Label("Leave the Realm?", id="quit-title")
             yield Label("DIO can keep training while you are away (even if this terminal closes).")
-            yield Button("[b] Leave DIO training in the background", id="background", variant="primary")
-            yield Button("[s] Save loot and stop training", id="stop", variant="warning")
-            yield Button("[esc] Stay", id="cancel")
+            yield Button("(b) Leave DIO training in the background", id="background", variant="primary")
+            yield Button("(s) Save loot and stop training", id="stop", variant="warning")
+            yield Button("(esc) Stay", id="cancel")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id or "cancel")
