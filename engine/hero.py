@@ -62,12 +62,10 @@ def load_hero(folder: Path, device: torch.device, label: str) -> LoadedHero:
     hf_logging.disable_progress_bar()  # bars would garble engine.log and `realm train`
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=torch.float32, attn_implementation="sdpa"
-        )
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa")
     except (OSError, ValueError) as exc:
         raise HeroLoadError(f"cannot load a causal LM from {folder}: {exc}") from exc
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.to(device)
+    model = model.to(device)  # type: ignore[arg-type]  # transformers' stub confuses mypy
     return LoadedHero(model, tokenizer, device, label)

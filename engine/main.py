@@ -180,4 +180,3 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
         return 1
     finally:
         server.close(save.socket)
-

@@ -251,5 +251,3 @@ Event = (
 
 # Events the throttle may coalesce; every other event is always delivered.
 THROTTLED_EVENTS: tuple[type, ...] = (StepCompleted,)
-
-

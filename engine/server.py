@@ -9,6 +9,7 @@ and gets a fresh Snapshot.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -92,10 +93,8 @@ class ClientSession:
         if self.alive:
             self.alive = False
             self.outbox.put(None)
-            try:
+            with contextlib.suppress(OSError):
                 self.conn.close()
-            except OSError:
-                pass
 
 
 class EngineServer:

@@ -25,9 +25,7 @@ class Source:
 
 
 class SkillStream:
-    def __init__(
-        self, sources: list[Source], renderer: ChatRenderer, seed: int, position: int = 0
-    ) -> None:
+    def __init__(self, sources: list[Source], renderer: ChatRenderer, seed: int, position: int = 0) -> None:
         if not sources:
             raise ValueError("the stream needs at least one source")
         self.sources = sources

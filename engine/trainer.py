@@ -68,7 +68,8 @@ class Trainer:
         self.cfg = cfg
         self.device = device
         self.autocast_dtype = pick_precision(cfg, device)
-        decay, no_decay = [], []
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
         for name, param in model.named_parameters():
             if not param.requires_grad:
                 continue
@@ -82,9 +83,7 @@ class Trainer:
             lr=cfg.lr,
             betas=(0.9, 0.95),
         )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, cfg)
-        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: lr_factor(step, cfg))
 
     def _autocast(self) -> Any:
         if self.autocast_dtype is None:
@@ -107,7 +106,7 @@ class Trainer:
             loss_sum += float(loss.detach())
         params = [p for p in self.model.parameters() if p.requires_grad]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf))
-        lr = self.scheduler.get_last_lr()[0]
+        lr = float(self.scheduler.get_last_lr()[0])
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)

@@ -1,11 +1,11 @@
 """The worker loop: the engine's main thread, read top to bottom.
 
-    start():  load the hero, resume from the newest loot, build the stream
-    run():    while not stopping:
-                  handle UI commands (block while paused)
-                  one optimizer step -> stats, metrics, throttled StepCompleted
-                  level-up? eval due? loot due? max steps?
-              save loot, say Stopped
+start():  load the hero, resume from the newest loot, build the stream
+run():    while not stopping:
+              handle UI commands (block while paused)
+              one optimizer step -> stats, metrics, throttled StepCompleted
+              level-up? eval due? loot due? max steps?
+          save loot, say Stopped
 """
 
 from __future__ import annotations
@@ -116,7 +116,10 @@ class Worker:
         self._load_history(resume.meta["step"] if resume else 0)
         problems = self.skill.eval_set(cfg.game.skill_level, cfg.game.eval_problems)
         self.eval_problems = problems
-        val = [self.skill.generate(cfg.game.skill_level, 10_000 + i, "eval") for i in range(cfg.game.val_examples)]
+        val = [
+            self.skill.generate(cfg.game.skill_level, 10_000 + i, "eval")
+            for i in range(cfg.game.val_examples)
+        ]
         pad = self.hero.tokenizer.pad_token_id
         self.val_batch = build_val_batch(self.renderer, val, cfg.train.seq_len, pad)
         status = read_json(self.save.status, {}) or {}

@@ -32,7 +32,9 @@ class Driver:
                 self.seen.append(event)
                 if isinstance(event, kind):
                     return event
-        raise AssertionError(f"no {kind.__name__} within {timeout}s; saw {[type(e).__name__ for e in self.seen]}")
+        raise AssertionError(
+            f"no {kind.__name__} within {timeout}s; saw {[type(e).__name__ for e in self.seen]}"
+        )
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ def engine(hero):  # type: ignore[no-untyped-def]
 
 
 def test_hello_is_answered_by_a_snapshot(engine) -> None:  # type: ignore[no-untyped-def]
-    driver, worker = engine
+    driver, _worker = engine
     driver.send(p.Hello())
     snap = driver.wait_for(p.Snapshot)
     assert snap.protocol_version == p.PROTOCOL_VERSION
@@ -63,7 +65,7 @@ def test_hello_is_answered_by_a_snapshot(engine) -> None:  # type: ignore[no-unt
 
 
 def test_no_events_before_hello(engine) -> None:  # type: ignore[no-untyped-def]
-    driver, worker = engine
+    driver, _worker = engine
     time.sleep(1.0)
     assert not driver.conn.poll(0)
     driver.send(p.Pause())
@@ -102,7 +104,7 @@ def test_save_now_yields_loot(engine) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_stop_saves_then_says_stopped(engine) -> None:  # type: ignore[no-untyped-def]
-    driver, worker = engine
+    driver, _worker = engine
     driver.send(p.Hello())
     driver.wait_for(p.StepCompleted)
     driver.send(p.Stop())
@@ -113,7 +115,7 @@ def test_stop_saves_then_says_stopped(engine) -> None:  # type: ignore[no-untype
 
 
 def test_step_events_are_throttled(engine) -> None:  # type: ignore[no-untyped-def]
-    driver, worker = engine
+    driver, _worker = engine
     driver.send(p.Hello())
     driver.wait_for(p.StepCompleted)
     start = time.monotonic()
@@ -129,7 +131,7 @@ def test_step_events_are_throttled(engine) -> None:  # type: ignore[no-untyped-d
 
 
 def test_wrong_protocol_version_is_refused(engine) -> None:  # type: ignore[no-untyped-def]
-    driver, worker = engine
+    driver, _worker = engine
     driver.send(p.Hello(protocol_version=p.PROTOCOL_VERSION + 1))
     error = driver.wait_for(p.HandshakeError)
     assert "protocol" in error.reason

@@ -44,7 +44,9 @@ def test_kill_9_then_resume_loses_nothing(tmp_path: Path, hatchling_dir: Path) -
     first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         ledger = save.ledger
-        wait_until(lambda: ledger.exists() and len(json.loads(ledger.read_text())["loot"]) >= 2, what="two loot")
+        wait_until(
+            lambda: ledger.exists() and len(json.loads(ledger.read_text())["loot"]) >= 2, what="two loot"
+        )
         wait_until(lambda: last_step(save.metrics) % 10 >= 3, what="steps past the loot")
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
@@ -56,7 +58,9 @@ def test_kill_9_then_resume_loses_nothing(tmp_path: Path, hatchling_dir: Path) -
     assert Hero(save.root).engine_pid() is None  # the stale pid file is recognised as dead
     assert save.pid.exists()
     # Restart: resumes from the newest loot and re-trains the lost steps identically.
-    subprocess.run(cmd + ["--max-steps", str(killed_at + 5)], cwd=ROOT, check=True, timeout=300, capture_output=True)
+    subprocess.run(
+        [*cmd, "--max-steps", str(killed_at + 5)], cwd=ROOT, check=True, timeout=300, capture_output=True
+    )
     rows = [json.loads(line) for line in save.metrics.read_text().splitlines()]
     resumed_from = [r["resumed_from"] for r in rows if "resumed_from" in r][-1]
     assert resumed_from == max(int(n.split("-")[1]) for n in loot_before)
@@ -79,9 +83,13 @@ def test_realm_train_status_socket_and_stop(tmp_path: Path, hatchling_dir: Path)
     args = ["--saves", str(saves)]
     train = subprocess.Popen(
         [sys.executable, "-m", "tui.cli", "train", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
+
         def status() -> dict[str, Any]:
             return dict(json.loads(realm("status", "--json", *args).stdout))
 
@@ -122,14 +130,19 @@ def test_second_engine_for_the_same_hero_is_refused(tmp_path: Path, hatchling_di
     saves = tmp_path / "saves"
     save, _ = make_hero(saves, hatchling_dir)
     first = subprocess.Popen(
-        [sys.executable, "-m", "engine", "--save-dir", str(save.root)], cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "engine", "--save-dir", str(save.root)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_until(lambda: Hero(save.root).engine_pid() == first.pid, what="the first engine")
         second = subprocess.run(
-            [sys.executable, "-m", "engine", "--save-dir", str(save.root)], cwd=ROOT,
-            capture_output=True, text=True, timeout=60,
+            [sys.executable, "-m", "engine", "--save-dir", str(save.root)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert second.returncode == 3 and "already running" in second.stderr
         refused = realm("train", "--saves", str(saves))

@@ -11,8 +11,16 @@ import pytest
 from engine import protocol as p
 
 STATS = p.HeroStats(step=1234, level=1, atk=0.7, defense=0.5, acc=0.25, gold=100, train_loss=1.4)
-LOOT = p.LootInfo(step=1000, name="step-001000", time=1.0, reason="auto", train_loss=1.2,
-                  val_loss=1.3, lr=1e-3, source="ARI L2")
+LOOT = p.LootInfo(
+    step=1000,
+    name="step-001000",
+    time=1.0,
+    reason="auto",
+    train_loss=1.2,
+    val_loss=1.3,
+    lr=1e-3,
+    source="ARI L2",
+)
 SAMPLES = [
     p.Hello(),
     p.Pause(),
@@ -21,20 +29,39 @@ SAMPLES = [
     p.Stop(),
     p.Goodbye(),
     p.Snapshot(
-        protocol_version=p.PROTOCOL_VERSION, hero="dio", model="hatchling", device="cpu",
-        state="training", pid=42, stats=STATS, tokens_per_s=3000.0, source="ARI L2",
-        train_losses=((1, 2.0), (2, 1.5)), val_losses=((2, 1.7),), loot=(LOOT,),
-        log=("hello",), masked_fraction=0.8, params=3_000_000,
+        protocol_version=p.PROTOCOL_VERSION,
+        hero="dio",
+        model="hatchling",
+        device="cpu",
+        state="training",
+        pid=42,
+        stats=STATS,
+        tokens_per_s=3000.0,
+        source="ARI L2",
+        train_losses=((1, 2.0), (2, 1.5)),
+        val_losses=((2, 1.7),),
+        loot=(LOOT,),
+        log=("hello",),
+        masked_fraction=0.8,
+        params=3_000_000,
         away=p.AwaySummary(seconds=60, steps_gained=100, levels_gained=0, loot_steps=(1000,), restarted=True),
     ),
-    p.StepCompleted(step=5, steps=2, loss=1.5, smoothed_loss=1.6, lr=1e-3, grad_norm=0.9,
-                    tokens_per_s=2000, stats=STATS),
+    p.StepCompleted(
+        step=5, steps=2, loss=1.5, smoothed_loss=1.6, lr=1e-3, grad_norm=0.9, tokens_per_s=2000, stats=STATS
+    ),
     p.Paused(step=5),
     p.Resumed(step=5),
     p.CheckpointSaved(loot=LOOT),
     p.LevelledUp(level=2, step=2000),
-    p.EvalCompleted(step=100, val_loss=1.1, accuracy=0.5, problems=32, sample_prompt="1+1=",
-                    sample_answer="2", sample_correct=True),
+    p.EvalCompleted(
+        step=100,
+        val_loss=1.1,
+        accuracy=0.5,
+        problems=32,
+        sample_prompt="1+1=",
+        sample_answer="2",
+        sample_correct=True,
+    ),
     p.LogLine("loot!"),
     p.CommandRejected("Pause", "why"),
     p.EngineFailed("RuntimeError: boom", "Traceback…"),

@@ -48,9 +48,7 @@ def test_resumed_run_matches_uninterrupted(tmp_path: Path, hatchling_dir: Path) 
     assert b[14] != b[24]  # it really trained
 
 
-def test_interrupted_rename_leaves_ledger_and_old_loot(
-    hero, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+def test_interrupted_rename_leaves_ledger_and_old_loot(hero, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     save, config = hero
     worker = Worker(save, config, EngineServer())
     worker.start()

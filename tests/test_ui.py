@@ -23,9 +23,21 @@ STATS = p.HeroStats(step=1500, level=1, atk=0.8, defense=0.7, acc=0.5, gold=0, t
 
 def snapshot(**changes: Any) -> p.Snapshot:
     base = dict(
-        protocol_version=p.PROTOCOL_VERSION, hero="dio", model="hatchling", device="cpu", state="training",
-        pid=4242, stats=STATS, tokens_per_s=3210.0, source="ARI L2", train_losses=((1499, 1.3), (1500, 1.25)),
-        val_losses=((1500, 1.4),), loot=(), log=("DIO wakes",), masked_fraction=0.8, params=3_300_000,
+        protocol_version=p.PROTOCOL_VERSION,
+        hero="dio",
+        model="hatchling",
+        device="cpu",
+        state="training",
+        pid=4242,
+        stats=STATS,
+        tokens_per_s=3210.0,
+        source="ARI L2",
+        train_losses=((1499, 1.3), (1500, 1.25)),
+        val_losses=((1500, 1.4),),
+        loot=(),
+        log=("DIO wakes",),
+        masked_fraction=0.8,
+        params=3_300_000,
     )
     base.update(changes)
     return p.Snapshot(**base)  # type: ignore[arg-type]
@@ -102,11 +114,29 @@ async def test_events_update_the_hero_card_and_feeds() -> None:
         card = app.tavern.query_one(HeroCard)
         assert card.stats.step == 1500
         stats = p.HeroStats(step=2000, level=2, atk=1.1, train_loss=0.9, acc=0.75)
-        engine.send(p.StepCompleted(step=2000, steps=3, loss=0.91, smoothed_loss=0.9, lr=1e-3,
-                                    grad_norm=1.0, tokens_per_s=3000, stats=stats))
+        engine.send(
+            p.StepCompleted(
+                step=2000,
+                steps=3,
+                loss=0.91,
+                smoothed_loss=0.9,
+                lr=1e-3,
+                grad_norm=1.0,
+                tokens_per_s=3000,
+                stats=stats,
+            )
+        )
         engine.send(p.LevelledUp(level=2, step=2000))
-        loot = p.LootInfo(step=2000, name="step-002000", time=0, reason="manual", train_loss=0.9,
-                          val_loss=None, lr=1e-3, source="ARI L2")
+        loot = p.LootInfo(
+            step=2000,
+            name="step-002000",
+            time=0,
+            reason="manual",
+            train_loss=0.9,
+            val_loss=None,
+            lr=1e-3,
+            source="ARI L2",
+        )
         engine.send(p.CheckpointSaved(loot=loot))
         await settle(pilot)
         assert card.stats == stats

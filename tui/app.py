@@ -173,7 +173,9 @@ class RealmApp(App[str]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Pause / resume training", "Space: DIO stops between steps", self.action_toggle_pause)
+        yield SystemCommand(
+            "Pause / resume training", "Space: DIO stops between steps", self.action_toggle_pause
+        )
         yield SystemCommand("Save loot now", "s: write a checkpoint", self.action_save_loot)
         yield SystemCommand("Show keys", "?: every key", self.action_keys)
         yield SystemCommand("Leave the game", "q: background or save and stop", self.action_leave)

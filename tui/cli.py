@@ -14,7 +14,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tui.launcher import DEFAULT_HERO, SAVES_ENV, Hero, default_saves_root, engine_command, spawn_engine, stop_engine
+from tui.launcher import (
+    DEFAULT_HERO,
+    SAVES_ENV,
+    Hero,
+    default_saves_root,
+    engine_command,
+    spawn_engine,
+    stop_engine,
+)
 
 EPILOG = f"""
 Save slots live in SAVES/HERO (default {default_saves_root()}/{DEFAULT_HERO}).
@@ -149,10 +157,14 @@ def cmd_play(args: argparse.Namespace) -> int:
     pid = hero.engine_pid()
     if result == "background" and pid:
         print(f"DIO keeps training in the background (pid {pid}).")
-        print("  realm play    to watch again\n  realm status  for a one-line report\n  realm stop    to save and stop")
+        print(
+            "  realm play    to watch again\n  realm status  for a one-line report\n  realm stop    to save and stop"
+        )
     elif result == "stopped":
         status = hero.read_status()
-        print(f"DIO rests at step {status.get('step', 0):,}; last loot at step {status.get('last_loot_step')}.")
+        print(
+            f"DIO rests at step {status.get('step', 0):,}; last loot at step {status.get('last_loot_step')}."
+        )
     elif result == "down":
         print(f"The engine is not running. Its log: {hero.file('engine.log')}")
         tail = hero.log_tail(5)
@@ -218,8 +230,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     hero = hero_from(args)
     if not hero.root.exists():
         if args.json:
-            print(json.dumps({"hero": hero.name, "state": "stopped", "step": 0, "loss": None,
-                              "level": 0, "last_loot_step": None, "pid": None, "exists": False}))
+            print(
+                json.dumps(
+                    {
+                        "hero": hero.name,
+                        "state": "stopped",
+                        "step": 0,
+                        "loss": None,
+                        "level": 0,
+                        "last_loot_step": None,
+                        "pid": None,
+                        "exists": False,
+                    }
+                )
+            )
             return 0
         print(f"No hero {hero.name!r} in {hero.root.parent} yet. `realm play` hatches one.")
         return 0
@@ -259,7 +283,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
         print(f"\nrealm: {exc}", file=sys.stderr)
         return 1
     status = hero.read_status()
-    print(f" done. Rests at step {status.get('step', 0):,}, last loot at step {status.get('last_loot_step')}.")
+    print(
+        f" done. Rests at step {status.get('step', 0):,}, last loot at step {status.get('last_loot_step')}."
+    )
     return 0
 
 

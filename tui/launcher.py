@@ -123,7 +123,9 @@ def engine_command(hero: Hero, model: str | None = None, extra: list[str] | None
     return cmd + (extra or [])
 
 
-def spawn_engine(hero: Hero, model: str | None = None, extra: list[str] | None = None) -> subprocess.Popen[bytes]:
+def spawn_engine(
+    hero: Hero, model: str | None = None, extra: list[str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start the engine detached: its own session (a terminal or SSH hang-up does not
     reach it), no stdin, output appended to the hero's engine.log."""
     hero.root.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ same message as small local values, so the app has a single place to react.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -89,10 +90,8 @@ class EngineLink:
         with self._send_lock:
             conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()
-            except OSError:
-                pass
 
     def _connect(self) -> Any:
         started = time.monotonic()
