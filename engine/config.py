@@ -43,15 +43,20 @@ class GameConfig:
     checkpoint_every: int = 250  # steps between automatic loot
     keep_auto_checkpoints: int = 5  # older automatic loot is pruned; manual loot is kept
     eval_every: int = 100
-    eval_problems: int = 32
+    eval_problems: int = 0  # problems per eval; 0 = the skill YAML's eval_size
     val_examples: int = 64
-    skill: str = "ari"
-    skill_level: int = 2
+    skills: dict[str, float] = field(default_factory=lambda: {"bin": 1.0})  # id -> weight
+    rehearsal: float = 0.2  # share of training on levels below the current one
     max_steps: int = 0  # stop (and save) after this many steps; 0 = train forever
 
     def __post_init__(self) -> None:
-        _positive(self, "xp_per_level", "checkpoint_every", "eval_every", "eval_problems")
-        _positive(self, "val_examples", "skill_level")
+        _positive(self, "xp_per_level", "checkpoint_every", "eval_every", "val_examples")
+        if self.eval_problems < 0:
+            raise ValueError("eval_problems must be >= 0")
+        if not self.skills or any(w <= 0 for w in self.skills.values()):
+            raise ValueError("skills must name at least one skill, each with a weight > 0")
+        if not 0 <= self.rehearsal < 1:
+            raise ValueError("rehearsal must be in [0, 1)")
         if self.keep_auto_checkpoints < 1:
             raise ValueError("keep_auto_checkpoints must be >= 1")
         if self.max_steps < 0:

@@ -14,16 +14,6 @@ from engine.trainer import token_loss_sum
 from skills.base import Problem, Skill
 
 
-@dataclass(frozen=True)
-class EvalResult:
-    val_loss: float
-    accuracy: float
-    problems: int
-    sample: Problem | None
-    sample_answer: str
-    sample_correct: bool
-
-
 def build_val_batch(
     renderer: ChatRenderer, problems: list[Problem], seq_len: int, pad_id: int
 ) -> PackedBatch:
@@ -73,24 +63,30 @@ def generate_answers(
     return answers
 
 
-def evaluate(
+@dataclass(frozen=True)
+class SkillEval:
+    accuracy: float
+    problems: int
+    sample: Problem | None
+    sample_answer: str
+    sample_correct: bool
+
+
+def skill_accuracy(
     model: Any,
     renderer: ChatRenderer,
     skill: Skill,
     problems: list[Problem],
-    val_batch: PackedBatch,
     device: torch.device,
-    max_new_tokens: int = 16,
-) -> EvalResult:
-    val_loss = validation_loss(model, val_batch, device)
-    answers = generate_answers(model, renderer, problems, device, max_new_tokens)
+) -> SkillEval:
+    """Mean verifier score over a static eval set; the first problem is the sample
+    the Guild shows (the same one every time, so its answer shows progress)."""
+    answers = generate_answers(model, renderer, problems, device, skill.spec.max_answer_tokens)
     scores = [skill.score(p, a) for p, a in zip(problems, answers, strict=True)]
-    sample_i = 0
-    return EvalResult(
-        val_loss=val_loss,
+    return SkillEval(
         accuracy=sum(scores) / len(scores) if scores else 0.0,
         problems=len(problems),
-        sample=problems[sample_i] if problems else None,
-        sample_answer=answers[sample_i] if answers else "",
-        sample_correct=bool(scores and scores[sample_i] >= 1.0),
+        sample=problems[0] if problems else None,
+        sample_answer=answers[0] if answers else "",
+        sample_correct=bool(scores and scores[0] >= 1.0),
     )

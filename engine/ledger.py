@@ -36,9 +36,14 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.db = TinyDB(str(path), storage=AtomicJSONStorage)
         self.loot = self.db.table("loot")
+        self.evals = self.db.table("evals")
 
     def record_loot(self, row: dict[str, Any]) -> None:
         self.loot.insert({**row, "deleted": False, "recorded_at": time.time()})
+
+    def record_eval(self, row: dict[str, Any]) -> None:
+        """An eval result, linked to the newest loot taken before it."""
+        self.evals.insert({**row, "recorded_at": time.time()})
 
     def mark_deleted(self, name: str) -> None:
         self.loot.update({"deleted": True}, Query().name == name)

@@ -78,6 +78,29 @@ class LootInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class SkillInfo:
+    """One skill's tree as the Guild shows it."""
+
+    id: str
+    name: str
+    icon: str
+    colour: str
+    level: int
+    max_level: int
+    threshold: float
+    gate_window: int
+    evals: tuple[float, ...]  # accuracies at the current level, oldest first
+    mastered: tuple[int, ...]  # levels passed
+    sample_prompt: str = ""
+    sample_answer: str = ""  # DIO's latest answer to it
+    sample_correct: bool = False
+
+    @property
+    def gate_passes(self) -> int:
+        return sum(1 for a in self.evals[-self.gate_window :] if a >= self.threshold)
+
+
+@dataclass(frozen=True, slots=True)
 class AwaySummary:
     """What happened between the last UI leaving and this one attaching."""
 
@@ -148,6 +171,7 @@ class Snapshot:
     log: tuple[str, ...]  # recent log lines, newest last
     masked_fraction: float  # share of tokens with no loss (prompt, padding)
     params: int
+    skills: tuple[SkillInfo, ...] = ()
     away: AwaySummary | None = None
 
 
@@ -192,9 +216,15 @@ class EvalCompleted:
     val_loss: float
     accuracy: float | None
     problems: int
-    sample_prompt: str = ""
-    sample_answer: str = ""
-    sample_correct: bool = False
+    skill: SkillInfo | None = None  # the skill's tree after this eval
+
+
+@dataclass(frozen=True, slots=True)
+class SkillLevelledUp:
+    skill: str
+    name: str
+    level: int  # the new level
+    step: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +273,7 @@ Event = (
     | CheckpointSaved
     | LevelledUp
     | EvalCompleted
+    | SkillLevelledUp
     | LogLine
     | CommandRejected
     | EngineFailed

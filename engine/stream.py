@@ -36,7 +36,11 @@ class SkillStream:
 
     @property
     def label(self) -> str:
-        return " + ".join(s.label for s in self.sources)
+        """The main sources (rehearsal of lower levels is implied)."""
+        top: dict[str, int] = {}
+        for s in self.sources:
+            top[s.skill.id] = max(top.get(s.skill.id, 0), s.level)
+        return " + ".join(f"{sid.upper()} L{level}" for sid, level in top.items())
 
     def _source_for(self, index: int) -> Source:
         if len(self.sources) == 1:

@@ -25,16 +25,18 @@ from engine import protocol as p
 from engine.atomic import read_json, write_json
 from engine.chat import ChatRenderer
 from engine.config import HeroConfig
-from engine.evaluate import build_val_batch, evaluate
+from engine.curriculum import GATE_WINDOW, Curriculum
+from engine.evaluate import SkillEval, build_val_batch, skill_accuracy, validation_loss
 from engine.hero import LoadedHero, base_folder, load_hero, pick_device
 from engine.ledger import Ledger
 from engine.packing import pack_rows
 from engine.progress import Progress
 from engine.savedir import SaveDir
 from engine.server import ClientSession, EngineServer
-from engine.stream import SkillStream, Source
+from engine.stream import SkillStream
 from engine.trainer import Trainer
 from engine.vault import Vault, restore_rng
+from skills.base import Problem
 from skills.registry import get_skill
 
 log = logging.getLogger("engine.worker")
@@ -101,10 +103,11 @@ class Worker:
         folder = resume.folder if resume else base_folder(cfg, self.save)
         self.hero: LoadedHero = load_hero(folder, device, cfg.model_label)
         self.renderer = ChatRenderer(self.hero.tokenizer)
-        self.skill = get_skill(cfg.game.skill)
-        self.stream = SkillStream(
-            [Source(self.skill, cfg.game.skill_level)], self.renderer, seed=cfg.train.seed
-        )
+        skills = [get_skill(skill_id) for skill_id in cfg.game.skills]
+        self.curriculum = Curriculum(skills, cfg.game.skills, cfg.game.rehearsal)
+        if resume:
+            self.curriculum.load(resume.meta.get("curriculum", {}))
+        self.stream = SkillStream(self.curriculum.sources(), self.renderer, seed=cfg.train.seed)
         torch.manual_seed(cfg.train.seed)
         self.trainer = Trainer(self.hero.model, cfg.train, device)
         self.progress = Progress(xp_per_level=cfg.game.xp_per_level)
@@ -114,14 +117,8 @@ class Worker:
             self.stream.position = resume.meta["data_position"]
             self.progress = Progress.from_dict(resume.meta["progress"], cfg.game.xp_per_level)
         self._load_history(resume.meta["step"] if resume else 0)
-        problems = self.skill.eval_set(cfg.game.skill_level, cfg.game.eval_problems)
-        self.eval_problems = problems
-        val = [
-            self.skill.generate(cfg.game.skill_level, 10_000 + i, "eval")
-            for i in range(cfg.game.val_examples)
-        ]
-        pad = self.hero.tokenizer.pad_token_id
-        self.val_batch = build_val_batch(self.renderer, val, cfg.train.seq_len, pad)
+        self.samples: dict[str, SkillEval] = {}
+        self._build_eval_sets()
         status = read_json(self.save.status, {}) or {}
         self.last_watched = status.get("last_watched")
         where = f"step {self.progress.step} (loot {resume.folder.name})" if resume else "a fresh start"
@@ -129,6 +126,41 @@ class Worker:
         self._append_metric({"resumed_from": self.progress.step, "time": time.time()})
         self.state = "training"
         self.write_status()
+
+    def _build_eval_sets(self) -> None:
+        """Static eval sets for each skill's current level, and a validation batch drawn
+        from the same levels (eval-split seeds far from the eval set's indices)."""
+        game = self.config.game
+        self.eval_sets: dict[str, list[Problem]] = {}
+        val: list[Problem] = []
+        per_skill = max(1, game.val_examples // len(self.curriculum.tracks))
+        for skill_id, track in self.curriculum.tracks.items():
+            skill = self.curriculum.skills[skill_id]
+            self.eval_sets[skill_id] = skill.eval_set(track.level, game.eval_problems or None)
+            val += [skill.generate(track.level, 100_000 + i, "eval") for i in range(per_skill)]
+        pad = self.hero.tokenizer.pad_token_id
+        self.val_batch = build_val_batch(self.renderer, val, self.config.train.seq_len, pad)
+
+    def skill_info(self, skill_id: str) -> p.SkillInfo:
+        skill = self.curriculum.skills[skill_id]
+        track = self.curriculum.tracks[skill_id]
+        spec = skill.spec
+        sample = self.samples.get(skill_id)
+        return p.SkillInfo(
+            id=skill.id,
+            name=skill.name,
+            icon=spec.icon,
+            colour=spec.colour,
+            level=track.level,
+            max_level=skill.max_level,
+            threshold=spec.threshold,
+            gate_window=GATE_WINDOW,
+            evals=tuple(track.evals),
+            mastered=tuple(sorted(track.mastered)),
+            sample_prompt=sample.sample.prompt if sample and sample.sample else "",
+            sample_answer=sample.sample_answer if sample else "",
+            sample_correct=sample.sample_correct if sample else False,
+        )
 
     def _load_history(self, resumed_step: int) -> None:
         """Chart and log history from disk, so a reattaching UI sees the past. Rows from
@@ -333,32 +365,62 @@ class Worker:
             log=tuple(self.log_lines),
             masked_fraction=self.masked_fraction,
             params=self.hero.params,
+            skills=tuple(self.skill_info(sid) for sid in self.curriculum.tracks),
             away=away,
         )
 
     # ------------------------------------------------------------------ evals and loot
 
     def run_eval(self) -> None:
-        result = evaluate(
-            self.hero.model, self.renderer, self.skill, self.eval_problems, self.val_batch, self.hero.device
-        )
-        self.progress.val_loss = result.val_loss
-        self.progress.accuracy = result.accuracy
+        """Validation loss, then each skill's static eval at its current level; the
+        curriculum's gate may open (a skill level-up) from the results."""
         step = self.progress.step
-        self.val_history.append((step, result.val_loss))
-        self._append_metric({"step": step, "val_loss": round(result.val_loss, 6), "acc": result.accuracy})
-        sample = result.sample
-        self.server.broadcast(
-            p.EvalCompleted(
-                step=step,
-                val_loss=result.val_loss,
-                accuracy=result.accuracy,
-                problems=result.problems,
-                sample_prompt=sample.prompt if sample else "",
-                sample_answer=result.sample_answer,
-                sample_correct=result.sample_correct,
+        device = self.hero.device
+        val_loss = validation_loss(self.hero.model, self.val_batch, device)
+        self.progress.val_loss = val_loss
+        self.val_history.append((step, val_loss))
+        levelled: list[tuple[str, int]] = []
+        for skill_id in list(self.curriculum.tracks):
+            skill = self.curriculum.skills[skill_id]
+            level = self.curriculum.tracks[skill_id].level
+            result = skill_accuracy(self.hero.model, self.renderer, skill, self.eval_sets[skill_id], device)
+            self.samples[skill_id] = result
+            new_level = self.curriculum.record_eval(skill_id, result.accuracy, step)
+            live = self.ledger.live_loot()
+            self.ledger.record_eval(
+                {
+                    "step": step,
+                    "skill": skill_id,
+                    "level": level,
+                    "accuracy": result.accuracy,
+                    "problems": result.problems,
+                    "val_loss": val_loss,
+                    "loot": live[-1]["name"] if live else None,
+                }
             )
+            self.server.broadcast(
+                p.EvalCompleted(step, val_loss, result.accuracy, result.problems, self.skill_info(skill_id))
+            )
+            if new_level is not None:
+                levelled.append((skill_id, new_level))
+        accuracies = [s.accuracy for s in self.samples.values()]
+        self.progress.accuracy = sum(accuracies) / len(accuracies)
+        self._append_metric(
+            {
+                "step": step,
+                "val_loss": round(val_loss, 6),
+                "acc": self.progress.accuracy,
+                "skills": {k: v.accuracy for k, v in self.samples.items()},
+            }
         )
+        for skill_id, new_level in levelled:
+            name = self.curriculum.skills[skill_id].name
+            self.note(f"SKILL UP! {name} reached level {new_level} at step {step}")
+            self.server.broadcast(p.SkillLevelledUp(skill_id, name, new_level, step))
+        if levelled:
+            # Same position, new mix: deterministic, so a resumed run replays it exactly.
+            self.stream.sources = self.curriculum.sources()
+            self._build_eval_sets()
 
     def take_loot(self, reason: str) -> p.LootInfo:
         step = self.progress.step
@@ -371,6 +433,7 @@ class Worker:
                 "data_position": self.stream.position,
                 "progress": self.progress.to_dict(),
                 "config": json.loads(self.config.to_json()),
+                "curriculum": self.curriculum.to_dict(),
                 "source": self.stream.label,
             },
             ledger_row={
@@ -449,6 +512,10 @@ class Worker:
             "loot": len(live),
             "updated_at": time.time(),
             "last_watched": self.last_watched,
+            "skills": {
+                sid: {"level": t.level, "evals": t.evals, "mastered": sorted(t.mastered)}
+                for sid, t in self.curriculum.tracks.items()
+            },
         }
 
     def write_status(self) -> None:

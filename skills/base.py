@@ -5,7 +5,10 @@ from __future__ import annotations
 import random
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from skills.spec import SkillSpec
 
 SPLITS = ("train", "eval")
 
@@ -21,6 +24,7 @@ class Problem:
     prompt: str
     answer: str
     system: str | None = None
+    key: str = ""  # JSON the verifier needs (operands, the puzzle…); opaque to others
 
     def messages(self) -> list[dict[str, str]]:
         """The conversation up to (not including) DIO's answer."""
@@ -29,6 +33,10 @@ class Problem:
 
     def training_messages(self) -> list[dict[str, str]]:
         return [*self.messages(), {"role": "assistant", "content": self.answer}]
+
+    def record(self) -> dict[str, Any]:
+        """The JSON row `realm skills sample --json` prints (and `score` reads back)."""
+        return asdict(self)
 
 
 def problem_rng(skill_id: str, level: int, index: int, split: str) -> random.Random:
@@ -51,11 +59,23 @@ def strip_thinking(response: str) -> str:
 
 
 class Skill(ABC):
-    """A skill generates problems and scores answers (0.0 to 1.0)."""
+    """A skill generates problems and scores answers (0.0 to 1.0). Its levels, gate
+    threshold and eval size come from its YAML spec."""
 
-    id: str
-    name: str
-    max_level: int
+    def __init__(self, spec: SkillSpec) -> None:
+        self.spec = spec
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def max_level(self) -> int:
+        return self.spec.max_level
 
     @abstractmethod
     def generate(self, level: int, index: int, split: str = "train") -> Problem: ...
@@ -63,6 +83,23 @@ class Skill(ABC):
     @abstractmethod
     def score(self, problem: Problem, response: str) -> float: ...
 
-    def eval_set(self, level: int, size: int) -> list[Problem]:
+    def eval_set(self, level: int, size: int | None = None) -> list[Problem]:
         """The static eval set of a level: the same problems every time."""
-        return [self.generate(level, index, split="eval") for index in range(size)]
+        count = self.spec.eval_size if size is None else size
+        return [self.generate(level, index, split="eval") for index in range(count)]
+
+    def problem_from_record(self, record: dict[str, Any]) -> Problem:
+        """A problem from a row of `realm skills sample --json`, or a skill's reference
+        eval record (overridden by skills that import foreign formats)."""
+        if record.get("key") is not None and "prompt" in record and "answer" in record:
+            return Problem(
+                skill=self.id,
+                level=int(record.get("level", 1)),
+                index=int(record.get("index", 0)),
+                split=str(record.get("split", "eval")),
+                prompt=record["prompt"],
+                answer=record["answer"],
+                system=record.get("system"),
+                key=record["key"],
+            )
+        raise ValueError(f"not a {self.id} problem record (keys: {sorted(record)})")

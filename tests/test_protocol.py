@@ -21,6 +21,9 @@ LOOT = p.LootInfo(
     lr=1e-3,
     source="ARI L2",
 )
+SKILL = p.SkillInfo(id="bin", name="Binary", icon="B", colour="#fff", level=2, max_level=30, threshold=0.8,
+                    gate_window=3, evals=(0.5, 0.9), mastered=(1,), sample_prompt="Compute: add(①, ①)",
+                    sample_answer="add(①, ①) = ①⓪", sample_correct=True)  # fmt: skip
 SAMPLES = [
     p.Hello(),
     p.Pause(),
@@ -44,6 +47,7 @@ SAMPLES = [
         log=("hello",),
         masked_fraction=0.8,
         params=3_000_000,
+        skills=(SKILL,),
         away=p.AwaySummary(seconds=60, steps_gained=100, levels_gained=0, loot_steps=(1000,), restarted=True),
     ),
     p.StepCompleted(
@@ -53,15 +57,8 @@ SAMPLES = [
     p.Resumed(step=5),
     p.CheckpointSaved(loot=LOOT),
     p.LevelledUp(level=2, step=2000),
-    p.EvalCompleted(
-        step=100,
-        val_loss=1.1,
-        accuracy=0.5,
-        problems=32,
-        sample_prompt="1+1=",
-        sample_answer="2",
-        sample_correct=True,
-    ),
+    p.EvalCompleted(step=100, val_loss=1.1, accuracy=0.5, problems=32, skill=SKILL),
+    p.SkillLevelledUp(skill="bin", name="Binary", level=2, step=300),
     p.LogLine("loot!"),
     p.CommandRejected("Pause", "why"),
     p.EngineFailed("RuntimeError: boom", "Traceback…"),

@@ -238,3 +238,64 @@ async def test_away_summary_and_80x24_screen() -> None:
         for text in ("Level", "1,500", "TRAINING", "3,210"):
             assert text in screen.replace("&#160;", " "), text
         assert "+1,200 steps" in app.tavern.query_one(BattlePanel).banner
+
+
+def shown(panel: Any, selector: str) -> str:
+    """The text a Static in the panel displays."""
+    return str(panel.query_one(selector).content)
+
+
+def skill_info(level: int = 2, evals: tuple[float, ...] = (0.9, 0.5), correct: bool = False) -> p.SkillInfo:
+    return p.SkillInfo(
+        id="bin",
+        name="Binary",
+        icon="🧮",
+        colour="#F59E0B",
+        level=level,
+        max_level=30,
+        threshold=0.8,
+        gate_window=3,
+        evals=evals,
+        mastered=tuple(range(1, level)),
+        sample_prompt="Compute: add(①, ①)",
+        sample_answer="add(①, ①) = ①⓪",
+        sample_correct=correct,
+    )
+
+
+@pytest.mark.asyncio
+async def test_guild_shows_trees_gates_and_samples() -> None:
+    from tui.screens.guild import GuildScreen
+    from tui.widgets.skill_panel import SkillPanel
+
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(skills=(skill_info(),)))
+        await pilot.press("g")
+        await settle(pilot)
+        assert isinstance(app.screen, GuildScreen)
+        panel = app.screen.query_one(SkillPanel)
+        assert "1 of 3 evals ≥ 80%" in shown(panel, "#gate")
+        assert panel.border_title is not None and "level 2 / 30" in panel.border_title
+        assert "✘ rejected" in shown(panel, "#sample")
+        assert "✔1 ▶2 ·3" in shown(panel, "#tree")
+        # An eval updates the open Guild; a skill level-up is a moment on screen.
+        engine.send(
+            p.EvalCompleted(
+                step=300,
+                val_loss=1.0,
+                accuracy=0.9,
+                problems=50,
+                skill=skill_info(level=3, evals=(), correct=True),
+            )
+        )
+        engine.send(p.SkillLevelledUp(skill="bin", name="Binary", level=3, step=300))
+        await settle(pilot)
+        assert panel.info is not None and panel.info.level == 3
+        assert "✔ accepted" in shown(panel, "#sample") and "level 3 / 30" in str(panel.border_title)
+        assert "0 of 3 evals" in shown(panel, "#gate")
+        assert "SKILL UP" in app.tavern.query_one(BattlePanel).banner
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is app.tavern

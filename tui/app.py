@@ -13,6 +13,7 @@ from textual.screen import Screen
 from engine import protocol as p
 from tui.link import Connector, EngineLink, EngineMessage, LinkLost
 from tui.screens.engine_down import EngineDownScreen
+from tui.screens.guild import GuildScreen
 from tui.screens.help import HelpScreen
 from tui.screens.quit import QuitScreen
 from tui.screens.tavern import TavernScreen
@@ -30,12 +31,16 @@ def away_text(away: p.AwaySummary) -> str:
     )
 
 
+FRAME_SECONDS = 0.4
+
+
 class RealmApp(App[str]):
     TITLE = "Realm of Training"
     CSS_PATH = "realm.tcss"
     BINDINGS = [
         Binding("space", "toggle_pause", "Pause/Resume"),
         Binding("s", "save_loot", "Save loot"),
+        Binding("g", "guild", "Guild"),
         Binding("question_mark", "keys", "Keys", key_display="?"),
         Binding("q", "leave", "Quit"),
         Binding("r", "restart_engine", "Restart engine", show=False),
@@ -53,6 +58,7 @@ class RealmApp(App[str]):
         self.restart_engine_fn = restart_engine
         self.link = EngineLink(connector, self.post_message, engine_alive, connect_timeout)
         self.stopping = False
+        self._dirty = False
         self.tavern = TavernScreen()
 
     # ------------------------------------------------------------------ lifecycle
@@ -60,7 +66,15 @@ class RealmApp(App[str]):
     async def on_mount(self) -> None:
         await self.push_screen(self.tavern)
         self.tavern.show(self.state)
+        # Step events (up to 10/s) only fold into the state; the screen catches up at
+        # FRAME_SECONDS, so watching costs training almost nothing (see `realm bench`).
+        self.set_interval(FRAME_SECONDS, self._frame)
         self.link.start()
+
+    def _frame(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self.tavern.show(self.state)
 
     def on_unmount(self) -> None:
         self.link.close()
@@ -70,12 +84,20 @@ class RealmApp(App[str]):
     def on_engine_message(self, message: EngineMessage) -> None:
         event = message.event
         self.state.apply(event)
-        self.tavern.show(self.state, chart=not isinstance(event, p.LogLine))
+        if isinstance(event, p.StepCompleted):
+            self._dirty = True
+            return
+        self.tavern.show(self.state)
+        if isinstance(self.screen, GuildScreen):
+            self.screen.show(self.state.skills)
         self.sub_title = f"{self.state.hero.upper()} · {self.state.model}" if self.state.hero else ""
         match event:
             case p.Snapshot(away=away) if away is not None:
                 self.notify(away_text(away), title="Welcome back", timeout=12)
                 self.tavern.flash(f"Welcome back! +{away.steps_gained:,} steps")
+            case p.SkillLevelledUp():
+                self.tavern.flash(f"🎓 SKILL UP! {event.name} level {event.level}")
+                self.notify(f"{event.name} reached level {event.level}!", title="Skill up", timeout=8)
             case p.LevelledUp():
                 self.tavern.flash(f"✨ LEVEL UP! DIO is now level {event.level} ✨")
                 self.notify(f"DIO reached level {event.level}!", title="Level up")
@@ -123,13 +145,19 @@ class RealmApp(App[str]):
         else:
             self.state.pause_requested = True
             self.link.send(p.Pause())
-        self.tavern.show(self.state, chart=False)
+        self.tavern.show(self.state)
 
     def action_save_loot(self) -> None:
         if not self.link.send(p.SaveNow()):
             self.notify("The engine is down: nothing to save.", severity="error")
         else:
             self.notify("Saving loot…", timeout=2)
+
+    def action_guild(self) -> None:
+        if isinstance(self.screen, GuildScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(GuildScreen(self.state.skills))
 
     def action_keys(self) -> None:
         self.push_screen(HelpScreen(self.key_list()))
@@ -151,7 +179,7 @@ class RealmApp(App[str]):
         elif choice == "stop":
             self.stopping = True
             self.state.engine_state = "stopping"
-            self.tavern.show(self.state, chart=False)
+            self.tavern.show(self.state)
             self.tavern.flash("Saving loot before DIO rests…")
             if not self.link.send(p.Stop()):
                 self.exit("stopped")
@@ -166,7 +194,7 @@ class RealmApp(App[str]):
         self.restart_engine_fn()
         self.state.link = "connecting"
         self.state.error = None
-        self.tavern.show(self.state, chart=False)
+        self.tavern.show(self.state)
         self.link.reconnect()
 
     # ------------------------------------------------------------------ palette
@@ -177,6 +205,7 @@ class RealmApp(App[str]):
             "Pause / resume training", "Space: DIO stops between steps", self.action_toggle_pause
         )
         yield SystemCommand("Save loot now", "s: write a checkpoint", self.action_save_loot)
+        yield SystemCommand("Open the Guild", "g: skill trees, gates, samples", self.action_guild)
         yield SystemCommand("Show keys", "?: every key", self.action_keys)
         yield SystemCommand("Leave the game", "q: background or save and stop", self.action_leave)
         yield SystemCommand("Restart the engine", "r: from the last loot", self.action_restart_engine)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tui import cli_skills
 from tui.launcher import (
     DEFAULT_HERO,
     SAVES_ENV,
@@ -103,6 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_hero_args(stop)
     stop.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
+    cli_skills.add_parsers(sub, add_hero_args)
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure the game's cost: tokens/s with and without the UI, pause latency, …",
+        description="Runs the hatchling in real engine processes (in a temporary save root) "
+        "and measures: training tokens/s headless vs. with a headless game attached; pause "
+        "latency (Pause sent -> Paused received); time to the UI's first frame; memory of "
+        "the engine and the UI. Takes a few minutes on a 2-core CPU.",
+    )
+    bench.add_argument("--steps", type=int, default=150, help="steps per training run (default 150)")
+    bench.add_argument("--repeats", type=int, default=2, help="runs of each kind (default 2)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -219,6 +233,7 @@ def status_record(hero: Hero) -> dict[str, Any]:
         "device": status.get("device"),
         "tokens_per_s": status.get("tokens_per_s") if pid else 0.0,
         "updated_at": status.get("updated_at"),
+        "skills": status.get("skills", {}),
         "save_dir": str(hero.root),
     }
     if not pid and status.get("state") == "crashed":
@@ -256,6 +271,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     running = f", pid {rec['pid']}" if rec["pid"] else ""
     print(f"{who}: {rec['state']}{running}")
     print(f"  step {rec['step']:,} · level {rec['level']} · loss {loss} · gold {rec['gold']}")
+    for skill_id, track in (rec.get("skills") or {}).items():
+        print(f"  {skill_id.upper()} level {track['level']} (evals at this level: {len(track['evals'])})")
     if rec["pid"]:
         print(f"  {rec['tokens_per_s'] or 0:,.0f} tok/s on {rec['device']}")
     if rec["last_loot_step"] is not None:
@@ -289,14 +306,49 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tui.bench import run
+
+    echo = (lambda _line: None) if args.json else (lambda line: print(line, flush=True))
+    result = run(args.steps, args.repeats, echo)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"  {key:28} {value}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"play": cmd_play, "train": cmd_train, "status": cmd_status, "stop": cmd_stop}
+    commands = {
+        "play": cmd_play,
+        "train": cmd_train,
+        "status": cmd_status,
+        "stop": cmd_stop,
+        "bench": cmd_bench,
+        "skills": cmd_skills,
+        "eval": cmd_eval,
+    }
     if args.command is None:
         parser.print_help()
         return 0
     return commands[args.command](args)
+
+
+def cmd_skills(args: argparse.Namespace) -> int:
+    if args.skills_command == "sample":
+        return cli_skills.cmd_sample(args)
+    if args.skills_command == "score":
+        return cli_skills.cmd_score(args)
+    return cli_skills.print_skill_list(hero_from(args).read_status())
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if args.eval_command != "import":
+        raise SystemExit("realm: usage: realm eval import PATH (see realm eval import --help)")
+    return cli_skills.cmd_eval_import(args, hero_from(args).root)
 
 
 if __name__ == "__main__":

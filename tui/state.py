@@ -38,6 +38,14 @@ class GameState:
     error_detail: str = ""
     waited: float = 0.0
     last_eval: p.EvalCompleted | None = None
+    skills: tuple[p.SkillInfo, ...] = ()
+
+    def _put_skill(self, info: p.SkillInfo) -> None:
+        others = [s for s in self.skills if s.id != info.id]
+        order = [s.id for s in self.skills]
+        merged = [*others, info]
+        merged.sort(key=lambda s: order.index(s.id) if s.id in order else len(order))
+        self.skills = tuple(merged)
 
     @property
     def status_word(self) -> str:
@@ -74,6 +82,7 @@ class GameState:
                 self.val_losses.extend(event.val_losses)
                 self.loot = list(event.loot)
                 self.log.extend(event.log)
+                self.skills = event.skills
                 self.away = event.away
             case p.StepCompleted():
                 self.stats = event.stats
@@ -88,8 +97,11 @@ class GameState:
             case p.CheckpointSaved():
                 self.loot.append(event.loot)
             case p.EvalCompleted():
-                self.val_losses.append((event.step, event.val_loss))
+                if not self.val_losses or self.val_losses[-1][0] != event.step:
+                    self.val_losses.append((event.step, event.val_loss))
                 self.last_eval = event
+                if event.skill is not None:
+                    self._put_skill(event.skill)
             case p.LogLine():
                 self.log.append(event.text)
             case p.Stopped():

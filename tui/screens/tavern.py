@@ -34,7 +34,7 @@ class TavernScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#battle").border_title = "battle"
 
-    def show(self, state: GameState, chart: bool = True) -> None:
+    def show(self, state: GameState) -> None:
         """Push the state's values down into the widgets."""
         card = self.query_one(HeroCard)
         card.hero = state.hero or "DIO"
@@ -48,8 +48,7 @@ class TavernScreen(Screen[None]):
         battle.source = state.source
         battle.news = state.log[-1] if state.log else ""
         self.query_one(LootFeed).loot = tuple(state.loot)
-        if chart:
-            self.query_one(LossChart).set_series(state.train_losses, state.val_losses)
+        self.query_one(LossChart).set_series(state.train_losses, state.val_losses)
         bar = self.query_one(StatusBar)
         bar.word = state.status_word
         if state.link == "connecting":

@@ -10,7 +10,16 @@ from collections.abc import Iterable
 
 from textual_plotext import PlotextPlot
 
-REDRAW_SECONDS = 1.0
+REDRAW_SECONDS = 2.0
+MAX_POINTS = 160  # more points than braille cells only costs time
+
+
+def downsample(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    if len(points) <= MAX_POINTS:
+        return points
+    stride = len(points) / MAX_POINTS
+    picked = [points[int(i * stride)] for i in range(MAX_POINTS - 1)]
+    return [*picked, points[-1]]
 
 
 class LossChart(PlotextPlot):
@@ -27,8 +36,9 @@ class LossChart(PlotextPlot):
         self._redraw()
 
     def set_series(self, train: Iterable[tuple[int, float]], val: Iterable[tuple[int, float]]) -> None:
-        self.train = list(train)
-        self.val = list(val)
+        """Cheap: keeps references; the copy and downsampling happen at redraw time."""
+        self._train_source = train
+        self._val_source = val
         self._dirty = True
 
     def _redraw_if_dirty(self) -> None:
@@ -37,6 +47,8 @@ class LossChart(PlotextPlot):
 
     def _redraw(self) -> None:
         self._dirty = False
+        self.train = downsample(list(getattr(self, "_train_source", self.train)))
+        self.val = downsample(list(getattr(self, "_val_source", self.val)))
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()

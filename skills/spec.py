@@ -1,0 +1,59 @@
+"""A skill's YAML, validated: the single source of truth for its levels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REQUIRED = ("id", "name", "icon", "colour", "description", "max_level", "module", "levels")
+
+
+@dataclass(frozen=True)
+class SkillSpec:
+    id: str
+    name: str
+    icon: str
+    colour: str
+    description: str
+    max_level: int
+    module: str  # "package.module:ClassName"
+    levels: dict[int, dict[str, Any]]
+    threshold: float = 0.80  # eval accuracy that counts as a pass
+    eval_size: int = 50  # problems in a level's static eval set
+    max_answer_tokens: int = 64  # generation budget for an answer
+    source: Path | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.id.isidentifier() or self.id != self.id.lower():
+            raise ValueError(f"skill id {self.id!r} must be a lowercase identifier")
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"{self.id}: threshold must be in (0, 1]")
+        if self.eval_size < 1 or self.max_answer_tokens < 1:
+            raise ValueError(f"{self.id}: eval_size and max_answer_tokens must be >= 1")
+        missing = [lvl for lvl in range(1, self.max_level + 1) if lvl not in self.levels]
+        if missing:
+            raise ValueError(f"{self.id}: the level table lacks levels {missing}")
+
+    def params(self, level: int) -> dict[str, Any]:
+        if level not in self.levels:
+            raise ValueError(f"{self.id} has levels 1..{self.max_level}, not {level}")
+        return self.levels[level]
+
+    @classmethod
+    def load(cls, path: Path) -> SkillSpec:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a skill YAML must be a mapping")
+        missing = [key for key in REQUIRED if key not in data]
+        if missing:
+            raise ValueError(f"{path}: missing keys {missing}")
+        levels = {int(k): dict(v) for k, v in data["levels"].items()}
+        known = {f for f in cls.__dataclass_fields__ if f not in ("levels", "source")}
+        extra = set(data) - known - {"levels"}
+        if extra:
+            raise ValueError(f"{path}: unknown keys {sorted(extra)}")
+        fields = {k: v for k, v in data.items() if k in known}
+        return cls(**fields, levels=levels, source=path)

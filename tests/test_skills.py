@@ -1,0 +1,137 @@
+"""Skills: determinism, disjoint train/eval seeds, verifiers that accept every stored
+answer and score corrupted ones lower (property tests), monotone level tables."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skills.base import Problem, strip_thinking
+from skills.bin import ONE, ZERO, Bin, from_bits, to_bits
+from skills.registry import all_skills, get_skill
+from skills.spec import SkillSpec
+
+SKILLS = {s.id: s for s in all_skills()}
+
+
+def test_registry_finds_builtin_skills() -> None:
+    assert {"bin", "ari"} <= set(SKILLS)
+    assert get_skill("BIN").name == "Binary"
+    with pytest.raises(KeyError, match="unknown skill"):
+        get_skill("nope")
+
+
+@pytest.mark.parametrize("skill_id", sorted(SKILLS))
+def test_same_seed_same_problem_and_disjoint_splits(skill_id: str) -> None:
+    skill = SKILLS[skill_id]
+    for level in (1, skill.max_level):
+        assert skill.generate(level, 7) == skill.generate(level, 7)
+        train = {skill.generate(level, i, "train").key for i in range(40)}
+        evals = skill.eval_set(level, 40)
+        assert evals == skill.eval_set(level, 40)  # static
+        if level == skill.max_level:  # a big problem space: the splits do not collide
+            assert not train & {p.key for p in evals}
+
+
+@settings(max_examples=60, deadline=None)
+@given(skill_id=st.sampled_from(sorted(SKILLS)), level=st.integers(1, 30), index=st.integers(0, 10**6))
+def test_stored_answer_scores_one_and_corruption_scores_less(skill_id: str, level: int, index: int) -> None:
+    skill = SKILLS[skill_id]
+    level = min(level, skill.max_level)
+    problem = skill.generate(level, index)
+    assert skill.score(problem, problem.answer) == 1.0
+    assert skill.score(problem, f"<think>\nhmm\n</think>\n\n{problem.answer}") == 1.0
+    assert skill.score(problem, f"Sure! {problem.answer}") == 1.0
+    assert skill.score(problem, "") < 1.0
+    assert skill.score(problem, corrupt(problem)) < 1.0
+
+
+def corrupt(problem: Problem) -> str:
+    """Change the final answer's first character to another digit/bit."""
+    line = problem.answer.split("\n", 1)[0]
+    head, _, value = line.rpartition("= ") if "= " in line else ("", "", line)
+    swap = {"0": "1", "1": "2", "2": "3", "3": "4", "4": "5", "5": "6", "6": "7", "7": "8", "8": "9", "9": "1",
+            ZERO: ONE, ONE: ZERO, "t": "f", "f": "t"}  # fmt: skip
+    key = json.loads(problem.key)
+    for a, b in ((key.get("zero"), key.get("one")), (key.get("one"), key.get("zero"))):
+        if a and value.startswith(a):
+            return f"{head}= {b}{value[len(a) :]}"
+    return f"{head}{'= ' if head else ''}{swap.get(value[0], '0')}{value[1:]}"
+
+
+@pytest.mark.parametrize("skill_id", sorted(SKILLS))
+def test_difficulty_never_decreases(skill_id: str) -> None:
+    spec = SKILLS[skill_id].spec
+    rows = [spec.params(level) for level in range(1, spec.max_level + 1)]
+    for before, after in itertools.pairwise(rows):
+        for name, value in before.items():
+            if isinstance(value, int | float):
+                assert after[name] >= value, (name, before, after)
+            elif isinstance(value, list | str) and name == "ops":
+                assert set(value) <= set(after[name]), (name, before, after)
+        if "styles" in before:  # the share of brief answers only shrinks
+            assert after["styles"][0] / sum(after["styles"]) <= before["styles"][0] / sum(before["styles"])
+
+
+def test_bin_levels_follow_the_reference_widths() -> None:
+    spec = SKILLS["bin"].spec
+    assert [spec.params(lvl)["bits"] for lvl in (1, 7, 8, 15, 30)] == [2, 8, 9, 16, 32]
+    assert spec.params(7)["symbols"] == 0 and spec.params(8)["symbols"] > 0
+
+
+def test_bin_symbol_language_declares_its_symbols() -> None:
+    skill = SKILLS["bin"]
+    declared = [p for p in (skill.generate(12, i) for i in range(30)) if "Symbol Key" in p.prompt]
+    assert declared
+    for problem in declared:
+        key = json.loads(problem.key)
+        assert f"{key['zero']} = 0" in problem.prompt and f"{key['one']} = 1" in problem.prompt
+
+
+def test_bin_partial_credit_for_close_binary_answers() -> None:
+    skill = SKILLS["bin"]
+    key = {"op": "add", "args": [5, 3], "zero": ZERO, "one": ONE, "style": "brief"}
+    problem = Problem("bin", 3, 0, "train", "Compute: add(①⓪①, ①①)", "", key=json.dumps(key))
+    assert skill.score(problem, "add(①⓪①, ①①) = ①⓪⓪⓪") == 1.0
+    assert 0 < skill.score(problem, "add(①⓪①, ①①) = ①⓪⓪①") < 1.0  # 3 of 4 bits right
+    assert skill.score(problem, "add(①⓪①, ①①) = ①①") == 0.0
+
+
+def test_bits_round_trip() -> None:
+    for value in (0, 1, 2, 5, 1023):
+        assert from_bits(to_bits(value)) == value
+    assert from_bits("①x⓪") is None
+    assert strip_thinking("<think>a</think>b") == "b"
+
+
+def test_spec_validation(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "x.yaml"
+    path.write_text("id: x\nname: X\nicon: x\ncolour: red\ndescription: d\nmax_level: 2\n"
+                    "module: skills.bin:Bin\nlevels:\n  1: {bits: 2}\n")  # fmt: skip
+    with pytest.raises(ValueError, match="lacks levels"):
+        SkillSpec.load(path)
+    assert isinstance(SKILLS["bin"], Bin)
+
+
+def test_user_skill_folder_is_discovered(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "echo_skill.py").write_text(
+        "from skills.base import Problem, Skill, problem_rng\n"
+        "class Echo(Skill):\n"
+        "    def generate(self, level, index, split='train'):\n"
+        "        word = problem_rng(self.id, level, index, split).choice(['a', 'b'])\n"
+        "        return Problem(self.id, level, index, split, f'say {word}', word, key=word)\n"
+        "    def score(self, problem, response):\n"
+        "        return float(response.strip() == problem.answer)\n"
+    )
+    (tmp_path / "echo.yaml").write_text(
+        "id: echo\nname: Echo\nicon: E\ncolour: blue\ndescription: repeat\nmax_level: 1\n"
+        "module: echo_skill:Echo\nlevels:\n  1: {}\n"
+    )
+    monkeypatch.setenv("REALM_SKILLS", str(tmp_path))
+    echo = get_skill("echo")
+    problem = echo.generate(1, 0)
+    assert echo.score(problem, problem.answer) == 1.0

@@ -1,0 +1,87 @@
+"""One skill's tree in the Guild: levels as nodes, the gate's progress, the accuracy
+history at the current level, and a sample problem with DIO's latest answer."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.widgets import Sparkline, Static
+
+from engine.protocol import SkillInfo
+
+
+def tree_text(info: SkillInfo) -> Text:
+    text = Text()
+    mastered = set(info.mastered)
+    for level in range(1, info.max_level + 1):
+        if level in mastered or level < info.level:
+            text.append(f"✔{level}", style="bold green")
+        elif level == info.level:
+            text.append(f"▶{level}", style="bold reverse yellow")
+        else:
+            text.append(f"·{level}", style="dim")
+        text.append(" ")
+    return text
+
+
+def gate_text(info: SkillInfo) -> Text:
+    text = Text()
+    text.append("gate: ", style="bold")
+    window = min(info.gate_window, len(info.evals))
+    text.append(
+        f"{info.gate_passes} of {info.gate_window} evals ≥ {info.threshold:.0%}",
+        style="green" if info.gate_passes == info.gate_window else "",
+    )
+    if info.evals:
+        recent = ", ".join(f"{a:.0%}" for a in info.evals[-window:])
+        text.append(f"   last: {recent}", style="dim")
+    else:
+        text.append("   no eval at this level yet", style="dim")
+    return text
+
+
+def sample_text(info: SkillInfo) -> Text:
+    text = Text()
+    if not info.sample_prompt:
+        return Text("sample: after the first eval", style="dim")
+    prompt = info.sample_prompt.splitlines()[-1]
+    text.append("sample: ", style="bold")
+    text.append(prompt + "\n")
+    text.append("DIO:    ", style="bold")
+    answer = info.sample_answer.strip().splitlines()[0] if info.sample_answer.strip() else "(silence)"
+    text.append(answer[:70])
+    text.append("  ✔ accepted" if info.sample_correct else "  ✘ rejected",
+                style="bold green" if info.sample_correct else "bold red")  # fmt: skip
+    return text
+
+
+class SkillPanel(Vertical):
+    info: reactive[SkillInfo | None] = reactive(None, recompose=False)
+
+    def __init__(self, info: SkillInfo) -> None:
+        super().__init__(id=f"skill-{info.id}", classes="skill-panel")
+        self.set_reactive(SkillPanel.info, info)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="tree")
+        yield Static(id="gate")
+        yield Sparkline([], id="history")
+        yield Static(id="sample")
+
+    def on_mount(self) -> None:
+        self._show(self.info)
+
+    def watch_info(self, info: SkillInfo | None) -> None:
+        if self.is_mounted:
+            self._show(info)
+
+    def _show(self, info: SkillInfo | None) -> None:
+        if info is None:
+            return
+        self.border_title = f"{info.icon} {info.name} — level {info.level} / {info.max_level}"
+        self.query_one("#tree", Static).update(tree_text(info))
+        self.query_one("#gate", Static).update(gate_text(info))
+        self.query_one("#history", Sparkline).data = list(info.evals) or [0.0]
+        self.query_one("#sample", Static).update(sample_text(info))
