@@ -85,3 +85,27 @@ def test_eval_import_and_score_from_the_shell(tmp_path: Path) -> None:
     lines = [json.loads(x) for x in scored.stdout.splitlines()]
     assert [x["score"] for x in lines[:-1]] == [1.0] * 5 + [0.0] * 5 + [1.0]
     assert lines[-1]["mean"] == pytest.approx(6 / 11)
+
+
+def test_sy_reference_puzzles_score_all_stored_solutions() -> None:
+    skill = get_skill("sy")
+    total = 0
+    for path in sorted((SEED_DATA / "sy").glob("*.jsonl")):
+        if not path.stat().st_size:
+            continue
+        found, rows = reference_problems(path)
+        assert found.id == "sy"
+        for line, (problem, solution) in zip(path.read_text().splitlines(), rows, strict=True):
+            record = json.loads(line)
+            assert skill.score(problem, solution) == 1.0, (path.name, record["output_variant"])
+            assert skill.score(problem, record["solution_text"]) == 1.0, (path.name, record["output_variant"])
+            total += 1
+    assert total == 400
+
+
+def test_sy_reference_corrupted_solutions_score_lower() -> None:
+    skill, rows = reference_problems(SEED_DATA / "sy" / "level_3.jsonl")
+    for problem, solution in rows:
+        words = json.loads(problem.key)["words"]
+        broken = solution.replace(words[0].upper(), words[0].upper()[::-1], 1)
+        assert skill.score(problem, broken) < 1.0

@@ -19,7 +19,7 @@ SKILLS = {s.id: s for s in all_skills()}
 
 
 def test_registry_finds_builtin_skills() -> None:
-    assert {"bin", "ari"} <= set(SKILLS)
+    assert {"bin", "ari", "sy"} <= set(SKILLS)
     assert get_skill("BIN").name == "Binary"
     with pytest.raises(KeyError, match="unknown skill"):
         get_skill("nope")
@@ -51,7 +51,12 @@ def test_stored_answer_scores_one_and_corruption_scores_less(skill_id: str, leve
 
 
 def corrupt(problem: Problem) -> str:
-    """Change the final answer's first character to another digit/bit."""
+    """Change the final answer's first character to another digit/bit (for SY: misspell
+    the first word)."""
+    if problem.skill == "sy":
+        data = json.loads(problem.answer)
+        data["solutions"][0]["answer"] += "Q"
+        return json.dumps(data)
     line = problem.answer.split("\n", 1)[0]
     head, _, value = line.rpartition("= ") if "= " in line else ("", "", line)
     swap = {"0": "1", "1": "2", "2": "3", "3": "4", "4": "5", "5": "6", "6": "7", "7": "8", "8": "9", "9": "1",
@@ -71,6 +76,8 @@ def test_difficulty_never_decreases(skill_id: str) -> None:
         for name, value in before.items():
             if isinstance(value, int | float):
                 assert after[name] >= value, (name, before, after)
+            elif isinstance(value, list) and all(isinstance(v, int) for v in value) and name != "styles":
+                assert all(b >= a for a, b in zip(value, after[name], strict=True)), (name, before, after)
             elif isinstance(value, list | str) and name == "ops":
                 assert set(value) <= set(after[name]), (name, before, after)
         if "styles" in before:  # the share of brief answers only shrinks
@@ -135,3 +142,34 @@ def test_user_skill_folder_is_discovered(tmp_path, monkeypatch) -> None:  # type
     echo = get_skill("echo")
     problem = echo.generate(1, 0)
     assert echo.score(problem, problem.answer) == 1.0
+
+
+def sy_problem(clues: list[dict[str, object]], bank: list[str], words: list[str]) -> Problem:
+    key = {"clues": clues, "bank": bank, "words": words, "decoys": []}
+    return Problem("sy", 1, 0, "eval", "", "", key=json.dumps(key))
+
+
+def test_sy_accepts_any_assignment_that_satisfies_the_puzzle() -> None:
+    sy = SKILLS["sy"]
+    problem = sy_problem([{"slots": 2}, {"slots": 2}], ["al", "so", "to", "day"], ["also", "today"])
+    assert sy.score(problem, "1. ALSO\n2. TODAY") == 1.0
+    assert sy.score(problem, "1. TODAY\n2. ALSO") == 1.0  # not the stored order, still right
+    assert sy.score(problem, "1. ALSO\n2. ALSO") == 0.5  # a tile cannot be used twice
+    assert sy.score(problem, "1. ALSO\n2. TODAX") == 0.5  # partial credit per word
+
+
+def test_sy_clues_constrain_answers() -> None:
+    sy = SKILLS["sy"]
+    clue = {"slots": 2, "letters": 4, "first": "a"}
+    problem = sy_problem([clue, {"slots": 2}], ["al", "so", "to", "day"], ["also", "today"])
+    assert sy.score(problem, "1. TODAY\n2. ALSO") == 0.5  # TODAY does not start with A; ALSO fits 2
+    json_answer = {"solutions": [{"ans_num": 2, "syllables": ["to", "day"], "answer": "TODAY"},
+                                 {"ans_num": 1, "syllables": ["al", "so"], "answer": "ALSO"}]}  # fmt: skip
+    assert sy.score(problem, json.dumps(json_answer)) == 1.0  # ans_num decides, not order
+
+
+def test_sy_levels_grow_harder() -> None:
+    sy = SKILLS["sy"]
+    easy, hard = sy.generate(1, 0), sy.generate(50, 0)
+    assert len(json.loads(easy.key)["clues"]) < len(json.loads(hard.key)["clues"])
+    assert "letters" in easy.prompt and "letters" not in hard.prompt  # hints fade

@@ -50,7 +50,7 @@ def add_parsers(sub: Any, add_hero_args: Any) -> None:
         "import",
         help="turn a reference eval file into a static eval set",
         description="Read a reference eval file (BIN bin/level_NN.json, BIN chat rows "
-        "binary/*.jsonl), check every stored solution with the skill's verifier, and save the "
+        "binary/*.jsonl, SY sy/level_N.jsonl), check every stored solution with the skill's verifier, and save the "
         "problems as an eval set in the hero's save folder (evals/).",
     )
     add_hero_args(imp)
@@ -134,8 +134,8 @@ def reference_problems(path: Path) -> tuple[Skill, list[tuple[Problem, str]]]:
         skill = get_skill("bin")
         return skill, [(skill.problem_from_record(r), r["assistant_response"]) for r in records]
     if "syllable_bank" in first or "puzzle_id" in first:
-        skill = get_skill("sy")  # raises a clear KeyError until SY exists
-        return skill, [(skill.problem_from_record(r), r.get("solution_text", "")) for r in records]
+        skill = get_skill("sy")
+        return skill, [(skill.problem_from_record(r), _solution_text(r)) for r in records]
     raise ValueError(f"{path}: unrecognised rows (keys: {sorted(first)})")
 
 
@@ -161,6 +161,11 @@ def cmd_eval_import(args: argparse.Namespace, hero_root: Path) -> int:
         )
         print(f"saved as an eval set: {target}")
     return 0 if accepted == len(rows) else 1
+
+
+def _solution_text(record: dict[str, Any]) -> str:
+    solution = record.get("solution", "")
+    return solution if isinstance(solution, str) else json.dumps(solution)
 
 
 def _skill(skill_id: str) -> Skill:
