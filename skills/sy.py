@@ -64,6 +64,17 @@ def known_words() -> frozenset[str]:
 
 
 @cache
+def rhymes() -> dict[str, str]:
+    return {w.word: w.rhyme for w in word_table()}
+
+
+@cache
+def pool(max_rank: int, fewest: int, most: int) -> tuple[Word, ...]:
+    """Words a level draws from (cached: generation runs in the training hot path)."""
+    return tuple(w for w in word_table()[:max_rank] if fewest <= len(w.syllables) <= most)
+
+
+@cache
 def rhyme_groups() -> dict[str, tuple[str, ...]]:
     groups: dict[str, list[str]] = {}
     for w in word_table():
@@ -124,9 +135,8 @@ def fits(answer: str, clue: dict[str, Any], syllables: int) -> bool:
         if len(w) != len(pattern) or any(p != "_" and p != c for p, c in zip(pattern, w, strict=True)):
             return False
     if "rhymes_with" in clue:
-        partner = clue["rhymes_with"]
-        table = {x.word: x.rhyme for x in word_table()}
-        if w not in table or table.get(partner) != table[w]:
+        table = rhymes()
+        if w not in table or table.get(clue["rhymes_with"]) != table[w]:
             return False
     return True
 
@@ -154,16 +164,17 @@ class Sy(Skill):
     @staticmethod
     def _pick_words(rng: random.Random, params: dict[str, Any]) -> list[Word]:
         lo, hi = params["syllables"]
-        pool = [w for w in word_table()[: int(params["max_rank"])] if lo <= len(w.syllables) <= hi]
+        words = pool(int(params["max_rank"]), int(lo), int(hi))
         chosen: list[Word] = []
         while len(chosen) < int(params["words"]):
-            candidates = pool
+            pick = rng.choice(words)
             if chosen and rng.random() < float(params["shared"]):
-                # Prefer a word that shares a tile with one already chosen.
+                # Prefer a word that shares a tile with one already chosen: a few tries.
                 tiles = {s for w in chosen for s in w.syllables}
-                sharing = [w for w in pool if tiles & set(w.syllables)]
-                candidates = sharing or pool
-            pick = rng.choice(candidates)
+                for _ in range(200):
+                    if tiles & set(pick.syllables):
+                        break
+                    pick = rng.choice(words)
             if pick.word not in {w.word for w in chosen}:
                 chosen.append(pick)
         return chosen

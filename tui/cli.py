@@ -117,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, default=150, help="steps per training run (default 150)")
     bench.add_argument("--repeats", type=int, default=2, help="runs of each kind (default 2)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument(
+        "--evals",
+        action="store_true",
+        help="instead: eval throughput (problems/s) with batched generation vs one at a time",
+    )
     return parser
 
 
@@ -307,6 +312,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.evals:  # runs in an engine process: this one must not load torch
+        import subprocess
+
+        return subprocess.call([sys.executable, "-m", "engine.bench_eval"])
     from tui.bench import run
 
     echo = (lambda _line: None) if args.json else (lambda line: print(line, flush=True))
