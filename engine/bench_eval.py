@@ -34,13 +34,17 @@ def measure(model_dir: Path, problems: int, skills: list[str]) -> dict[str, obje
             elapsed = time.perf_counter() - start
             out[f"{skill_id}_batch{size}_problems_per_s"] = round(len(batch) / elapsed, 2)
         out[f"{skill_id}_batching_speedup"] = round(
-            float(out[f"{skill_id}_batch32_problems_per_s"]) / float(out[f"{skill_id}_batch1_problems_per_s"]), 2  # type: ignore[arg-type]
+            float(out[f"{skill_id}_batch32_problems_per_s"])
+            / float(out[f"{skill_id}_batch1_problems_per_s"]),
+            2,  # type: ignore[arg-type]
         )
     return out
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, help="a model folder (default: a fresh hatchling)")
     parser.add_argument("--problems", type=int, default=64, help="problems per measurement (default 64)")
     parser.add_argument("--skills", default="bin,sy", help="comma-separated skill ids (default bin,sy)")

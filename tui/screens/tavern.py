@@ -41,7 +41,8 @@ class TavernScreen(Screen[None]):
         card.model = state.model
         card.stats = state.stats
         params = f"{state.params / 1e6:.1f}M params" if state.params else ""
-        card.detail = " · ".join(x for x in (params, state.device) if x)
+        skills = " ".join(f"{s.id.upper()} L{s.level}" for s in state.skills)
+        card.detail = " · ".join(x for x in (params, state.device) if x) + (f"\n{skills}" if skills else "")
         battle = self.query_one(BattlePanel)
         battle.step = state.stats.step
         battle.damage = state.last_damage
