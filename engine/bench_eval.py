@@ -28,16 +28,13 @@ def measure(model_dir: Path, problems: int, skills: list[str]) -> dict[str, obje
         skill = get_skill(skill_id)
         batch = skill.eval_set(1, problems)
         budget = skill.spec.max_answer_tokens
+        rate: dict[int, float] = {}
         for size in (32, 1):
             start = time.perf_counter()
             generate_answers(hero.model, renderer, batch, hero.device, budget, batch_size=size)
-            elapsed = time.perf_counter() - start
-            out[f"{skill_id}_batch{size}_problems_per_s"] = round(len(batch) / elapsed, 2)
-        out[f"{skill_id}_batching_speedup"] = round(
-            float(out[f"{skill_id}_batch32_problems_per_s"])
-            / float(out[f"{skill_id}_batch1_problems_per_s"]),
-            2,  # type: ignore[arg-type]
-        )
+            rate[size] = len(batch) / (time.perf_counter() - start)
+            out[f"{skill_id}_batch{size}_problems_per_s"] = round(rate[size], 2)
+        out[f"{skill_id}_batching_speedup"] = round(rate[32] / rate[1], 2)
     return out
 
 

@@ -55,7 +55,7 @@ def test_bad_files_are_refused_with_a_reason(tmp_path: Path, case: str) -> None:
 
 def test_a_50_mb_line_is_refused_without_parsing(tmp_path: Path) -> None:
     huge = '{"text": "' + "x" * 50_000_000 + '"}\n'
-    with pytest.raises(QuestRejected, match="line 2: 50,000,012 bytes"):
+    with pytest.raises(QuestRejected, match=r"line 2: 50,000,012 bytes"):
         read_quest(write(tmp_path, "big.jsonl", lines(CHAT) + huge))
 
 
@@ -66,7 +66,7 @@ def test_a_directory_and_a_symlink_loop_are_refused(tmp_path: Path) -> None:
         read_quest(folder)
     loop = tmp_path / "loop.jsonl"
     os.symlink(loop, loop)
-    with pytest.raises(QuestRejected, match="cannot read loop.jsonl"):
+    with pytest.raises(QuestRejected, match=r"cannot read loop\.jsonl"):
         read_quest(loop)
 
 
