@@ -11,7 +11,7 @@ from typing import Any
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 1234
-    micro_batch: int = 16  # packed rows per forward pass
+    micro_batch: int = 8  # packed rows per forward pass (8 x 256 tokens: quick steps on a CPU)
     grad_accum: int = 1  # micro-batches per optimizer step
     seq_len: int = 256  # fits an SY puzzle and its answer; short BIN examples pack 8 a row
     lr: float = 2e-3
@@ -45,7 +45,7 @@ class GameConfig:
     eval_every: int = 100
     eval_problems: int = 0  # problems per eval; 0 = the skill YAML's eval_size
     val_examples: int = 64
-    skills: dict[str, float] = field(default_factory=lambda: {"bin": 1.0, "sy": 0.3})  # id -> weight
+    skills: dict[str, float] = field(default_factory=lambda: {"bin": 1.0, "sy": 0.1})  # id -> weight
     rehearsal: float = 0.2  # share of training on levels below the current one
     max_steps: int = 0  # stop (and save) after this many steps; 0 = train forever
 

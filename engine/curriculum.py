@@ -16,6 +16,7 @@ from skills.base import Skill
 
 GATE_WINDOW = 3
 REHEARSAL_LEVELS = 5  # rehearse at most this many levels below the current one
+HISTORY = 50  # evals kept per level (the gate reads 3; the Guild's sparkline the rest)
 
 
 def gate_passed(accuracies: list[float], threshold: float, window: int = GATE_WINDOW) -> bool:
@@ -63,7 +64,7 @@ class Curriculum:
         """Add an eval result; returns the new level when the gate opens."""
         track = self.tracks[skill_id]
         skill = self.skills[skill_id]
-        track.evals.append(accuracy)
+        track.evals = [*track.evals, accuracy][-HISTORY:]
         if track.level >= skill.max_level or not gate_passed(track.evals, skill.spec.threshold):
             return None
         track.mastered[track.level] = step

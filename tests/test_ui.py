@@ -299,3 +299,20 @@ async def test_guild_shows_trees_gates_and_samples() -> None:
         await pilot.press("escape")
         await settle(pilot)
         assert app.screen is app.tavern
+
+
+@pytest.mark.asyncio
+async def test_guild_opened_before_the_snapshot_fills_in() -> None:
+    from tui.screens.guild import GuildScreen
+    from tui.widgets.skill_panel import SkillPanel
+
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await engine.expect(p.Hello)
+        await pilot.press("g")
+        await settle(pilot)
+        assert isinstance(app.screen, GuildScreen) and not app.screen.query(SkillPanel)
+        engine.send(snapshot(skills=(skill_info(),)))
+        await settle(pilot, 8)
+        assert [panel.id for panel in app.screen.query(SkillPanel)] == ["skill-bin"]

@@ -81,7 +81,7 @@ class RealmApp(App[str]):
 
     # ------------------------------------------------------------------ events
 
-    def on_engine_message(self, message: EngineMessage) -> None:
+    async def on_engine_message(self, message: EngineMessage) -> None:
         event = message.event
         self.state.apply(event)
         if isinstance(event, p.StepCompleted):
@@ -89,7 +89,7 @@ class RealmApp(App[str]):
             return
         self.tavern.show(self.state)
         if isinstance(self.screen, GuildScreen):
-            self.screen.show(self.state.skills)
+            await self.screen.show(self.state.skills)
         self.sub_title = f"{self.state.hero.upper()} · {self.state.model}" if self.state.hero else ""
         match event:
             case p.Snapshot(away=away) if away is not None:

@@ -23,8 +23,8 @@ class FirstFrameApp(RealmApp):
 
 
 class WatchingApp(RealmApp):
-    def on_engine_message(self, message):  # type: ignore[no-untyped-def]
-        super().on_engine_message(message)
+    async def on_engine_message(self, message):  # type: ignore[no-untyped-def]
+        await super().on_engine_message(message)
         if isinstance(message.event, p.Stopped):
             self.exit("stopped")
 

@@ -28,7 +28,12 @@ class GuildScreen(Screen[None]):
                 yield SkillPanel(info)
         yield Footer()
 
-    def show(self, skills: tuple[SkillInfo, ...]) -> None:
+    async def show(self, skills: tuple[SkillInfo, ...]) -> None:
+        if [s.id for s in skills] != [s.id for s in self.skills]:
+            self.skills = skills  # opened before the engine reported its skills
+            await self.recompose()
+            return
+        self.skills = skills
         for info in skills:
             for panel in self.query(SkillPanel):
                 if panel.id == f"skill-{info.id}":

@@ -46,7 +46,9 @@ def sample_text(info: SkillInfo) -> Text:
     text = Text()
     if not info.sample_prompt:
         return Text("sample: after the first eval", style="dim")
-    prompt = info.sample_prompt.splitlines()[-1]
+    lines = info.sample_prompt.splitlines()
+    # The line that carries the problem: BIN's "Compute: …", SY's first clue.
+    prompt = next((x for x in lines if x.startswith(("Compute:", "1. "))), lines[-1])
     text.append("sample: ", style="bold")
     text.append(prompt + "\n")
     text.append("DIO:    ", style="bold")
