@@ -49,6 +49,7 @@ def main() -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     if args.model:
         folder = args.model
     else:

@@ -138,6 +138,11 @@ class SaveNow:
 
 
 @dataclass(frozen=True, slots=True)
+class RunEval:
+    """Evaluate every skill now (answered by EvalCompleted events)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """Save loot, then end the engine process."""
 
@@ -147,7 +152,7 @@ class Goodbye:
     """The UI is leaving on purpose (DIO keeps training); marks the start of 'away'."""
 
 
-Command = Hello | Pause | Resume | SaveNow | Stop | Goodbye
+Command = Hello | Pause | Resume | SaveNow | RunEval | Stop | Goodbye
 
 # --------------------------------------------------------------------------- events
 
@@ -187,6 +192,7 @@ class StepCompleted:
     grad_norm: float
     tokens_per_s: float
     stats: HeroStats
+    masked_fraction: float = 0.0  # share of the step's tokens with no loss
 
 
 @dataclass(frozen=True, slots=True)

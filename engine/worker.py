@@ -263,6 +263,7 @@ class Worker:
                 grad_norm=result.grad_norm,
                 tokens_per_s=self.tokens_per_s,
                 stats=self.progress.stats(),
+                masked_fraction=result.masked_fraction,
             )
         )
 
@@ -306,6 +307,9 @@ class Worker:
             self.server.broadcast(p.Resumed(step=self.progress.step))
         elif isinstance(command, p.SaveNow):
             self.take_loot("manual")
+        elif isinstance(command, p.RunEval):
+            self.note(f"Evaluating on demand at step {self.progress.step}")
+            self.run_eval()
         elif isinstance(command, p.Stop):
             self.stop_reason = "stop"
         else:
@@ -512,6 +516,7 @@ class Worker:
             "loot": len(live),
             "updated_at": time.time(),
             "last_watched": self.last_watched,
+            "masked_fraction": round(self.masked_fraction, 4),
             "skills": {
                 sid: {"level": t.level, "evals": t.evals, "mastered": sorted(t.mastered)}
                 for sid, t in self.curriculum.tracks.items()

@@ -158,3 +158,13 @@ def test_level_up_and_eval_events(hero) -> None:  # type: ignore[no-untyped-def]
     assert [e.level for e in levels] == [1, 2]
     assert [e.step for e in evals] == [4, 8, 12]
     assert all(0.0 <= e.accuracy <= 1.0 and e.val_loss > 0 for e in evals)
+
+
+def test_eval_on_demand(engine) -> None:  # type: ignore[no-untyped-def]
+    driver, worker = engine
+    driver.send(p.Hello())
+    driver.wait_for(p.StepCompleted)
+    driver.send(p.RunEval())
+    done = driver.wait_for(p.EvalCompleted)
+    assert done.skill is not None and done.skill.id == "bin" and done.problems == 4
+    assert worker.ledger.evals.all()[-1]["step"] == done.step

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -154,6 +155,29 @@ def test_second_engine_for_the_same_hero_is_refused(tmp_path: Path, hatchling_di
         refused = realm("train", "--saves", str(saves))
         assert refused.returncode == 3 and "already training" in refused.stderr
     finally:
-        first.terminate()
+        first.send_signal(signal.SIGINT)  # what Ctrl+C on `realm train` sends
         first.wait(120)
-    assert first.returncode == 0  # SIGTERM saved and stopped cleanly
+    assert first.returncode == 0  # saved and stopped cleanly
+    assert Hero(save.root).read_status()["state"] == "stopped"
+
+
+def test_train_any_local_model_folder(tmp_path: Path, hatchling_dir: Path) -> None:
+    saves = str(tmp_path / "saves")
+    missing = realm("train", "--saves", saves, "--hero", "other", "--model", str(tmp_path / "nope"))
+    assert missing.returncode != 0 and "no such folder" in missing.stderr
+    not_a_model = tmp_path / "empty"
+    not_a_model.mkdir()
+    refused = realm("train", "--saves", saves, "--hero", "other", "--model", str(not_a_model))
+    assert refused.returncode != 0 and "no config.json" in refused.stderr
+    # The session's hatchling folder stands in for any local Hugging Face model.
+    done = realm("train", "--saves", saves, "--hero", "own", "--model", str(hatchling_dir),
+                 "--max-steps", "3", "--threads", "1", timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    status = json.loads(realm("status", "--json", "--saves", saves, "--hero", "own").stdout)
+    assert status["state"] == "stopped" and status["step"] == 3 and status["last_loot_step"] == 3
+    assert status["model"] == str(hatchling_dir.resolve())
+    assert not (tmp_path / "saves" / "own" / "base").exists()  # trained from the given folder
+    other = tmp_path / "other-model"
+    shutil.copytree(hatchling_dir, other)
+    switch = realm("train", "--saves", saves, "--hero", "own", "--model", str(other))
+    assert switch.returncode != 0 and "already trains" in switch.stderr

@@ -29,6 +29,7 @@ SAMPLES = [
     p.Pause(),
     p.Resume(),
     p.SaveNow(),
+    p.RunEval(),
     p.Stop(),
     p.Goodbye(),
     p.Snapshot(

@@ -147,13 +147,15 @@ async def test_events_update_the_hero_card_and_feeds() -> None:
 
 
 @pytest.mark.asyncio
-async def test_save_key_sends_save_now() -> None:
+async def test_save_and_eval_keys_send_their_commands() -> None:
     engine = FakeEngine()
     app = RealmApp(engine.connector)
     async with app.run_test(size=(80, 24)) as pilot:
         await start(pilot, engine)
         await pilot.press("s")
         await engine.expect(p.SaveNow)
+        await pilot.press("e")
+        await engine.expect(p.RunEval)
 
 
 @pytest.mark.asyncio
@@ -223,7 +225,7 @@ async def test_help_lists_every_binding_and_palette_has_every_action() -> None:
         described = {d for _, d in app.screen.keys}
         assert {b.description for b in RealmApp.BINDINGS} <= described  # type: ignore[union-attr]
         titles = " ".join(c.title for c in app.get_system_commands(app.screen)).lower()
-        for word in ("pause", "save loot", "keys", "leave", "restart"):
+        for word in ("pause", "save loot", "evaluate", "guild", "keys", "leave", "restart"):
             assert word in titles
 
 

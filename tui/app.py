@@ -40,6 +40,7 @@ class RealmApp(App[str]):
     BINDINGS = [
         Binding("space", "toggle_pause", "Pause/Resume"),
         Binding("s", "save_loot", "Save loot"),
+        Binding("e", "run_eval", "Eval now"),
         Binding("g", "guild", "Guild"),
         Binding("question_mark", "keys", "Keys", key_display="?"),
         Binding("q", "leave", "Quit"),
@@ -153,6 +154,12 @@ class RealmApp(App[str]):
         else:
             self.notify("Saving loot…", timeout=2)
 
+    def action_run_eval(self) -> None:
+        if not self.link.send(p.RunEval()):
+            self.notify("The engine is down: nothing to evaluate.", severity="error")
+        else:
+            self.notify("Evaluating every skill (results in the Guild)…", timeout=3)
+
     def action_guild(self) -> None:
         if isinstance(self.screen, GuildScreen):
             self.pop_screen()
@@ -205,6 +212,7 @@ class RealmApp(App[str]):
             "Pause / resume training", "Space: DIO stops between steps", self.action_toggle_pause
         )
         yield SystemCommand("Save loot now", "s: write a checkpoint", self.action_save_loot)
+        yield SystemCommand("Evaluate now", "e: run every skill's eval set", self.action_run_eval)
         yield SystemCommand("Open the Guild", "g: skill trees, gates, samples", self.action_guild)
         yield SystemCommand("Show keys", "?: every key", self.action_keys)
         yield SystemCommand("Leave the game", "q: background or save and stop", self.action_leave)

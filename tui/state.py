@@ -86,6 +86,7 @@ class GameState:
                 self.away = event.away
             case p.StepCompleted():
                 self.stats = event.stats
+                self.masked_fraction = event.masked_fraction
                 self.tokens_per_s = event.tokens_per_s
                 self.last_damage = event.loss
                 self.train_losses.append((event.step, event.smoothed_loss))

@@ -59,7 +59,7 @@ class TavernScreen(Screen[None]):
         else:
             bar.detail = (
                 f"step {state.stats.step:,} · {_num(state.tokens_per_s)} tok/s · "
-                f"{state.device} · {state.source}"
+                f"{state.device} · {state.source} · {state.masked_fraction:.0%} masked"
             )
 
     def flash(self, banner: str) -> None:
