@@ -31,7 +31,7 @@ def away_text(away: p.AwaySummary) -> str:
     )
 
 
-FRAME_SECONDS = 0.4
+FRAME_SECONDS = 0.5
 
 
 class RealmApp(App[str]):

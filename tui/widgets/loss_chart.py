@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from textual_plotext import PlotextPlot
 
-REDRAW_SECONDS = 2.0
+REDRAW_SECONDS = 4.0
 MAX_POINTS = 160  # more points than braille cells only costs time
 
 
