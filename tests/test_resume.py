@@ -48,13 +48,19 @@ def test_resumed_run_matches_uninterrupted(tmp_path: Path, hatchling_dir: Path) 
     assert b[14] != b[24]  # it really trained
 
 
-def test_interrupted_rename_leaves_ledger_and_old_loot(hero, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    save, config = hero
+def loot_then_a_step(save, config):  # type: ignore[no-untyped-def]
+    """A worker that trained one step, took loot at step 1, and trained one more."""
     worker = Worker(save, config, EngineServer())
     worker.start()
     worker._train_step()
     good = worker.take_loot("manual")
     worker._train_step()
+    return worker, good
+
+
+def test_interrupted_rename_leaves_ledger_and_old_loot(hero, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    save, config = hero
+    worker, good = loot_then_a_step(save, config)
 
     def crash(*_args: object) -> None:
         raise KeyboardInterrupt("power cut between write and rename")
@@ -76,11 +82,7 @@ def test_interrupted_rename_leaves_ledger_and_old_loot(hero, monkeypatch: pytest
 
 def test_renamed_but_unrecorded_loot_is_not_loot(hero, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     save, config = hero
-    worker = Worker(save, config, EngineServer())
-    worker.start()
-    worker._train_step()
-    good = worker.take_loot("manual")
-    worker._train_step()
+    worker, good = loot_then_a_step(save, config)
 
     def crash(*_args: object) -> None:
         raise KeyboardInterrupt("killed after the rename, before the ledger row")
