@@ -38,9 +38,9 @@ class RealmApp(App[str]):
     TITLE = "Realm of Training"
     CSS_PATH = "realm.tcss"
     BINDINGS = [
-        Binding("space", "toggle_pause", "Pause/Resume"),
+        Binding("space", "toggle_pause", "Pause"),
         Binding("s", "save_loot", "Save loot"),
-        Binding("e", "run_eval", "Eval now"),
+        Binding("e", "run_eval", "Eval"),
         Binding("g", "guild", "Guild"),
         Binding("question_mark", "keys", "Keys", key_display="?"),
         Binding("q", "leave", "Quit"),

@@ -174,7 +174,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     app = RealmApp(connector=hero.connect, engine_alive=engine_alive, restart_engine=restart)
     result = app.run()
     pid = hero.engine_pid()
-    if result == "background" and pid:
+    if result in ("background", "down") and pid:  # "down" too: left while it was waking up
         print(f"DIO keeps training in the background (pid {pid}).")
         print(
             "  realm play    to watch again\n  realm status  for a one-line report\n  realm stop    to save and stop"
