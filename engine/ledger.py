@@ -37,9 +37,13 @@ class Ledger:
         self.db = TinyDB(str(path), storage=AtomicJSONStorage)
         self.loot = self.db.table("loot")
         self.evals = self.db.table("evals")
+        # The engine is the ledger's only writer, so the live loot can be kept in memory
+        # between writes (tinydb re-reads the whole file on every query).
+        self._live: list[dict[str, Any]] | None = None
 
     def record_loot(self, row: dict[str, Any]) -> None:
         self.loot.insert({**row, "deleted": False, "recorded_at": time.time()})
+        self._live = None
 
     def record_eval(self, row: dict[str, Any]) -> None:
         """An eval result, linked to the newest loot taken before it."""
@@ -47,11 +51,14 @@ class Ledger:
 
     def mark_deleted(self, name: str) -> None:
         self.loot.update({"deleted": True}, Query().name == name)
+        self._live = None
 
     def live_loot(self) -> list[dict[str, Any]]:
         """Checkpoints that exist, oldest first."""
-        rows = [dict(r) for r in self.loot.all() if not r.get("deleted")]
-        return sorted(rows, key=lambda r: (r["step"], r["recorded_at"]))
+        if self._live is None:
+            rows = [dict(r) for r in self.loot.all() if not r.get("deleted")]
+            self._live = sorted(rows, key=lambda r: (r["step"], r["recorded_at"]))
+        return list(self._live)
 
     def close(self) -> None:
         self.db.close()

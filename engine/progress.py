@@ -15,7 +15,6 @@ class Progress:
     step: int = 0
     xp_per_level: int = 1000
     smoothed_loss: float | None = None
-    last_loss: float | None = None
     val_loss: float | None = None
     accuracy: float | None = None
     gold: int = 0
@@ -30,7 +29,6 @@ class Progress:
         before = self.level
         self.step += 1
         self.tokens_seen += tokens
-        self.last_loss = loss
         if self.smoothed_loss is None:
             self.smoothed_loss = loss
         else:

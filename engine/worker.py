@@ -167,8 +167,7 @@ class Worker:
         a timeline lost to a crash (steps after the loot we resumed from) are dropped."""
         rows: list[dict[str, Any]] = []
         if self.save.metrics.exists():
-            for line in _tail_lines(self.save.metrics, 400_000):
-                row = json.loads(line)
+            for row in _tail_rows(self.save.metrics, 400_000):
                 if "resumed_from" in row:
                     cut = row["resumed_from"]
                     rows = [r for r in rows if r.get("step", 0) <= cut]
@@ -181,8 +180,8 @@ class Worker:
             if "val_loss" in row:
                 self.val_history.append((row["step"], row["val_loss"]))
         if self.save.events.exists():
-            for line in _tail_lines(self.save.events, 50_000)[-LOG_LINES:]:
-                self.log_lines.append(json.loads(line)["text"])
+            for row in _tail_rows(self.save.events, 50_000)[-LOG_LINES:]:
+                self.log_lines.append(row["text"])
 
     # ------------------------------------------------------------------ the loop
 
@@ -538,20 +537,19 @@ class Worker:
         )
 
 
-def _tail_lines(path: Path, max_bytes: int) -> list[str]:
+def _tail_rows(path: Path, max_bytes: int) -> list[dict[str, Any]]:
+    """The JSON rows at the end of a .jsonl file. A kill -9 can leave a half-written
+    last line; it is skipped rather than failing the start."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         if size > max_bytes:
             f.seek(size - max_bytes)
             f.readline()  # drop the partial first line
         data = f.read().decode("utf-8", errors="replace")
-    return [line for line in data.splitlines() if _is_json(line)]
-
-
-def _is_json(line: str) -> bool:
-    """A kill -9 can leave a half-written last line; skip it rather than fail."""
-    try:
-        json.loads(line)
-    except ValueError:
-        return False
-    return bool(line.strip())
+    rows = []
+    for line in data.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
