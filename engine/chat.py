@@ -94,3 +94,23 @@ class ChatRenderer:
         for start, end in encoded["offset_mapping"]:
             trainable.append(any(s <= start and end <= e and end > start for s, e in spans))
         return Rendered(tuple(encoded["input_ids"]), tuple(trainable))
+
+    def render_completion(self, prompt: str, completion: str | None) -> Rendered:
+        """A completion_v1 row, no chat template: ``text`` alone trains on every token;
+        ``prompt`` + ``completion`` trains on the completion (and the end marker)."""
+        tok = self.tokenizer
+        eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+        if completion is None:
+            ids = list(tok(prompt, add_special_tokens=False)["input_ids"]) + eos
+            return Rendered(tuple(ids), (True,) * len(ids))
+        head = list(tok(prompt, add_special_tokens=False)["input_ids"])
+        tail = list(tok(completion, add_special_tokens=False)["input_ids"]) + eos
+        return Rendered(tuple(head + tail), (False,) * len(head) + (True,) * len(tail))
+
+    def render_row(self, row: dict[str, Any]) -> Rendered:
+        """Any validated quest row (engine/quest_format.py normalises them to these)."""
+        if "messages" in row:
+            return self.render(row["messages"])
+        if "text" in row:
+            return self.render_completion(row["text"], None)
+        return self.render_completion(row["prompt"], row["completion"])

@@ -48,6 +48,8 @@ class GameConfig:
     skills: dict[str, float] = field(default_factory=lambda: {"bin": 1.0, "sy": 0.1})  # id -> weight
     rehearsal: float = 0.2  # share of training on levels below the current one
     max_steps: int = 0  # stop (and save) after this many steps; 0 = train forever
+    quest_share: float = 0.8  # while a quest is active: its share of examples (the rest rehearses skills)
+    quest_checks: str = "standard"  # standard | deep (leakage): the default for quests
 
     def __post_init__(self) -> None:
         _positive(self, "xp_per_level", "checkpoint_every", "eval_every", "val_examples")
@@ -61,6 +63,10 @@ class GameConfig:
             raise ValueError("keep_auto_checkpoints must be >= 1")
         if self.max_steps < 0:
             raise ValueError("max_steps must be >= 0")
+        if not 0 < self.quest_share <= 1:
+            raise ValueError("quest_share must be in (0, 1]")
+        if self.quest_checks not in ("standard", "deep"):
+            raise ValueError("quest_checks must be standard or deep")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ class Ledger:
         self.db = TinyDB(str(path), storage=AtomicJSONStorage)
         self.loot = self.db.table("loot")
         self.evals = self.db.table("evals")
+        self.quests = self.db.table("quests")
         # The engine is the ledger's only writer, so the live loot can be kept in memory
         # between writes (tinydb re-reads the whole file on every query).
         self._live: list[dict[str, Any]] | None = None
@@ -48,6 +49,10 @@ class Ledger:
     def record_eval(self, row: dict[str, Any]) -> None:
         """An eval result, linked to the newest loot taken before it."""
         self.evals.insert({**row, "recorded_at": time.time()})
+
+    def record_quest(self, row: dict[str, Any]) -> None:
+        """A finished quest, linked to the loot taken right after it."""
+        self.quests.insert({**row, "recorded_at": time.time()})
 
     def mark_deleted(self, name: str) -> None:
         self.loot.update({"deleted": True}, Query().name == name)

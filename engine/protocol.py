@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 # Names of the engine's files inside a hero's save folder (the engine writes them all).
 LOCK_NAME = "engine.lock"  # flock held for the engine's lifetime: the liveness truth
@@ -111,6 +111,45 @@ class AwaySummary:
     restarted: bool  # the engine was (re)started while nobody watched
 
 
+QUEST_PRIORITIES = ("high", "normal", "low")
+QUEST_CHECKS = ("standard", "deep")
+
+
+@dataclass(frozen=True, slots=True)
+class QuestInfo:
+    """One quest (a training file) as the board shows it."""
+
+    name: str  # the file name, unique in the hero's quest folders
+    state: str  # "queued" | "active" | "done" | "failed"
+    priority: str  # "high" | "normal" | "low"
+    rows: int = 0  # rows that will train (after checks)
+    epochs: int = 1
+    seen: int = 0  # rows trained so far, all epochs together
+    checks: str = "standard"
+    added_at: float = 0.0
+    finished_at: float | None = None
+    reason: str = ""  # why a failed quest failed (names the line)
+    notices: tuple[str, ...] = ()  # conversions, dropped rows
+    loss_before: float | None = None
+    loss_after: float | None = None
+    tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.rows * self.epochs
+
+    @property
+    def epoch(self) -> int:
+        """The epoch in progress, counted from 1."""
+        if not self.rows:
+            return 1
+        return min(self.epochs, self.seen // self.rows + 1)
+
+    @property
+    def fraction(self) -> float:
+        return self.seen / self.total if self.total else 0.0
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -120,6 +159,7 @@ class Hello:
 
     protocol_version: int = PROTOCOL_VERSION
     client: str = "tui"
+    watcher: bool = True  # False for `realm quest`: it does not end anyone's "away"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +192,38 @@ class Goodbye:
     """The UI is leaving on purpose (DIO keeps training); marks the start of 'away'."""
 
 
-Command = Hello | Pause | Resume | SaveNow | RunEval | Stop | Goodbye
+@dataclass(frozen=True, slots=True)
+class AddQuest:
+    """Validate a file and copy it into the queue (the engine reads ``path``)."""
+
+    path: str  # absolute
+    priority: str = "normal"
+    epochs: int | None = None  # None: the file's header or 1
+    checks: str | None = None  # None: the file's header or the hero's default
+
+
+@dataclass(frozen=True, slots=True)
+class CancelQuest:
+    """Take a queued or active quest off the board (its file moves to failed/)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryQuest:
+    """Validate a failed quest's file again (after the user fixed it) and queue it."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuestPriority:
+    name: str
+    priority: str
+
+
+QuestCommand = AddQuest | CancelQuest | RetryQuest | SetQuestPriority
+Command = Hello | Pause | Resume | SaveNow | RunEval | Stop | Goodbye | QuestCommand
 
 # --------------------------------------------------------------------------- events
 
@@ -178,6 +249,7 @@ class Snapshot:
     params: int
     skills: tuple[SkillInfo, ...] = ()
     away: AwaySummary | None = None
+    quests: tuple[QuestInfo, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +265,7 @@ class StepCompleted:
     tokens_per_s: float
     stats: HeroStats
     masked_fraction: float = 0.0  # share of the step's tokens with no loss
+    quest: QuestInfo | None = None  # the active quest's live progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +336,36 @@ class Stopped:
 
 
 @dataclass(frozen=True, slots=True)
+class QuestBoard:
+    """The whole board, after anything on it changed (a handful of rows)."""
+
+    quests: tuple[QuestInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QuestRejected:
+    """A file was refused (intake, checks, retry); ``reason`` names the line."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuestCompleted:
+    quest: QuestInfo
+    gold: int  # gold paid for it
+    loot: str | None = None  # the loot taken right after it
+
+
+@dataclass(frozen=True, slots=True)
+class QuestReply:
+    """The answer to one quest command, sent to the client that asked."""
+
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class HandshakeError:
     """The engine's answer to a Hello of another protocol version."""
 
@@ -284,6 +387,10 @@ Event = (
     | CommandRejected
     | EngineFailed
     | Stopped
+    | QuestBoard
+    | QuestRejected
+    | QuestCompleted
+    | QuestReply
 )
 
 # Events the throttle may coalesce; every other event is always delivered.

@@ -11,6 +11,8 @@ Common shapes are recognised and converted, each with a one-line notice: OpenAI-
 ``messages`` (that is chat_sft_v1), ShareGPT ``conversations`` (``from``/``value``),
 Alpaca (``instruction``/``input``/``output``), and the reference BIN chat rows
 (``user_prompt``/``assistant_response``). Every rejection names the line and the problem.
+An optional first row ``{"quest": {"epochs": 2, "checks": "deep", "priority": "high"}}``
+sets the quest's own settings (a file dropped in the inbox has no other way to say them).
 Pure Python: the engine's intake and `realm quest` use it alike.
 """
 
@@ -47,6 +49,12 @@ class QuestFile:
     rows: list[dict[str, Any]]
     specs: Counter[str] = field(default_factory=Counter)  # spec -> rows
     notices: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)  # from the header row
+    lines: list[int] = field(default_factory=list)  # each row's line number in the file
+
+
+HEADER_KEYS = {"epochs": int, "checks": str, "priority": str}
+MAX_EPOCHS = 100
 
 
 def read_quest(path: Path) -> QuestFile:
@@ -77,8 +85,12 @@ def read_quest(path: Path) -> QuestFile:
             raise QuestRejected(f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(row, dict):
             raise QuestRejected(f"line {number}: a row must be a JSON object, not {type(row).__name__}")
+        if not quest.rows and not quest.settings and set(row) == {"quest"}:
+            quest.settings = read_header(row["quest"], number)
+            continue
         spec, source, normalised = to_spec(row, number)
         quest.rows.append(normalised)
+        quest.lines.append(number)
         quest.specs[spec] += 1
         if source != spec:
             converted[source] += 1
@@ -87,6 +99,26 @@ def read_quest(path: Path) -> QuestFile:
     for source, count in converted.items():
         quest.notices.append(f"converted {count} {source} row(s) to {_target(source)}")
     return quest
+
+
+def read_header(header: Any, number: int) -> dict[str, Any]:
+    where = f"line {number} (quest header)"
+    if not isinstance(header, dict):
+        raise QuestRejected(f"{where}: 'quest' must be an object of settings")
+    for key, value in header.items():
+        kind = HEADER_KEYS.get(key)
+        if kind is None:
+            raise QuestRejected(f"{where}: unknown setting '{key}' (known: {', '.join(HEADER_KEYS)})")
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise QuestRejected(f"{where}: '{key}' must be {kind.__name__}")
+    epochs = header.get("epochs", 1)
+    if not 1 <= epochs <= MAX_EPOCHS:
+        raise QuestRejected(f"{where}: epochs must be 1..{MAX_EPOCHS}, not {epochs}")
+    if header.get("checks", "standard") not in ("standard", "deep"):
+        raise QuestRejected(f"{where}: checks must be standard or deep")
+    if header.get("priority", "normal") not in ("high", "normal", "low"):
+        raise QuestRejected(f"{where}: priority must be high, normal or low")
+    return dict(header)
 
 
 def _target(source: str) -> str:

@@ -44,6 +44,7 @@ class ClientSession:
         self.outbox: queue.Queue[Any] = queue.Queue(maxsize=OUTBOX_LIMIT)
         self.alive = True
         self.greeted = False
+        self.watcher = True  # set from Hello: `realm quest` connects without watching
         self.said_goodbye = False
         threading.Thread(target=self._read, name=f"{name}-reader", daemon=True).start()
         self._sender = threading.Thread(target=self._write, name=f"{name}-sender", daemon=True)
@@ -150,7 +151,7 @@ class EngineServer:
 
     def watchers(self) -> int:
         with self._lock:
-            return sum(1 for c in self.clients if c.alive and c.greeted)
+            return sum(1 for c in self.clients if c.alive and c.greeted and c.watcher)
 
     def close(self, address: Path | None = None) -> None:
         if self._listener is not None:

@@ -31,6 +31,8 @@ from engine.hero import LoadedHero, base_folder, load_hero, pick_device
 from engine.ledger import Ledger
 from engine.packing import pack_rows
 from engine.progress import Progress
+from engine.quest_keeper import GOLD_PER_QUEST, QuestKeeper, info_dict
+from engine.quests import QuestQueue
 from engine.savedir import SaveDir
 from engine.server import ClientSession, EngineServer
 from engine.stream import SkillStream
@@ -116,6 +118,18 @@ class Worker:
             restore_rng(resume.trainer_state["rng"])
             self.stream.position = resume.meta["data_position"]
             self.progress = Progress.from_dict(resume.meta["progress"], cfg.game.xp_per_level)
+        self.keeper = QuestKeeper(
+            QuestQueue(self.save.root),
+            cfg,
+            self.renderer,
+            skills,
+            self.hero.model,
+            device,
+            self.ledger,
+            self.note,
+            self.server.broadcast,
+        )
+        self.stream.quest = self.keeper.start(resume.meta if resume else {})
         self._load_history(resume.meta["step"] if resume else 0)
         self.samples: dict[str, SkillEval] = {}
         self._build_eval_sets()
@@ -193,9 +207,14 @@ class Worker:
             self.handle_commands(block=self.paused)
             if self.stop_reason is not None:
                 break
+            started = self.keeper.poll()
+            if started is not None:
+                self.stream.quest = started
             if self.paused:
                 continue
             result = self._train_step()
+            if self.keeper.finished:
+                self.complete_quest()
             pending_steps += 1
             now = time.monotonic()
             if now - self.last_emit >= STEP_EVENT_INTERVAL:
@@ -263,6 +282,7 @@ class Worker:
                 tokens_per_s=self.tokens_per_s,
                 stats=self.progress.stats(),
                 masked_fraction=result.masked_fraction,
+                quest=self.keeper.live(),
             )
         )
 
@@ -282,7 +302,7 @@ class Worker:
         if command is None or isinstance(command, p.Goodbye):
             if isinstance(command, p.Goodbye):
                 client.said_goodbye = True
-            if self.server.watchers() <= (0 if command is None else 1):
+            if client.watcher and self.server.watchers() <= (0 if command is None else 1):
                 self._mark_last_watched()
             return
         if isinstance(command, p.Hello):
@@ -311,6 +331,9 @@ class Worker:
             self.run_eval()
         elif isinstance(command, p.Stop):
             self.stop_reason = "stop"
+        elif isinstance(command, p.QuestCommand):
+            self.keeper.command(client, command)
+            self.stream.quest = self.keeper.active  # a cancel ends the active quest
         else:
             client.send(p.CommandRejected(type(command).__name__, "unknown command"))
 
@@ -323,6 +346,11 @@ class Worker:
                 )
             )
             client.flush_and_close(1.0)
+            return
+        if not hello.watcher:  # `realm quest`: no away summary, and "away" goes on
+            client.watcher = False
+            client.send(self.snapshot())
+            client.greeted = True
             return
         away = self._away_summary() if self.server.watchers() == 0 else None
         client.send(self.snapshot(away))
@@ -370,6 +398,7 @@ class Worker:
             params=self.hero.params,
             skills=tuple(self.skill_info(sid) for sid in self.curriculum.tracks),
             away=away,
+            quests=self.keeper.board(),
         )
 
     # ------------------------------------------------------------------ evals and loot
@@ -425,7 +454,23 @@ class Worker:
             self.stream.sources = self.curriculum.sources()
             self._build_eval_sets()
 
-    def take_loot(self, reason: str) -> p.LootInfo:
+    def complete_quest(self) -> None:
+        """Gold, then loot (its metadata records the finished quest: a crash after it
+        still settles the quest on restart), then the file moves to done/."""
+        info = self.keeper.complete_info()
+        self.progress.gold += GOLD_PER_QUEST
+        self.stream.quest = None
+        loot = self.take_loot("quest", extra={"quest_finished": info_dict(info)})
+        self.keeper.settle(info, loot.name)
+        before = f"{info.loss_before:.3f}" if info.loss_before is not None else "?"
+        after = f"{info.loss_after:.3f}" if info.loss_after is not None else "?"
+        self.note(
+            f"QUEST COMPLETE! {info.name}: {info.rows} rows × {info.epochs} epoch(s), "
+            f"quest loss {before} → {after}, +{GOLD_PER_QUEST} gold"
+        )
+        self.write_status()
+
+    def take_loot(self, reason: str, extra: dict[str, Any] | None = None) -> p.LootInfo:
         step = self.progress.step
         row = self.vault.save(
             step,
@@ -438,6 +483,8 @@ class Worker:
                 "config": json.loads(self.config.to_json()),
                 "curriculum": self.curriculum.to_dict(),
                 "source": self.stream.label,
+                **self.keeper.meta(),
+                **(extra or {}),
             },
             ledger_row={
                 "reason": reason,
@@ -462,6 +509,7 @@ class Worker:
 
     def finish(self) -> None:
         self.state = "stopping"
+        self.keeper.stop()
         live = self.ledger.live_loot()
         last = live[-1]["step"] if live else 0  # step 0 needs no loot: it is the base model
         if last != self.progress.step:
@@ -520,9 +568,11 @@ class Worker:
                 sid: {"level": t.level, "evals": t.evals, "mastered": sorted(t.mastered)}
                 for sid, t in self.curriculum.tracks.items()
             },
+            "quest": info_dict(quest) if (quest := self.keeper.live()) else None,
         }
 
     def write_status(self) -> None:
+        self.keeper.write_progress()
         write_json(self.save.status, self.status_dict())
 
     def progress_line(self) -> str:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from dataclasses import asdict, replace
+from multiprocessing import Pipe
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +48,50 @@ def make_hero(root: Path, hatchling: Path, name: str = "dio", **game: object) ->
 @pytest.fixture
 def hero(tmp_path: Path, hatchling_dir: Path) -> tuple[SaveDir, HeroConfig]:
     return make_hero(tmp_path / "saves", hatchling_dir)
+
+
+class Driver:
+    """The UI's end of the pipe, with helpers to wait for events."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.seen: list[Any] = []
+
+    def send(self, command: Any) -> None:
+        self.conn.send(command)
+
+    def wait_for(self, kind: type, timeout: float = 60.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.conn.poll(0.1):
+                event = self.conn.recv()
+                self.seen.append(event)
+                if isinstance(event, kind):
+                    return event
+        raise AssertionError(
+            f"no {kind.__name__} within {timeout}s; saw {[type(e).__name__ for e in self.seen]}"
+        )
+
+
+def run_engine(save: SaveDir, config: HeroConfig) -> Any:
+    """A worker on a thread of this process, with a Driver on the other end of a Pipe."""
+    from engine.server import EngineServer
+    from engine.worker import Worker
+
+    server = EngineServer()
+    worker = Worker(save, config, server)
+    worker.start()
+    ui_end, engine_end = Pipe()
+    server.attach(engine_end)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    driver = Driver(ui_end)
+    return driver, worker, thread
+
+
+@pytest.fixture
+def engine(hero):  # type: ignore[no-untyped-def]
+    driver, worker, thread = run_engine(*hero)
+    yield driver, worker
+    worker.request_stop("test over")
+    thread.join(60)

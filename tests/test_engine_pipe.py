@@ -2,55 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from multiprocessing import Pipe
-from typing import Any
-
-import pytest
 
 from engine import protocol as p
 from engine.server import EngineServer
 from engine.worker import Worker
-
-
-class Driver:
-    """The UI's end of the pipe, with helpers to wait for events."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-        self.seen: list[Any] = []
-
-    def send(self, command: Any) -> None:
-        self.conn.send(command)
-
-    def wait_for(self, kind: type, timeout: float = 60.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.conn.poll(0.1):
-                event = self.conn.recv()
-                self.seen.append(event)
-                if isinstance(event, kind):
-                    return event
-        raise AssertionError(
-            f"no {kind.__name__} within {timeout}s; saw {[type(e).__name__ for e in self.seen]}"
-        )
-
-
-@pytest.fixture
-def engine(hero):  # type: ignore[no-untyped-def]
-    save, config = hero
-    server = EngineServer()
-    worker = Worker(save, config, server)
-    worker.start()
-    ui_end, engine_end = Pipe()
-    server.attach(engine_end)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    driver = Driver(ui_end)
-    yield driver, worker
-    worker.request_stop("test over")
-    thread.join(60)
 
 
 def test_hello_is_answered_by_a_snapshot(engine) -> None:  # type: ignore[no-untyped-def]

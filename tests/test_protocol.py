@@ -24,8 +24,19 @@ LOOT = p.LootInfo(
 SKILL = p.SkillInfo(id="bin", name="Binary", icon="B", colour="#fff", level=2, max_level=30, threshold=0.8,
                     gate_window=3, evals=(0.5, 0.9), mastered=(1,), sample_prompt="Compute: add(①, ①)",
                     sample_answer="add(①, ①) = ①⓪", sample_correct=True)  # fmt: skip
+QUEST = p.QuestInfo(name="hi.jsonl", state="active", priority="high", rows=30, epochs=2, seen=40,
+                    notices=("converted 30 ShareGPT row(s) to chat_sft_v1",), loss_before=3.2)  # fmt: skip
 SAMPLES = [
     p.Hello(),
+    p.Hello(client="realm quest", watcher=False),
+    p.AddQuest(path="/tmp/hi.jsonl", priority="high", epochs=2, checks="deep"),
+    p.CancelQuest("hi.jsonl"),
+    p.RetryQuest("hi.jsonl"),
+    p.SetQuestPriority("hi.jsonl", "low"),
+    p.QuestBoard((QUEST,)),
+    p.QuestRejected("bad.jsonl", "line 3: invalid JSON"),
+    p.QuestCompleted(QUEST, gold=100, loot="step-000120"),
+    p.QuestReply(True, "queued"),
     p.Pause(),
     p.Resume(),
     p.SaveNow(),
@@ -50,9 +61,18 @@ SAMPLES = [
         params=3_000_000,
         skills=(SKILL,),
         away=p.AwaySummary(seconds=60, steps_gained=100, levels_gained=0, loot_steps=(1000,), restarted=True),
+        quests=(QUEST,),
     ),
     p.StepCompleted(
-        step=5, steps=2, loss=1.5, smoothed_loss=1.6, lr=1e-3, grad_norm=0.9, tokens_per_s=2000, stats=STATS
+        step=5,
+        steps=2,
+        loss=1.5,
+        smoothed_loss=1.6,
+        lr=1e-3,
+        grad_norm=0.9,
+        tokens_per_s=2000,
+        stats=STATS,
+        quest=QUEST,
     ),
     p.Paused(step=5),
     p.Resumed(step=5),
@@ -92,6 +112,12 @@ def test_every_message_type_is_sampled() -> None:
     command_types = set(p.Command.__args__)  # type: ignore[attr-defined]
     event_types = set(p.Event.__args__)  # type: ignore[attr-defined]
     assert command_types | event_types <= {type(m) for m in SAMPLES}
+
+
+def test_quest_progress_counts_epochs() -> None:
+    assert QUEST.total == 60 and QUEST.epoch == 2 and QUEST.fraction == pytest.approx(40 / 60)
+    done = dataclasses.replace(QUEST, seen=60)
+    assert done.epoch == 2 and done.fraction == 1.0
 
 
 def test_socket_path_stays_short(tmp_path: Path) -> None:

@@ -12,9 +12,11 @@ from textual.screen import Screen
 
 from engine import protocol as p
 from tui.link import Connector, EngineLink, EngineMessage, LinkLost
+from tui.screens.add_quest import AddQuestScreen
 from tui.screens.engine_down import EngineDownScreen
 from tui.screens.guild import GuildScreen
 from tui.screens.help import HelpScreen
+from tui.screens.quest_board import QuestBoardScreen
 from tui.screens.quit import QuitScreen
 from tui.screens.tavern import TavernScreen
 from tui.state import GameState
@@ -42,6 +44,7 @@ class RealmApp(App[str]):
         Binding("s", "save_loot", "Save loot"),
         Binding("e", "run_eval", "Eval"),
         Binding("g", "guild", "Guild"),
+        Binding("b", "quest_board", "Quests"),
         Binding("question_mark", "keys", "Keys", key_display="?"),
         Binding("q", "leave", "Quit"),
         Binding("r", "restart_engine", "Restart engine", show=False),
@@ -91,6 +94,9 @@ class RealmApp(App[str]):
         self.tavern.show(self.state)
         if isinstance(self.screen, GuildScreen):
             await self.screen.show(self.state.skills)
+        board = self._board()
+        if board is not None and isinstance(event, (p.QuestBoard, p.QuestCompleted, p.Snapshot)):
+            board.show(self.state.quests)
         self.sub_title = f"{self.state.hero.upper()} · {self.state.model}" if self.state.hero else ""
         match event:
             case p.Snapshot(away=away) if away is not None:
@@ -106,8 +112,17 @@ class RealmApp(App[str]):
                 self.tavern.flash(f"💎 Loot! {event.loot.name}")
             case p.Paused():
                 self.tavern.flash(f"⏸ PAUSED at step {event.step:,}")
-            case p.LogLine(level="warning" | "error"):
-                self.notify(event.text, severity="warning")
+            case p.QuestCompleted():
+                self.tavern.flash(f"📜 QUEST COMPLETE! {event.quest.name} +{event.gold} gold")
+                self.notify(f"{event.quest.name}: +{event.gold} gold", title="Quest complete", timeout=8)
+            case p.QuestRejected():
+                self.notify(event.reason, title=f"Quest refused: {event.name}", severity="error", timeout=15)
+            case p.QuestReply(ok=True):
+                self.notify(event.message, title="Quests", timeout=5)
+            case p.QuestReply(ok=False):
+                self.notify(event.message, title="Quests", severity="error", timeout=10)
+            case p.LogLine(level="warning" | "error") if not event.text.startswith("Quest "):
+                self.notify(event.text, severity="warning")  # quest news has its own notices
             case p.Stopped() if self.stopping:
                 self.exit("stopped")
             case LinkLost() if self.stopping or self.state.engine_state == "stopped":
@@ -166,6 +181,29 @@ class RealmApp(App[str]):
         else:
             self.push_screen(GuildScreen(self.state.skills))
 
+    def _board(self) -> QuestBoardScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, QuestBoardScreen):
+                return screen
+        return None
+
+    def action_quest_board(self) -> None:
+        if isinstance(self.screen, QuestBoardScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(QuestBoardScreen(self.state.quests))
+
+    def action_add_quest(self) -> None:
+        self.push_screen(AddQuestScreen(), self._after_add_quest)
+
+    def _after_add_quest(self, command: p.AddQuest | None) -> None:
+        if command is None:
+            return
+        if not self.link.send(command):
+            self.notify("The engine is down: the quest cannot be added now.", severity="error")
+        else:
+            self.notify(f"Checking {command.path}…", timeout=3)
+
     def action_keys(self) -> None:
         self.push_screen(HelpScreen(self.key_list()))
 
@@ -214,6 +252,12 @@ class RealmApp(App[str]):
         yield SystemCommand("Save loot now", "s: write a checkpoint", self.action_save_loot)
         yield SystemCommand("Evaluate now", "e: run every skill's eval set", self.action_run_eval)
         yield SystemCommand("Open the Guild", "g: skill trees, gates, samples", self.action_guild)
+        yield SystemCommand(
+            "Open the Quest board", "b: queued, active, done and failed quests", self.action_quest_board
+        )
+        yield SystemCommand(
+            "Add a quest file", "a on the board: validate and queue a .jsonl file", self.action_add_quest
+        )
         yield SystemCommand("Show keys", "?: every key", self.action_keys)
         yield SystemCommand("Leave the game", "q: background or save and stop", self.action_leave)
         yield SystemCommand("Restart the engine", "r: from the last loot", self.action_restart_engine)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tui import cli_skills
+from tui import cli_quest, cli_skills
 from tui.launcher import (
     DEFAULT_HERO,
     SAVES_ENV,
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_hero_args(stop)
     stop.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
     cli_skills.add_parsers(sub, add_hero_args)
+    cli_quest.add_parsers(sub, add_hero_args)
 
     bench = sub.add_parser(
         "bench",
@@ -339,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": cmd_bench,
         "skills": cmd_skills,
         "eval": cmd_eval,
+        "quest": lambda a: cli_quest.cmd_quest(a, hero_from(a).root),
     }
     if args.command is None:
         parser.print_help()

@@ -4,7 +4,7 @@ folding is tested without a terminal."""
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine import protocol as p
@@ -39,6 +39,14 @@ class GameState:
     waited: float = 0.0
     last_eval: p.EvalCompleted | None = None
     skills: tuple[p.SkillInfo, ...] = ()
+    quests: tuple[p.QuestInfo, ...] = ()
+
+    @property
+    def active_quest(self) -> p.QuestInfo | None:
+        return next((q for q in self.quests if q.state == "active"), None)
+
+    def _put_quest(self, info: p.QuestInfo) -> None:
+        self.quests = tuple(info if q.name == info.name else q for q in self.quests)
 
     def _put_skill(self, info: p.SkillInfo) -> None:
         others = [s for s in self.skills if s.id != info.id]
@@ -84,12 +92,20 @@ class GameState:
                 self.log.extend(event.log)
                 self.skills = event.skills
                 self.away = event.away
+                self.quests = event.quests
             case p.StepCompleted():
                 self.stats = event.stats
                 self.masked_fraction = event.masked_fraction
                 self.tokens_per_s = event.tokens_per_s
                 self.last_damage = event.loss
                 self.train_losses.append((event.step, event.smoothed_loss))
+                if event.quest is not None:
+                    self._put_quest(event.quest)
+            case p.QuestBoard():
+                self.quests = event.quests
+            case p.QuestCompleted():
+                self._put_quest(event.quest)
+                self.stats = replace(self.stats, gold=self.stats.gold + event.gold)
             case p.Paused():
                 self.engine_state = "paused"
                 self.pause_requested = False

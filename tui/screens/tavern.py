@@ -7,12 +7,22 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
+from engine.protocol import QuestInfo
 from tui.state import GameState
 from tui.widgets.battle import BattlePanel
 from tui.widgets.hero_card import HeroCard
 from tui.widgets.loot_feed import LootFeed
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.status_bar import StatusBar
+
+
+def quest_line(quest: QuestInfo) -> str:
+    bar = 12
+    filled = round(quest.fraction * bar)
+    return (
+        f"📜 {quest.name} {'▰' * filled}{'▱' * (bar - filled)} "
+        f"{quest.seen:,}/{quest.total:,} rows · epoch {quest.epoch}/{quest.epochs}"
+    )
 
 
 def _num(value: float) -> str:
@@ -48,6 +58,8 @@ class TavernScreen(Screen[None]):
         battle.damage = state.last_damage
         battle.source = state.source
         battle.news = state.log[-1] if state.log else ""
+        quest = state.active_quest
+        battle.quest = quest_line(quest) if quest else ""
         self.query_one(LootFeed).loot = tuple(state.loot)
         self.query_one(LossChart).set_series(state.train_losses, state.val_losses)
         bar = self.query_one(StatusBar)

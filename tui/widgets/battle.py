@@ -23,6 +23,7 @@ class BattlePanel(Widget):
     source: reactive[str] = reactive("")
     banner: reactive[str] = reactive("")  # a moment: level up, loot, paused…
     news: reactive[str] = reactive("")
+    quest: reactive[str] = reactive("")  # the active quest's progress line
 
     def render(self) -> Text:
         step = self.step
@@ -42,6 +43,8 @@ class BattlePanel(Widget):
             text.append(" damage (loss)\n", style="dim")
         else:
             text.append("DIO readies for battle…\n", style="dim")
+        if self.quest:
+            text.append(f"{self.quest}\n", style="bold magenta")
         if self.banner:
             text.append(f"{self.banner}\n", style="bold reverse yellow")
         text.append(self.news, style="italic")

@@ -1,0 +1,192 @@
+"""The inbox: a thread that watches ``inbox/`` with watchfiles and queues complete files.
+
+A file is taken only when it is complete: its size and mtime have not changed for
+``stable_seconds`` and no process we can see has it open for writing. Files that a
+writer marks as unfinished (hidden, ``.part``, ``.tmp``…) are ignored until renamed.
+The same thread validates `realm quest add` requests, so a large file never stalls
+the training loop; results go back to the loop through ``results`` (a queue the loop
+drains between steps: the loop is the one that tells the UI).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import watchfiles
+
+from engine.protocol import QuestInfo
+from engine.quest_format import QuestRejected
+from engine.quests import QuestQueue, ignored_name
+
+log = logging.getLogger("engine.inbox")
+
+STABLE_SECONDS = 1.0
+TICK_MS = 250  # how often the watcher wakes with no events, to re-check candidates
+
+
+@dataclass(frozen=True)
+class AddRequest:
+    path: Path
+    priority: str | None
+    epochs: int | None
+    checks: str | None
+    reply_to: Any = None  # the client that asked (the loop answers it)
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    name: str
+    info: QuestInfo | None  # None when refused
+    reason: str = ""
+    notices: tuple[str, ...] = ()
+    reply_to: Any = None
+    landed_at: float = 0.0  # when the file was first seen (for the latency figure)
+
+
+class Inbox:
+    def __init__(
+        self, quests: QuestQueue, default_checks: str = "standard", stable_seconds: float = STABLE_SECONDS
+    ) -> None:
+        self.quests = quests
+        self.default_checks = default_checks
+        self.stable_seconds = stable_seconds
+        self.results: queue.Queue[IntakeResult] = queue.Queue()
+        self._requests: queue.Queue[AddRequest] = queue.Queue()
+        self._stop = threading.Event()
+        self._seen: dict[
+            Path, tuple[tuple[int, float], float, float]
+        ] = {}  # path -> (size, mtime), changed, first seen
+        self._thread = threading.Thread(target=self._run, name="inbox", daemon=True)
+
+    def start(self) -> None:
+        self.quests.create()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def add(self, request: AddRequest) -> None:
+        self._requests.put(request)
+
+    # ------------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        for path in sorted(self.quests.inbox.iterdir()):  # files dropped while DIO slept
+            self._saw(path)
+        try:
+            for changes in watchfiles.watch(
+                self.quests.inbox,
+                watch_filter=None,  # our own rule (ignored_name) decides
+                debounce=100,
+                step=50,
+                rust_timeout=TICK_MS,
+                yield_on_timeout=True,
+                stop_event=self._stop,
+                recursive=False,
+                raise_interrupt=False,
+            ):
+                for change, name in changes:
+                    path = Path(name)
+                    if change == watchfiles.Change.deleted:
+                        self._seen.pop(path, None)
+                    else:
+                        self._saw(path)
+                self._serve_requests()
+                self._take_complete()
+        except Exception:  # the inbox must never take the engine down
+            log.exception("the inbox watcher stopped")
+
+    def _saw(self, path: Path) -> None:
+        if ignored_name(path.name):
+            return
+        try:
+            info = path.stat()
+        except OSError:
+            self._seen.pop(path, None)
+            return
+        now = time.monotonic()
+        signature = (info.st_size, info.st_mtime)
+        old = self._seen.get(path)
+        if old is None or old[0] != signature:
+            self._seen[path] = (signature, now, old[2] if old else time.time())
+
+    def _take_complete(self) -> None:
+        now = time.monotonic()
+        for path, (signature, changed, first_seen) in list(self._seen.items()):
+            if now - changed < self.stable_seconds:
+                continue
+            self._saw(path)  # catches a change the watcher has not reported yet
+            current = self._seen.get(path)
+            if current is None or current[0] != signature or open_for_writing(path):
+                continue
+            del self._seen[path]
+            self._admit(path, first_seen)
+
+    def _admit(self, path: Path, first_seen: float) -> None:
+        try:
+            info, quest = self.quests.admit(path, move=True, default_checks=self.default_checks)
+        except QuestRejected as exc:
+            self.results.put(IntakeResult(path.name, None, str(exc), landed_at=first_seen))
+        except OSError as exc:
+            log.warning("could not take %s from the inbox: %s", path.name, exc)
+        else:
+            self.results.put(
+                IntakeResult(info.name, info, notices=tuple(quest.notices), landed_at=first_seen)
+            )
+
+    def _serve_requests(self) -> None:
+        while True:
+            try:
+                request = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                info, quest = self.quests.admit(
+                    request.path,
+                    move=False,
+                    priority=request.priority,
+                    epochs=request.epochs,
+                    checks=request.checks,
+                    default_checks=self.default_checks,
+                )
+            except (QuestRejected, OSError) as exc:
+                self.results.put(IntakeResult(request.path.name, None, str(exc), reply_to=request.reply_to))
+            else:
+                self.results.put(
+                    IntakeResult(info.name, info, notices=tuple(quest.notices), reply_to=request.reply_to)
+                )
+
+
+def open_for_writing(path: Path) -> bool:
+    """True when a process we may inspect has ``path`` open for writing (Linux /proc;
+    elsewhere, or for other users' processes, the stable-size rule alone decides)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return False
+    target = str(path.resolve())
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        fd_dir = proc / pid / "fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd_dir / fd) != target:
+                    continue
+                flags = (proc / pid / "fdinfo" / fd).read_text().split("flags:")[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if int(flags, 8) & (os.O_WRONLY | os.O_RDWR):
+                return True
+    return False

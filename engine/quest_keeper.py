@@ -1,0 +1,321 @@
+"""Quests inside the engine: which quest DIO is on, how far, and what happens at the end.
+
+The worker calls ``poll()`` between steps (intake results, starting the next quest),
+``finished`` after each step, and ``complete()`` when a quest is done. The quest's
+place in the data is ``ActiveQuest.seen``; it is saved with every loot (``meta()``), so
+a killed engine resumes a half-trained quest from its last loot, row for row.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine import protocol as p
+from engine.chat import ChatRenderer, Rendered
+from engine.config import HeroConfig
+from engine.evaluate import validation_loss
+from engine.inbox import AddRequest, Inbox, IntakeResult
+from engine.ledger import Ledger
+from engine.packing import ListSource, pack_rows
+from engine.quest_checks import check_rows
+from engine.quest_format import QuestRejected, read_quest
+from engine.quests import QuestError, QuestQueue
+from engine.server import ClientSession
+from skills.base import Skill
+
+log = logging.getLogger("engine.quests")
+
+GOLD_PER_QUEST = 100
+LOSS_SAMPLE = 32  # quest rows scored for "loss before / after"
+
+
+class ActiveQuest:
+    """The quest being trained: its kept rows, a seeded order per epoch, a cursor."""
+
+    def __init__(
+        self, info: p.QuestInfo, rows: list[dict[str, Any]], renderer: ChatRenderer, share: float, seed: int
+    ) -> None:
+        self.info = info
+        self.rows = rows
+        self.renderer = renderer
+        self.share = share
+        self.seed = seed
+        self.seen = info.seen
+        self._order: tuple[int, list[int]] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"Quest {self.info.name}"
+
+    @property
+    def total(self) -> int:
+        return len(self.rows) * self.info.epochs
+
+    @property
+    def finished(self) -> bool:
+        return self.seen >= self.total
+
+    def order(self, epoch: int) -> list[int]:
+        if self._order is None or self._order[0] != epoch:
+            indices = list(range(len(self.rows)))
+            random.Random(f"quest/{self.seed}/{self.info.name}/{epoch}").shuffle(indices)
+            self._order = (epoch, indices)
+        return self._order[1]
+
+    def example(self, k: int) -> Rendered:
+        epoch, i = divmod(k, len(self.rows))
+        return self.renderer.render_row(self.rows[self.order(epoch)[i]])
+
+    def live(self) -> p.QuestInfo:
+        return replace(self.info, seen=min(self.seen, self.total))
+
+
+class QuestKeeper:
+    def __init__(
+        self,
+        quests: QuestQueue,
+        config: HeroConfig,
+        renderer: ChatRenderer,
+        skills: Iterable[Skill],
+        model: Any,
+        device: torch.device,
+        ledger: Ledger,
+        note: Callable[..., None],
+        broadcast: Callable[[Any], None],
+    ) -> None:
+        self.queue = quests
+        self.config = config
+        self.renderer = renderer
+        self.skills = list(skills)
+        self.model = model
+        self.device = device
+        self.ledger = ledger
+        self.note = note
+        self.broadcast = broadcast
+        self.inbox = Inbox(quests, default_checks=config.game.quest_checks)
+        self.active: ActiveQuest | None = None
+        self._eval_prompts: set[str] | None = None
+        self.latencies: list[float] = []  # inbox landing -> on the board, seconds
+
+    # ------------------------------------------------------------------ start / stop
+
+    def start(self, meta: dict[str, Any]) -> ActiveQuest | None:
+        """Recover the queue, settle a quest whose completion loot was taken just before
+        a crash, and pick up the quest the loot was on (at its row)."""
+        moved = self.queue.recover()
+        finished = meta.get("quest_finished")
+        if finished:
+            for info in self.queue.all():
+                if info.name == finished["name"] and info.state == "queued":
+                    done = p.QuestInfo(
+                        **{**finished, "notices": tuple(finished.get("notices", ())), "state": "queued"}
+                    )
+                    self._record(self.queue.finish(done), meta.get("quest_finished_loot"))
+        for info in moved:
+            self.note(f"Quest {info.name} was interrupted; it goes back to the {info.priority} queue")
+        self.inbox.start()
+        current = meta.get("quest")
+        if current:
+            for info in self.queue.all():
+                if info.name == current["name"] and info.state == "queued":
+                    return self.begin(
+                        replace(info, seen=current["seen"], loss_before=current.get("loss_before"))
+                    )
+        return None
+
+    def stop(self) -> None:
+        self.inbox.stop()
+
+    # ------------------------------------------------------------------ between steps
+
+    def poll(self) -> ActiveQuest | None:
+        """Report what the inbox did; start the next quest when DIO has none.
+        Returns a quest that just started (the worker plugs it into the stream)."""
+        changed = False
+        while not self.inbox.results.empty():
+            self._report(self.inbox.results.get())
+            changed = True
+        started = None
+        if self.active is None:
+            nxt = self.queue.next_queued()
+            if nxt is not None:
+                started = self.begin(nxt)
+                changed = True
+        if changed:
+            self.broadcast(p.QuestBoard(self.board()))
+        return started
+
+    def _report(self, result: IntakeResult) -> None:
+        if result.landed_at:
+            self.latencies.append(time.time() - result.landed_at)
+        if result.info is None:
+            self.note(f"Quest {result.name} refused: {result.reason}", "warning")
+            self.broadcast(p.QuestRejected(result.name, result.reason))
+            if result.reply_to is not None:
+                result.reply_to.send(p.QuestReply(False, f"{result.name} refused: {result.reason}"))
+            return
+        info = result.info
+        extra = f" ({'; '.join(result.notices)})" if result.notices else ""
+        self.note(f"Quest {info.name} joins the {info.priority} queue: {info.rows} rows{extra}")
+        if result.reply_to is not None:
+            result.reply_to.send(
+                p.QuestReply(True, f"{info.name} queued ({info.priority}, {info.rows} rows){extra}")
+            )
+
+    def begin(self, info: p.QuestInfo) -> ActiveQuest | None:
+        """Read, check and start a queued quest; a quest that fails its checks goes to
+        failed/ with the reason."""
+        try:
+            quest = read_quest(self.queue.path_of(info))
+            deep = info.checks == "deep"
+            report = check_rows(
+                quest.rows,
+                quest.lines,
+                lambda row: len(self.renderer.render_row(row)),
+                self.config.train.seq_len,
+                self.eval_prompts(),
+                deep=deep,
+            )
+        except (QuestRejected, OSError, ValueError) as exc:
+            failed = self.queue.fail(info, str(exc))
+            self.note(f"Quest {failed.name} failed its checks: {failed.reason}", "warning")
+            self.broadcast(p.QuestRejected(failed.name, failed.reason))
+            return None
+        rows = [quest.rows[i] for i in report.kept]
+        notices = tuple(dict.fromkeys([*info.notices, *quest.notices, *report.notices()]))
+        info = replace(info, rows=len(rows), notices=notices, tokens=report.tokens * info.epochs)
+        self.active = ActiveQuest(
+            info, rows, self.renderer, self.config.game.quest_share, self.config.train.seed
+        )
+        if info.loss_before is None:
+            info = replace(info, loss_before=self.quest_loss())
+        self.active.info = self.queue.start(info)
+        where = f" at row {info.seen} of {self.active.total}" if info.seen else ""
+        dropped = f"; {'; '.join(report.notices())}" if report.dropped else ""
+        self.note(
+            f"DIO takes on quest {info.name}{where}: {len(rows)} rows × {info.epochs} epoch(s){dropped}"
+        )
+        return self.active
+
+    def quest_loss(self) -> float | None:
+        quest = self.active
+        if quest is None or not quest.rows:
+            return None
+        sample = [quest.renderer.render_row(quest.rows[i]) for i in quest.order(0)[:LOSS_SAMPLE]]
+        pad = self.renderer.tokenizer.pad_token_id
+        batch = pack_rows(ListSource(sample), None, self.config.train.seq_len, pad)
+        return validation_loss(self.model, batch, self.device)
+
+    def eval_prompts(self) -> set[str]:
+        """Every eval problem of every level of the hero's skills (built once)."""
+        if self._eval_prompts is None:
+            self._eval_prompts = set()
+            for skill in self.skills:
+                for level in range(1, skill.max_level + 1):
+                    self._eval_prompts.update(problem.prompt for problem in skill.eval_set(level))
+        return self._eval_prompts
+
+    @property
+    def finished(self) -> bool:
+        return self.active is not None and self.active.finished
+
+    def complete_info(self) -> p.QuestInfo:
+        """The finished quest's record (loss after, time); the worker takes loot next."""
+        assert self.active is not None
+        return replace(self.active.live(), loss_after=self.quest_loss(), finished_at=time.time())
+
+    def settle(self, info: p.QuestInfo, loot: str | None) -> p.QuestInfo:
+        """After the completion loot: the file moves to done/ and the board hears."""
+        done = self.queue.finish(info)
+        self._record(done, loot)
+        self.active = None
+        self.broadcast(p.QuestCompleted(done, GOLD_PER_QUEST, loot))
+        self.broadcast(p.QuestBoard(self.board()))
+        return done
+
+    def _record(self, done: p.QuestInfo, loot: str | None) -> None:
+        row = info_dict(done)
+        row["notices"] = list(done.notices)
+        self.ledger.record_quest({**row, "gold": GOLD_PER_QUEST, "loot": loot})
+
+    # ------------------------------------------------------------------ commands
+
+    def command(self, client: ClientSession, command: Any) -> None:
+        """AddQuest, CancelQuest, RetryQuest, SetQuestPriority; the asking client gets a
+        QuestReply, everyone gets the new board."""
+        try:
+            if isinstance(command, p.AddQuest):
+                self.inbox.add(
+                    AddRequest(Path(command.path), command.priority, command.epochs, command.checks, client)
+                )
+                return  # the inbox thread validates; poll() answers
+            if isinstance(command, p.CancelQuest):
+                message = self.cancel(command.name)
+            elif isinstance(command, p.RetryQuest):
+                info, _ = self.queue.retry(command.name, self.config.game.quest_checks)
+                message = f"{info.name} is queued again ({info.rows} rows)"
+                self.note(f"Quest {info.name} retried: back in the {info.priority} queue")
+            elif isinstance(command, p.SetQuestPriority):
+                info = self.queue.set_priority(command.name, command.priority)
+                if self.active is not None and self.active.info.name == info.name:
+                    self.active.info = replace(self.active.info, priority=info.priority)
+                message = f"{info.name} is now {info.priority} priority"
+            else:
+                raise QuestError(f"unknown quest command {type(command).__name__}")
+        except QuestRejected as exc:
+            client.send(p.QuestReply(False, str(exc)))
+            self.broadcast(p.QuestRejected(getattr(command, "name", ""), str(exc)))
+            self.broadcast(p.QuestBoard(self.board()))
+            return
+        except (QuestError, OSError) as exc:
+            client.send(p.QuestReply(False, str(exc)))
+            return
+        client.send(p.QuestReply(True, message))
+        self.broadcast(p.QuestBoard(self.board()))
+
+    def cancel(self, name: str) -> str:
+        quest = self.active
+        if quest is not None and name in (quest.info.name, quest.info.name.rsplit(".", 1)[0]):
+            info = quest.live()
+            self.queue.fail(info, f"cancelled by the user at row {info.seen} of {quest.total}")
+            self.active = None
+            self.note(f"Quest {info.name} cancelled at row {info.seen} of {quest.total}")
+            return f"{info.name} cancelled; its file is in failed/"
+        info = self.queue.cancel_queued(name)
+        self.note(f"Quest {info.name} cancelled before it started")
+        return f"{info.name} cancelled; its file is in failed/"
+
+    # ------------------------------------------------------------------ what others see
+
+    def board(self) -> tuple[p.QuestInfo, ...]:
+        quests = self.queue.all()
+        if self.active is not None:
+            live = self.active.live()
+            quests = [live if q.name == live.name and q.state == "active" else q for q in quests]
+        return tuple(quests)
+
+    def live(self) -> p.QuestInfo | None:
+        return self.active.live() if self.active is not None else None
+
+    def meta(self) -> dict[str, Any]:
+        """The quest's place in the data, saved with every loot."""
+        quest = self.active
+        if quest is None or quest.finished:
+            return {"quest": None}
+        return {"quest": {"name": quest.info.name, "seen": quest.seen, "loss_before": quest.info.loss_before}}
+
+    def write_progress(self) -> None:
+        if self.active is not None:
+            self.queue.update(self.active.live())
+
+
+def info_dict(info: p.QuestInfo) -> dict[str, Any]:
+    return asdict(info)

@@ -1,0 +1,152 @@
+"""The Quest board: every quest by state, with keys to re-prioritise, cancel, retry, add.
+
+The board only sends commands; the engine answers with a new QuestBoard (and a
+QuestReply the app shows as a notification), which the app hands back via ``show``.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+
+from engine import protocol as p
+
+STATE_MARK = {"active": "⚔ active", "queued": "⏳ queued", "done": "✔ done", "failed": "✖ failed"}
+ORDER = ("high", "normal", "low")
+
+
+def detail(quest: p.QuestInfo) -> str:
+    if quest.state == "failed":
+        return quest.reason
+    if quest.state == "done":
+        before = f"{quest.loss_before:.3f}" if quest.loss_before is not None else "?"
+        after = f"{quest.loss_after:.3f}" if quest.loss_after is not None else "?"
+        return f"loss {before} → {after} · {quest.tokens:,} tokens · +100 gold"
+    if quest.state == "active":
+        return f"{quest.seen:,}/{quest.total:,} rows · epoch {quest.epoch}/{quest.epochs}"
+    notices = f" · {'; '.join(quest.notices)}" if quest.notices else ""
+    return f"{quest.epochs} epoch(s) · checks {quest.checks}{notices}"
+
+
+class QuestBoardScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape,b", "app.pop_screen", "Back"),
+        Binding("plus,equals_sign", "raise_priority", "Raise", key_display="+"),
+        Binding("minus", "lower_priority", "Lower", key_display="-"),
+        Binding("c", "cancel", "Cancel quest"),
+        Binding("t", "retry", "Retry failed"),
+        Binding("a", "app.add_quest", "Add file"),
+    ]
+
+    def __init__(self, quests: tuple[p.QuestInfo, ...]) -> None:
+        super().__init__()
+        self.quests = quests
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="📜")
+        with Vertical(id="board"):
+            yield Static(id="board-active")
+            yield ProgressBar(id="board-progress", total=1, show_eta=False)
+            yield DataTable(id="board-table", cursor_type="row", zebra_stripes=True)
+            yield Static(id="board-reason")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("state", "priority", "quest", "rows", "detail")
+        self.show(self.quests)
+        table.focus()
+
+    def show(self, quests: tuple[p.QuestInfo, ...]) -> None:
+        self.quests = quests
+        table = self.query_one(DataTable)
+        selected = self.selected()
+        table.clear()
+        for quest in quests:
+            table.add_row(
+                STATE_MARK.get(quest.state, quest.state),
+                quest.priority,
+                quest.name,
+                f"{quest.rows:,}×{quest.epochs}",
+                detail(quest),
+                key=quest.name,
+            )
+        if selected is not None and selected.name in {q.name for q in quests}:
+            table.move_cursor(row=table.get_row_index(selected.name))
+        active = next((q for q in quests if q.state == "active"), None)
+        bar = self.query_one(ProgressBar)
+        title = self.query_one("#board-active", Static)
+        if active is None:
+            counts = {s: sum(q.state == s for q in quests) for s in ("queued", "done", "failed")}
+            title.update(
+                "No quest under way. "
+                + " · ".join(f"{n} {s}" for s, n in counts.items())
+                + "\nDrop a .jsonl file into the hero's inbox/, or press a to add one."
+            )
+            bar.display = False
+        else:
+            title.update(f"⚔ DIO is on [b]{active.name}[/b]: epoch {active.epoch}/{active.epochs}")
+            bar.display = True
+            bar.update(total=max(1, active.total), progress=active.seen)
+        self._show_reason()
+
+    def selected(self) -> p.QuestInfo | None:
+        table = self.query_one(DataTable)
+        if not self.quests or table.cursor_row is None or table.row_count == 0:
+            return None
+        row = min(table.cursor_row, len(self.quests) - 1)
+        return self.quests[row]
+
+    def on_data_table_row_highlighted(self) -> None:
+        self._show_reason()
+
+    def _show_reason(self) -> None:
+        quest = self.selected()
+        text = ""
+        if quest is not None and quest.state == "failed":
+            text = (
+                f"[b]{quest.name}[/b] failed: {quest.reason}\nFix the file in failed/ and press t to retry."
+            )
+        elif quest is not None and quest.notices:
+            text = f"[b]{quest.name}[/b]: " + "; ".join(quest.notices)
+        self.query_one("#board-reason", Static).update(text)
+
+    # ------------------------------------------------------------------ actions
+
+    def _send(self, command: object) -> None:
+        if not self.app.link.send(command):  # type: ignore[attr-defined]
+            self.notify("The engine is down: the board cannot change now.", severity="error")
+
+    def _shift(self, step: int) -> None:
+        quest = self.selected()
+        if quest is None or quest.state in ("done",):
+            self.app.bell()
+            return
+        index = ORDER.index(quest.priority) + step
+        if not 0 <= index < len(ORDER):
+            self.app.bell()
+            return
+        self._send(p.SetQuestPriority(quest.name, ORDER[index]))
+
+    def action_raise_priority(self) -> None:
+        self._shift(-1)
+
+    def action_lower_priority(self) -> None:
+        self._shift(+1)
+
+    def action_cancel(self) -> None:
+        quest = self.selected()
+        if quest is None or quest.state not in ("queued", "active"):
+            self.notify("Only queued or active quests can be cancelled.", severity="warning")
+            return
+        self._send(p.CancelQuest(quest.name))
+
+    def action_retry(self) -> None:
+        quest = self.selected()
+        if quest is None or quest.state != "failed":
+            self.notify("Only failed quests can be retried.", severity="warning")
+            return
+        self._send(p.RetryQuest(quest.name))
