@@ -110,8 +110,11 @@ class Inbox:
         try:
             info = path.stat()
         except OSError:
-            self._seen.pop(path, None)
-            return
+            try:
+                info = path.lstat()  # a broken link or a loop: taken, and refused with a reason
+            except OSError:
+                self._seen.pop(path, None)  # gone
+                return
         now = time.monotonic()
         signature = (info.st_size, info.st_mtime)
         old = self._seen.get(path)
@@ -171,7 +174,10 @@ def open_for_writing(path: Path) -> bool:
     proc = Path("/proc")
     if not proc.is_dir():
         return False
-    target = str(path.resolve())
+    try:
+        target = str(path.resolve(strict=True))
+    except (OSError, RuntimeError):
+        return False  # a loop or a dangling link: nobody writes it
     for pid in os.listdir(proc):
         if not pid.isdigit():
             continue
