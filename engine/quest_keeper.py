@@ -29,6 +29,7 @@ from engine.quest_checks import check_rows
 from engine.quest_format import QuestRejected, read_quest
 from engine.quests import QuestError, QuestQueue
 from engine.server import ClientSession
+from engine.stream import SkillStream
 from skills.base import Skill
 
 log = logging.getLogger("engine.quests")
@@ -84,6 +85,7 @@ class QuestKeeper:
         quests: QuestQueue,
         config: HeroConfig,
         renderer: ChatRenderer,
+        stream: SkillStream,
         skills: Iterable[Skill],
         model: Any,
         device: torch.device,
@@ -94,6 +96,7 @@ class QuestKeeper:
         self.queue = quests
         self.config = config
         self.renderer = renderer
+        self.stream = stream  # the keeper plugs the active quest into it
         self.skills = list(skills)
         self.model = model
         self.device = device
@@ -101,13 +104,22 @@ class QuestKeeper:
         self.note = note
         self.broadcast = broadcast
         self.inbox = Inbox(quests, default_checks=config.game.quest_checks)
-        self.active: ActiveQuest | None = None
+        self._active: ActiveQuest | None = None
         self._eval_prompts: set[str] | None = None
         self.latencies: list[float] = []  # inbox landing -> on the board, seconds
 
+    @property
+    def active(self) -> ActiveQuest | None:
+        return self._active
+
+    @active.setter
+    def active(self, quest: ActiveQuest | None) -> None:
+        self._active = quest
+        self.stream.quest = quest
+
     # ------------------------------------------------------------------ start / stop
 
-    def start(self, meta: dict[str, Any]) -> ActiveQuest | None:
+    def start(self, meta: dict[str, Any], loot: str | None = None) -> None:
         """Recover the queue, settle a quest whose completion loot was taken just before
         a crash, and pick up the quest the loot was on (at its row)."""
         moved = self.queue.recover()
@@ -118,7 +130,7 @@ class QuestKeeper:
                     done = p.QuestInfo(
                         **{**finished, "notices": tuple(finished.get("notices", ())), "state": "queued"}
                     )
-                    self._record(self.queue.finish(done), meta.get("quest_finished_loot"))
+                    self._record(self.queue.finish(done), loot)
         for info in moved:
             self.note(f"Quest {info.name} was interrupted; it goes back to the {info.priority} queue")
         self.inbox.start()
@@ -126,32 +138,27 @@ class QuestKeeper:
         if current:
             for info in self.queue.all():
                 if info.name == current["name"] and info.state == "queued":
-                    return self.begin(
-                        replace(info, seen=current["seen"], loss_before=current.get("loss_before"))
-                    )
-        return None
+                    self.begin(replace(info, seen=current["seen"], loss_before=current.get("loss_before")))
+                    return
 
     def stop(self) -> None:
         self.inbox.stop()
 
     # ------------------------------------------------------------------ between steps
 
-    def poll(self) -> ActiveQuest | None:
-        """Report what the inbox did; start the next quest when DIO has none.
-        Returns a quest that just started (the worker plugs it into the stream)."""
+    def poll(self) -> None:
+        """Report what the inbox did; start the next quest when DIO has none."""
         changed = False
         while not self.inbox.results.empty():
             self._report(self.inbox.results.get())
             changed = True
-        started = None
         if self.active is None:
             nxt = self.queue.next_queued()
             if nxt is not None:
-                started = self.begin(nxt)
+                self.begin(nxt)
                 changed = True
         if changed:
             self.broadcast(p.QuestBoard(self.board()))
-        return started
 
     def _report(self, result: IntakeResult) -> None:
         if result.landed_at:
@@ -174,11 +181,11 @@ class QuestKeeper:
         """Read, check and start a queued quest; a quest that fails its checks goes to
         failed/ with the reason."""
         try:
-            quest = read_quest(self.queue.path_of(info))
+            parsed = read_quest(self.queue.path_of(info))
             deep = info.checks == "deep"
             report = check_rows(
-                quest.rows,
-                quest.lines,
+                parsed.rows,
+                parsed.lines,
                 lambda row: len(self.renderer.render_row(row)),
                 self.config.train.seq_len,
                 self.eval_prompts(),
@@ -189,21 +196,20 @@ class QuestKeeper:
             self.note(f"Quest {failed.name} failed its checks: {failed.reason}", "warning")
             self.broadcast(p.QuestRejected(failed.name, failed.reason))
             return None
-        rows = [quest.rows[i] for i in report.kept]
-        notices = tuple(dict.fromkeys([*info.notices, *quest.notices, *report.notices()]))
+        rows = [parsed.rows[i] for i in report.kept]
+        notices = tuple(dict.fromkeys([*info.notices, *parsed.notices, *report.notices()]))
         info = replace(info, rows=len(rows), notices=notices, tokens=report.tokens * info.epochs)
-        self.active = ActiveQuest(
-            info, rows, self.renderer, self.config.game.quest_share, self.config.train.seed
-        )
+        quest = ActiveQuest(info, rows, self.renderer, self.config.game.quest_share, self.config.train.seed)
+        self.active = quest
         if info.loss_before is None:
             info = replace(info, loss_before=self.quest_loss())
-        self.active.info = self.queue.start(info)
-        where = f" at row {info.seen} of {self.active.total}" if info.seen else ""
+        quest.info = self.queue.start(info)
+        where = f" at row {info.seen} of {quest.total}" if info.seen else ""
         dropped = f"; {'; '.join(report.notices())}" if report.dropped else ""
         self.note(
             f"DIO takes on quest {info.name}{where}: {len(rows)} rows × {info.epochs} epoch(s){dropped}"
         )
-        return self.active
+        return quest
 
     def quest_loss(self) -> float | None:
         quest = self.active

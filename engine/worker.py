@@ -122,6 +122,7 @@ class Worker:
             QuestQueue(self.save.root),
             cfg,
             self.renderer,
+            self.stream,
             skills,
             self.hero.model,
             device,
@@ -129,7 +130,7 @@ class Worker:
             self.note,
             self.server.broadcast,
         )
-        self.stream.quest = self.keeper.start(resume.meta if resume else {})
+        self.keeper.start(resume.meta if resume else {}, resume.folder.name if resume else None)
         self._load_history(resume.meta["step"] if resume else 0)
         self.samples: dict[str, SkillEval] = {}
         self._build_eval_sets()
@@ -207,9 +208,7 @@ class Worker:
             self.handle_commands(block=self.paused)
             if self.stop_reason is not None:
                 break
-            started = self.keeper.poll()
-            if started is not None:
-                self.stream.quest = started
+            self.keeper.poll()
             if self.paused:
                 continue
             result = self._train_step()
@@ -333,7 +332,6 @@ class Worker:
             self.stop_reason = "stop"
         elif isinstance(command, p.QuestCommand):
             self.keeper.command(client, command)
-            self.stream.quest = self.keeper.active  # a cancel ends the active quest
         else:
             client.send(p.CommandRejected(type(command).__name__, "unknown command"))
 
@@ -459,7 +457,7 @@ class Worker:
         still settles the quest on restart), then the file moves to done/."""
         info = self.keeper.complete_info()
         self.progress.gold += GOLD_PER_QUEST
-        self.stream.quest = None
+        self.stream.quest = None  # the loot below records no quest in progress
         loot = self.take_loot("quest", extra={"quest_finished": info_dict(info)})
         self.keeper.settle(info, loot.name)
         before = f"{info.loss_before:.3f}" if info.loss_before is not None else "?"

@@ -51,7 +51,7 @@ def _copy(src: Path, dst: Path) -> Path:
 
 def test_add_copies_atomically_and_keeps_the_users_file(queue: QuestQueue, tmp_path: Path) -> None:
     src = write_rows(tmp_path / "mine.jsonl", [chat("a", "b")] * 3)
-    info, quest = queue.admit(src, move=False, epochs=2, checks="deep")
+    info, _ = queue.admit(src, move=False, epochs=2, checks="deep")
     assert src.exists() and (queue.queue("normal") / "mine.jsonl").read_bytes() == src.read_bytes()
     assert (info.rows, info.epochs, info.checks, info.state) == (3, 2, "deep", "queued")
     again, _ = queue.admit(src, move=False)
@@ -72,7 +72,7 @@ def test_header_row_sets_epochs_checks_priority(queue: QuestQueue, tmp_path: Pat
     assert quest.lines == [2] and not src.exists()
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"quest": {"epochs": 0}}) + "\n" + json.dumps(chat("a", "b")) + "\n")
-    with pytest.raises(QuestRejected, match="line 1 .*epochs must be 1..100"):
+    with pytest.raises(QuestRejected, match=r"line 1 .*epochs must be 1\.\.100"):
         queue.admit(bad, move=True)
 
 
