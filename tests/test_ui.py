@@ -225,7 +225,17 @@ async def test_help_lists_every_binding_and_palette_has_every_action() -> None:
         described = {d for _, d in app.screen.keys}
         assert {b.description for b in RealmApp.BINDINGS} <= described  # type: ignore[union-attr]
         titles = " ".join(c.title for c in app.get_system_commands(app.screen)).lower()
-        for word in ("pause", "save loot", "evaluate", "guild", "keys", "leave", "restart"):
+        for word in (
+            "pause",
+            "save loot",
+            "evaluate",
+            "guild",
+            "quest board",
+            "add a quest",
+            "keys",
+            "leave",
+            "restart",
+        ):
             assert word in titles
 
 

@@ -79,6 +79,9 @@ class RealmApp(App[str]):
         if self._dirty:
             self._dirty = False
             self.tavern.show(self.state)
+            board = self._board()
+            if board is not None:
+                board.show(self.state.quests)  # live quest progress
 
     def on_unmount(self) -> None:
         self.link.close()
