@@ -1,5 +1,9 @@
 """The inbox: a thread that watches ``inbox/`` with watchfiles and queues complete files.
 
+watchfiles wakes the thread as soon as something lands; a directory listing on every
+tick (TICK_MS) backs it up, because an event can be missed (a file written just before
+the watch began, a network filesystem without inotify).
+
 A file is taken only when it is complete: its size and mtime have not changed for
 ``stable_seconds`` and no process we can see has it open for writing. Files that a
 writer marks as unfinished (hidden, ``.part``, ``.tmp``…) are ignored until renamed.
@@ -79,8 +83,7 @@ class Inbox:
     # ------------------------------------------------------------------ the thread
 
     def _run(self) -> None:
-        for path in sorted(self.quests.inbox.iterdir()):  # files dropped while DIO slept
-            self._saw(path)
+        self._rescan()  # files dropped while DIO slept
         try:
             for changes in watchfiles.watch(
                 self.quests.inbox,
@@ -99,10 +102,24 @@ class Inbox:
                         self._seen.pop(path, None)
                     else:
                         self._saw(path)
+                # A listing on every tick as well: an event can be missed (a file written
+                # before the watch began, network filesystems without inotify).
+                self._rescan()
                 self._serve_requests()
                 self._take_complete()
         except Exception:  # the inbox must never take the engine down
             log.exception("the inbox watcher stopped")
+
+    def _rescan(self) -> None:
+        try:
+            present = set(self.quests.inbox.iterdir())
+        except OSError:
+            return
+        for path in sorted(present):
+            self._saw(path)
+        for path in list(self._seen):
+            if path not in present:
+                del self._seen[path]
 
     def _saw(self, path: Path) -> None:
         if ignored_name(path.name):

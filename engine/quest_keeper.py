@@ -8,10 +8,13 @@ a killed engine resumes a half-trained quest from its last loot, row for row.
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -25,8 +28,8 @@ from engine.evaluate import validation_loss
 from engine.inbox import AddRequest, Inbox, IntakeResult
 from engine.ledger import Ledger
 from engine.packing import ListSource, pack_rows
-from engine.quest_checks import check_rows
-from engine.quest_format import QuestRejected, read_quest
+from engine.quest_checks import CheckReport, check_rows
+from engine.quest_format import QuestFile, QuestRejected, read_quest
 from engine.quests import QuestError, QuestQueue
 from engine.server import ClientSession
 from engine.stream import SkillStream
@@ -106,6 +109,10 @@ class QuestKeeper:
         self.inbox = Inbox(quests, default_checks=config.game.quest_checks)
         self._active: ActiveQuest | None = None
         self._eval_prompts: set[str] | None = None
+        self._eval_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="quest-checks")
+        self._checking: tuple[p.QuestInfo, Future[Any]] | None = None
+        self._check_renderer = ChatRenderer(copy.deepcopy(renderer.tokenizer), renderer.enable_thinking)
         self.latencies: list[float] = []  # inbox landing -> on the board, seconds
 
     @property
@@ -138,25 +145,36 @@ class QuestKeeper:
         if current:
             for info in self.queue.all():
                 if info.name == current["name"] and info.state == "queued":
-                    self.begin(replace(info, seen=current["seen"], loss_before=current.get("loss_before")))
+                    # checked here, not on the checker thread: the loot's timeline had the
+                    # quest active from its first step, so a resumed run must too
+                    resumed = replace(info, seen=current["seen"], loss_before=current.get("loss_before"))
+                    self.begin(resumed, self.check(resumed))
                     return
 
     def stop(self) -> None:
         self.inbox.stop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ between steps
 
     def poll(self) -> None:
-        """Report what the inbox did; start the next quest when DIO has none."""
+        """Report what the inbox did; check the next quest off the loop, and start it
+        once its checks are done (DIO trains on skills meanwhile)."""
         changed = False
         while not self.inbox.results.empty():
             self._report(self.inbox.results.get())
             changed = True
-        if self.active is None:
+        if self.active is None and self._checking is None:
             nxt = self.queue.next_queued()
             if nxt is not None:
-                self.begin(nxt)
-                changed = True
+                self._checking = (nxt, self._pool.submit(self.check, nxt))
+        if self._checking is not None and self._checking[1].done():
+            info, future = self._checking
+            self._checking = None
+            still = [q for q in self.queue.all() if q.name == info.name and q.state == "queued"]
+            if still:  # not cancelled or re-prioritised away while it was checked
+                self.begin(replace(still[0], seen=info.seen, loss_before=info.loss_before), future.result())
+            changed = True
         if changed:
             self.broadcast(p.QuestBoard(self.board()))
 
@@ -177,25 +195,33 @@ class QuestKeeper:
                 p.QuestReply(True, f"{info.name} queued ({info.priority}, {info.rows} rows){extra}")
             )
 
-    def begin(self, info: p.QuestInfo) -> ActiveQuest | None:
-        """Read, check and start a queued quest; a quest that fails its checks goes to
-        failed/ with the reason."""
+    def check(self, info: p.QuestInfo) -> tuple[QuestFile, CheckReport] | QuestRejected:
+        """Read the file again and run the content checks (on the checker thread, with
+        its own tokenizer: a fast tokenizer must not be shared between threads)."""
         try:
             parsed = read_quest(self.queue.path_of(info))
-            deep = info.checks == "deep"
             report = check_rows(
                 parsed.rows,
                 parsed.lines,
-                lambda row: len(self.renderer.render_row(row)),
+                lambda row: len(self._check_renderer.render_row(row)),
                 self.config.train.seq_len,
                 self.eval_prompts(),
-                deep=deep,
+                deep=info.checks == "deep",
             )
-        except (QuestRejected, OSError, ValueError) as exc:
-            failed = self.queue.fail(info, str(exc))
+        except QuestRejected as exc:
+            return exc
+        except (OSError, ValueError) as exc:
+            return QuestRejected(str(exc))
+        return parsed, report
+
+    def begin(self, info: p.QuestInfo, checked: tuple[QuestFile, CheckReport] | QuestRejected) -> None:
+        """Start a checked quest; one that failed its checks goes to failed/ with the reason."""
+        if isinstance(checked, QuestRejected):
+            failed = self.queue.fail(info, str(checked))
             self.note(f"Quest {failed.name} failed its checks: {failed.reason}", "warning")
             self.broadcast(p.QuestRejected(failed.name, failed.reason))
-            return None
+            return
+        parsed, report = checked
         rows = [parsed.rows[i] for i in report.kept]
         notices = tuple(dict.fromkeys([*info.notices, *parsed.notices, *report.notices()]))
         info = replace(info, rows=len(rows), notices=notices, tokens=report.tokens * info.epochs)
@@ -209,7 +235,6 @@ class QuestKeeper:
         self.note(
             f"DIO takes on quest {info.name}{where}: {len(rows)} rows × {info.epochs} epoch(s){dropped}"
         )
-        return quest
 
     def quest_loss(self) -> float | None:
         quest = self.active
@@ -222,12 +247,14 @@ class QuestKeeper:
 
     def eval_prompts(self) -> set[str]:
         """Every eval problem of every level of the hero's skills (built once)."""
-        if self._eval_prompts is None:
-            self._eval_prompts = set()
-            for skill in self.skills:
-                for level in range(1, skill.max_level + 1):
-                    self._eval_prompts.update(problem.prompt for problem in skill.eval_set(level))
-        return self._eval_prompts
+        with self._eval_lock:
+            if self._eval_prompts is None:
+                prompts: set[str] = set()
+                for skill in self.skills:
+                    for level in range(1, skill.max_level + 1):
+                        prompts.update(problem.prompt for problem in skill.eval_set(level))
+                self._eval_prompts = prompts
+            return self._eval_prompts
 
     @property
     def finished(self) -> bool:
@@ -303,6 +330,12 @@ class QuestKeeper:
 
     def board(self) -> tuple[p.QuestInfo, ...]:
         quests = self.queue.all()
+        if self._checking is not None:
+            name = self._checking[0].name
+            quests = [
+                replace(q, notices=("checking its rows…", *q.notices)) if q.name == name else q
+                for q in quests
+            ]
         if self.active is not None:
             live = self.active.live()
             quests = [live if q.name == live.name and q.state == "active" else q for q in quests]

@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: eval throughput (problems/s) with batched generation vs one at a time",
     )
+    bench.add_argument(
+        "--quests",
+        action="store_true",
+        help="instead: quest validation rows/s on a 100k-row file, and inbox-to-board latency",
+    )
     return parser
 
 
@@ -313,10 +318,11 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.evals:  # runs in an engine process: this one must not load torch
+    if args.evals or args.quests:  # runs in an engine process: this one must not load torch
         import subprocess
 
-        return subprocess.call([sys.executable, "-m", "engine.bench_eval"])
+        module = "engine.bench_eval" if args.evals else "engine.bench_quests"
+        return subprocess.call([sys.executable, "-m", module])
     from tui.bench import run
 
     echo = (lambda _line: None) if args.json else (lambda line: print(line, flush=True))
