@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 def quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "1 change detected" per drop
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
