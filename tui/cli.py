@@ -245,6 +245,7 @@ def status_record(hero: Hero) -> dict[str, Any]:
         "tokens_per_s": status.get("tokens_per_s") if pid else 0.0,
         "updated_at": status.get("updated_at"),
         "skills": status.get("skills", {}),
+        "quest": status.get("quest") if pid else None,  # the active quest's progress
         "save_dir": str(hero.root),
     }
     if not pid and status.get("state") == "crashed":
@@ -284,6 +285,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  step {rec['step']:,} · level {rec['level']} · loss {loss} · gold {rec['gold']}")
     for skill_id, track in (rec.get("skills") or {}).items():
         print(f"  {skill_id.upper()} level {track['level']} (evals at this level: {len(track['evals'])})")
+    quest = rec.get("quest")
+    if quest:
+        total = quest["rows"] * quest["epochs"]
+        print(f"  quest {quest['name']}: {quest['seen']:,}/{total:,} rows ({quest['epochs']} epoch(s))")
     if rec["pid"]:
         print(f"  {rec['tokens_per_s'] or 0:,.0f} tok/s on {rec['device']}")
     if rec["last_loot_step"] is not None:
