@@ -22,6 +22,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     precision: str = "auto"  # auto | fp32 | bf16 (auto: bf16 on a GPU that has it)
     threads: int = 0  # torch CPU threads; 0 lets torch decide
+    gradient_checkpointing: str = "auto"  # auto | on | off (auto: on when the VRAM estimate needs it)
 
     def __post_init__(self) -> None:
         _positive(self, "micro_batch", "grad_accum", "seq_len", "decay_steps")
@@ -33,6 +34,8 @@ class TrainConfig:
             raise ValueError("warmup_steps, weight_decay and grad_clip must be >= 0")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
+        if self.gradient_checkpointing not in ("auto", "on", "off"):
+            raise ValueError("gradient_checkpointing must be auto, on or off")
 
 
 @dataclass(frozen=True)
@@ -69,18 +72,49 @@ class GameConfig:
             raise ValueError("quest_checks must be standard or deep")
 
 
+MODES = ("full", "lora", "qlora")
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """LoRA adapters (modes lora and qlora); ``targets`` "all-linear" = every linear layer
+    of the transformer blocks (peft leaves the output layer out)."""
+
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    targets: str = "all-linear"  # or a comma-separated list of module names
+
+    def __post_init__(self) -> None:
+        _positive(self, "rank", "alpha")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"lora dropout must be in [0, 1), got {self.dropout}")
+        if not self.targets.strip():
+            raise ValueError("lora targets must name modules or be all-linear")
+
+    @property
+    def target_modules(self) -> str | list[str]:
+        if self.targets == "all-linear":
+            return "all-linear"
+        return [t.strip() for t in self.targets.split(",") if t.strip()]
+
+
 @dataclass(frozen=True)
 class HeroConfig:
     """Fixed when a hero is created: which model it is."""
 
     name: str = "dio"
     model: str = ""  # a local Hugging Face folder; empty = the hatchling
+    mode: str = "full"  # full | lora | qlora (4-bit base + LoRA, CUDA only)
+    lora: LoraConfig = field(default_factory=LoraConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     game: GameConfig = field(default_factory=GameConfig)
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ValueError(f"hero name {self.name!r} must be a plain folder name")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
 
     @property
     def model_label(self) -> str:
@@ -94,6 +128,8 @@ class HeroConfig:
         return cls(
             name=data["name"],
             model=data.get("model", ""),
+            mode=data.get("mode", "full"),
+            lora=_build(LoraConfig, data.get("lora", {})),
             train=_build(TrainConfig, data.get("train", {})),
             game=_build(GameConfig, data.get("game", {})),
         )

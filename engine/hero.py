@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from engine.config import HeroConfig
+from engine.config import HeroConfig, LoraConfig
 from engine.savedir import SaveDir
 
 log = logging.getLogger("engine.hero")
@@ -55,17 +55,78 @@ def base_folder(config: HeroConfig, save: SaveDir) -> Path:
     return folder
 
 
-def load_hero(folder: Path, device: torch.device, label: str) -> LoadedHero:
+def check_mode(mode: str, device: torch.device) -> None:
+    """Refuse what this machine cannot do, saying what to use instead."""
+    if mode == "qlora" and device.type != "cuda":
+        raise HeroLoadError(
+            "--mode qlora needs a CUDA GPU: bitsandbytes' 4-bit NF4 weights are CUDA kernels. "
+            "On this machine use --mode lora (the same adapters over a full-precision base) "
+            "or --mode full."
+        )
+
+
+def load_hero(
+    folder: Path,
+    device: torch.device,
+    label: str,
+    mode: str = "full",
+    lora: LoraConfig | None = None,
+    adapter: Path | None = None,
+) -> LoadedHero:
+    """The model and tokenizer. ``mode`` full trains every weight of ``folder`` (a loot
+    folder when resuming). lora/qlora load ``folder`` as the frozen base and add LoRA
+    adapters: fresh ones, or the ones saved in ``adapter`` (a loot folder) to resume."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    check_mode(mode, device)
     hf_logging.disable_progress_bar()  # bars would garble engine.log and `realm train`
+    kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": "sdpa"}
+    if mode != "full" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        kwargs["dtype"] = torch.bfloat16  # a frozen base needs no fp32 master copy
+    if mode == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+        kwargs["device_map"] = {"": device.index or 0}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa")
+        tokenizer = AutoTokenizer.from_pretrained(adapter or folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     except (OSError, ValueError) as exc:
         raise HeroLoadError(f"cannot load a causal LM from {folder}: {exc}") from exc
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = model.to(device)  # type: ignore[arg-type]  # transformers' stub confuses mypy
+    if mode == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    else:
+        model = model.to(device)  # type: ignore[arg-type]  # transformers' stub confuses mypy
+    if mode != "full":
+        model = add_adapters(model, lora or LoraConfig(), adapter)
     return LoadedHero(model, tokenizer, device, label)
+
+
+def add_adapters(model: Any, lora: LoraConfig, adapter: Path | None) -> Any:
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import PeftModel, get_peft_model
+
+    if adapter is not None:
+        return PeftModel.from_pretrained(model, adapter, is_trainable=True)
+    config = PeftLoraConfig(
+        r=lora.rank,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def trainable_params(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

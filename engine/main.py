@@ -79,9 +79,14 @@ def resolve_config(save: SaveDir, args: argparse.Namespace) -> HeroConfig:
                 f"hero {config.name!r} trains {config.model_label}; it cannot switch to "
                 f"{args.model}. Start another hero with --hero NAME."
             )
+        if args.mode and args.mode != config.mode:
+            raise ValueError(
+                f"hero {config.name!r} trains in mode {config.mode}; it cannot switch to "
+                f"{args.mode}. Start another hero with --hero NAME."
+            )
     else:
         model = str(Path(args.model).expanduser().resolve()) if args.model else ""
-        config = HeroConfig(name=save.root.name, model=model)
+        config = HeroConfig(name=save.root.name, model=model, mode=args.mode or "full")
     game_changes: dict[str, Any] = {}
     if args.max_steps is not None:
         game_changes["max_steps"] = args.max_steps
@@ -105,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--save-dir", required=True, type=Path, help="the hero's save folder")
     parser.add_argument("--model", help="local Hugging Face model folder (new heroes only)")
+    parser.add_argument("--mode", choices=("full", "lora", "qlora"), help="what trains (new heroes only)")
     parser.add_argument("--foreground", action="store_true", help="print progress lines")
     parser.add_argument("--max-steps", type=int, help="save and stop after this many steps")
     parser.add_argument("--checkpoint-every", type=int, help="steps between automatic loot")

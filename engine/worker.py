@@ -27,7 +27,7 @@ from engine.chat import ChatRenderer
 from engine.config import HeroConfig
 from engine.curriculum import GATE_WINDOW, Curriculum
 from engine.evaluate import SkillEval, build_val_batch, skill_accuracy, validation_loss
-from engine.hero import LoadedHero, base_folder, load_hero, pick_device
+from engine.hero import LoadedHero, base_folder, load_hero, pick_device, trainable_params
 from engine.ledger import Ledger
 from engine.packing import pack_rows
 from engine.progress import Progress
@@ -102,8 +102,11 @@ class Worker:
             self.note(f"Removed unfinished loot {name} left by a crash", "warning")
         resume = self.vault.newest()
         device = pick_device()
-        folder = resume.folder if resume else base_folder(cfg, self.save)
-        self.hero: LoadedHero = load_hero(folder, device, cfg.model_label)
+        if cfg.mode == "full":
+            folder, adapter = (resume.folder if resume else base_folder(cfg, self.save)), None
+        else:  # the base stays frozen; loot holds only the adapters
+            folder, adapter = base_folder(cfg, self.save), (resume.folder if resume else None)
+        self.hero: LoadedHero = load_hero(folder, device, cfg.model_label, cfg.mode, cfg.lora, adapter)
         self.renderer = ChatRenderer(self.hero.tokenizer)
         skills = [get_skill(skill_id) for skill_id in cfg.game.skills]
         self.curriculum = Curriculum(skills, cfg.game.skills, cfg.game.rehearsal)
@@ -137,7 +140,9 @@ class Worker:
         status = read_json(self.save.status, {}) or {}
         self.last_watched = status.get("last_watched")
         where = f"step {self.progress.step} (loot {resume.folder.name})" if resume else "a fresh start"
-        self.note(f"DIO wakes on {device.type} at {where}: {self.hero.params / 1e6:.1f}M params")
+        trainable = trainable_params(self.hero.model)
+        mode = f", {cfg.mode} ({trainable / 1e6:.2f}M trainable)" if cfg.mode != "full" else ""
+        self.note(f"DIO wakes on {device.type} at {where}: {self.hero.params / 1e6:.1f}M params{mode}")
         self._append_metric({"resumed_from": self.progress.step, "time": time.time()})
         self.state = "training"
         self.write_status()

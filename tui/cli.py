@@ -47,6 +47,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         help="a local Hugging Face causal-LM folder to train (e.g. a copy of Qwen3-0.6B); "
         "default: the hatchling, a tiny model created on first run. Fixed per hero.",
     )
+    parser.add_argument(
+        "--mode",
+        choices=("full", "lora", "qlora"),
+        help="full: train every weight (default); lora: LoRA adapters on a frozen base; "
+        "qlora: LoRA on a 4-bit NF4 base (CUDA GPU only). Fixed per hero.",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
     cli_skills.add_parsers(sub, add_hero_args)
     cli_quest.add_parsers(sub, add_hero_args)
 
+    export = sub.add_parser(
+        "export",
+        help="write a loot as a plain Hugging Face model folder (LoRA adapters merged)",
+        description="Copy a loot (default: the newest) into a new folder that loads with "
+        "AutoModelForCausalLM.from_pretrained. For lora/qlora heroes the adapters are merged "
+        "into the base weights. Works while DIO trains.",
+    )
+    add_hero_args(export)
+    export.add_argument("dest", type=Path, help="a new folder")
+    export.add_argument("--loot", help="loot name, e.g. step-000250 (default: the newest)")
+
     bench = sub.add_parser(
         "bench",
         help="measure the game's cost: tokens/s with and without the UI, pause latency, …",
@@ -156,6 +173,24 @@ def check_model(hero: Hero, model: str | None) -> str | None:
     return str(folder)
 
 
+def check_mode(hero: Hero, mode: str | None) -> list[str]:
+    """Engine flags for --mode, refused early when it cannot work here."""
+    if not mode:
+        return []
+    existing = hero.read_config().get("mode")
+    if hero.read_config() and (existing or "full") != mode:
+        raise SystemExit(
+            f"realm: hero {hero.name!r} trains in mode {existing or 'full'}; "
+            f"choose another slot with --hero NAME for {mode}"
+        )
+    if mode == "qlora" and not any(Path("/dev").glob("nvidia[0-9]*")):
+        raise SystemExit(
+            "realm: --mode qlora needs a CUDA GPU (bitsandbytes 4-bit kernels) and this machine "
+            "has none. Use --mode lora (the same adapters, full-precision base) or --mode full."
+        )
+    return ["--mode", mode]
+
+
 # ---------------------------------------------------------------------- commands
 
 
@@ -164,13 +199,14 @@ def cmd_play(args: argparse.Namespace) -> int:
 
     hero = hero_from(args)
     model = check_model(hero, args.model)
+    mode = check_mode(hero, args.mode)
     spawned: list[Any] = []  # the engine we started, if any: alive while it loads
     if hero.engine_pid() is None:
-        spawned.append(spawn_engine(hero, model))
+        spawned.append(spawn_engine(hero, model, mode))
 
     def restart() -> None:
         if hero.engine_pid() is None:
-            spawned.append(spawn_engine(hero, model))
+            spawned.append(spawn_engine(hero, model, mode))
 
     def engine_alive() -> bool:
         # Before its pid file exists a fresh engine is still importing torch.
@@ -201,6 +237,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     hero = hero_from(args)
     model = check_model(hero, args.model)
+    mode = check_mode(hero, args.mode)
     pid = hero.engine_pid()
     if pid is not None:
         print(
@@ -211,7 +248,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 3
     hero.root.mkdir(parents=True, exist_ok=True)
     hero.clean_stale()
-    extra = ["--foreground"]
+    extra = ["--foreground", *mode]
     for flag in ("max_steps", "checkpoint_every", "eval_every", "threads"):
         value = getattr(args, flag)
         if value is not None:
@@ -352,11 +389,21 @@ def main(argv: list[str] | None = None) -> int:
         "skills": cmd_skills,
         "eval": cmd_eval,
         "quest": lambda a: cli_quest.cmd_quest(a, hero_from(a).root),
+        "export": cmd_export,
     }
     if args.command is None:
         parser.print_help()
         return 0
     return commands[args.command](args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import subprocess  # the engine side loads torch; this process must not
+
+    cmd = [sys.executable, "-m", "engine.export", "--save-dir", str(hero_from(args).root)]
+    if args.loot:
+        cmd += ["--loot", args.loot]
+    return subprocess.call([*cmd, str(args.dest.expanduser().absolute())])
 
 
 def cmd_skills(args: argparse.Namespace) -> int:
