@@ -26,6 +26,7 @@ class PackedBatch:
     targets: torch.Tensor
     examples: int
     real_tokens: int  # tokens that are not padding
+    row_tokens: tuple[int, ...] = ()  # real tokens per row (for splitting a batch)
 
     @property
     def target_tokens(self) -> int:
@@ -43,7 +44,30 @@ class PackedBatch:
             self.targets.to(device),
             self.examples,
             self.real_tokens,
+            self.row_tokens,
         )
+
+    def split(self) -> tuple[PackedBatch, PackedBatch]:
+        """Two halves by rows (the out-of-memory fallback: same data, smaller passes)."""
+        half = self.input_ids.size(0) // 2
+        if half == 0:
+            raise ValueError("a one-row batch cannot be split")
+        rows = self.row_tokens or (self.real_tokens // self.input_ids.size(0),) * self.input_ids.size(0)
+        parts = []
+        for sl in (slice(0, half), slice(half, None)):
+            real = sum(rows[sl])
+            share = real / max(1, self.real_tokens)
+            parts.append(
+                PackedBatch(
+                    self.input_ids[sl],
+                    self.position_ids[sl],
+                    self.targets[sl],
+                    round(self.examples * share),
+                    real,
+                    tuple(rows[sl]),
+                )
+            )
+        return parts[0], parts[1]
 
 
 class ExampleSource(Protocol):
@@ -75,6 +99,7 @@ def pack_rows(source: ExampleSource, rows: int | None, seq_len: int, pad_id: int
     row_pos: list[list[int]] = []
     row_tgt: list[list[int]] = []
     examples = real = 0
+    per_row: list[int] = []
     while (len(row_ids) < rows) if rows is not None else (source.peek() is not None):
         ids: list[int] = []
         pos: list[int] = []
@@ -97,6 +122,7 @@ def pack_rows(source: ExampleSource, rows: int | None, seq_len: int, pad_id: int
             real += n
         pad = seq_len - len(ids)
         # Padding is its own segment (positions restart) so it never joins an example.
+        per_row.append(len(ids))
         row_ids.append(ids + [pad_id] * pad)
         row_pos.append(pos + list(range(pad)))
         row_tgt.append(tgt + [IGNORE] * pad)
@@ -106,4 +132,5 @@ def pack_rows(source: ExampleSource, rows: int | None, seq_len: int, pad_id: int
         torch.tensor(row_tgt, dtype=torch.long).view(-1, seq_len),
         examples,
         real,
+        tuple(per_row),
     )

@@ -3,9 +3,10 @@ gradient accumulation, clipping, AdamW, warmup + cosine learning rate."""
 
 from __future__ import annotations
 
+import gc
 import math
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -23,6 +24,7 @@ class StepResult:
     tokens: int  # real (non-padding) tokens processed
     target_tokens: int
     masked_fraction: float
+    oom_splits: int = 0  # times this step halved its micro-batches after running out of memory
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -91,6 +93,29 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     def step(self, micro_batches: list[PackedBatch]) -> StepResult:
+        """One optimizer step. Out of memory does not end the run: the micro-batches are
+        halved (the same rows, so the same effective batch and gradient) and the step is
+        tried again; the caller keeps the smaller size for the steps after."""
+        splits = 0
+        while True:
+            try:
+                result = self._step(micro_batches)
+                return replace(result, oom_splits=splits)
+            except torch.OutOfMemoryError:
+                pass  # free memory below, outside the handler: its traceback pins the activations
+            self.optimizer.zero_grad(set_to_none=True)
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if all(b.input_ids.size(0) == 1 for b in micro_batches):
+                raise MemoryError(
+                    "out of memory with one packed row per micro-batch: lower train.seq_len, "
+                    "or train with --mode lora / qlora, or turn gradient checkpointing on"
+                )
+            micro_batches = [half for b in micro_batches for half in b.split()]
+            splits += 1
+
+    def _step(self, micro_batches: list[PackedBatch]) -> StepResult:
         self.model.train()
         # Normalise by the step's target tokens, not per micro-batch, so accumulation
         # gives the same gradient as one big batch whatever the split.

@@ -115,12 +115,20 @@ class Worker:
         self.stream = SkillStream(self.curriculum.sources(), self.renderer, seed=cfg.train.seed)
         torch.manual_seed(cfg.train.seed)
         self.trainer = Trainer(self.hero.model, cfg.train, device)
+        # The batch split actually used: out-of-memory recovery may change it mid-run.
+        self.micro_batch, self.grad_accum = cfg.train.micro_batch, cfg.train.grad_accum
         self.progress = Progress(xp_per_level=cfg.game.xp_per_level)
         if resume:
             self.trainer.load_state_dict(resume.trainer_state)
             restore_rng(resume.trainer_state["rng"])
             self.stream.position = resume.meta["data_position"]
             self.progress = Progress.from_dict(resume.meta["progress"], cfg.game.xp_per_level)
+            batch = resume.meta.get("batch")
+            if (
+                batch
+                and batch["micro_batch"] * batch["grad_accum"] == cfg.train.micro_batch * cfg.train.grad_accum
+            ):
+                self.micro_batch, self.grad_accum = batch["micro_batch"], batch["grad_accum"]
         self.keeper = QuestKeeper(
             QuestQueue(self.save.root),
             cfg,
@@ -244,8 +252,10 @@ class Worker:
     def _train_step(self) -> Any:
         cfg = self.config.train
         pad = self.hero.tokenizer.pad_token_id
-        micro = [pack_rows(self.stream, cfg.micro_batch, cfg.seq_len, pad) for _ in range(cfg.grad_accum)]
+        micro = [pack_rows(self.stream, self.micro_batch, cfg.seq_len, pad) for _ in range(self.grad_accum)]
         result = self.trainer.step(micro)
+        if result.oom_splits:
+            self._after_oom(result.oom_splits)
         levelled = self.progress.record_step(result.loss, result.tokens)
         self.masked_fraction = result.masked_fraction
         self.window_tokens += result.tokens
@@ -267,6 +277,25 @@ class Worker:
             self.note(f"LEVEL UP! DIO reached level {level}")
             self.server.broadcast(p.LevelledUp(level=level, step=self.progress.step))
         return result
+
+    def _after_oom(self, splits: int) -> None:
+        """Keep the smaller micro-batch the trainer fell back to, with more accumulation:
+        the same rows per optimizer step (saved with loot, so a resume keeps it)."""
+        factor = 2**splits
+        old = (self.micro_batch, self.grad_accum)
+        self.micro_batch = max(1, self.micro_batch // factor)
+        self.grad_accum *= factor
+        self.note(
+            f"Out of memory at step {self.progress.step}: micro-batch {old[0]} × {old[1]} → "
+            f"{self.micro_batch} × {self.grad_accum} accumulation (same {old[0] * old[1]} rows per step)",
+            "warning",
+        )
+        self._append_metric(
+            {
+                "step": self.progress.step,
+                "oom": {"from": list(old), "to": [self.micro_batch, self.grad_accum]},
+            }
+        )
 
     def _emit_step(self, result: Any, steps: int, now: float) -> None:
         elapsed = now - self.window_start
@@ -486,6 +515,7 @@ class Worker:
                 "config": json.loads(self.config.to_json()),
                 "curriculum": self.curriculum.to_dict(),
                 "source": self.stream.label,
+                "batch": {"micro_batch": self.micro_batch, "grad_accum": self.grad_accum},
                 **self.keeper.meta(),
                 **(extra or {}),
             },
