@@ -111,6 +111,21 @@ class AwaySummary:
     restarted: bool  # the engine was (re)started while nobody watched
 
 
+@dataclass(frozen=True, slots=True)
+class GpuStats:
+    """The gear panel. Every metric may be None (not offered by this GPU or container)."""
+
+    available: bool = False
+    reason: str = "no GPU"  # why it is not available
+    name: str = ""
+    utilization: float | None = None  # percent
+    memory_used: int | None = None  # bytes
+    memory_total: int | None = None
+    temperature: float | None = None  # °C
+    power_watts: float | None = None
+    power_limit_watts: float | None = None
+
+
 QUEST_PRIORITIES = ("high", "normal", "low")
 QUEST_CHECKS = ("standard", "deep")
 
@@ -250,6 +265,8 @@ class Snapshot:
     skills: tuple[SkillInfo, ...] = ()
     away: AwaySummary | None = None
     quests: tuple[QuestInfo, ...] = ()
+    gpu: GpuStats = GpuStats()
+    memory_plan: str = ""  # the VRAM (or RAM) estimate made before training started
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +353,13 @@ class Stopped:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuTelemetry:
+    """Polled <= 2 Hz while a GPU is present (coalesced like step events)."""
+
+    gpu: GpuStats
+
+
+@dataclass(frozen=True, slots=True)
 class QuestBoard:
     """The whole board, after anything on it changed (a handful of rows)."""
 
@@ -387,6 +411,7 @@ Event = (
     | CommandRejected
     | EngineFailed
     | Stopped
+    | GpuTelemetry
     | QuestBoard
     | QuestRejected
     | QuestCompleted
@@ -394,4 +419,4 @@ Event = (
 )
 
 # Events the throttle may coalesce; every other event is always delivered.
-THROTTLED_EVENTS: tuple[type, ...] = (StepCompleted,)
+THROTTLED_EVENTS: tuple[type, ...] = (StepCompleted, GpuTelemetry)

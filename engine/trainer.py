@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from engine.config import TrainConfig
 from engine.packing import IGNORE, PackedBatch
@@ -53,15 +54,56 @@ def packed_logits(model: Any, input_ids: torch.Tensor, position_ids: torch.Tenso
     return model(input_ids=input_ids, position_ids=position_ids, use_cache=False).logits
 
 
+CE_CHUNK = 1024  # target tokens per output-layer chunk
+
+
+def _split_head(model: Any) -> tuple[Any, Any] | None:
+    """(the transformer body, the output layer), peft-wrapped or not; None when the
+    model does not expose them (the plain logits path is used then)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    get_decoder = getattr(base, "get_decoder", None)
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    decoder = get_decoder() if callable(get_decoder) else None
+    if decoder is None or head is None or decoder is base:
+        return None
+    return decoder, head
+
+
+def _chunk_loss(head: Any, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
+
+
 def token_loss_sum(model: Any, batch: PackedBatch) -> torch.Tensor:
-    """Summed cross-entropy over the batch's target tokens (targets are pre-shifted)."""
-    logits = packed_logits(model, batch.input_ids, batch.position_ids)
-    return F.cross_entropy(
-        logits.view(-1, logits.size(-1)).float(),
-        batch.targets.view(-1),
-        ignore_index=IGNORE,
-        reduction="sum",
-    )
+    """Summed cross-entropy over the batch's target tokens (targets are pre-shifted).
+
+    Memory-lean: the output layer runs only on positions that have a target (prompts and
+    padding have none), CE_CHUNK of them at a time, each chunk recomputed in the backward
+    pass, so the rows × seq_len × vocab logits (11 GiB for Qwen3's 151k vocabulary at
+    8 × 1024) are never held at once. Equal to the plain loss (tests/test_packing.py)."""
+    parts = _split_head(model)
+    if parts is None:
+        logits = packed_logits(model, batch.input_ids, batch.position_ids)
+        return F.cross_entropy(
+            logits.view(-1, logits.size(-1)).float(),
+            batch.targets.view(-1),
+            ignore_index=IGNORE,
+            reduction="sum",
+        )
+    decoder, head = parts
+    out = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False)
+    hidden = out.last_hidden_state
+    targets = batch.targets.view(-1)
+    keep = targets != IGNORE
+    hidden = hidden.reshape(-1, hidden.size(-1))[keep]
+    targets = targets[keep]
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, targets.numel(), CE_CHUNK):
+        h, t = hidden[start : start + CE_CHUNK], targets[start : start + CE_CHUNK]
+        if torch.is_grad_enabled():
+            total = total + checkpoint(_chunk_loss, head, h, t, use_reentrant=False)
+        else:
+            total = total + _chunk_loss(head, h, t)
+    return total
 
 
 class Trainer:

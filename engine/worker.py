@@ -16,6 +16,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from engine.chat import ChatRenderer
 from engine.config import HeroConfig
 from engine.curriculum import GATE_WINDOW, Curriculum
 from engine.evaluate import SkillEval, build_val_batch, skill_accuracy, validation_loss
+from engine.gpu import POLL_SECONDS, GpuProbe
 from engine.hero import LoadedHero, base_folder, load_hero, pick_device, trainable_params
 from engine.ledger import Ledger
 from engine.packing import pack_rows
@@ -38,6 +40,7 @@ from engine.server import ClientSession, EngineServer
 from engine.stream import SkillStream
 from engine.trainer import Trainer
 from engine.vault import Vault, restore_rng
+from engine.vram import Estimate, ModelShape, describe, estimate
 from skills.base import Problem
 from skills.registry import get_skill
 
@@ -88,6 +91,8 @@ class Worker:
         self.last_watched: dict[str, Any] | None = None
         self.window_tokens = 0  # tokens since the last StepCompleted, for tokens/s
         self.window_start = self.last_emit = self.last_status = self.last_echo = time.monotonic()
+        self.last_gpu_poll = 0.0
+        self.memory_plan = ""
 
     # ------------------------------------------------------------------ start-up
 
@@ -102,6 +107,8 @@ class Worker:
             self.note(f"Removed unfinished loot {name} left by a crash", "warning")
         resume = self.vault.newest()
         device = pick_device()
+        self.gpu = GpuProbe(device.index or 0)
+        self.gpu_stats = self.gpu.read()
         if cfg.mode == "full":
             folder, adapter = (resume.folder if resume else base_folder(cfg, self.save)), None
         else:  # the base stays frozen; loot holds only the adapters
@@ -114,6 +121,7 @@ class Worker:
             self.curriculum.load(resume.meta.get("curriculum", {}))
         self.stream = SkillStream(self.curriculum.sources(), self.renderer, seed=cfg.train.seed)
         torch.manual_seed(cfg.train.seed)
+        self._plan_memory()
         self.trainer = Trainer(self.hero.model, cfg.train, device)
         # The batch split actually used: out-of-memory recovery may change it mid-run.
         self.micro_batch, self.grad_accum = cfg.train.micro_batch, cfg.train.grad_accum
@@ -154,6 +162,47 @@ class Worker:
         self._append_metric({"resumed_from": self.progress.step, "time": time.time()})
         self.state = "training"
         self.write_status()
+
+    def _plan_memory(self) -> None:
+        """The memory estimate for this run, and gradient checkpointing when it is asked
+        for, or ("auto") when the estimate without it would not fit the GPU."""
+        cfg, device = self.config, self.hero.device
+        shape = ModelShape.from_config(self.hero.model.config)
+        gpu = device.type == "cuda"
+        bf16 = gpu and torch.cuda.is_bf16_supported() and cfg.train.precision != "fp32"
+        capacity = torch.cuda.get_device_properties(device).total_memory if gpu else None
+
+        def plan(checkpointing: bool) -> Estimate:
+            return estimate(
+                shape,
+                cfg.mode,
+                cfg.train.micro_batch,
+                cfg.train.seq_len,
+                gpu,
+                bf16,
+                cfg.lora.rank,
+                checkpointing,
+            )
+
+        wanted = cfg.train.gradient_checkpointing
+        checkpointing = wanted == "on" or (
+            wanted == "auto" and capacity is not None and plan(False).total > 0.85 * capacity
+        )
+        if checkpointing:
+            self.hero.model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
+        est = plan(checkpointing)
+        self.memory_plan = describe(est, capacity, "VRAM" if gpu else "RAM") + (
+            " · gradient checkpointing on" if checkpointing else ""
+        )
+        self.note(f"Memory plan: {self.memory_plan}")
+        if capacity is not None and est.total > capacity:
+            self.note(
+                "The estimate is over this GPU's memory: out-of-memory recovery will halve the "
+                "micro-batch; a smaller seq_len or --mode lora/qlora would fit better",
+                "warning",
+            )
 
     def _build_eval_sets(self) -> None:
         """Static eval sets for each skill's current level, and a validation batch drawn
@@ -240,6 +289,10 @@ class Worker:
                 self.take_loot("auto")
             if game.max_steps and step >= game.max_steps:
                 self.stop_reason = "max_steps"
+            if self.gpu.available and now - self.last_gpu_poll >= POLL_SECONDS:
+                self.gpu_stats = self.gpu.read()
+                self.server.broadcast(p.GpuTelemetry(self.gpu_stats))
+                self.last_gpu_poll = now
             if now - self.last_status >= STATUS_INTERVAL:
                 self.write_status()
                 self.last_status = now
@@ -431,6 +484,8 @@ class Worker:
             skills=tuple(self.skill_info(sid) for sid in self.curriculum.tracks),
             away=away,
             quests=self.keeper.board(),
+            gpu=self.gpu_stats,
+            memory_plan=self.memory_plan,
         )
 
     # ------------------------------------------------------------------ evals and loot
@@ -602,6 +657,8 @@ class Worker:
                 for sid, t in self.curriculum.tracks.items()
             },
             "quest": info_dict(quest) if (quest := self.keeper.live()) else None,
+            "gpu": asdict(self.gpu_stats),
+            "memory_plan": self.memory_plan,
         }
 
     def write_status(self) -> None:

@@ -59,3 +59,32 @@ def test_stream_resumes_at_its_position(hatchling_dir: Path) -> None:
     assert [b.next().input_ids for _ in range(5)] == first[5:]
     c = SkillStream([Source(get_skill("ari"), 2)], renderer, seed=8)
     assert [c.next().input_ids for _ in range(10)] != first
+
+
+def test_lean_loss_equals_the_plain_loss_and_its_gradient(hatchling_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The chunked, target-only loss (the output layer never sees all logits at once)
+    gives the same value and gradients as cross-entropy over the full logits."""
+    import torch.nn.functional as F
+
+    from engine import trainer
+
+    tok = AutoTokenizer.from_pretrained(hatchling_dir)
+    model = AutoModelForCausalLM.from_pretrained(hatchling_dir, attn_implementation="sdpa")
+    renderer = ChatRenderer(tok)
+    skill = get_skill("bin")
+    examples = [renderer.render(skill.generate(2, i).training_messages()) for i in range(24)]
+    batch = pack_rows(ListSource(examples), rows=None, seq_len=128, pad_id=tok.pad_token_id)
+    assert batch.target_tokens > 40
+    monkeypatch.setattr(trainer, "CE_CHUNK", 16)  # several chunks
+    lean = trainer.token_loss_sum(model, batch)
+    lean.backward()
+    lean_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    logits = packed_logits(model, batch.input_ids, batch.position_ids)
+    plain = F.cross_entropy(
+        logits.view(-1, logits.size(-1)), batch.targets.view(-1), ignore_index=IGNORE, reduction="sum"
+    )
+    plain.backward()
+    torch.testing.assert_close(lean, plain, atol=1e-3, rtol=1e-5)
+    for a, p in zip(lean_grads, model.parameters(), strict=True):
+        torch.testing.assert_close(a, p.grad, atol=1e-5, rtol=1e-4)

@@ -37,6 +37,7 @@ SAMPLES = [
     p.QuestRejected("bad.jsonl", "line 3: invalid JSON"),
     p.QuestCompleted(QUEST, gold=100, loot="step-000120"),
     p.QuestReply(True, "queued"),
+    p.GpuTelemetry(p.GpuStats(available=True, name="H100", utilization=50.0, memory_used=1, memory_total=2)),
     p.Pause(),
     p.Resume(),
     p.SaveNow(),
@@ -62,6 +63,8 @@ SAMPLES = [
         skills=(SKILL,),
         away=p.AwaySummary(seconds=60, steps_gained=100, levels_gained=0, loot_steps=(1000,), restarted=True),
         quests=(QUEST,),
+        gpu=p.GpuStats(),
+        memory_plan="est. 0.9 GiB RAM",
     ),
     p.StepCompleted(
         step=5,

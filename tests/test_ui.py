@@ -328,3 +328,18 @@ async def test_guild_opened_before_the_snapshot_fills_in() -> None:
         engine.send(snapshot(skills=(skill_info(),)))
         await settle(pilot, 8)
         assert [panel.id for panel in app.screen.query(SkillPanel)] == ["skill-bin"]
+
+
+@pytest.mark.asyncio
+async def test_gear_panel_shows_no_gpu_or_the_gpu() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        card = app.tavern.query_one(HeroCard)
+        assert card.gear == "⚙ no GPU"
+        gpu = p.GpuStats(available=True, name="NVIDIA H100 80GB HBM3", utilization=87, memory_used=41 * 2**30,
+                         memory_total=80 * 2**30, temperature=None, power_watts=310.0)  # fmt: skip
+        engine.send(p.GpuTelemetry(gpu))
+        await pilot.pause(1.2)  # telemetry redraws with the next frame
+        assert card.gear == "⚙ H100 87% · mana 41.0/80.0 GiB · 310 W"  # no temperature: left out

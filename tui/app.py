@@ -91,7 +91,7 @@ class RealmApp(App[str]):
     async def on_engine_message(self, message: EngineMessage) -> None:
         event = message.event
         self.state.apply(event)
-        if isinstance(event, p.StepCompleted):
+        if isinstance(event, (p.StepCompleted, p.GpuTelemetry)):
             self._dirty = True
             return
         self.tavern.show(self.state)

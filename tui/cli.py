@@ -283,6 +283,8 @@ def status_record(hero: Hero) -> dict[str, Any]:
         "updated_at": status.get("updated_at"),
         "skills": status.get("skills", {}),
         "quest": status.get("quest") if pid else None,  # the active quest's progress
+        "memory_plan": status.get("memory_plan", ""),
+        "gpu": status.get("gpu") if pid else None,
         "save_dir": str(hero.root),
     }
     if not pid and status.get("state") == "crashed":
@@ -328,6 +330,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  quest {quest['name']}: {quest['seen']:,}/{total:,} rows ({quest['epochs']} epoch(s))")
     if rec["pid"]:
         print(f"  {rec['tokens_per_s'] or 0:,.0f} tok/s on {rec['device']}")
+        if rec["memory_plan"]:
+            print(f"  memory: {rec['memory_plan']}")
     if rec["last_loot_step"] is not None:
         age = ""
         if rec["updated_at"]:

@@ -40,6 +40,8 @@ class GameState:
     last_eval: p.EvalCompleted | None = None
     skills: tuple[p.SkillInfo, ...] = ()
     quests: tuple[p.QuestInfo, ...] = ()
+    gpu: p.GpuStats = field(default_factory=p.GpuStats)
+    memory_plan: str = ""
 
     @property
     def active_quest(self) -> p.QuestInfo | None:
@@ -93,6 +95,10 @@ class GameState:
                 self.skills = event.skills
                 self.away = event.away
                 self.quests = event.quests
+                self.gpu = event.gpu
+                self.memory_plan = event.memory_plan
+            case p.GpuTelemetry():
+                self.gpu = event.gpu
             case p.StepCompleted():
                 self.stats = event.stats
                 self.masked_fraction = event.masked_fraction

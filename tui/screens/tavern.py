@@ -10,7 +10,7 @@ from textual.widgets import Footer, Header
 from engine.protocol import QuestInfo
 from tui.state import GameState
 from tui.widgets.battle import BattlePanel
-from tui.widgets.hero_card import HeroCard
+from tui.widgets.hero_card import HeroCard, gear_line
 from tui.widgets.loot_feed import LootFeed
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.status_bar import StatusBar
@@ -53,6 +53,7 @@ class TavernScreen(Screen[None]):
         params = f"{state.params / 1e6:.1f}M params" if state.params else ""
         skills = " ".join(f"{s.id.upper()} L{s.level}" for s in state.skills)
         card.detail = " · ".join(x for x in (params, state.device) if x) + (f"\n{skills}" if skills else "")
+        card.gear = gear_line(state.gpu) if state.link == "connected" else ""
         battle = self.query_one(BattlePanel)
         battle.step = state.stats.step
         battle.damage = state.last_damage

@@ -6,7 +6,23 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from engine.protocol import HeroStats
+from engine.protocol import GpuStats, HeroStats
+
+
+def gear_line(gpu: GpuStats) -> str:
+    """'⚙ H100 87% · mana 41.0/80.0 GiB · 64°C · 310 W'; '⚙ no GPU' without one.
+    Each part is left out when that metric is missing."""
+    if not gpu.available:
+        return f"⚙ {gpu.reason}"
+    name = gpu.name.replace("NVIDIA ", "").split(" ")[0] or "GPU"
+    parts = [f"⚙ {name}" + (f" {gpu.utilization:.0f}%" if gpu.utilization is not None else "")]
+    if gpu.memory_used is not None and gpu.memory_total:
+        parts.append(f"mana {gpu.memory_used / 2**30:.1f}/{gpu.memory_total / 2**30:.1f} GiB")
+    if gpu.temperature is not None:
+        parts.append(f"{gpu.temperature:.0f}°C")
+    if gpu.power_watts is not None:
+        parts.append(f"{gpu.power_watts:.0f} W")
+    return " · ".join(parts)
 
 
 def bar(fraction: float, width: int) -> str:
@@ -19,6 +35,7 @@ class HeroCard(Widget):
     hero: reactive[str] = reactive("DIO")
     model: reactive[str] = reactive("")
     detail: reactive[str] = reactive("")
+    gear: reactive[str] = reactive("")  # the GPU (gear) and its memory (mana)
 
     def render(self) -> Text:
         s = self.stats
@@ -42,6 +59,8 @@ class HeroCard(Widget):
         val = f"{s.val_loss:.3f}" if s.val_loss is not None else "--"
         text.append(f"loss {loss}  val {val}\n", style="dim")
         text.append(self.detail, style="dim")
+        if self.gear:
+            text.append(f"\n{self.gear}", style="cyan")
         return text
 
     def watch_hero(self) -> None:
