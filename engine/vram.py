@@ -47,6 +47,8 @@ class ModelShape:
         head_dim = getattr(config, "head_dim", None) or hidden // heads
         attn = hidden * head_dim * (heads + 2 * kv) + heads * head_dim * hidden
         per_layer = attn + 3 * hidden * inter + 2 * hidden
+        if getattr(config, "model_type", "") in ("qwen3", "qwen3_moe"):
+            per_layer += 2 * head_dim  # Qwen3's per-head q/k norms
         tied = bool(getattr(config, "tie_word_embeddings", True))
         params = layers * per_layer + vocab * hidden * (1 if tied else 2) + hidden
         return cls(params=params, hidden=hidden, layers=layers, vocab=vocab, tied=tied)

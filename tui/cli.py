@@ -126,25 +126,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench",
-        help="measure the game's cost: tokens/s with and without the UI, pause latency, …",
-        description="Runs the hatchling in real engine processes (in a temporary save root) "
-        "and measures: training tokens/s headless vs. with a headless game attached; pause "
-        "latency (Pause sent -> Paused received); time to the UI's first frame; memory of "
-        "the engine and the UI. Takes a few minutes on a 2-core CPU.",
+        help="measure: training speed vs a plain HF loop (+MFU), the game's cost, evals, quests, memory",
+        description="Default: our training step vs a straightforward padded Hugging Face loop on "
+        "the same model, data, batch and length, in one engine process: tokens/s of each, the "
+        "ratio, peak memory and MFU against a matmul peak measured at start (a hatchling on a "
+        "CPU; Qwen3-0.6B on a GPU). --game: what the game costs training (tokens/s headless vs "
+        "watched, pause latency, first frame, memory); a few minutes on a 2-core CPU.",
     )
-    bench.add_argument("--steps", type=int, default=150, help="steps per training run (default 150)")
-    bench.add_argument("--repeats", type=int, default=2, help="runs of each kind (default 2)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.add_argument(
-        "--evals",
-        action="store_true",
-        help="instead: eval throughput (problems/s) with batched generation vs one at a time",
+    bench.add_argument("--steps", type=int, help="timed steps (default 20; --game: 150 per run)")
+    bench.add_argument("--rows", type=int, help="rows per step (default 8)")
+    bench.add_argument("--seq-len", type=int, help="tokens per row (default 256)")
+    bench.add_argument("--model", help="a local HF model folder to benchmark")
+    bench.add_argument("--mode", choices=("full", "lora"), help="what trains (default full)")
+    kind = bench.add_mutually_exclusive_group()
+    kind.add_argument("--game", action="store_true", help="instead: the game's cost to training")
+    kind.add_argument(
+        "--evals", action="store_true", help="instead: eval problems/s, batched generation vs one at a time"
     )
-    bench.add_argument(
+    kind.add_argument(
         "--quests",
         action="store_true",
-        help="instead: quest validation rows/s on a 100k-row file, and inbox-to-board latency",
+        help="instead: quest validation rows/s (100k rows), inbox-to-board latency",
     )
+    kind.add_argument(
+        "--estimate",
+        action="store_true",
+        help="instead: the memory estimate for full, lora and qlora (no training)",
+    )
+    bench.add_argument("--repeats", type=int, default=2, help="--game: runs of each kind (default 2)")
     return parser
 
 
@@ -364,21 +374,30 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.evals or args.quests:  # runs in an engine process: this one must not load torch
-        import subprocess
+    import subprocess  # every measurement but --game runs in an engine process: not this one
 
+    if args.game:
+        from tui.bench import run
+
+        echo = (lambda _line: None) if args.json else (lambda line: print(line, flush=True))
+        result = run(args.steps or 150, args.repeats, echo)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            for key, value in result.items():
+                print(f"  {key:28} {value}")
+        return 0
+    if args.evals or args.quests:
         module = "engine.bench_eval" if args.evals else "engine.bench_quests"
         return subprocess.call([sys.executable, "-m", module])
-    from tui.bench import run
-
-    echo = (lambda _line: None) if args.json else (lambda line: print(line, flush=True))
-    result = run(args.steps, args.repeats, echo)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"  {key:28} {value}")
-    return 0
+    cmd = [sys.executable, "-m", "engine.bench_speed"]
+    for flag in ("steps", "rows", "seq_len", "model", "mode"):
+        value = getattr(args, flag)
+        if value is not None:
+            cmd += [f"--{flag.replace('_', '-')}", str(value)]
+    cmd += ["--json"] if args.json else []
+    cmd += ["--estimate"] if args.estimate else []
+    return subprocess.call(cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
