@@ -65,6 +65,17 @@ def check_mode(mode: str, device: torch.device) -> None:
         )
 
 
+def pick_attention(device: torch.device, dtype: torch.dtype) -> str:
+    """flash-attention 2 (varlen over the packed position resets) when it is installed
+    and the weights are 16-bit on a GPU; otherwise SDPA, where transformers derives the
+    block-diagonal mask from the resets (tests/test_packing.py proves that path)."""
+    if device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16):
+        return "sdpa"
+    from transformers.utils import is_flash_attn_2_available
+
+    return "flash_attention_2" if is_flash_attn_2_available() else "sdpa"
+
+
 def load_hero(
     folder: Path,
     device: torch.device,
@@ -84,6 +95,9 @@ def load_hero(
     kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": "sdpa"}
     if mode != "full" and device.type == "cuda" and torch.cuda.is_bf16_supported():
         kwargs["dtype"] = torch.bfloat16  # a frozen base needs no fp32 master copy
+    kwargs["attn_implementation"] = pick_attention(
+        device, kwargs["dtype"] if mode != "qlora" else torch.bfloat16
+    )
     if mode == "qlora":
         from transformers import BitsAndBytesConfig
 

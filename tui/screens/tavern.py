@@ -53,7 +53,10 @@ class TavernScreen(Screen[None]):
         params = f"{state.params / 1e6:.1f}M params" if state.params else ""
         skills = " ".join(f"{s.id.upper()} L{s.level}" for s in state.skills)
         card.detail = " · ".join(x for x in (params, state.device) if x) + (f"\n{skills}" if skills else "")
-        card.gear = gear_line(state.gpu) if state.link == "connected" else ""
+        plan = state.memory_plan.split(" (")[0]  # "est. 0.2 GiB RAM"
+        card.gear = (
+            (gear_line(state.gpu) + (f" · {plan}" if plan else "")) if state.link == "connected" else ""
+        )
         battle = self.query_one(BattlePanel)
         battle.step = state.stats.step
         battle.damage = state.last_damage
