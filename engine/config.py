@@ -118,7 +118,8 @@ class HeroConfig:
 
     @property
     def model_label(self) -> str:
-        return self.model or "hatchling"
+        label = self.model or "hatchling"
+        return label if self.mode == "full" else f"{label} ({self.mode})"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

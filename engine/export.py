@@ -79,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     if save.root.absolute() in dest.parents:
         raise SystemExit("realm export: export outside the hero's save folder")
     loot = pick_loot(save, args.loot)
+    import warnings
+
     from transformers.utils import logging as hf_logging
 
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notes
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     how = export(save, loot, dest)
