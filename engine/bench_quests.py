@@ -16,10 +16,8 @@ import json
 import random
 import statistics
 import tempfile
-import threading
 import time
 from dataclasses import replace
-from multiprocessing import Pipe
 from pathlib import Path
 from typing import Any
 
@@ -93,19 +91,12 @@ def validation_throughput(folder: Path, rows: int, model: Path) -> dict[str, Any
 
 def inbox_latency(folder: Path, model: Path, drops: int) -> dict[str, Any]:
     from engine.savedir import SaveDir
-    from engine.server import EngineServer
-    from engine.worker import Worker
+    from engine.worker import run_in_thread
 
     save = SaveDir(folder / "saves" / "bench")
     base = HeroConfig(name="bench", model=str(model))
     config = replace(base, game=replace(base.game, eval_every=100_000, checkpoint_every=100_000))
-    server = EngineServer()
-    worker = Worker(save, config, server)
-    worker.start()
-    ui, engine_end = Pipe()
-    server.attach(engine_end)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
+    ui, worker, thread = run_in_thread(save, config)
     ui.send(p.Hello())
     latencies = []
     try:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection
 from typing import Any
 
 import torch
@@ -30,7 +32,9 @@ from engine.curriculum import GATE_WINDOW, Curriculum
 from engine.evaluate import SkillEval, build_val_batch, skill_accuracy, validation_loss
 from engine.gpu import POLL_SECONDS, GpuProbe
 from engine.hero import LoadedHero, base_folder, load_hero, pick_device, trainable_params
+from engine.history import load_history
 from engine.ledger import Ledger
+from engine.memory_plan import plan_memory
 from engine.packing import pack_rows
 from engine.progress import Progress
 from engine.quest_keeper import GOLD_PER_QUEST, QuestKeeper, info_dict
@@ -40,7 +44,6 @@ from engine.server import ClientSession, EngineServer
 from engine.stream import SkillStream
 from engine.trainer import Trainer
 from engine.vault import Vault, restore_rng
-from engine.vram import Estimate, ModelShape, describe, estimate
 from skills.base import Problem
 from skills.registry import get_skill
 
@@ -164,40 +167,9 @@ class Worker:
         self.write_status()
 
     def _plan_memory(self) -> None:
-        """The memory estimate for this run, and gradient checkpointing when it is asked
-        for, or ("auto") when the estimate without it would not fit the GPU."""
-        cfg, device = self.config, self.hero.device
-        shape = ModelShape.from_config(self.hero.model.config)
-        gpu = device.type == "cuda"
-        bf16 = gpu and torch.cuda.is_bf16_supported() and cfg.train.precision != "fp32"
-        capacity = torch.cuda.get_device_properties(device).total_memory if gpu else None
-
-        def plan(checkpointing: bool) -> Estimate:
-            return estimate(
-                shape,
-                cfg.mode,
-                cfg.train.micro_batch,
-                cfg.train.seq_len,
-                gpu,
-                bf16,
-                cfg.lora.rank,
-                checkpointing,
-            )
-
-        wanted = cfg.train.gradient_checkpointing
-        checkpointing = wanted == "on" or (
-            wanted == "auto" and capacity is not None and plan(False).total > 0.85 * capacity
-        )
-        if checkpointing:
-            self.hero.model.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False}
-            )
-        est = plan(checkpointing)
-        self.memory_plan = describe(est, capacity, "VRAM" if gpu else "RAM") + (
-            " · gradient checkpointing on" if checkpointing else ""
-        )
+        self.memory_plan, over = plan_memory(self.hero.model, self.hero.device, self.config)
         self.note(f"Memory plan: {self.memory_plan}")
-        if capacity is not None and est.total > capacity:
+        if over:
             self.note(
                 "The estimate is over this GPU's memory: out-of-memory recovery will halve the "
                 "micro-batch; a smaller seq_len or --mode lora/qlora would fit better",
@@ -240,25 +212,10 @@ class Worker:
         )
 
     def _load_history(self, resumed_step: int) -> None:
-        """Chart and log history from disk, so a reattaching UI sees the past. Rows from
-        a timeline lost to a crash (steps after the loot we resumed from) are dropped."""
-        rows: list[dict[str, Any]] = []
-        if self.save.metrics.exists():
-            for row in _tail_rows(self.save.metrics, 400_000):
-                if "resumed_from" in row:
-                    cut = row["resumed_from"]
-                    rows = [r for r in rows if r.get("step", 0) <= cut]
-                elif "step" in row:
-                    rows.append(row)
-        rows = [r for r in rows if r["step"] <= resumed_step]
-        for row in rows:
-            if "smoothed" in row:
-                self.train_history.append((row["step"], row["smoothed"]))
-            if "val_loss" in row:
-                self.val_history.append((row["step"], row["val_loss"]))
-        if self.save.events.exists():
-            for row in _tail_rows(self.save.events, 50_000)[-LOG_LINES:]:
-                self.log_lines.append(row["text"])
+        train, val, lines = load_history(self.save, resumed_step, LOG_LINES)
+        self.train_history.extend(train)
+        self.val_history.extend(val)
+        self.log_lines.extend(lines)
 
     # ------------------------------------------------------------------ the loop
 
@@ -677,19 +634,14 @@ class Worker:
         )
 
 
-def _tail_rows(path: Path, max_bytes: int) -> list[dict[str, Any]]:
-    """The JSON rows at the end of a .jsonl file. A kill -9 can leave a half-written
-    last line; it is skipped rather than failing the start."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        if size > max_bytes:
-            f.seek(size - max_bytes)
-            f.readline()  # drop the partial first line
-        data = f.read().decode("utf-8", errors="replace")
-    rows = []
-    for line in data.splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return rows
+def run_in_thread(save: SaveDir, config: HeroConfig) -> tuple[Connection, Worker, threading.Thread]:
+    """An engine on a thread of this process, talking over a Pipe (tests, benchmarks):
+    returns the UI's end of the pipe, the worker and its thread."""
+    server = EngineServer()
+    worker = Worker(save, config, server)
+    worker.start()
+    ui_end, engine_end = Pipe()
+    server.attach(engine_end)
+    thread = threading.Thread(target=worker.run, name="worker", daemon=True)
+    thread.start()
+    return ui_end, worker, thread

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 from dataclasses import asdict, replace
-from multiprocessing import Pipe
 from pathlib import Path
 from typing import Any
 
@@ -75,18 +73,10 @@ class Driver:
 
 def run_engine(save: SaveDir, config: HeroConfig) -> Any:
     """A worker on a thread of this process, with a Driver on the other end of a Pipe."""
-    from engine.server import EngineServer
-    from engine.worker import Worker
+    from engine.worker import run_in_thread
 
-    server = EngineServer()
-    worker = Worker(save, config, server)
-    worker.start()
-    ui_end, engine_end = Pipe()
-    server.attach(engine_end)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    driver = Driver(ui_end)
-    return driver, worker, thread
+    ui_end, worker, thread = run_in_thread(save, config)
+    return Driver(ui_end), worker, thread
 
 
 @pytest.fixture
