@@ -51,7 +51,6 @@ class IntakeResult:
     reason: str = ""
     notices: tuple[str, ...] = ()
     reply_to: Any = None
-    landed_at: float = 0.0  # when the file was first seen (for the latency figure)
 
 
 class Inbox:
@@ -64,9 +63,7 @@ class Inbox:
         self.results: queue.Queue[IntakeResult] = queue.Queue()
         self._requests: queue.Queue[AddRequest] = queue.Queue()
         self._stop = threading.Event()
-        self._seen: dict[
-            Path, tuple[tuple[int, float], float, float]
-        ] = {}  # path -> (size, mtime), changed, first seen
+        self._seen: dict[Path, tuple[tuple[int, float], float]] = {}  # path -> (size, mtime), changed at
         self._thread = threading.Thread(target=self._run, name="inbox", daemon=True)
 
     def start(self) -> None:
@@ -136,11 +133,11 @@ class Inbox:
         signature = (info.st_size, info.st_mtime)
         old = self._seen.get(path)
         if old is None or old[0] != signature:
-            self._seen[path] = (signature, now, old[2] if old else time.time())
+            self._seen[path] = (signature, now)
 
     def _take_complete(self) -> None:
         now = time.monotonic()
-        for path, (signature, changed, first_seen) in list(self._seen.items()):
+        for path, (signature, changed) in list(self._seen.items()):
             if now - changed < self.stable_seconds:
                 continue
             self._saw(path)  # catches a change the watcher has not reported yet
@@ -148,19 +145,17 @@ class Inbox:
             if current is None or current[0] != signature or open_for_writing(path):
                 continue
             del self._seen[path]
-            self._admit(path, first_seen)
+            self._admit(path)
 
-    def _admit(self, path: Path, first_seen: float) -> None:
+    def _admit(self, path: Path) -> None:
         try:
             info, quest = self.quests.admit(path, move=True, default_checks=self.default_checks)
         except QuestRejected as exc:
-            self.results.put(IntakeResult(path.name, None, str(exc), landed_at=first_seen))
+            self.results.put(IntakeResult(path.name, None, str(exc)))
         except OSError as exc:
             log.warning("could not take %s from the inbox: %s", path.name, exc)
         else:
-            self.results.put(
-                IntakeResult(info.name, info, notices=tuple(quest.notices), landed_at=first_seen)
-            )
+            self.results.put(IntakeResult(info.name, info, notices=tuple(quest.notices)))
 
     def _serve_requests(self) -> None:
         while True:

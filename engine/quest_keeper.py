@@ -113,7 +113,7 @@ class QuestKeeper:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="quest-checks")
         self._checking: tuple[p.QuestInfo, Future[Any]] | None = None
         self._check_renderer = ChatRenderer(copy.deepcopy(renderer.tokenizer), renderer.enable_thinking)
-        self.latencies: list[float] = []  # inbox landing -> on the board, seconds
+        self._queue_changed = True  # look for the next quest only after something moved
 
     @property
     def active(self) -> ActiveQuest | None:
@@ -164,13 +164,19 @@ class QuestKeeper:
         while not self.inbox.results.empty():
             self._report(self.inbox.results.get())
             changed = True
-        if self.active is None and self._checking is None:
+        if changed:
+            self._queue_changed = True
+        if self.active is None and self._checking is None and self._queue_changed:
+            # Reading the queue means reading every sidecar: only after something moved,
+            # not on every training step.
+            self._queue_changed = False
             nxt = self.queue.next_queued()
             if nxt is not None:
                 self._checking = (nxt, self._pool.submit(self.check, nxt))
         if self._checking is not None and self._checking[1].done():
             info, future = self._checking
             self._checking = None
+            self._queue_changed = True  # if it fails its checks, the next one is due
             still = [q for q in self.queue.all() if q.name == info.name and q.state == "queued"]
             if still:  # not cancelled or re-prioritised away while it was checked
                 self.begin(replace(still[0], seen=info.seen, loss_before=info.loss_before), future.result())
@@ -179,8 +185,6 @@ class QuestKeeper:
             self.broadcast(p.QuestBoard(self.board()))
 
     def _report(self, result: IntakeResult) -> None:
-        if result.landed_at:
-            self.latencies.append(time.time() - result.landed_at)
         if result.info is None:
             self.note(f"Quest {result.name} refused: {result.reason}", "warning")
             self.broadcast(p.QuestRejected(result.name, result.reason))
@@ -270,6 +274,7 @@ class QuestKeeper:
         done = self.queue.finish(info)
         self._record(done, loot)
         self.active = None
+        self._queue_changed = True
         self.broadcast(p.QuestCompleted(done, GOLD_PER_QUEST, loot))
         self.broadcast(p.QuestBoard(self.board()))
         return done
@@ -284,6 +289,7 @@ class QuestKeeper:
     def command(self, client: ClientSession, command: Any) -> None:
         """AddQuest, CancelQuest, RetryQuest, SetQuestPriority; the asking client gets a
         QuestReply, everyone gets the new board."""
+        self._queue_changed = True
         try:
             if isinstance(command, p.AddQuest):
                 self.inbox.add(
