@@ -26,7 +26,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check engine tui skills tests
 	$(BIN)/ruff format --check engine tui skills tests
-	$(BIN)/mypy engine skills
+	$(BIN)/mypy engine skills tui
 
 bench: setup
 	$(BIN)/realm bench

@@ -1,3 +1,3 @@
-from engine.main import main
+from engine.run.main import main
 
 raise SystemExit(main())

@@ -3,8 +3,12 @@ with a fast training config (tiny rows, one thread for bit-exact comparisons).""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -12,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from engine.config import GameConfig, HeroConfig, TrainConfig
-from engine.savedir import SaveDir
+from engine.protocol.client import EngineClient
+from engine.protocol.config import GameConfig, HeroConfig, TrainConfig
+from engine.protocol.savedir import SaveDir
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_DATA = ROOT.parent / "shared" / "seed-data"
@@ -26,7 +31,7 @@ FAST_GAME = GameConfig(
 
 @pytest.fixture(scope="session")
 def hatchling_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from engine.hatchling import HatchlingSpec, hatch
+    from engine.model.hatchling import HatchlingSpec, hatch
 
     folder = tmp_path_factory.mktemp("hatchling")
     spec = HatchlingSpec(vocab_size=512, hidden_size=64, intermediate_size=128, layers=2, heads=2, kv_heads=1)
@@ -48,35 +53,12 @@ def hero(tmp_path: Path, hatchling_dir: Path) -> tuple[SaveDir, HeroConfig]:
     return make_hero(tmp_path / "saves", hatchling_dir)
 
 
-class Driver:
-    """The UI's end of the pipe, with helpers to wait for events."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-        self.seen: list[Any] = []
-
-    def send(self, command: Any) -> None:
-        self.conn.send(command)
-
-    def wait_for(self, kind: type, timeout: float = 60.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.conn.poll(0.1):
-                event = self.conn.recv()
-                self.seen.append(event)
-                if isinstance(event, kind):
-                    return event
-        raise AssertionError(
-            f"no {kind.__name__} within {timeout}s; saw {[type(e).__name__ for e in self.seen]}"
-        )
-
-
 def run_engine(save: SaveDir, config: HeroConfig) -> Any:
-    """A worker on a thread of this process, with a Driver on the other end of a Pipe."""
-    from engine.worker import run_in_thread
+    """A worker on a thread of this process, with the one client on the other end of a Pipe."""
+    from engine.run.worker import run_in_thread
 
     ui_end, worker, thread = run_in_thread(save, config)
-    return Driver(ui_end), worker, thread
+    return EngineClient(ui_end), worker, thread
 
 
 @pytest.fixture
@@ -85,3 +67,66 @@ def engine(hero):  # type: ignore[no-untyped-def]
     yield driver, worker
     worker.request_stop("test over")
     thread.join(60)
+
+
+# ---------------------------------------------------------------------- shared helpers
+
+
+def losses(metrics: Path) -> dict[int, float]:
+    """step -> loss as logged (later timelines overwrite lost ones)."""
+    out: dict[int, float] = {}
+    for line in metrics.read_text().splitlines():
+        row = json.loads(line)
+        if "loss" in row:
+            out[row["step"]] = row["loss"]
+    return out
+
+
+def run_worker(save: SaveDir, config: HeroConfig, max_steps: int) -> Any:
+    """Train in this thread up to ``max_steps`` (loot every 10 steps), then stop."""
+    from engine.run.server import EngineServer
+    from engine.run.worker import Worker
+
+    config = replace(config, game=replace(config.game, max_steps=max_steps, checkpoint_every=10))
+    worker = Worker(save, config, EngineServer())
+    worker.start()
+    worker.run()
+    worker.ledger.close()
+    return worker
+
+
+def realm_here(*args: str) -> subprocess.CompletedProcess[str]:
+    """`realm ARGS` run in this process (for what needs no engine process): the exit
+    status and what it printed, as ``realm`` would return them."""
+    from tui.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+            if isinstance(exit_.code, str):
+                print(exit_.code, file=err)
+    return subprocess.CompletedProcess(["realm", *args], code, out.getvalue(), err.getvalue())
+
+
+def realm(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`realm ARGS` as a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def wait_until(predicate: Any, timeout: float = 120.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def last_step(metrics: Path) -> int:
+    steps = losses(metrics) if metrics.exists() else {}
+    return max(steps, default=0)

@@ -10,8 +10,9 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from engine import protocol as p
-from tui.link import Connector, EngineLink, EngineMessage, LinkLost
+from engine.protocol import messages as p
+from tui.link import Connector, EngineLink
+from tui.messages import EngineMessage, LinkLost, SendCommand
 from tui.screens.add_quest import AddQuestScreen
 from tui.screens.engine_down import EngineDownScreen
 from tui.screens.guild import GuildScreen
@@ -55,11 +56,13 @@ class RealmApp(App[str]):
         connector: Connector,
         engine_alive: Callable[[], bool] = lambda: True,
         restart_engine: Callable[[], Any] | None = None,
+        log_tail: Callable[[], str] = lambda: "",
         connect_timeout: float = 120.0,
     ) -> None:
         super().__init__()
         self.state = GameState()
         self.restart_engine_fn = restart_engine
+        self.log_tail = log_tail
         self.link = EngineLink(connector, self.post_message, engine_alive, connect_timeout)
         self.stopping = False
         self._dirty = False
@@ -101,6 +104,11 @@ class RealmApp(App[str]):
         if board is not None and isinstance(event, (p.QuestBoard, p.QuestCompleted, p.Snapshot)):
             board.show(self.state.quests)
         self.sub_title = f"{self.state.hero.upper()} · {self.state.model}" if self.state.hero else ""
+        self._celebrate(event)
+        self._tell(event)
+
+    def _celebrate(self, event: Any) -> None:
+        """Moments: a banner in the battle panel, and a toast for the big ones."""
         match event:
             case p.Snapshot(away=away) if away is not None:
                 self.notify(away_text(away), title="Welcome back", timeout=12)
@@ -118,6 +126,10 @@ class RealmApp(App[str]):
             case p.QuestCompleted():
                 self.tavern.flash(f"📜 QUEST COMPLETE! {event.quest.name} +{event.gold} gold")
                 self.notify(f"{event.quest.name}: +{event.gold} gold", title="Quest complete", timeout=8)
+
+    def _tell(self, event: Any) -> None:
+        """Notices (refusals, replies, warnings) and the ends of the link."""
+        match event:
             case p.QuestRejected():
                 self.notify(event.reason, title=f"Quest refused: {event.name}", severity="error", timeout=15)
             case p.QuestReply(ok=True):
@@ -133,19 +145,20 @@ class RealmApp(App[str]):
             case LinkLost():
                 self._show_engine_down()
 
+    def on_send_command(self, message: SendCommand) -> None:
+        """A screen's request (the Quest board's keys): the app owns the link."""
+        if not self.link.send(message.command):
+            self.notify(message.failure, severity="error")
+
     def _show_engine_down(self) -> None:
         if isinstance(self.screen, EngineDownScreen):
             return
         screen = EngineDownScreen(
             self.state.error or "the engine stopped",
-            self.state.error_detail[-1500:] or self._log_tail(),
+            self.state.error_detail[-1500:] or self.log_tail(),
             self.state.last_loot_step,
         )
         self.push_screen(screen, self._after_engine_down)
-
-    def _log_tail(self) -> str:
-        tail: Callable[[], str] | None = getattr(self.restart_engine_fn, "log_tail", None)
-        return tail() if tail else ""
 
     def _after_engine_down(self, choice: str | None) -> None:
         if choice == "restart":

@@ -1,47 +1,100 @@
-"""The UI's one background thread: it connects to the engine, says Hello, and posts
-every event it receives as one Textual message type, ``EngineMessage``.
+"""The game's link to its engine, without importing torch.
 
-Link happenings that are not protocol events (the engine went away) travel in the
-same message as small local values, so the app has a single place to react.
+``EngineControl`` is the engine as a process: start it detached, tell whether it is
+alive, restart it, stop it, read its log. ``EngineLink`` is the UI's one background
+thread: it connects (through the one client, ``engine.protocol.client``), says Hello,
+and posts every event it receives as one Textual message type, ``EngineMessage``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from textual.message import Message
-
-from engine import protocol as p
-
-
-@dataclass(frozen=True)
-class LinkLost:
-    """The connection ended (engine exited or crashed)."""
-
-    reason: str
+from engine.protocol import messages as p
+from engine.protocol.client import EngineClient
+from engine.protocol.savedir import SaveDir
+from tui.messages import EngineMessage, LinkLost, LinkWaiting
 
 
-@dataclass(frozen=True)
-class LinkWaiting:
-    """Still trying to reach the engine (it is loading torch and the hero)."""
-
-    seconds: float
-
-
-class EngineMessage(Message):
-    """Wraps one protocol event (or LinkLost / LinkWaiting)."""
-
-    def __init__(self, event: Any) -> None:
-        super().__init__()
-        self.event = event
+def engine_command(save: SaveDir, model: str | None = None, extra: list[str] | None = None) -> list[str]:
+    """The command line of the hero's engine process."""
+    cmd = [sys.executable, "-m", "engine", "--save-dir", str(save.root)]
+    if model:
+        cmd += ["--model", model]
+    return cmd + (extra or [])
 
 
-Connector = Callable[[], Any]  # returns a connection with send/recv/close
+class EngineControl:
+    """One hero's engine process, seen from the game and the CLI."""
+
+    def __init__(self, save: SaveDir, model: str | None = None, extra: list[str] | None = None) -> None:
+        self.save = save
+        self.model = model
+        self.extra = extra or []
+        self._spawned: subprocess.Popen[bytes] | None = None  # alive while it loads torch
+
+    def connect(self) -> EngineClient:
+        return EngineClient.connect(self.save)
+
+    def alive(self) -> bool:
+        """An engine runs for this hero (one we just started counts while it is still
+        importing torch, before its pid file exists)."""
+        if self.save.engine_pid() is not None:
+            return True
+        return self._spawned is not None and self._spawned.poll() is None
+
+    def start(self) -> None:
+        """Start the engine detached unless one runs: its own session (a terminal or SSH
+        hang-up does not reach it), no stdin, output appended to the hero's engine.log."""
+        if self.save.engine_pid() is not None:
+            return
+        self.save.root.mkdir(parents=True, exist_ok=True)
+        self.save.clean_stale()
+        log = open(self.save.log, "ab")
+        try:
+            self._spawned = subprocess.Popen(
+                engine_command(self.save, self.model, self.extra),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
+            )
+        finally:
+            log.close()
+
+    def restart(self) -> None:
+        self.start()
+
+    def log_tail(self, lines: int = 12) -> str:
+        return self.save.log_tail(lines)
+
+    def stop(self, timeout: float = 120.0, on_wait: Callable[[], Any] | None = None) -> bool:
+        """Ask the engine to save and stop (SIGTERM, which it handles); wait for it to exit.
+        False when none was running."""
+        pid = self.save.engine_pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.save.engine_pid() is None:
+                return True
+            if on_wait:
+                on_wait()
+            time.sleep(0.2)
+        raise TimeoutError(f"the engine (pid {pid}) did not stop within {timeout:.0f}s")
+
+
+Connector = Callable[[], EngineClient]
 
 
 class EngineLink:
@@ -56,7 +109,7 @@ class EngineLink:
         self.post = post
         self.engine_alive = engine_alive
         self.connect_timeout = connect_timeout
-        self._conn: Any = None
+        self._client: EngineClient | None = None
         self._send_lock = threading.Lock()
         self._retry = threading.Event()
         self._closed = False
@@ -67,15 +120,15 @@ class EngineLink:
 
     @property
     def connected(self) -> bool:
-        return self._conn is not None
+        return self._client is not None
 
-    def send(self, command: Any) -> bool:
+    def send(self, command: p.Command) -> bool:
         """Send a command; False when there is no engine to send it to."""
         with self._send_lock:
-            if self._conn is None:
+            if self._client is None:
                 return False
             try:
-                self._conn.send(command)
+                self._client.send(command)
                 return True
             except (OSError, ValueError):
                 return False
@@ -88,12 +141,12 @@ class EngineLink:
         self._closed = True
         self._retry.set()
         with self._send_lock:
-            conn, self._conn = self._conn, None
-        if conn is not None:
+            client, self._client = self._client, None
+        if client is not None:
             with contextlib.suppress(OSError):
-                conn.close()
+                client.close()
 
-    def _connect(self) -> Any:
+    def _connect(self) -> EngineClient | None:
         started = time.monotonic()
         last_note = 0.0
         while not self._closed:
@@ -114,17 +167,18 @@ class EngineLink:
     def _run(self) -> None:
         while not self._closed:
             try:
-                conn = self._connect()
-                if conn is None:
+                client = self._connect()
+                if client is None:
                     return
-                conn.send(p.Hello())
+                client.send(p.Hello())
                 with self._send_lock:
-                    self._conn = conn
+                    self._client = client
                 while True:
-                    self.post(EngineMessage(conn.recv()))
+                    # conn.recv, not client.recv: the link keeps no history of its own
+                    self.post(EngineMessage(client.conn.recv()))
             except (OSError, EOFError, ConnectionError) as exc:
                 with self._send_lock:
-                    self._conn = None
+                    self._client = None
                 if self._closed:
                     return
                 reason = str(exc) or "the engine closed the connection"

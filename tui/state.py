@@ -7,8 +7,8 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engine import protocol as p
-from tui.link import LinkLost, LinkWaiting
+from engine.protocol import messages as p
+from tui.messages import LinkLost, LinkWaiting
 
 CHART_POINTS = 600
 LOG_LINES = 100
@@ -74,59 +74,16 @@ class GameState:
         return self.loot[-1].step if self.loot else None
 
     def apply(self, event: Any) -> None:
-        """Fold one event into the state."""
+        """Fold one event into the state: the link and the engine's life here, the run's
+        progress in ``_progress``."""
         match event:
             case p.Snapshot():
-                self.link = "connected"
-                self.error = None
-                self.hero, self.model, self.device = event.hero, event.model, event.device
-                self.pid, self.params, self.source = event.pid, event.params, event.source
-                self.engine_state = event.state
-                self.pause_requested = False
-                self.stats = event.stats
-                self.tokens_per_s = event.tokens_per_s
-                self.masked_fraction = event.masked_fraction
-                self.train_losses.clear()
-                self.train_losses.extend(event.train_losses)
-                self.val_losses.clear()
-                self.val_losses.extend(event.val_losses)
-                self.loot = list(event.loot)
-                self.log.extend(event.log)
-                self.skills = event.skills
-                self.away = event.away
-                self.quests = event.quests
-                self.gpu = event.gpu
-                self.memory_plan = event.memory_plan
-            case p.GpuTelemetry():
-                self.gpu = event.gpu
-            case p.StepCompleted():
-                self.stats = event.stats
-                self.masked_fraction = event.masked_fraction
-                self.tokens_per_s = event.tokens_per_s
-                self.last_damage = event.loss
-                self.train_losses.append((event.step, event.smoothed_loss))
-                if event.quest is not None:
-                    self._put_quest(event.quest)
-            case p.QuestBoard():
-                self.quests = event.quests
-            case p.QuestCompleted():
-                self._put_quest(event.quest)
-                self.stats = replace(self.stats, gold=self.stats.gold + event.gold)
+                self._load(event)
             case p.Paused():
                 self.engine_state = "paused"
                 self.pause_requested = False
             case p.Resumed():
                 self.engine_state = "training"
-            case p.CheckpointSaved():
-                self.loot.append(event.loot)
-            case p.EvalCompleted():
-                if not self.val_losses or self.val_losses[-1][0] != event.step:
-                    self.val_losses.append((event.step, event.val_loss))
-                self.last_eval = event
-                if event.skill is not None:
-                    self._put_skill(event.skill)
-            case p.LogLine():
-                self.log.append(event.text)
             case p.Stopped():
                 self.engine_state = "stopped"
             case p.EngineFailed():
@@ -142,3 +99,55 @@ class GameState:
             case LinkWaiting():
                 self.link = "connecting"
                 self.waited = event.seconds
+            case _:
+                self._progress(event)
+
+    def _load(self, event: p.Snapshot) -> None:
+        self.link = "connected"
+        self.error = None
+        self.hero, self.model, self.device = event.hero, event.model, event.device
+        self.pid, self.params, self.source = event.pid, event.params, event.source
+        self.engine_state = event.state
+        self.pause_requested = False
+        self.stats = event.stats
+        self.tokens_per_s = event.tokens_per_s
+        self.masked_fraction = event.masked_fraction
+        self.train_losses.clear()
+        self.train_losses.extend(event.train_losses)
+        self.val_losses.clear()
+        self.val_losses.extend(event.val_losses)
+        self.loot = list(event.loot)
+        self.log.extend(event.log)
+        self.skills = event.skills
+        self.away = event.away
+        self.quests = event.quests
+        self.gpu = event.gpu
+        self.memory_plan = event.memory_plan
+
+    def _progress(self, event: Any) -> None:
+        match event:
+            case p.StepCompleted():
+                self.stats = event.stats
+                self.masked_fraction = event.masked_fraction
+                self.tokens_per_s = event.tokens_per_s
+                self.last_damage = event.loss
+                self.train_losses.append((event.step, event.smoothed_loss))
+                if event.quest is not None:
+                    self._put_quest(event.quest)
+            case p.GpuTelemetry():
+                self.gpu = event.gpu
+            case p.QuestBoard():
+                self.quests = event.quests
+            case p.QuestCompleted():
+                self._put_quest(event.quest)
+                self.stats = replace(self.stats, gold=self.stats.gold + event.gold)
+            case p.CheckpointSaved():
+                self.loot.append(event.loot)
+            case p.EvalCompleted():
+                if not self.val_losses or self.val_losses[-1][0] != event.step:
+                    self.val_losses.append((event.step, event.val_loss))
+                self.last_eval = event
+                if event.skill is not None:
+                    self._put_skill(event.skill)
+            case p.LogLine():
+                self.log.append(event.text)

@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Select, Static
 
-from engine.protocol import AddQuest
+from engine.protocol.messages import AddQuest
 
 
 class AddQuestScreen(ModalScreen[AddQuest | None]):

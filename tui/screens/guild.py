@@ -8,7 +8,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from engine.protocol import SkillInfo
+from engine.protocol.messages import SkillInfo
 from tui.widgets.skill_panel import SkillPanel
 
 

@@ -12,10 +12,11 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
-from engine import protocol as p
+from engine.protocol import messages as p
+from engine.protocol.config import QUEST_PRIORITIES
+from tui.messages import SendCommand
 
 STATE_MARK = {"active": "⚔ active", "queued": "⏳ queued", "done": "✔ done", "failed": "✖ failed"}
-ORDER = ("high", "normal", "low")
 
 
 def detail(quest: p.QuestInfo) -> str:
@@ -116,20 +117,19 @@ class QuestBoardScreen(Screen[None]):
 
     # ------------------------------------------------------------------ actions
 
-    def _send(self, command: object) -> None:
-        if not self.app.link.send(command):  # type: ignore[attr-defined]
-            self.notify("The engine is down: the board cannot change now.", severity="error")
+    def _send(self, command: p.QuestCommand) -> None:
+        self.post_message(SendCommand(command, "The engine is down: the board cannot change now."))
 
     def _shift(self, step: int) -> None:
         quest = self.selected()
         if quest is None or quest.state in ("done",):
             self.app.bell()
             return
-        index = ORDER.index(quest.priority) + step
-        if not 0 <= index < len(ORDER):
+        index = QUEST_PRIORITIES.index(quest.priority) + step
+        if not 0 <= index < len(QUEST_PRIORITIES):
             self.app.bell()
             return
-        self._send(p.SetQuestPriority(quest.name, ORDER[index]))
+        self._send(p.SetQuestPriority(quest.name, QUEST_PRIORITIES[index]))
 
     def action_raise_priority(self) -> None:
         self._shift(-1)

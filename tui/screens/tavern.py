@@ -7,7 +7,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
-from engine.protocol import QuestInfo
+from engine.protocol.messages import QuestInfo
 from tui.state import GameState
 from tui.widgets.battle import BattlePanel
 from tui.widgets.hero_card import HeroCard, gear_line

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from engine.protocol import GpuStats, HeroStats
+from engine.protocol.messages import GpuStats, HeroStats
 
 
 def gear_line(gpu: GpuStats) -> str:

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from engine.protocol import LootInfo
+from engine.protocol.messages import LootInfo
 
 REASON_ICON = {"auto": "⚱", "manual": "💎", "stop": "🛡"}
 

@@ -9,7 +9,7 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Sparkline, Static
 
-from engine.protocol import SkillInfo
+from engine.protocol.messages import SkillInfo
 
 
 def tree_text(info: SkillInfo) -> Text:

@@ -1,0 +1,289 @@
+"""Training speed, side by side in one process: our step vs a plain padded HF loop.
+
+`python -m engine.bench.speed` (also `realm bench`). On the same model, data, batch size
+and length:
+
+  ours      pack_rows (several examples per row, position resets, assistant-only targets)
+            + Trainer.step (AdamW, clipping, the memory-lean loss, bf16 autocast on a GPU)
+  baseline  one example per row padded to seq_len, labels = the input with padding set to
+            -100, ``model(**batch).loss.backward()``, AdamW: the straightforward HF loop
+
+Both count real (non-padding) tokens. MFU = tokens/s × FLOPs per token / a peak measured
+here with a large matmul in the training dtype; FLOPs per token = 6N + 12·L·d·s (PaLM,
+appendix B; N counts the output layer, not the embedding lookup). On a CPU the model is
+a fresh hatchling; on a GPU it is Qwen3-0.6B — random weights from its published config
+unless --model names a local folder (the JSON says which). Prints one JSON object with
+--json (ours_tokens_per_s, baseline_tokens_per_s, ratio, mfu, peak_flops, device, …).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.model.hero import add_adapters, check_mode, load_hero, pick_device
+from engine.model.memory import ModelShape, estimate
+from engine.protocol.config import LoraConfig, TrainConfig
+from engine.train.chat import ChatRenderer, Rendered
+from engine.train.packing import IGNORE, ListSource, pack_rows
+from engine.train.stream import SkillStream, Source
+from engine.train.trainer import Trainer
+from skills.registry import get_skill
+
+QWEN3_06B: dict[str, Any] = dict(
+    hidden_size=1024,
+    intermediate_size=3072,
+    num_hidden_layers=28,
+    num_attention_heads=16,
+    num_key_value_heads=8,
+    head_dim=128,
+    vocab_size=151936,
+    max_position_embeddings=40960,
+    rope_theta=1_000_000,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=True,
+)
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
+    """FLOP/s of a large square matmul in ``dtype``: the achievable peak here."""
+    n = 8192 if device.type == "cuda" else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    reps = 20 if device.type == "cuda" else 10
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    _sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def flops_per_token(model: Any, seq_len: int) -> float:
+    config = model.config
+    total = sum(p.numel() for p in model.parameters())
+    embed = config.vocab_size * config.hidden_size
+    tied = bool(getattr(config, "tie_word_embeddings", True))
+    n = total if tied else total - embed  # the output layer is a matmul; the lookup is not
+    return 6 * n + 12 * config.num_hidden_layers * config.hidden_size * seq_len
+
+
+def examples(renderer: ChatRenderer, count: int, seed: int) -> list[Rendered]:
+    """The game's default mix at level 1 (BIN 1.0, SY 0.1), rendered once up front."""
+    sources = [Source(get_skill("bin"), 1, 1.0), Source(get_skill("sy"), 1, 0.1)]
+    stream = SkillStream(sources, renderer, seed=seed)
+    return [stream.next() for _ in range(count)]
+
+
+def padded_batch(
+    chunk: list[Rendered], seq_len: int, pad: int, device: torch.device
+) -> dict[str, torch.Tensor]:
+    ids = torch.full((len(chunk), seq_len), pad, dtype=torch.long)
+    mask = torch.zeros((len(chunk), seq_len), dtype=torch.long)
+    for row, ex in enumerate(chunk):
+        n = min(len(ex), seq_len)
+        ids[row, :n] = torch.tensor(ex.input_ids[:n])
+        mask[row, :n] = 1
+    labels = ids.masked_fill(mask == 0, IGNORE)
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the process's peak RSS
+
+
+def run_ours(
+    model: Any, cfg: TrainConfig, pool: list[Rendered], pad: int, device: torch.device, steps: int
+) -> tuple[float, float]:
+    trainer = Trainer(model, cfg, device)
+    source = ListSource(pool)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    tokens = 0
+    for i in range(steps + 2):
+        if i == 2:  # two warm-up steps
+            _sync(device)
+            start, tokens = time.perf_counter(), 0
+        result = trainer.step([pack_rows(source, cfg.micro_batch, cfg.seq_len, pad)])
+        tokens += result.tokens
+    _sync(device)
+    return tokens / (time.perf_counter() - start), peak_memory_mb(device)
+
+
+def run_baseline(
+    model: Any, cfg: TrainConfig, pool: list[Rendered], pad: int, device: torch.device, steps: int
+) -> tuple[float, float]:
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    model.train()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    tokens = 0
+    cursor = 0
+    for i in range(steps + 2):
+        if i == 2:
+            _sync(device)
+            start, tokens = time.perf_counter(), 0
+        chunk = pool[cursor : cursor + cfg.micro_batch]
+        cursor += cfg.micro_batch
+        batch = padded_batch(chunk, cfg.seq_len, pad, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens += int(batch["attention_mask"].sum())
+    _sync(device)
+    return tokens / (time.perf_counter() - start), peak_memory_mb(device)
+
+
+def build_model(args: argparse.Namespace, device: torch.device) -> tuple[Any, Any, str]:
+    if args.model:
+        hero = load_hero(Path(args.model), device, "bench")
+        return hero.model, hero.tokenizer, f"{args.model} (its weights)"
+    from engine.model.hatchling import build_tokenizer, hatch
+
+    if device.type == "cuda":
+        from transformers import AutoModelForCausalLM, Qwen3Config
+
+        config = Qwen3Config(**QWEN3_06B)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa").to(
+            device
+        )
+        tokenizer = build_tokenizer(1024)  # the hatchling's tokenizer: its ids fit any vocab
+        return model, tokenizer, "Qwen3-0.6B config, random init (no weights on this machine)"
+    hero = load_hero(hatch(Path(tempfile.mkdtemp(prefix="realm-bench-"))), device, "bench")
+    return hero.model, hero.tokenizer, "hatchling (fresh)"
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    device = pick_device()
+    check_mode(args.mode, device)
+    torch.manual_seed(0)
+    model, tokenizer, label = build_model(args, device)
+    renderer = ChatRenderer(tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    cfg = TrainConfig(micro_batch=args.rows, seq_len=args.seq_len, warmup_steps=0)
+    per_step = args.rows * 16  # enough examples for packing many per row
+    pool = examples(renderer, per_step * (args.steps + 4), seed=1)
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32)
+    baseline_model = copy.deepcopy(model)
+    if args.mode == "lora":
+        model = add_adapters(model, LoraConfig(), None)
+        baseline_model = add_adapters(baseline_model, LoraConfig(), None)
+    fpt = flops_per_token(model, args.seq_len)
+    ours, ours_mem = run_ours(model, cfg, pool, pad, device, args.steps)
+    del model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    base, base_mem = run_baseline(baseline_model, cfg, pool, pad, device, args.steps)
+    shape = ModelShape.from_config(baseline_model.config)
+    est = estimate(shape, args.mode, args.rows, args.seq_len, device.type == "cuda", bf16)
+    return {
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)",
+        "model": label,
+        "params": shape.params,
+        "mode": args.mode,
+        "dtype": "bf16 autocast" if bf16 else "fp32",
+        "rows": args.rows,
+        "seq_len": args.seq_len,
+        "steps": args.steps,
+        "ours_tokens_per_s": round(ours, 1),
+        "baseline_tokens_per_s": round(base, 1),
+        "ratio": round(ours / base, 3),
+        "flops_per_token": fpt,
+        "peak_flops": round(peak),
+        "mfu": round(ours * fpt / peak, 4),
+        "baseline_mfu": round(base * fpt / peak, 4),
+        "ours_peak_memory_mb": round(ours_mem, 1),
+        "baseline_peak_memory_mb": round(base_mem, 1),
+        "estimate_gib": est.as_dict(),
+    }
+
+
+def memory_estimates(args: argparse.Namespace) -> dict[str, Any]:
+    """What each mode would need for --model (its config.json only) or Qwen3-0.6B."""
+    from transformers import AutoConfig, Qwen3Config
+
+    config = AutoConfig.from_pretrained(args.model) if args.model else Qwen3Config(**QWEN3_06B)
+    shape = ModelShape.from_config(config)
+    gpu = torch.cuda.is_available()
+    bf16 = gpu and torch.cuda.is_bf16_supported()
+    out: dict[str, Any] = {
+        "model": args.model or "Qwen3-0.6B (published config)",
+        "params": shape.params,
+        "rows": args.rows,
+        "seq_len": args.seq_len,
+        "assumes": "a bf16 GPU" if bf16 or not gpu else "an fp32 GPU",
+    }
+    for mode in ("full", "lora", "qlora"):
+        for ckpt in (False, True):
+            est = estimate(
+                shape, mode, args.rows, args.seq_len, gpu=True, bf16=bf16 or not gpu, checkpointing=ckpt
+            )
+            out[f"{mode}{'_checkpointed' if ckpt else ''}_gib"] = est.as_dict()
+    if gpu:
+        out["gpu_memory_gib"] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="realm bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", help="a local HF model folder (default: hatchling on CPU, Qwen3-0.6B config on GPU)"
+    )
+    parser.add_argument("--mode", choices=("full", "lora"), default="full")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per loop (default 20)")
+    parser.add_argument("--rows", type=int, default=8, help="rows per step (default 8)")
+    parser.add_argument("--seq-len", type=int, default=256, help="row length (default 256)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--estimate",
+        action="store_true",
+        help="only the memory estimate for full, lora and qlora (no training; --model or Qwen3-0.6B)",
+    )
+    args = parser.parse_args(argv)
+    if args.estimate:
+        result = memory_estimates(args)
+        print(json.dumps(result) if args.json else "\n".join(f"  {k:8} {v}" for k, v in result.items()))
+        return 0
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notes
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    result = measure(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"  {key:26} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: validation loss and skill accuracy by batched greedy generation."""

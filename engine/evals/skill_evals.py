@@ -1,0 +1,92 @@
+"""Evaluation: validation loss on fixed held-out examples, and accuracy by batched
+greedy generation (KV cache, stopping at end of turn) scored by the skill's verifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from engine.train.chat import ChatRenderer
+from engine.train.packing import ListSource, PackedBatch, pack_rows
+from engine.train.trainer import token_loss_sum
+from skills.base import Problem, Skill
+
+
+def build_val_batch(
+    renderer: ChatRenderer, problems: list[Problem], seq_len: int, pad_id: int
+) -> PackedBatch:
+    rendered = [renderer.render(p.training_messages()) for p in problems]
+    return pack_rows(ListSource(rendered), rows=None, seq_len=seq_len, pad_id=pad_id)
+
+
+@torch.no_grad()
+def validation_loss(model: Any, batch: PackedBatch, device: torch.device) -> float:
+    model.eval()
+    loss = token_loss_sum(model, batch.to(device))
+    return float(loss) / max(1, batch.target_tokens)
+
+
+@torch.no_grad()
+def generate_answers(
+    model: Any,
+    renderer: ChatRenderer,
+    problems: list[Problem],
+    device: torch.device,
+    max_new_tokens: int,
+    batch_size: int = 32,
+) -> list[str]:
+    """Greedy answers, ``batch_size`` prompts at a time (left-padded)."""
+    tokenizer = renderer.tokenizer
+    model.eval()
+    answers: list[str] = []
+    for start in range(0, len(problems), batch_size):
+        chunk = problems[start : start + batch_size]
+        prompts = [renderer.prompt_ids(p.messages()) for p in chunk]
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, width - len(prompt) :] = torch.tensor(prompt)
+            mask[row, width - len(prompt) :] = 1
+        out = model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        for row in out[:, width:]:
+            answers.append(tokenizer.decode(row, skip_special_tokens=True))
+    return answers
+
+
+@dataclass(frozen=True)
+class SkillEval:
+    accuracy: float
+    problems: int
+    sample: Problem | None
+    sample_answer: str
+    sample_correct: bool
+
+
+def skill_accuracy(
+    model: Any,
+    renderer: ChatRenderer,
+    skill: Skill,
+    problems: list[Problem],
+    device: torch.device,
+) -> SkillEval:
+    """Mean verifier score over a static eval set; the first problem is the sample
+    the Guild shows (the same one every time, so its answer shows progress)."""
+    answers = generate_answers(model, renderer, problems, device, skill.spec.max_answer_tokens)
+    scores = [skill.score(p, a) for p, a in zip(problems, answers, strict=True)]
+    return SkillEval(
+        accuracy=sum(scores) / len(scores) if scores else 0.0,
+        problems=len(problems),
+        sample=problems[0] if problems else None,
+        sample_answer=answers[0] if answers else "",
+        sample_correct=bool(scores and scores[0] >= 1.0),
+    )

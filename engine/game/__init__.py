@@ -1,0 +1,1 @@
+"""The rules of the game: XP, levels, ATK/DEF/ACC, gold."""

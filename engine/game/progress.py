@@ -1,0 +1,59 @@
+"""Hero progression: XP, level, ATK/DEF/ACC, gold, derived from training numbers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from engine.protocol.messages import HeroStats
+
+GOLD_PER_QUEST = 100  # paid when a quest is finished
+SMOOTHING = 0.9  # EMA of the train loss (about 10 steps): ATK should not flicker per batch
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    xp_per_level: int = 1000
+    smoothed_loss: float | None = None
+    val_loss: float | None = None
+    accuracy: float | None = None
+    gold: int = 0
+    tokens_seen: int = 0
+
+    @property
+    def level(self) -> int:
+        return self.step // self.xp_per_level
+
+    def record_step(self, loss: float, tokens: int) -> bool:
+        """Count one optimizer step; True when it reached a new level."""
+        before = self.level
+        self.step += 1
+        self.tokens_seen += tokens
+        if self.smoothed_loss is None:
+            self.smoothed_loss = loss
+        else:
+            self.smoothed_loss = SMOOTHING * self.smoothed_loss + (1 - SMOOTHING) * loss
+        return self.level > before
+
+    def stats(self) -> HeroStats:
+        return HeroStats(
+            step=self.step,
+            level=self.level,
+            xp_per_level=self.xp_per_level,
+            atk=1.0 / self.smoothed_loss if self.smoothed_loss else 0.0,
+            defense=1.0 / self.val_loss if self.val_loss else 0.0,
+            acc=self.accuracy,
+            gold=self.gold,
+            train_loss=self.smoothed_loss,
+            val_loss=self.val_loss,
+            tokens_seen=self.tokens_seen,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], xp_per_level: int) -> Progress:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "xp_per_level": xp_per_level})

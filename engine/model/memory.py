@@ -1,0 +1,178 @@
+"""A memory estimate made before training starts (shown in the game and by
+`realm bench --estimate`), so a run that cannot fit says so before it begins.
+
+    weights      full: fp32 master weights (4 B/param; bf16 autocast computes from them)
+                 lora: the frozen base in bf16 on a GPU (2 B/param), fp32 on a CPU
+                 qlora: NF4 with double quantisation (~0.516 B/param), embeddings and the
+                 output layer stay 16-bit
+    gradients    4 B per trainable parameter
+    optimizer    AdamW: two fp32 moments, 8 B per trainable parameter
+    activations  per layer ~34 · rows · seq_len · hidden bytes at 16-bit (Korthikanti et
+                 al. 2022, with a fused attention kernel so no s² term), × 2 in fp32; with
+                 gradient checkpointing only each layer's input is kept, plus one layer
+    logits       the loss runs the output layer on target positions only, CE_CHUNK of them at
+                 a time (engine/trainer.py): one chunk's 16-bit logits, fp32 copy and
+                 gradient, instead of rows · seq_len · vocab of them
+    overhead     CUDA context and allocator slack, a flat 0.75 GiB on a GPU
+
+It is an estimate: docs/benchmarks.md compares it with measured peaks.
+
+``plan_memory`` turns the estimate into the plan the engine follows: gradient
+checkpointing when the config asks for it, or ("auto") when the estimate without it
+would not fit the GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from engine.protocol.messages.config import HeroConfig
+
+GIB = 1024**3
+CE_CHUNK = 1024  # engine/trainer.py's chunk (kept here so this module needs no torch)
+NF4_BYTES_PER_PARAM = 0.516  # 4 bits + double-quantised absmax constants
+CUDA_OVERHEAD = 0.75 * GIB
+AUTO_CHECKPOINTING_SHARE = 0.85  # of the GPU's memory: above it, "auto" checkpoints
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    params: int
+    hidden: int
+    layers: int
+    vocab: int
+    tied: bool = True
+
+    @classmethod
+    def from_config(cls, config: Any) -> ModelShape:
+        """From a transformers config (no weights needed)."""
+        hidden, layers, vocab = config.hidden_size, config.num_hidden_layers, config.vocab_size
+        inter = getattr(config, "intermediate_size", 4 * hidden)
+        heads = config.num_attention_heads
+        kv = getattr(config, "num_key_value_heads", heads) or heads
+        head_dim = getattr(config, "head_dim", None) or hidden // heads
+        attn = hidden * head_dim * (heads + 2 * kv) + heads * head_dim * hidden
+        per_layer = attn + 3 * hidden * inter + 2 * hidden
+        if getattr(config, "model_type", "") in ("qwen3", "qwen3_moe"):
+            per_layer += 2 * head_dim  # Qwen3's per-head q/k norms
+        tied = bool(getattr(config, "tie_word_embeddings", True))
+        params = layers * per_layer + vocab * hidden * (1 if tied else 2) + hidden
+        return cls(params=params, hidden=hidden, layers=layers, vocab=vocab, tied=tied)
+
+    @property
+    def embedding_params(self) -> int:
+        return self.vocab * self.hidden * (1 if self.tied else 2)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    logits: float
+    overhead: float
+    trainable: int
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.gradients + self.optimizer + self.activations + self.logits + self.overhead
+
+    def as_dict(self) -> dict[str, float]:
+        out = {k: round(v / GIB, 3) for k, v in asdict(self).items() if k != "trainable"}
+        out["total"] = round(self.total / GIB, 3)
+        out["trainable_params"] = self.trainable
+        return out
+
+
+def lora_params(shape: ModelShape, rank: int) -> int:
+    """Adapters on every linear layer of the blocks: ~7 matrices per layer, each
+    rank · (in + out); approximated with in = out = hidden for attention and the
+    intermediate size ~3 · hidden for the MLP."""
+    h = shape.hidden
+    per_layer = 4 * rank * (2 * h) + 3 * rank * (h + 3 * h)
+    return shape.layers * per_layer
+
+
+def estimate(
+    shape: ModelShape,
+    mode: str,
+    rows: int,
+    seq_len: int,
+    gpu: bool,
+    bf16: bool,
+    lora_rank: int = 16,
+    checkpointing: bool = False,
+) -> Estimate:
+    trainable = shape.params if mode == "full" else lora_params(shape, lora_rank)
+    if mode == "full":
+        weights = 4.0 * shape.params
+    elif mode == "lora":
+        weights = (2.0 if gpu and bf16 else 4.0) * shape.params
+    else:  # qlora
+        weights = NF4_BYTES_PER_PARAM * (shape.params - shape.embedding_params) + 2.0 * shape.embedding_params
+    weights += 4.0 * trainable if mode != "full" else 0.0  # adapters live in fp32
+    act_bytes = 2 if bf16 else 4
+    tokens = rows * seq_len
+    per_layer = 34 * tokens * shape.hidden * act_bytes / 2
+    if checkpointing:
+        activations = shape.layers * 2 * tokens * shape.hidden * act_bytes / 2 + per_layer
+    else:
+        activations = shape.layers * per_layer
+    logits = min(tokens, CE_CHUNK) * shape.vocab * (act_bytes + 4 + 4) + tokens * shape.hidden * act_bytes
+    return Estimate(
+        weights=weights,
+        gradients=4.0 * trainable,
+        optimizer=8.0 * trainable,
+        activations=activations,
+        logits=logits,
+        overhead=CUDA_OVERHEAD if gpu else 0.0,
+        trainable=trainable,
+    )
+
+
+def describe(est: Estimate, capacity: int | None, where: str) -> str:
+    """One line for the game: 'est. 9.8 GiB of 79.1 GiB VRAM (weights 2.2, …)'."""
+    parts = ", ".join(
+        f"{name} {value / GIB:.1f}"
+        for name, value in (
+            ("weights", est.weights),
+            ("optimizer", est.optimizer + est.gradients),
+            ("activations", est.activations + est.logits),
+        )
+    )
+    of = f" of {capacity / GIB:.1f} GiB" if capacity else ""
+    return f"est. {est.total / GIB:.1f} GiB{of} {where} ({parts})"
+
+
+def plan_memory(model: Any, device: torch.device, config: HeroConfig) -> tuple[str, bool]:
+    """(the plan as one line, whether even the chosen plan is over the GPU's memory).
+    Turns gradient checkpointing on in ``model`` when the plan needs it."""
+    import torch  # here, so the estimate above needs no torch
+
+    shape = ModelShape.from_config(model.config)
+    gpu = device.type == "cuda"
+    bf16 = gpu and torch.cuda.is_bf16_supported() and config.train.precision != "fp32"
+    capacity = torch.cuda.get_device_properties(device).total_memory if gpu else None
+
+    def plan(checkpointing: bool) -> Estimate:
+        train = config.train
+        return estimate(
+            shape, config.mode, train.micro_batch, train.seq_len, gpu, bf16, config.lora.rank, checkpointing
+        )
+
+    wanted = config.train.gradient_checkpointing
+    checkpointing = wanted == "on" or (
+        wanted == "auto" and capacity is not None and plan(False).total > AUTO_CHECKPOINTING_SHARE * capacity
+    )
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    est = plan(checkpointing)
+    line = describe(est, capacity, "VRAM" if gpu else "RAM")
+    if checkpointing:
+        line += " · gradient checkpointing on"
+    return line, capacity is not None and est.total > capacity

@@ -1,0 +1,287 @@
+"""A hero's settings: small frozen dataclasses, validated, saved in the hero's folder
+and with every checkpoint.
+
+Each field carries its docstring (the string right below it, as litgpt's ``args.py``
+does); ``field_help`` reads them, so a command-line flag derived from a field
+(``add_override_flags``) explains itself from the one place the setting is declared.
+The choices (modes, priorities, checks…) are declared here once and imported by both
+sides. Pure Python: the game's CLI and the engine both import it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import json
+import textwrap
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from functools import cache
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+MODES = ("full", "lora", "qlora")
+PRECISIONS = ("auto", "fp32", "bf16")
+CHECKPOINTING = ("auto", "on", "off")
+QUEST_PRIORITIES = ("high", "normal", "low")
+QUEST_CHECKS = ("standard", "deep")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How DIO trains: the batch, the optimizer and its schedule."""
+
+    seed: int = 1234
+    """Seed of the data stream, the model init and the quest shuffles."""
+    micro_batch: int = 8
+    """Packed rows per forward pass (8 × 256 tokens: quick steps on a CPU)."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step."""
+    seq_len: int = 256
+    """Tokens per packed row; fits an SY puzzle and its answer, short BIN examples pack 8 a row."""
+    lr: float = 2e-3
+    """Peak learning rate (AdamW)."""
+    min_lr_ratio: float = 0.1
+    """The cosine ends at lr × min_lr_ratio and stays there."""
+    warmup_steps: int = 50
+    """Steps of linear warmup."""
+    decay_steps: int = 20_000
+    """Length of the cosine; an idle game trains on past it."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Gradient norm clip (0: off)."""
+    precision: str = "auto"
+    """auto | fp32 | bf16 (auto: bf16 autocast on a GPU that has it)."""
+    threads: int = 0
+    """torch CPU threads; 0 lets torch decide."""
+    gradient_checkpointing: str = "auto"
+    """auto | on | off (auto: on when the memory estimate would not fit the GPU)."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "micro_batch", "grad_accum", "seq_len", "decay_steps")
+        if not 0 < self.lr < 1:
+            raise ValueError(f"lr must be in (0, 1), got {self.lr}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("warmup_steps, weight_decay and grad_clip must be >= 0")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
+        _choice(self, "precision", PRECISIONS)
+        _choice(self, "gradient_checkpointing", CHECKPOINTING)
+
+
+@dataclass(frozen=True)
+class GameConfig:
+    """How training becomes a game: cadence of loot, evals, levels, quests."""
+
+    xp_per_level: int = 1000
+    """Steps per hero level."""
+    checkpoint_every: int = 250
+    """Steps between automatic loot."""
+    keep_auto_checkpoints: int = 5
+    """Older automatic loot is pruned; manual loot is kept."""
+    eval_every: int = 100
+    """Steps between evals (validation loss and every skill's eval set)."""
+    eval_problems: int = 0
+    """Problems per skill eval; 0 = the skill YAML's eval_size."""
+    val_examples: int = 64
+    """Held-out examples for the validation loss."""
+    skills: dict[str, float] = field(default_factory=lambda: {"bin": 1.0, "sy": 0.1})
+    """Skill id -> weight in the training mix."""
+    rehearsal: float = 0.2
+    """Share of training on skill levels below the current one."""
+    max_steps: int = 0
+    """Save and stop after this many steps; 0 = train forever."""
+    quest_share: float = 0.8
+    """While a quest is active: its share of examples (the rest rehearses skills)."""
+    quest_checks: str = "standard"
+    """standard | deep (deep also drops answers leaked in their prompt): the default for quests."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "xp_per_level", "checkpoint_every", "eval_every", "val_examples")
+        if self.eval_problems < 0:
+            raise ValueError("eval_problems must be >= 0")
+        if not self.skills or any(w <= 0 for w in self.skills.values()):
+            raise ValueError("skills must name at least one skill, each with a weight > 0")
+        if not 0 <= self.rehearsal < 1:
+            raise ValueError("rehearsal must be in [0, 1)")
+        if self.keep_auto_checkpoints < 1:
+            raise ValueError("keep_auto_checkpoints must be >= 1")
+        if self.max_steps < 0:
+            raise ValueError("max_steps must be >= 0")
+        if not 0 < self.quest_share <= 1:
+            raise ValueError("quest_share must be in (0, 1]")
+        _choice(self, "quest_checks", QUEST_CHECKS)
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """LoRA adapters (modes lora and qlora)."""
+
+    rank: int = 16
+    """Rank of each adapter."""
+    alpha: int = 32
+    """LoRA scaling numerator (the update is scaled by alpha / rank)."""
+    dropout: float = 0.05
+    """Dropout on the adapters' input."""
+    targets: str = "all-linear"
+    """all-linear (every linear layer of the blocks; peft leaves the output layer out), or
+    a comma-separated list of module names."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "rank", "alpha")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"lora dropout must be in [0, 1), got {self.dropout}")
+        if not self.targets.strip():
+            raise ValueError("lora targets must name modules or be all-linear")
+
+    @property
+    def target_modules(self) -> str | list[str]:
+        if self.targets == "all-linear":
+            return "all-linear"
+        return [t.strip() for t in self.targets.split(",") if t.strip()]
+
+
+@dataclass(frozen=True)
+class HeroConfig:
+    """Fixed when a hero is created: which model it is, and how it trains."""
+
+    name: str = "dio"
+    """The hero's name (its save folder's name)."""
+    model: str = ""
+    """A local Hugging Face folder; empty = the hatchling."""
+    mode: str = "full"
+    """full | lora | qlora (a 4-bit base + LoRA, CUDA only)."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """The adapters of modes lora and qlora."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """The optimizer, batch and schedule."""
+    game: GameConfig = field(default_factory=GameConfig)
+    """Loot, evals, levels and quests."""
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ValueError(f"hero name {self.name!r} must be a plain folder name")
+        _choice(self, "mode", MODES)
+
+    @property
+    def model_label(self) -> str:
+        label = self.model or "hatchling"
+        return label if self.mode == "full" else f"{label} ({self.mode})"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HeroConfig:
+        return cls(
+            name=data["name"],
+            model=data.get("model", ""),
+            mode=data.get("mode", "full"),
+            lora=_build(LoraConfig, data.get("lora", {})),
+            train=_build(TrainConfig, data.get("train", {})),
+            game=_build(GameConfig, data.get("game", {})),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> HeroConfig:
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+# ---------------------------------------------------------------------- flags from fields
+
+# Settings a run may override from the command line (`realm train`, `python -m engine`):
+# (section, field). Their flags, types and help come from the dataclasses above.
+OVERRIDES: tuple[tuple[str, str], ...] = (
+    ("game", "max_steps"),
+    ("game", "checkpoint_every"),
+    ("game", "eval_every"),
+    ("train", "threads"),
+)
+_SECTIONS: dict[str, type] = {"train": TrainConfig, "game": GameConfig, "lora": LoraConfig}
+
+
+@cache
+def field_help(cls: type) -> dict[str, str]:
+    """Each field's docstring (the string literal right after it in the class body)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, after in pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_override_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per OVERRIDES entry, typed and explained by its dataclass field."""
+    for section, name in OVERRIDES:
+        cls = _SECTIONS[section]
+        spec = next(f for f in fields(cls) if f.name == name)
+        default = spec.default if spec.default is not MISSING else None
+        parser.add_argument(
+            flag_name(name),
+            dest=name,
+            type=type(default) if default is not None else str,
+            metavar="N" if isinstance(default, int) else "VALUE",
+            help=f"{field_help(cls)[name]} (hero default: {default})",
+        )
+
+
+def override_args(args: argparse.Namespace) -> list[str]:
+    """The override flags given on one command line, to pass on to another."""
+    out: list[str] = []
+    for _section, name in OVERRIDES:
+        value = getattr(args, name, None)
+        if value is not None:
+            out += [flag_name(name), str(value)]
+    return out
+
+
+def apply_overrides(config: HeroConfig, args: argparse.Namespace) -> HeroConfig:
+    """The config with the override flags that were given applied (validated again)."""
+    changes: dict[str, dict[str, Any]] = {}
+    for section, name in OVERRIDES:
+        value = getattr(args, name, None)
+        if value is not None:
+            changes.setdefault(section, {})[name] = value
+    for section, values in changes.items():
+        config = replace(config, **{section: replace(getattr(config, section), **values)})
+    return config
+
+
+# ---------------------------------------------------------------------- validation
+
+
+def _build(cls: Any, data: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}")
+    return cls(**data)
+
+
+def _positive(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value <= 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+
+
+def _choice(obj: object, name: str, allowed: tuple[str, ...]) -> None:
+    value = getattr(obj, name)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")

@@ -1,0 +1,139 @@
+"""Content checks a quest passes before it trains (the intake's schema check is in
+engine/quest_format.py). Rows that cannot train well are dropped and reported by line;
+a quest with nothing left fails, naming the first problem.
+
+standard (always)   empty answers, longer than the hero's max length, exact duplicates,
+                    degenerate repetition, and eval contamination (a prompt that is one
+                    of a skill's eval problems: never trained on, or the eval lies)
+deep (when asked)   leakage: an answer that appears verbatim in its own prompt
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.quests.format import QuestRejected
+
+# A stretch of 1-40 characters repeated 8+ times in a row ("hahahaha…", a looping line).
+REPEAT = re.compile(r"(.{1,40}?)\1{7,}", re.DOTALL)
+REPEAT_SHARE = 0.5  # degenerate when loops cover half the answer or more
+REPEAT_MIN_CHARS = 40
+SCAN_CHARS = 20_000  # the repetition scan reads the start of long answers only
+SHORT_ANSWER = 4  # shorter answers leak only as a whole word of the prompt
+
+
+@dataclass
+class CheckReport:
+    kept: list[int]  # indices of rows that train
+    dropped: dict[str, list[int]] = field(default_factory=dict)  # problem -> line numbers
+    tokens: int = 0  # tokens in the kept rows (one epoch)
+
+    def notices(self) -> list[str]:
+        out = []
+        for problem, lines in self.dropped.items():
+            shown = ", ".join(str(n) for n in lines[:8]) + (", …" if len(lines) > 8 else "")
+            out.append(f"dropped {len(lines)} row(s), {problem}: line {shown}")
+        return out
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def prompt_text(row: dict[str, Any]) -> str:
+    if "messages" in row:
+        return "\n".join(m["content"] for m in row["messages"] if m["role"] != "assistant")
+    return str(row.get("prompt", ""))
+
+
+def answers(row: dict[str, Any]) -> list[str]:
+    if "messages" in row:
+        return [m["content"] for m in row["messages"] if m["role"] == "assistant"]
+    return [str(row.get("completion", row.get("text", "")))]
+
+
+def last_user_prompt(row: dict[str, Any]) -> str:
+    if "messages" in row:
+        users = [m["content"] for m in row["messages"] if m["role"] == "user"]
+        return users[-1] if users else ""
+    return str(row.get("prompt", ""))
+
+
+def degenerate(text: str) -> bool:
+    text = text[:SCAN_CHARS]
+    if len(text.strip()) < REPEAT_MIN_CHARS:
+        return False
+    looped = sum(m.end() - m.start() for m in REPEAT.finditer(text))
+    return looped >= REPEAT_SHARE * len(text)
+
+
+def leaks(row: dict[str, Any]) -> bool:
+    prompt = prompt_text(row)
+    for answer in answers(row):
+        wanted = answer.strip()
+        if not wanted:
+            continue
+        if len(wanted) >= SHORT_ANSWER:
+            if wanted in prompt:
+                return True
+        elif re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", prompt):
+            return True
+    return False
+
+
+def check_rows(
+    rows: list[dict[str, Any]],
+    lines: list[int],
+    length: Callable[[dict[str, Any]], int],
+    max_tokens: int,
+    eval_prompts: Iterable[str] = (),
+    deep: bool = False,
+) -> CheckReport:
+    """Which rows train. ``length`` gives a row's rendered tokens; ``eval_prompts`` are
+    the skills' eval problems (any form; compared whitespace- and case-insensitively)."""
+    contaminated = {normalise(p) for p in eval_prompts}
+    report = CheckReport(kept=[])
+    seen: set[str] = set()
+
+    def drop(problem: str, index: int) -> None:
+        report.dropped.setdefault(problem, []).append(lines[index])
+
+    for i, row in enumerate(rows):
+        if any(not a.strip() for a in answers(row)):
+            drop("an empty answer", i)
+            continue
+        key = json.dumps(row, sort_keys=True, ensure_ascii=False)
+        if key in seen:
+            drop("an exact duplicate of an earlier row", i)
+            continue
+        seen.add(key)
+        if contaminated and normalise(last_user_prompt(row)) in contaminated:
+            drop("a skill's eval problem (eval contamination)", i)
+            continue
+        if any(degenerate(a) for a in answers(row)):
+            drop("degenerate repetition in the answer", i)
+            continue
+        if deep and leaks(row):
+            drop("the answer appears verbatim in its prompt (leakage)", i)
+            continue
+        n = length(row)
+        if n > max_tokens:
+            drop(f"longer than the hero's max length of {max_tokens} tokens", i)
+            continue
+        report.kept.append(i)
+        report.tokens += n
+    if not report.kept:
+        first = min((where[0], problem) for problem, where in report.dropped.items())
+        raise QuestRejected(
+            f"no row can train; line {first[0]}: {first[1]}"
+            + (
+                f" ({len(rows)} rows, all dropped: " + "; ".join(report.notices()) + ")"
+                if len(rows) > 1
+                else ""
+            )
+        )
+    return report

@@ -1,0 +1,316 @@
+"""The quest queue on disk: one folder per state, a file moves between them by rename.
+
+    inbox/                      the user's drop zone (watched; see engine/inbox.py)
+    queue/{high,normal,low}/    waiting, first in first out within a priority
+    processing/                 the quest DIO trains on (at most one)
+    done/                       finished, with its stats
+    failed/                     refused or cancelled, with NAME.reason.txt beside it
+
+Each quest file has a hidden sidecar ``.NAME.quest.json`` in the same folder holding its
+QuestInfo (priority, epochs, when it was added, stats, reason), so the folder a file is
+in *is* its state, and a listing never has to guess which visible files are quests.
+Nothing here deletes a user's file. Pure Python: `realm quest` uses it without torch.
+The engine is the only writer while it runs; ``realm quest`` writes only while holding
+the hero's engine lock (so no engine can start meanwhile).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
+from engine.protocol.messages import QuestInfo
+from engine.quests.format import QuestFile, QuestRejected, read_quest
+from engine.store.atomic import write_json
+
+STATES = ("queued", "active", "done", "failed")
+IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".swp", "~")
+
+
+def ignored_name(name: str) -> bool:
+    """Names a writer uses while a file is incomplete, and hidden files."""
+    return name.startswith(".") or name.endswith(IGNORED_SUFFIXES)
+
+
+class QuestError(Exception):
+    """A quest command that cannot be done (unknown name, wrong state)."""
+
+
+class QuestQueue:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.inbox = root / "inbox"
+        self.processing = root / "processing"
+        self.done = root / "done"
+        self.failed = root / "failed"
+        self._lock = threading.RLock()  # the inbox thread and the loop both move files
+
+    def queue(self, priority: str) -> Path:
+        return self.root / "queue" / priority
+
+    def create(self) -> None:
+        for folder in (self.inbox, self.processing, self.done, self.failed):
+            folder.mkdir(parents=True, exist_ok=True)
+        for priority in QUEST_PRIORITIES:
+            self.queue(priority).mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ reading
+
+    def folder_of(self, info: QuestInfo) -> Path:
+        if info.state == "queued":
+            return self.queue(info.priority)
+        return {"active": self.processing, "done": self.done, "failed": self.failed}[info.state]
+
+    def path_of(self, info: QuestInfo) -> Path:
+        return self.folder_of(info) / info.name
+
+    def _folders(self) -> list[tuple[str, Path]]:
+        folders = [("queued", self.queue(p)) for p in QUEST_PRIORITIES]
+        return [*folders, ("active", self.processing), ("done", self.done), ("failed", self.failed)]
+
+    def all(self) -> list[QuestInfo]:
+        """Every quest: active first, then queued in the order they will run, then
+        done (newest first), then failed (newest first)."""
+        found: list[QuestInfo] = []
+        with self._lock:
+            for state, folder in self._folders():
+                if not folder.is_dir():
+                    continue
+                for meta in folder.glob(".*.quest.json"):
+                    info = _read_meta(meta, state)
+                    if info is not None and (folder / info.name).exists():
+                        found.append(info)
+        rank = {state: i for i, state in enumerate(("active", "queued", "done", "failed"))}
+
+        def order(q: QuestInfo) -> tuple[Any, ...]:
+            if q.state == "queued":
+                return (rank[q.state], QUEST_PRIORITIES.index(q.priority), q.added_at, q.name)
+            return (rank[q.state], -(q.finished_at or q.added_at), q.name)
+
+        return sorted(found, key=order)
+
+    def get(self, name: str) -> QuestInfo:
+        quests = self.all()
+        for q in quests:
+            if q.name == name:
+                return q
+        matches = [q for q in quests if Path(q.name).stem == name]
+        if len(matches) == 1:
+            return matches[0]
+        raise QuestError(
+            f"no quest named {name!r}" + (" (several match; give the full name)" if matches else "")
+        )
+
+    def next_queued(self) -> QuestInfo | None:
+        queued = [q for q in self.all() if q.state == "queued"]
+        return queued[0] if queued else None
+
+    # ------------------------------------------------------------------ writing
+
+    def admit(
+        self,
+        source: Path,
+        *,
+        move: bool,
+        priority: str | None = None,
+        epochs: int | None = None,
+        checks: str | None = None,
+        default_checks: str = "standard",
+    ) -> tuple[QuestInfo, QuestFile]:
+        """Validate ``source`` and queue it (moved from the inbox, or copied for `add`).
+        A refused inbox file goes to failed/ with its reason; a refused `add` leaves the
+        user's file where it is. Raises QuestRejected either way."""
+        with self._lock:
+            name = self._unique_name(source.name)
+            try:
+                quest = read_quest(source)
+            except QuestRejected as exc:
+                if move:
+                    info = QuestInfo(name=name, state="failed", priority=priority or "normal")
+                    self._place(source, info, move=True)
+                    self._fail_in_place(info, str(exc))
+                raise
+            settings = quest.settings
+            info = QuestInfo(
+                name=name,
+                state="queued",
+                priority=_choice(
+                    priority or settings.get("priority", "normal"), QUEST_PRIORITIES, "priority"
+                ),
+                rows=len(quest.rows),
+                epochs=epochs or settings.get("epochs", 1),
+                checks=_choice(checks or settings.get("checks", default_checks), QUEST_CHECKS, "checks"),
+                added_at=time.time(),
+                notices=tuple(quest.notices),
+            )
+            if info.epochs < 1:
+                raise QuestRejected(f"epochs must be at least 1, not {info.epochs}")
+            self._place(source, info, move=move)
+            return info, quest
+
+    def start(self, info: QuestInfo) -> QuestInfo:
+        with self._lock:
+            return self._move(info, replace(info, state="active"))
+
+    def update(self, info: QuestInfo) -> None:
+        """Write a quest's sidecar (stats while it trains) without moving it."""
+        with self._lock:
+            self._write_meta(info)
+
+    def finish(self, info: QuestInfo) -> QuestInfo:
+        with self._lock:
+            return self._move(info, replace(info, state="done", finished_at=time.time()))
+
+    def fail(self, info: QuestInfo, reason: str) -> QuestInfo:
+        with self._lock:
+            failed = self._move(info, replace(info, state="failed", finished_at=time.time()))
+            return self._fail_in_place(failed, reason)
+
+    def requeue(self, info: QuestInfo) -> QuestInfo:
+        """An active quest back to its queue (the engine stopped before finishing it)."""
+        with self._lock:
+            return self._move(info, replace(info, state="queued"))
+
+    def set_priority(self, name: str, priority: str) -> QuestInfo:
+        _choice(priority, QUEST_PRIORITIES, "priority")
+        with self._lock:
+            info = self.get(name)
+            if info.state == "queued":
+                return self._move(info, replace(info, priority=priority))
+            changed = replace(info, priority=priority)
+            self._write_meta(changed)
+            return changed
+
+    def cancel_queued(self, name: str) -> QuestInfo:
+        with self._lock:
+            info = self.get(name)
+            if info.state != "queued":
+                raise QuestError(
+                    f"{info.name} is {info.state}; only queued or active quests can be cancelled"
+                )
+            return self.fail(info, "cancelled by the user before it started")
+
+    def retry(self, name: str, default_checks: str = "standard") -> tuple[QuestInfo, QuestFile]:
+        """Validate a failed quest's file again, as it is now, and queue it."""
+        with self._lock:
+            info = self.get(name)
+            if info.state != "failed":
+                raise QuestError(f"{info.name} is {info.state}; only failed quests can be retried")
+            path = self.path_of(info)
+            try:
+                quest = read_quest(path)
+            except QuestRejected as exc:
+                self._fail_in_place(info, str(exc))
+                raise
+            queued = replace(
+                info,
+                state="queued",
+                rows=len(quest.rows),
+                seen=0,
+                reason="",
+                finished_at=None,
+                added_at=time.time(),
+                notices=tuple(quest.notices),
+                loss_before=None,
+                loss_after=None,
+                tokens=0,
+            )
+            (self.failed / f"{info.name}.reason.txt").unlink(missing_ok=True)
+            return self._move(info, queued), quest
+
+    def recover(self) -> list[QuestInfo]:
+        """At engine start: quests left in processing/ go back to their queue (they
+        resume from the loot's record of them); files put straight into a queue folder
+        by hand are adopted. Returns the quests moved back."""
+        moved = []
+        with self._lock:
+            self.create()
+            for info in self.all():
+                if info.state == "active":
+                    moved.append(self.requeue(info))
+            for priority in QUEST_PRIORITIES:
+                for path in sorted(self.queue(priority).iterdir()):
+                    if path.is_file() and not ignored_name(path.name) and not _meta_path(path).exists():
+                        info = QuestInfo(
+                            name=path.name, state="queued", priority=priority, added_at=path.stat().st_mtime
+                        )
+                        self._write_meta(info)
+        return moved
+
+    # ------------------------------------------------------------------ internals
+
+    def _unique_name(self, name: str) -> str:
+        taken = {q.name for q in self.all()}
+        if name not in taken:
+            return name
+        stem, suffix = Path(name).stem, Path(name).suffix
+        n = 2
+        while f"{stem}-{n}{suffix}" in taken:
+            n += 1
+        return f"{stem}-{n}{suffix}"
+
+    def _place(self, source: Path, info: QuestInfo, move: bool) -> None:
+        target = self.path_of(info)
+        if move:
+            os.replace(source, target)
+        else:
+            # Copy under a hidden name, fsync, rename: a crash leaves no half file.
+            tmp = target.with_name(f".tmp-{info.name}")
+            with open(source, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, target)
+        self._write_meta(info)
+
+    def _move(self, old: QuestInfo, new: QuestInfo) -> QuestInfo:
+        source, target = self.path_of(old), self.path_of(new)
+        if source != target:
+            self._write_meta(new)  # the new sidecar first: a crash between leaves the file findable
+            os.replace(source, target)
+            _meta_path(source).unlink(missing_ok=True)
+        else:
+            self._write_meta(new)
+        return new
+
+    def _fail_in_place(self, info: QuestInfo, reason: str) -> QuestInfo:
+        failed = replace(info, state="failed", reason=reason, finished_at=time.time())
+        (self.failed / f"{info.name}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+        self._write_meta(failed)
+        return failed
+
+    def _write_meta(self, info: QuestInfo) -> None:
+        data = asdict(info)
+        data.pop("state")  # the folder says it
+        write_json(_meta_path(self.path_of(info)), data)
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.quest.json")
+
+
+def _read_meta(meta: Path, state: str) -> QuestInfo | None:
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    fields = {k: v for k, v in data.items() if k in QuestInfo.__dataclass_fields__}
+    fields["notices"] = tuple(fields.get("notices", ()))
+    fields["state"] = state
+    try:
+        return QuestInfo(**fields)
+    except TypeError:
+        return None
+
+
+def _choice(value: str, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise QuestRejected(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
+    return value

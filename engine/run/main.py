@@ -1,0 +1,156 @@
+"""Engine process entry: ``python -m engine --save-dir DIR [...]``.
+
+Takes the hero's lock (one engine per hero), loads or creates the hero's config,
+listens on the hero's socket, and runs the worker loop until stopped. SIGTERM and
+SIGINT save loot and stop; SIGHUP is ignored (the engine outlives its terminal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from engine.protocol import messages as p
+from engine.protocol.config import MODES, HeroConfig, add_override_flags, apply_overrides
+from engine.protocol.savedir import EngineBusy, SaveDir
+from engine.store.atomic import read_json, write_json
+
+EXIT_ALREADY_RUNNING = 3
+EXIT_BAD_CONFIG = 2
+
+
+class StopOnSignal:
+    """SIGTERM / SIGINT ask for a saved stop, from the first instant of the process:
+    a stop that arrives while torch is still loading is honoured once the loop starts."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.worker: Any = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the engine outlives its terminal
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        self.reason = signal.Signals(signum).name.lower()
+        if self.worker is not None:
+            self.worker.request_stop(self.reason)
+        # A second Ctrl+C or TERM ends the process at once, without saving.
+        signal.signal(signum, signal.SIG_DFL)
+
+    def attach(self, worker: Any) -> None:
+        self.worker = worker
+        if self.reason is not None:
+            worker.request_stop(self.reason)
+
+
+def resolve_config(save: SaveDir, args: argparse.Namespace) -> HeroConfig:
+    """The hero's config is fixed at creation; flags may only tune a few settings."""
+    if save.config.exists():
+        config = HeroConfig.load(save.config)
+        if args.model and str(Path(args.model).expanduser().resolve()) != config.model:
+            raise ValueError(
+                f"hero {config.name!r} trains {config.model_label}; it cannot switch to "
+                f"{args.model}. Start another hero with --hero NAME."
+            )
+        if args.mode and args.mode != config.mode:
+            raise ValueError(
+                f"hero {config.name!r} trains in mode {config.mode}; it cannot switch to "
+                f"{args.mode}. Start another hero with --hero NAME."
+            )
+    else:
+        model = str(Path(args.model).expanduser().resolve()) if args.model else ""
+        config = HeroConfig(name=save.root.name, model=model, mode=args.mode or "full")
+    return apply_overrides(config, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m engine",
+        description="The Realm of Training engine: trains one hero, serves the game over "
+        "a Unix socket in the hero's save folder. Usually started by `realm play` or "
+        "`realm train`.",
+    )
+    parser.add_argument("--save-dir", required=True, type=Path, help="the hero's save folder")
+    parser.add_argument("--model", help="local Hugging Face model folder (new heroes only)")
+    parser.add_argument("--mode", choices=MODES, help="what trains (new heroes only)")
+    parser.add_argument("--foreground", action="store_true", help="print progress lines")
+    add_override_flags(parser)
+    return parser
+
+
+def quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "1 change detected" per drop
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def main(argv: list[str] | None = None) -> int:
+    stop = StopOnSignal()
+    args = build_parser().parse_args(argv)
+    save = SaveDir(args.save_dir.expanduser().absolute())
+    save.create()
+    try:
+        lock = save.take_lock()
+    except EngineBusy as exc:
+        print(f"realm engine: {exc}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    handlers: list[logging.Handler] = [logging.FileHandler(save.log)]
+    if args.foreground:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers
+    )
+    try:
+        config = resolve_config(save, args)
+    except (ValueError, KeyError) as exc:
+        print(f"realm engine: {exc}", file=sys.stderr)
+        logging.getLogger("engine").error("%s", exc)
+        return EXIT_BAD_CONFIG
+    if not save.config.exists():
+        write_json(save.config, json.loads(config.to_json()))
+    save.pid.write_text(f"{os.getpid()}\n")
+    try:
+        return serve(save, config, args.foreground, stop)
+    finally:
+        save.pid.unlink(missing_ok=True)
+        lock.close()
+
+
+def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSignal) -> int:
+    from engine.run.server import EngineServer, load_or_create_authkey
+
+    quiet_libraries()
+    from engine.run.worker import Worker
+
+    server = EngineServer()
+    echo = (lambda line: print(line, flush=True)) if foreground else None
+    worker = Worker(save, config, server, echo=echo)
+    stop.attach(worker)
+    try:
+        worker.start()
+        server.listen(save.socket, load_or_create_authkey(save))
+        return worker.run()
+    except Exception as exc:
+        tb = traceback.format_exc()
+        logging.getLogger("engine").error("engine failed: %s\n%s", exc, tb)
+        server.broadcast(p.EngineFailed(error=f"{type(exc).__name__}: {exc}", traceback=tb))
+        status = read_json(save.status, {}) or {}
+        status.update(state="crashed", error=f"{type(exc).__name__}: {exc}", updated_at=time.time())
+        write_json(save.status, status)
+        if foreground:
+            print(f"realm engine: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        server.close(save.socket)

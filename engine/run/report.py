@@ -1,0 +1,216 @@
+"""What the engine tells the world, kept out of the loop: log lines and events.jsonl,
+metrics.jsonl, hero.json, the Snapshot a UI gets on Hello, the while-away summary, the
+headless progress line, and the throttle on step events (<= 10 per second; discrete
+events are never dropped).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from engine.protocol import messages as p
+from engine.protocol.savedir import SaveDir
+from engine.quests.commands import info_dict
+from engine.run.server import EngineServer
+from engine.store.atomic import write_json
+from engine.store.history import load_history
+from engine.train.curriculum import GATE_WINDOW
+
+if TYPE_CHECKING:
+    from engine.run.worker import Worker
+
+log = logging.getLogger("engine.run.worker")
+
+STEP_EVENT_INTERVAL = 0.1  # seconds: StepCompleted is throttled to <= 10 per second
+HISTORY = 600  # chart points kept for a Snapshot
+LOG_LINES = 40
+
+
+class Reporter:
+    """The engine's outputs: every UI, the log, events.jsonl and metrics.jsonl."""
+
+    def __init__(self, save: SaveDir, server: EngineServer, echo: Callable[[str], None] | None) -> None:
+        self.save = save
+        self.server = server
+        self.echo = echo  # headless progress lines (`realm train`)
+        self.train_history: deque[tuple[int, float]] = deque(maxlen=HISTORY)
+        self.val_history: deque[tuple[int, float]] = deque(maxlen=HISTORY)
+        self.log_lines: deque[str] = deque(maxlen=LOG_LINES)
+        self.tokens_per_s = 0.0
+        self._window_tokens = 0  # tokens since the last StepCompleted, for tokens/s
+        self._window_start = self._last_emit = time.monotonic()
+        self._pending_steps = 0
+
+    def broadcast(self, event: p.Event) -> None:
+        self.server.broadcast(event)
+
+    def note(self, text: str, level: str = "info") -> None:
+        """A discrete happening: into the log file, events.jsonl, and every UI."""
+        getattr(log, "warning" if level == "warning" else "info")(text)
+        self.log_lines.append(text)
+        with open(self.save.events, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"time": time.time(), "level": level, "text": text}) + "\n")
+        self.broadcast(p.LogLine(text=text, level=level))
+        if self.echo and level != "info":
+            self.echo(text)
+
+    def metric(self, row: dict[str, Any]) -> None:
+        with open(self.save.metrics, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def load_history(self, resumed_step: int) -> None:
+        train, val, lines = load_history(self.save, resumed_step, LOG_LINES)
+        self.train_history.extend(train)
+        self.val_history.extend(val)
+        self.log_lines.extend(lines)
+
+    def start_clock(self) -> None:
+        self._window_start = self._last_emit = time.monotonic()
+        self._window_tokens = 0
+        self._pending_steps = 0
+
+    def step_done(self, tokens: int, event: Callable[[int], p.StepCompleted], now: float) -> None:
+        """Count one step; every STEP_EVENT_INTERVAL, one StepCompleted for all of them
+        (``event`` builds it from the number of steps it covers, only when it is sent)."""
+        self._window_tokens += tokens
+        self._pending_steps += 1
+        if now - self._last_emit < STEP_EVENT_INTERVAL:
+            return
+        elapsed = now - self._window_start
+        if elapsed > 0:
+            self.tokens_per_s = self._window_tokens / elapsed
+        self._window_tokens = 0
+        self._window_start = self._last_emit = now
+        self.broadcast(event(self._pending_steps))
+        self._pending_steps = 0
+
+
+def loot_info(row: dict[str, Any]) -> p.LootInfo:
+    return p.LootInfo(
+        step=row["step"],
+        name=row["name"],
+        time=row["time"],
+        reason=row.get("reason", "auto"),
+        train_loss=row.get("train_loss"),
+        val_loss=row.get("val_loss"),
+        lr=row.get("lr", 0.0),
+        source=row.get("source", ""),
+    )
+
+
+def skill_info(w: Worker, skill_id: str) -> p.SkillInfo:
+    skill = w.curriculum.skills[skill_id]
+    track = w.curriculum.tracks[skill_id]
+    spec = skill.spec
+    sample = w.samples.get(skill_id)
+    return p.SkillInfo(
+        id=skill.id,
+        name=skill.name,
+        icon=spec.icon,
+        colour=spec.colour,
+        level=track.level,
+        max_level=skill.max_level,
+        threshold=spec.threshold,
+        gate_window=GATE_WINDOW,
+        evals=tuple(track.evals),
+        mastered=tuple(sorted(track.mastered)),
+        sample_prompt=sample.sample.prompt if sample and sample.sample else "",
+        sample_answer=sample.sample_answer if sample else "",
+        sample_correct=sample.sample_correct if sample else False,
+    )
+
+
+def away_summary(w: Worker) -> p.AwaySummary | None:
+    """What happened since the last watching UI left (None: nobody has left yet)."""
+    seen = w.last_watched
+    if not seen:
+        return None
+    loot = [r["step"] for r in w.ledger.live_loot() if r["time"] > seen["time"]]
+    return p.AwaySummary(
+        seconds=time.time() - seen["time"],
+        steps_gained=w.progress.step - seen["step"],
+        levels_gained=w.progress.level - seen["level"],
+        loot_steps=tuple(loot),
+        restarted=w.started_at > seen["time"],
+    )
+
+
+def snapshot(w: Worker, away: p.AwaySummary | None = None) -> p.Snapshot:
+    out = w.report
+    return p.Snapshot(
+        protocol_version=p.PROTOCOL_VERSION,
+        hero=w.config.name,
+        model=w.config.model_label,
+        device=w.hero.device.type,
+        state=w.state,
+        pid=os.getpid(),
+        stats=w.progress.stats(),
+        tokens_per_s=out.tokens_per_s,
+        source=w.stream.label,
+        train_losses=tuple(out.train_history),
+        val_losses=tuple(out.val_history),
+        loot=tuple(loot_info(r) for r in w.ledger.live_loot()),
+        log=tuple(out.log_lines),
+        masked_fraction=w.masked_fraction,
+        params=w.hero.params,
+        skills=tuple(skill_info(w, sid) for sid in w.curriculum.tracks),
+        away=away,
+        quests=w.keeper.board(),
+        gpu=w.gpu_stats,
+        memory_plan=w.memory_plan,
+    )
+
+
+def status_dict(w: Worker) -> dict[str, Any]:
+    """hero.json: what `realm status` reads, with or without a running engine."""
+    live = w.ledger.live_loot()
+    return {
+        "hero": w.config.name,
+        "model": w.config.model_label,
+        "state": w.state,
+        "pid": os.getpid(),
+        "step": w.progress.step,
+        "level": w.progress.level,
+        "loss": w.progress.smoothed_loss,
+        "val_loss": w.progress.val_loss,
+        "acc": w.progress.accuracy,
+        "gold": w.progress.gold,
+        "tokens_per_s": round(w.report.tokens_per_s, 1),
+        "device": w.hero.device.type,
+        "last_loot_step": live[-1]["step"] if live else None,
+        "loot": len(live),
+        "updated_at": time.time(),
+        "last_watched": w.last_watched,
+        "masked_fraction": round(w.masked_fraction, 4),
+        "skills": {
+            sid: {"level": t.level, "evals": t.evals, "mastered": sorted(t.mastered)}
+            for sid, t in w.curriculum.tracks.items()
+        },
+        "quest": info_dict(quest) if (quest := w.keeper.live()) else None,
+        "gpu": asdict(w.gpu_stats),
+        "memory_plan": w.memory_plan,
+    }
+
+
+def write_status(w: Worker) -> None:
+    w.keeper.write_progress()
+    write_json(w.save.status, status_dict(w))
+
+
+def progress_line(w: Worker) -> str:
+    stats = w.progress
+    loss = f"{stats.smoothed_loss:.4f}" if stats.smoothed_loss is not None else "-"
+    live = w.ledger.live_loot()
+    loot = live[-1]["step"] if live else "-"
+    acc = f"{stats.accuracy:.0%}" if stats.accuracy is not None else "-"
+    return (
+        f"step {stats.step} | level {stats.level} | loss {loss} | acc {acc} | "
+        f"{w.report.tokens_per_s:,.0f} tok/s | {w.state} | last loot {loot}"
+    )

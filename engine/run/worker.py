@@ -1,0 +1,504 @@
+"""The worker loop: the engine's main thread, read top to bottom.
+
+start():  load the hero, resume from the newest loot, build the stream
+run():    while not stopping:
+              handle UI commands (block while paused)
+              one optimizer step -> stats, metrics, throttled StepCompleted
+              level-up? eval due? loot due? max steps?
+          save loot, say Stopped
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection
+from typing import Any
+
+import torch
+from typing_extensions import assert_never
+
+from engine.evals.skill_evals import SkillEval, build_val_batch, skill_accuracy, validation_loss
+from engine.game.progress import GOLD_PER_QUEST, Progress
+from engine.model.gpu import POLL_SECONDS, GpuProbe
+from engine.model.hero import LoadedHero, base_folder, load_hero, pick_device, trainable_params
+from engine.model.memory import plan_memory
+from engine.protocol import messages as p
+from engine.protocol.config import HeroConfig
+from engine.protocol.savedir import SaveDir
+from engine.quests.commands import info_dict
+from engine.quests.keeper import QuestKeeper
+from engine.quests.queue import QuestQueue
+from engine.run import report
+from engine.run.report import Reporter, loot_info
+from engine.run.server import ClientLeft, ClientSession, EngineServer
+from engine.store.atomic import read_json
+from engine.store.ledger import Ledger
+from engine.store.vault import Vault, restore_rng
+from engine.train.chat import ChatRenderer
+from engine.train.curriculum import Curriculum
+from engine.train.packing import pack_rows
+from engine.train.stream import SkillStream
+from engine.train.trainer import StepResult, Trainer
+from skills.base import Problem
+from skills.registry import get_skill
+
+log = logging.getLogger("engine.run.worker")
+
+STATUS_INTERVAL = 2.0  # seconds between hero.json refreshes while training
+
+
+class Worker:
+    def __init__(
+        self,
+        save: SaveDir,
+        config: HeroConfig,
+        server: EngineServer,
+        echo: Callable[[str], None] | None = None,
+        echo_every: float = 5.0,
+    ) -> None:
+        self.save = save
+        self.config = config
+        self.server = server
+        self.report = Reporter(save, server, echo)
+        self.note = self.report.note
+        self.echo = echo  # headless progress lines (`realm train`)
+        self.echo_every = echo_every
+        self.started_at = time.time()
+        self.state = "starting"
+        self.paused = False
+        self.stop_reason: str | None = None
+        self.masked_fraction = 0.0
+        self.last_watched: dict[str, Any] | None = None
+        self.last_status = self.last_echo = time.monotonic()
+        self.last_gpu_poll = 0.0
+        self.memory_plan = ""
+
+    # ------------------------------------------------------------------ start-up
+
+    def start(self) -> None:
+        cfg = self.config
+        self.save.create()
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self.ledger = Ledger(self.save.ledger)
+        self.vault = Vault(self.save.root, self.ledger)
+        for name in self.vault.clean_incomplete():
+            self.note(f"Removed unfinished loot {name} left by a crash", "warning")
+        resume = self.vault.newest()
+        device = pick_device()
+        self.gpu = GpuProbe(device.index or 0)
+        self.gpu_stats = self.gpu.read()
+        if cfg.mode == "full":
+            folder, adapter = (resume.folder if resume else base_folder(cfg, self.save)), None
+        else:  # the base stays frozen; loot holds only the adapters
+            folder, adapter = base_folder(cfg, self.save), (resume.folder if resume else None)
+        self.hero: LoadedHero = load_hero(folder, device, cfg.model_label, cfg.mode, cfg.lora, adapter)
+        self.renderer = ChatRenderer(self.hero.tokenizer)
+        skills = [get_skill(skill_id) for skill_id in cfg.game.skills]
+        self.curriculum = Curriculum(skills, cfg.game.skills, cfg.game.rehearsal)
+        if resume:
+            self.curriculum.load(resume.meta.get("curriculum", {}))
+        self.stream = SkillStream(self.curriculum.sources(), self.renderer, seed=cfg.train.seed)
+        torch.manual_seed(cfg.train.seed)
+        self._plan_memory()
+        self.trainer = Trainer(self.hero.model, cfg.train, device)
+        # The batch split actually used: out-of-memory recovery may change it mid-run.
+        self.micro_batch, self.grad_accum = cfg.train.micro_batch, cfg.train.grad_accum
+        self.progress = Progress(xp_per_level=cfg.game.xp_per_level)
+        if resume:
+            self.trainer.load_state_dict(resume.trainer_state)
+            restore_rng(resume.trainer_state["rng"])
+            self.stream.position = resume.meta["data_position"]
+            self.progress = Progress.from_dict(resume.meta["progress"], cfg.game.xp_per_level)
+            batch = resume.meta.get("batch")
+            if (
+                batch
+                and batch["micro_batch"] * batch["grad_accum"] == cfg.train.micro_batch * cfg.train.grad_accum
+            ):
+                self.micro_batch, self.grad_accum = batch["micro_batch"], batch["grad_accum"]
+        self.keeper = QuestKeeper(
+            QuestQueue(self.save.root),
+            cfg,
+            self.renderer,
+            self.stream,
+            skills,
+            self.hero,
+            self.ledger,
+            self.report,
+        )
+        self.keeper.start(resume.meta if resume else {}, resume.folder.name if resume else None)
+        self.report.load_history(resume.meta["step"] if resume else 0)
+        self.samples: dict[str, SkillEval] = {}
+        self._build_eval_sets()
+        status = read_json(self.save.status, {}) or {}
+        self.last_watched = status.get("last_watched")
+        where = f"step {self.progress.step} (loot {resume.folder.name})" if resume else "a fresh start"
+        trainable = trainable_params(self.hero.model)
+        mode = f", {cfg.mode} ({trainable / 1e6:.2f}M trainable)" if cfg.mode != "full" else ""
+        self.note(f"DIO wakes on {device.type} at {where}: {self.hero.params / 1e6:.1f}M params{mode}")
+        self.report.metric({"resumed_from": self.progress.step, "time": time.time()})
+        self.state = "training"
+        self.write_status()
+
+    def _plan_memory(self) -> None:
+        self.memory_plan, over = plan_memory(self.hero.model, self.hero.device, self.config)
+        self.note(f"Memory plan: {self.memory_plan}")
+        if over:
+            self.note(
+                "The estimate is over this GPU's memory: out-of-memory recovery will halve the "
+                "micro-batch; a smaller seq_len or --mode lora/qlora would fit better",
+                "warning",
+            )
+
+    def _build_eval_sets(self) -> None:
+        """Static eval sets for each skill's current level, and a validation batch drawn
+        from the same levels (eval-split seeds far from the eval set's indices)."""
+        game = self.config.game
+        self.eval_sets: dict[str, list[Problem]] = {}
+        val: list[Problem] = []
+        per_skill = max(1, game.val_examples // len(self.curriculum.tracks))
+        for skill_id, track in self.curriculum.tracks.items():
+            skill = self.curriculum.skills[skill_id]
+            self.eval_sets[skill_id] = skill.eval_set(track.level, game.eval_problems or None)
+            val += [skill.generate(track.level, 100_000 + i, "eval") for i in range(per_skill)]
+        pad = self.hero.tokenizer.pad_token_id
+        self.val_batch = build_val_batch(self.renderer, val, self.config.train.seq_len, pad)
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> int:
+        self.last_status = self.last_echo = time.monotonic()
+        self.report.start_clock()
+        while self.stop_reason is None:
+            self.handle_commands(block=self.paused)
+            if self.stop_reason is not None:
+                break
+            self.keeper.poll()
+            if self.paused:
+                continue
+            result = self._train_step()
+            if self.keeper.finished:
+                self.complete_quest()
+            now = time.monotonic()
+            self.report.step_done(result.tokens, partial(self._step_event, result), now)
+            step = self.progress.step
+            game = self.config.game
+            if step % game.eval_every == 0:
+                self.run_eval()
+            if step % game.checkpoint_every == 0:
+                self.take_loot("auto")
+            if game.max_steps and step >= game.max_steps:
+                self.stop_reason = "max_steps"
+            if self.gpu.available and now - self.last_gpu_poll >= POLL_SECONDS:
+                self.gpu_stats = self.gpu.read()
+                self.server.broadcast(p.GpuTelemetry(self.gpu_stats))
+                self.last_gpu_poll = now
+            if now - self.last_status >= STATUS_INTERVAL:
+                self.write_status()
+                self.last_status = now
+            if self.echo and now - self.last_echo >= self.echo_every:
+                self.echo(report.progress_line(self))
+                self.last_echo = now
+        self.finish()
+        return 0
+
+    def _train_step(self) -> StepResult:
+        cfg = self.config.train
+        pad = self.hero.tokenizer.pad_token_id
+        micro = [pack_rows(self.stream, self.micro_batch, cfg.seq_len, pad) for _ in range(self.grad_accum)]
+        result = self.trainer.step(micro)
+        if result.oom_splits:
+            self._after_oom(result.oom_splits)
+        levelled = self.progress.record_step(result.loss, result.tokens)
+        self.masked_fraction = result.masked_fraction
+        smoothed = self.progress.smoothed_loss or result.loss
+        self.report.train_history.append((self.progress.step, smoothed))
+        self.report.metric(
+            {
+                "step": self.progress.step,
+                "loss": round(result.loss, 6),
+                "smoothed": round(smoothed, 6),
+                "lr": result.lr,
+                "grad_norm": round(result.grad_norm, 4),
+                "tokens": result.tokens,
+                "time": round(time.time(), 3),
+            }
+        )
+        if levelled:
+            level = self.progress.level
+            self.note(f"LEVEL UP! DIO reached level {level}")
+            self.server.broadcast(p.LevelledUp(level=level, step=self.progress.step))
+        return result
+
+    def _after_oom(self, splits: int) -> None:
+        """Keep the smaller micro-batch the trainer fell back to, with more accumulation:
+        the same rows per optimizer step (saved with loot, so a resume keeps it)."""
+        factor = 2**splits
+        old = (self.micro_batch, self.grad_accum)
+        self.micro_batch = max(1, self.micro_batch // factor)
+        self.grad_accum *= factor
+        self.note(
+            f"Out of memory at step {self.progress.step}: micro-batch {old[0]} × {old[1]} → "
+            f"{self.micro_batch} × {self.grad_accum} accumulation (same {old[0] * old[1]} rows per step)",
+            "warning",
+        )
+        self.report.metric(
+            {
+                "step": self.progress.step,
+                "oom": {"from": list(old), "to": [self.micro_batch, self.grad_accum]},
+            }
+        )
+
+    def _step_event(self, result: StepResult, steps: int) -> p.StepCompleted:
+        return p.StepCompleted(
+            step=self.progress.step,
+            steps=steps,
+            loss=result.loss,
+            smoothed_loss=self.progress.smoothed_loss or result.loss,
+            lr=result.lr,
+            grad_norm=result.grad_norm,
+            tokens_per_s=self.report.tokens_per_s,
+            stats=self.progress.stats(),
+            masked_fraction=result.masked_fraction,
+            quest=self.keeper.live(),
+        )
+
+    # ------------------------------------------------------------------ commands
+
+    def handle_commands(self, block: bool) -> None:
+        timeout: float | None = 0.25 if block else 0
+        while True:
+            item = self.server.next_command(timeout)
+            if item is None:
+                return
+            client, command = item
+            self.handle(client, command)
+            timeout = 0  # drain the rest without waiting
+
+    def handle(self, client: ClientSession, command: p.Command | ClientLeft) -> None:
+        if isinstance(command, (ClientLeft, p.Goodbye)):
+            self._client_leaving(client, command)
+            return
+        if not client.greeted and not isinstance(command, p.Hello):
+            client.send(p.CommandRejected(type(command).__name__, "say Hello first"))
+            return
+        match command:
+            case p.Hello():
+                self._greet(client, command)
+            case p.Pause():
+                self._set_paused(True)
+                # The loop only reads commands between steps, so by now stepping has stopped.
+                self.server.broadcast(p.Paused(step=self.progress.step))
+            case p.Resume():
+                self._set_paused(False)
+                self.server.broadcast(p.Resumed(step=self.progress.step))
+            case p.SaveNow():
+                self.take_loot("manual")
+            case p.RunEval():
+                self.note(f"Evaluating on demand at step {self.progress.step}")
+                self.run_eval()
+            case p.Stop():
+                self.stop_reason = "stop"
+            case p.Goodbye():
+                pass  # handled above, with a client leaving
+            case p.AddQuest() | p.CancelQuest() | p.RetryQuest() | p.SetQuestPriority():
+                self.keeper.command(client, command)
+            case _:
+                assert_never(command)
+
+    def _set_paused(self, paused: bool) -> None:
+        if self.paused != paused:
+            self.paused = paused
+            self.state = "paused" if paused else "training"
+            self.note(f"{'Paused' if paused else 'Resumed'} at step {self.progress.step}")
+            self.write_status()
+
+    def _client_leaving(self, client: ClientSession, command: ClientLeft | p.Goodbye) -> None:
+        """The last watching UI left: "away" starts (one saying Goodbye still counts itself)."""
+        if isinstance(command, p.Goodbye):
+            client.said_goodbye = True
+        if client.watcher and self.server.watchers() <= (0 if isinstance(command, ClientLeft) else 1):
+            self._mark_last_watched()
+
+    def _greet(self, client: ClientSession, hello: p.Hello) -> None:
+        if hello.protocol_version != p.PROTOCOL_VERSION:
+            client.send(
+                p.HandshakeError(
+                    f"engine speaks protocol {p.PROTOCOL_VERSION}, UI speaks "
+                    f"{hello.protocol_version}: run `realm stop` and start again"
+                )
+            )
+            client.flush_and_close(1.0)
+            return
+        if not hello.watcher:  # `realm quest`: no away summary, and "away" goes on
+            client.watcher = False
+            client.send(report.snapshot(self))
+            client.greeted = True
+            return
+        away = report.away_summary(self) if self.server.watchers() == 0 else None
+        client.send(report.snapshot(self, away))
+        client.greeted = True
+        self.last_watched = None
+        self.write_status()
+
+    def _mark_last_watched(self) -> None:
+        self.last_watched = {
+            "time": time.time(),
+            "step": self.progress.step,
+            "level": self.progress.level,
+        }
+        self.write_status()
+
+    # ------------------------------------------------------------------ evals and loot
+
+    def run_eval(self) -> None:
+        """Validation loss, then each skill's static eval at its current level; the
+        curriculum's gate may open (a skill level-up) from the results."""
+        step = self.progress.step
+        device = self.hero.device
+        val_loss = validation_loss(self.hero.model, self.val_batch, device)
+        self.progress.val_loss = val_loss
+        self.report.val_history.append((step, val_loss))
+        levelled: list[tuple[str, int]] = []
+        for skill_id in list(self.curriculum.tracks):
+            skill = self.curriculum.skills[skill_id]
+            level = self.curriculum.tracks[skill_id].level
+            result = skill_accuracy(self.hero.model, self.renderer, skill, self.eval_sets[skill_id], device)
+            self.samples[skill_id] = result
+            new_level = self.curriculum.record_eval(skill_id, result.accuracy, step)
+            live = self.ledger.live_loot()
+            self.ledger.record_eval(
+                {
+                    "step": step,
+                    "skill": skill_id,
+                    "level": level,
+                    "accuracy": result.accuracy,
+                    "problems": result.problems,
+                    "val_loss": val_loss,
+                    "loot": live[-1]["name"] if live else None,
+                }
+            )
+            self.server.broadcast(
+                p.EvalCompleted(
+                    step, val_loss, result.accuracy, result.problems, report.skill_info(self, skill_id)
+                )
+            )
+            if new_level is not None:
+                levelled.append((skill_id, new_level))
+        accuracies = [s.accuracy for s in self.samples.values()]
+        self.progress.accuracy = sum(accuracies) / len(accuracies)
+        self.report.metric(
+            {
+                "step": step,
+                "val_loss": round(val_loss, 6),
+                "acc": self.progress.accuracy,
+                "skills": {k: v.accuracy for k, v in self.samples.items()},
+            }
+        )
+        for skill_id, new_level in levelled:
+            name = self.curriculum.skills[skill_id].name
+            self.note(f"SKILL UP! {name} reached level {new_level} at step {step}")
+            self.server.broadcast(p.SkillLevelledUp(skill_id, name, new_level, step))
+        if levelled:
+            # Same position, new mix: deterministic, so a resumed run replays it exactly.
+            self.stream.sources = self.curriculum.sources()
+            self._build_eval_sets()
+
+    def complete_quest(self) -> None:
+        """Gold, then loot (its metadata records the finished quest: a crash after it
+        still settles the quest on restart), then the file moves to done/."""
+        info = self.keeper.complete_info()
+        self.progress.gold += GOLD_PER_QUEST
+        self.stream.quest = None  # the loot below records no quest in progress
+        loot = self.take_loot("quest", extra={"quest_finished": info_dict(info)})
+        self.keeper.settle(info, loot.name)
+        before = f"{info.loss_before:.3f}" if info.loss_before is not None else "?"
+        after = f"{info.loss_after:.3f}" if info.loss_after is not None else "?"
+        self.note(
+            f"QUEST COMPLETE! {info.name}: {info.rows} rows × {info.epochs} epoch(s), "
+            f"quest loss {before} → {after}, +{GOLD_PER_QUEST} gold"
+        )
+        self.write_status()
+
+    def take_loot(self, reason: str, extra: dict[str, Any] | None = None) -> p.LootInfo:
+        step = self.progress.step
+        row = self.vault.save(
+            step,
+            self.hero.model,
+            self.hero.tokenizer,
+            self.trainer.state_dict(),
+            meta={
+                "data_position": self.stream.position,
+                "progress": self.progress.to_dict(),
+                "config": json.loads(self.config.to_json()),
+                "curriculum": self.curriculum.to_dict(),
+                "source": self.stream.label,
+                "batch": {"micro_batch": self.micro_batch, "grad_accum": self.grad_accum},
+                **self.keeper.meta(),
+                **(extra or {}),
+            },
+            ledger_row={
+                "reason": reason,
+                "train_loss": self.progress.smoothed_loss,
+                "val_loss": self.progress.val_loss,
+                "lr": self.trainer.scheduler.get_last_lr()[0],
+                "source": self.stream.label,
+            },
+        )
+        loot = loot_info(row)
+        for name in self.vault.prune(self.config.game.keep_auto_checkpoints):
+            log.info("pruned old automatic loot %s", name)
+        self.note(f"Loot! Checkpoint {loot.name} ({reason})")
+        self.server.broadcast(p.CheckpointSaved(loot=loot))
+        self.write_status()
+        return loot
+
+    # ------------------------------------------------------------------ finishing
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = reason
+
+    def finish(self) -> None:
+        self.state = "stopping"
+        self.keeper.stop()
+        live = self.ledger.live_loot()
+        last = live[-1]["step"] if live else 0  # step 0 needs no loot: it is the base model
+        if last != self.progress.step:
+            self.take_loot("stop")
+        self.state = "stopped"
+        self.note(f"DIO rests at step {self.progress.step} ({self.stop_reason})")
+        self.write_status()
+        live = self.ledger.live_loot()
+        self.server.broadcast(
+            p.Stopped(
+                step=self.progress.step,
+                last_loot_step=live[-1]["step"] if live else None,
+                reason=self.stop_reason or "stop",
+            )
+        )
+        if self.echo:
+            self.echo(report.progress_line(self))
+
+    # ------------------------------------------------------------------ records
+
+    def write_status(self) -> None:
+        report.write_status(self)
+
+
+def run_in_thread(save: SaveDir, config: HeroConfig) -> tuple[Connection, Worker, threading.Thread]:
+    """An engine on a thread of this process, talking over a Pipe (tests, benchmarks):
+    returns the UI's end of the pipe, the worker and its thread."""
+    server = EngineServer()
+    worker = Worker(save, config, server)
+    worker.start()
+    ui_end, engine_end = Pipe()
+    server.attach(engine_end)
+    thread = threading.Thread(target=worker.run, name="worker", daemon=True)
+    thread.start()
+    return ui_end, worker, thread

@@ -1,0 +1,1 @@
+"""What the engine keeps on disk: atomic writes, the ledger, the vault of loot, history."""

@@ -1,0 +1,101 @@
+"""The training stream: an endless, seeded sequence of rendered examples.
+
+Its whole state is one integer, ``position`` (the index of the next example), plus the
+active quest's row count when there is one, so a checkpoint resumes the data exactly
+where it stopped. While a quest is active, each example is a quest row with
+probability ``quest.share`` (decided by a seeded coin per position) and a skill
+example otherwise: the rehearsal that keeps DIO from forgetting.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Protocol
+
+from engine.train.chat import ChatRenderer, Rendered
+from skills.base import Skill
+
+
+@dataclass(frozen=True)
+class Source:
+    skill: Skill
+    level: int
+    weight: float = 1.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.skill.id.upper()} L{self.level}"
+
+
+class QuestCursor(Protocol):
+    share: float  # of examples while the quest lasts
+    seen: int  # quest rows taken so far (all epochs)
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    def example(self, k: int) -> Rendered: ...
+
+
+class SkillStream:
+    def __init__(self, sources: list[Source], renderer: ChatRenderer, seed: int, position: int = 0) -> None:
+        if not sources:
+            raise ValueError("the stream needs at least one source")
+        self.sources = sources
+        self.renderer = renderer
+        self.seed = seed
+        self.position = position
+        self.quest: QuestCursor | None = None
+        self._peeked: tuple[tuple[int, int, bool], Rendered] | None = None
+
+    @property
+    def label(self) -> str:
+        """The main sources (rehearsal of lower levels is implied)."""
+        top: dict[str, int] = {}
+        for s in self.sources:
+            top[s.skill.id] = max(top.get(s.skill.id, 0), s.level)
+        skills = " + ".join(f"{sid.upper()} L{level}" for sid, level in top.items())
+        if self.quest is not None and not self.quest.finished:
+            return f"{self.quest.label} + {skills}"
+        return skills
+
+    def _source_for(self, index: int) -> Source:
+        if len(self.sources) == 1:
+            return self.sources[0]
+        rng = random.Random(f"stream/{self.seed}/{index}")
+        return rng.choices(self.sources, weights=[s.weight for s in self.sources])[0]
+
+    def _render(self, index: int) -> Rendered:
+        source = self._source_for(index)
+        problem = source.skill.generate(source.level, index + self.seed * 1_000_003)
+        return self.renderer.render(problem.training_messages())
+
+    def _quest_turn(self, index: int) -> bool:
+        quest = self.quest
+        if quest is None or quest.finished:
+            return False
+        return random.Random(f"quest-turn/{self.seed}/{index}").random() < quest.share
+
+    def peek(self) -> Rendered:
+        from_quest = self._quest_turn(self.position)
+        key = (self.position, self.quest.seen if self.quest else -1, from_quest)
+        if self._peeked is None or self._peeked[0] != key:
+            if from_quest:
+                assert self.quest is not None
+                example = self.quest.example(self.quest.seen)
+            else:
+                example = self._render(self.position)
+            self._peeked = (key, example)
+        return self._peeked[1]
+
+    def next(self) -> Rendered:
+        example = self.peek()
+        assert self._peeked is not None
+        if self._peeked[0][2] and self.quest is not None:
+            self.quest.seen += 1
+        self.position += 1
+        return example

@@ -1,0 +1,195 @@
+"""One optimizer step, written out: micro-batches, loss on assistant tokens only,
+gradient accumulation, clipping, AdamW, warmup + cosine learning rate."""
+
+from __future__ import annotations
+
+import gc
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from engine.protocol.config import TrainConfig
+from engine.train.packing import IGNORE, PackedBatch
+
+
+@dataclass(frozen=True)
+class StepResult:
+    loss: float  # mean loss per target token over the whole step
+    grad_norm: float
+    lr: float
+    tokens: int  # real (non-padding) tokens processed
+    target_tokens: int
+    masked_fraction: float
+    oom_splits: int = 0  # times this step halved its micro-batches after running out of memory
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine to ``min_lr_ratio``, then flat (the game never ends)."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / (cfg.warmup_steps + 1)
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.decay_steps - cfg.warmup_steps))
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine
+
+
+def pick_precision(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain fp32."""
+    if cfg.precision == "fp32":
+        return None
+    bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if cfg.precision == "bf16" and not bf16_ok:
+        raise ValueError("precision bf16 needs a CUDA GPU that supports bfloat16")
+    return torch.bfloat16 if bf16_ok else None
+
+
+def packed_logits(model: Any, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+    """Forward a packed batch. ``use_cache=False`` matters: with a KV cache present,
+    transformers skips deriving the block-diagonal mask from the position resets, and
+    packed examples would attend to each other (tests/test_packing.py catches it)."""
+    return model(input_ids=input_ids, position_ids=position_ids, use_cache=False).logits
+
+
+CE_CHUNK = 1024  # target tokens per output-layer chunk
+
+
+def _split_head(model: Any) -> tuple[Any, Any] | None:
+    """(the transformer body, the output layer), peft-wrapped or not; None when the
+    model does not expose them (the plain logits path is used then)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    get_decoder = getattr(base, "get_decoder", None)
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    decoder = get_decoder() if callable(get_decoder) else None
+    if decoder is None or head is None or decoder is base:
+        return None
+    return decoder, head
+
+
+def _chunk_loss(head: Any, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
+
+
+def token_loss_sum(model: Any, batch: PackedBatch) -> torch.Tensor:
+    """Summed cross-entropy over the batch's target tokens (targets are pre-shifted).
+
+    Memory-lean: the output layer runs only on positions that have a target (prompts and
+    padding have none), CE_CHUNK of them at a time, each chunk recomputed in the backward
+    pass, so the rows × seq_len × vocab logits (11 GiB for Qwen3's 151k vocabulary at
+    8 × 1024) are never held at once. Equal to the plain loss (tests/test_packing.py)."""
+    parts = _split_head(model)
+    if parts is None:
+        logits = packed_logits(model, batch.input_ids, batch.position_ids)
+        return F.cross_entropy(
+            logits.view(-1, logits.size(-1)).float(),
+            batch.targets.view(-1),
+            ignore_index=IGNORE,
+            reduction="sum",
+        )
+    decoder, head = parts
+    out = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False)
+    hidden = out.last_hidden_state
+    targets = batch.targets.view(-1)
+    keep = targets != IGNORE
+    hidden = hidden.reshape(-1, hidden.size(-1))[keep]
+    targets = targets[keep]
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, targets.numel(), CE_CHUNK):
+        h, t = hidden[start : start + CE_CHUNK], targets[start : start + CE_CHUNK]
+        if torch.is_grad_enabled():
+            total = total + checkpoint(_chunk_loss, head, h, t, use_reentrant=False)
+        else:
+            total = total + _chunk_loss(head, h, t)
+    return total
+
+
+class Trainer:
+    def __init__(self, model: Any, cfg: TrainConfig, device: torch.device) -> None:
+        self.model = model
+        self.cfg = cfg
+        self.device = device
+        self.autocast_dtype = pick_precision(cfg, device)
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
+        for name, param in model.named_parameters():
+            if not param.requires_grad:
+                continue
+            # Norms and biases are not weight-decayed (the usual GPT recipe).
+            (no_decay if param.ndim < 2 or "norm" in name else decay).append(param)
+        self.optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": cfg.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=cfg.lr,
+            betas=(0.9, 0.95),
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: lr_factor(step, cfg))
+
+    def _autocast(self) -> Any:
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def step(self, micro_batches: list[PackedBatch]) -> StepResult:
+        """One optimizer step. Out of memory does not end the run: the micro-batches are
+        halved (the same rows, so the same effective batch and gradient) and the step is
+        tried again; the caller keeps the smaller size for the steps after."""
+        splits = 0
+        while True:
+            try:
+                result = self._step(micro_batches)
+                return replace(result, oom_splits=splits)
+            except torch.OutOfMemoryError:
+                pass  # free memory below, outside the handler: its traceback pins the activations
+            self.optimizer.zero_grad(set_to_none=True)
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if all(b.input_ids.size(0) == 1 for b in micro_batches):
+                raise MemoryError(
+                    "out of memory with one packed row per micro-batch: lower train.seq_len, "
+                    "or train with --mode lora / qlora, or turn gradient checkpointing on"
+                )
+            micro_batches = [half for b in micro_batches for half in b.split()]
+            splits += 1
+
+    def _step(self, micro_batches: list[PackedBatch]) -> StepResult:
+        self.model.train()
+        # Normalise by the step's target tokens, not per micro-batch, so accumulation
+        # gives the same gradient as one big batch whatever the split.
+        total_targets = sum(b.target_tokens for b in micro_batches)
+        if total_targets == 0:
+            raise ValueError("a step with no target tokens (nothing to learn from)")
+        loss_sum = 0.0
+        for batch in micro_batches:
+            batch = batch.to(self.device)
+            with self._autocast():
+                loss = token_loss_sum(self.model, batch)
+            (loss / total_targets).backward()
+            loss_sum += float(loss.detach())
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf))
+        lr = float(self.scheduler.get_last_lr()[0])
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        cells = sum(b.targets.numel() for b in micro_batches)
+        return StepResult(
+            loss=loss_sum / total_targets,
+            grad_norm=grad_norm,
+            lr=lr,
+            tokens=sum(b.real_tokens for b in micro_batches),
+            target_tokens=total_targets,
+            masked_fraction=1.0 - total_targets / cells,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])

@@ -1,0 +1,89 @@
+"""Loss only on assistant tokens: prompt and template tokens are masked, for the
+hatchling's ChatML template and for a Qwen3-style template that rewrites history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+from engine.train.chat import ChatRenderer
+
+# The shape of Qwen3's template: no generation markers, an empty think block before
+# the final assistant answer, and earlier assistant turns stripped of their thinking.
+QWEN3_STYLE = (
+    "{%- for message in messages %}"
+    "{%- if message['role'] == 'assistant' %}"
+    "{%- set content = message['content'] %}"
+    "{%- if '</think>' in content %}{%- set content = content.split('</think>')[-1].lstrip('\\n') %}{%- endif %}"
+    "{{- '<|im_start|>assistant\\n' }}"
+    "{%- if loop.last %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+    "{{- content + '<|im_end|>\\n' }}"
+    "{%- else %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+    "{%- endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(hatchling_dir: Path):  # type: ignore[no-untyped-def]
+    return AutoTokenizer.from_pretrained(hatchling_dir)
+
+
+def trained_text(renderer: ChatRenderer, messages: list[dict[str, str]]) -> str:
+    rendered = renderer.render(messages)
+    ids = [t for t, keep in zip(rendered.input_ids, rendered.trainable, strict=True) if keep]
+    return str(renderer.tokenizer.decode(ids))
+
+
+def test_prompt_tokens_are_masked(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    renderer = ChatRenderer(tokenizer)
+    messages = [
+        {"role": "system", "content": "You add numbers."},
+        {"role": "user", "content": "17+5="},
+        {"role": "assistant", "content": "22"},
+    ]
+    rendered = renderer.render(messages)
+    assert trained_text(renderer, messages) == "22<|im_end|>"
+    # Every token before the answer is masked: the prompt teaches nothing.
+    first = rendered.trainable.index(True)
+    assert not any(rendered.trainable[:first])
+    assert tokenizer.decode(rendered.input_ids[:first]).endswith("<|im_start|>assistant\n")
+
+
+def test_every_assistant_turn_is_trained(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    renderer = ChatRenderer(tokenizer)
+    messages = [
+        {"role": "user", "content": "1+1="},
+        {"role": "assistant", "content": "2"},
+        {"role": "user", "content": "2+2="},
+        {"role": "assistant", "content": "4"},
+    ]
+    assert trained_text(renderer, messages) == "2<|im_end|>4<|im_end|>"
+
+
+def test_qwen3_style_template(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
+    tokenizer.chat_template = QWEN3_STYLE
+    renderer = ChatRenderer(tokenizer, enable_thinking=False)
+    messages = [
+        {"role": "user", "content": "9+9="},
+        {"role": "assistant", "content": "<think>\nnine and nine\n</think>\n\n18"},
+        {"role": "user", "content": "3+4="},
+        {"role": "assistant", "content": "7"},
+    ]
+    text = trained_text(renderer, messages)
+    # The first answer's thinking was stripped by the template; what is trained is what
+    # the template rendered, and the template's own empty think block is not trained.
+    assert text == "18<|im_end|>7<|im_end|>"
+    assert "nine" not in renderer.text(messages)
+
+
+def test_conversation_without_answer_is_refused(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="assistant"):
+        ChatRenderer(tokenizer).render([{"role": "user", "content": "hi"}])

@@ -1,0 +1,110 @@
+"""Real processes: the engine as `python -m engine` and `realm train`, a real Unix
+socket, a real `kill -9`, and `realm status --json` read from another process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.protocol import messages as p
+from engine.protocol.client import EngineClient
+from engine.protocol.savedir import SaveDir
+from tests.conftest import ROOT, last_step, losses, make_hero, realm, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def live_loot(ledger: Path) -> set[str]:
+    """Loot the ledger says exists (pruned rows stay in the ledger, flagged deleted)."""
+    return {r["name"] for r in json.loads(ledger.read_text())["loot"].values() if not r["deleted"]}
+
+
+def test_kill_9_then_resume_loses_nothing(tmp_path: Path, hatchling_dir: Path) -> None:
+    save, _ = make_hero(tmp_path, hatchling_dir)
+    cmd = [sys.executable, "-m", "engine", "--save-dir", str(save.root), "--checkpoint-every", "10"]
+    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        ledger = save.ledger
+        wait_until(
+            lambda: ledger.exists() and len(json.loads(ledger.read_text())["loot"]) >= 2, what="two loot"
+        )
+        wait_until(lambda: last_step(save.metrics) % 10 >= 3, what="steps past the loot")
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        first.kill()
+    before = losses(save.metrics)
+    killed_at = max(before)
+    loot_before = live_loot(save.ledger)
+    assert SaveDir(save.root).engine_pid() is None  # the stale pid file is recognised as dead
+    assert save.pid.exists()
+    # Restart: resumes from the newest loot and re-trains the lost steps identically.
+    subprocess.run(
+        [*cmd, "--max-steps", str(killed_at + 5)], cwd=ROOT, check=True, timeout=300, capture_output=True
+    )
+    rows = [json.loads(line) for line in save.metrics.read_text().splitlines()]
+    resumed_from = [r["resumed_from"] for r in rows if "resumed_from" in r][-1]
+    assert resumed_from == max(int(n.split("-")[1]) for n in loot_before)
+    assert resumed_from < killed_at
+    after: dict[int, float] = {}
+    for row in rows[[i for i, r in enumerate(rows) if r.get("resumed_from") == resumed_from][-1] :]:
+        if "loss" in row:
+            after[row["step"]] = row["loss"]
+    replayed = range(resumed_from + 1, killed_at + 1)
+    assert [after[s] for s in replayed] == [before[s] for s in replayed]
+    loot_after = live_loot(save.ledger)
+    assert loot_before <= loot_after  # no checkpoint lost
+    missing = [n for n in loot_before if not (save.checkpoints / n / "model.safetensors").exists()]
+    assert not missing, (missing, sorted(p.name for p in save.checkpoints.iterdir()), save.ledger.read_text())
+    assert not save.pid.exists()
+
+
+def test_realm_train_status_socket_and_stop(tmp_path: Path, hatchling_dir: Path) -> None:
+    saves = tmp_path / "saves"
+    save, _ = make_hero(saves, hatchling_dir)
+    args = ["--saves", str(saves)]
+    train = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "train", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+
+        def status() -> dict[str, Any]:
+            return dict(json.loads(realm("status", "--json", *args).stdout))
+
+        wait_until(lambda: status()["step"] > 0, what="the first status with steps")
+        live = status()
+        assert live["state"] == "training" and live["pid"] == train.pid  # execv: same pid
+        assert {"state", "step", "loss", "level", "last_loot_step", "pid"} <= set(live)
+
+        # The real socket, through the one client: handshake, pause, resume.
+        client = EngineClient.connect(save)
+        assert client.hello().pid == train.pid
+        client.request(p.Pause(), (p.Paused,), 60)
+        wait_until(lambda: status()["state"] == "paused", what="paused status")
+        client.send(p.Resume())
+        client.close()
+        wait_until(lambda: status()["state"] == "training", what="training again")
+
+        stopped = realm("stop", *args, timeout=300)
+        assert stopped.returncode == 0, stopped.stderr
+        out, _ = train.communicate(timeout=60)
+    finally:
+        train.kill()
+    assert train.returncode == 0
+    assert "step" in out and "loss" in out  # progress lines were printed
+    final = status()
+    assert final["state"] == "stopped" and final["pid"] is None
+    assert final["last_loot_step"] == final["step"] > 0
+    human = realm("status", *args).stdout
+    assert "stopped" in human and f"last loot at step {final['step']:,}" in human

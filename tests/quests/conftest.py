@@ -1,0 +1,54 @@
+"""Quest test data: good rows, the bad-file catalogue, and how to write quest files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CHAT = {"messages": [{"role": "user", "content": "1+1="}, {"role": "assistant", "content": "2"}]}
+
+
+def write(tmp_path: Path, name: str, data: bytes | str) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def lines(*rows: object) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+BAD = {
+    "binary junk": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "line 1"),
+    "not utf-8": (lines(CHAT).encode() + "é\n".encode("latin-1"), "line 2: not UTF-8"),
+    "empty": (b"", "empty"),
+    "blank lines only": (b"\n\n  \n", "empty"),
+    "truncated JSON on line 3": (lines(CHAT, CHAT) + '{"messages": [{"role": "user"', "line 3: invalid JSON"),
+    "no assistant turn": (
+        lines(CHAT, {"messages": [{"role": "user", "content": "hi"}]}),
+        "line 2: no assistant turn",
+    ),
+    "unknown keys only": (lines({"foo": 1, "bar": 2}), "line 1: no known format (keys: bar, foo)"),
+    "not an object": (lines([1, 2]), "line 1: a row must be a JSON object"),
+    "bad role": (
+        lines({"messages": [{"role": "wizard", "content": "x"}]}),
+        "line 1: messages[0] needs a role",
+    ),
+    "empty answer": (lines({"prompt": "a", "completion": "  "}), "line 1: 'completion' is empty"),
+}
+
+
+ROWS = [
+    {
+        "messages": [
+            {"role": "user", "content": f"Greet guest {i}"},
+            {"role": "assistant", "content": f"Welcome, guest {i}!"},
+        ]
+    }
+    for i in range(24)
+]
+
+
+def quest_text(rows: list[dict[str, object]], **header: object) -> str:
+    head = json.dumps({"quest": header}) + "\n" if header else ""
+    return head + "".join(json.dumps(r) + "\n" for r in rows)

@@ -1,0 +1,72 @@
+"""Quest intake, deny by default: a catalogue of bad files, each refused with a reason
+that names the line; good shapes accepted (BOM, CRLF) and converted with a notice."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.quests.format import QuestRejected, read_quest
+from tests.conftest import SEED_DATA
+from tests.quests.conftest import BAD, CHAT, lines, write
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_files_are_refused_with_a_reason(tmp_path: Path, case: str) -> None:
+    data, reason = BAD[case]
+    with pytest.raises(QuestRejected) as refused:
+        read_quest(write(tmp_path, "quest.jsonl", data))
+    assert reason in str(refused.value)
+
+
+def test_a_50_mb_line_is_refused_without_parsing(tmp_path: Path) -> None:
+    huge = '{"text": "' + "x" * 50_000_000 + '"}\n'
+    with pytest.raises(QuestRejected, match=r"line 2: 50,000,012 bytes"):
+        read_quest(write(tmp_path, "big.jsonl", lines(CHAT) + huge))
+
+
+def test_a_directory_and_a_symlink_loop_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "folder.jsonl"
+    folder.mkdir()
+    with pytest.raises(QuestRejected, match="is a directory"):
+        read_quest(folder)
+    loop = tmp_path / "loop.jsonl"
+    os.symlink(loop, loop)
+    with pytest.raises(QuestRejected, match=r"cannot read loop\.jsonl"):
+        read_quest(loop)
+
+
+def test_bom_and_crlf_are_accepted(tmp_path: Path) -> None:
+    text = lines(CHAT, CHAT).replace("\n", "\r\n")
+    quest = read_quest(write(tmp_path, "q.jsonl", b"\xef\xbb\xbf" + text.encode()))
+    assert len(quest.rows) == 2 and quest.specs["chat_sft_v1"] == 2 and not quest.notices
+
+
+def test_common_formats_are_converted_with_a_notice(tmp_path: Path) -> None:
+    rows = [
+        {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]},
+        {"instruction": "Add", "input": "2 and 3", "output": "5"},
+        {"prompt": "The sky is", "completion": " blue."},
+        {"text": "Once upon a time."},
+        {"user_prompt": "Compute: add(①, ①)", "assistant_response": "add(①, ①) = ①⓪"},
+    ]
+    quest = read_quest(write(tmp_path, "mixed.jsonl", lines(*rows)))
+    assert quest.specs == {"chat_sft_v1": 3, "completion_v1": 2}
+    assert quest.rows[0]["messages"][1] == {"role": "assistant", "content": "hello"}
+    assert quest.rows[1]["messages"][0]["content"] == "Add\n\n2 and 3"
+    assert sorted(quest.notices) == [
+        "converted 1 Alpaca row(s) to chat_sft_v1",
+        "converted 1 BIN chat row(s) to chat_sft_v1",
+        "converted 1 ShareGPT row(s) to chat_sft_v1",
+        "converted 1 prompt/completion row(s) to completion_v1",
+    ]
+
+
+@pytest.mark.skipif(not SEED_DATA.is_dir(), reason="../shared/seed-data is not beside the project")
+def test_reference_files_are_valid_quests() -> None:
+    binary = read_quest(SEED_DATA / "binary" / "val_binary_easy_100.jsonl")
+    assert binary.specs == {"chat_sft_v1": 100}
+    syllo = read_quest(SEED_DATA / "sy" / "level_1.jsonl")
+    assert syllo.specs == {"syllo_v1": 20}

@@ -1,0 +1,191 @@
+"""The quest queue on disk and the content checks, without an engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.quests.checks import check_rows, degenerate, leaks
+from engine.quests.format import QuestRejected, read_quest
+from engine.quests.queue import QuestError, QuestQueue
+from skills.registry import get_skill
+
+
+def chat(prompt: str, answer: str) -> dict[str, object]:
+    return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]}
+
+
+def write_rows(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> QuestQueue:
+    q = QuestQueue(tmp_path / "hero")
+    q.create()
+    return q
+
+
+def test_priority_order_then_first_in_first_out(queue: QuestQueue, tmp_path: Path) -> None:
+    src = write_rows(tmp_path / "a.jsonl", [chat("hi", "hello")])
+    order = [("low1", "low"), ("norm1", "normal"), ("high1", "high"), ("norm2", "normal"), ("high2", "high")]
+    for name, priority in order:
+        queue.admit(_copy(src, tmp_path / f"{name}.jsonl"), move=False, priority=priority)
+    names = [q.name for q in queue.all()]
+    assert names == ["high1.jsonl", "high2.jsonl", "norm1.jsonl", "norm2.jsonl", "low1.jsonl"]
+    taken = []
+    while (nxt := queue.next_queued()) is not None:
+        taken.append(nxt.name)
+        queue.finish(queue.start(nxt))
+    assert taken == names
+    assert all(q.state == "done" for q in queue.all())
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    dst.write_bytes(src.read_bytes())
+    return dst
+
+
+def test_add_copies_atomically_and_keeps_the_users_file(queue: QuestQueue, tmp_path: Path) -> None:
+    src = write_rows(tmp_path / "mine.jsonl", [chat("a", "b")] * 3)
+    info, _ = queue.admit(src, move=False, epochs=2, checks="deep")
+    assert src.exists() and (queue.queue("normal") / "mine.jsonl").read_bytes() == src.read_bytes()
+    assert (info.rows, info.epochs, info.checks, info.state) == (3, 2, "deep", "queued")
+    again, _ = queue.admit(src, move=False)
+    assert again.name == "mine-2.jsonl"  # never overwrites a quest with the same name
+    assert not list(queue.queue("normal").glob(".tmp-*"))
+
+
+def test_header_row_sets_epochs_checks_priority(queue: QuestQueue, tmp_path: Path) -> None:
+    src = tmp_path / "h.jsonl"
+    src.write_text(
+        json.dumps({"quest": {"epochs": 3, "priority": "high", "checks": "deep"}})
+        + "\n"
+        + json.dumps(chat("a", "b"))
+        + "\n"
+    )
+    info, quest = queue.admit(src, move=True)
+    assert (info.epochs, info.priority, info.checks, info.rows) == (3, "high", "deep", 1)
+    assert quest.lines == [2] and not src.exists()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"quest": {"epochs": 0}}) + "\n" + json.dumps(chat("a", "b")) + "\n")
+    with pytest.raises(QuestRejected, match=r"line 1 .*epochs must be 1\.\.100"):
+        queue.admit(bad, move=True)
+
+
+def test_a_refused_inbox_file_goes_to_failed_with_its_reason(queue: QuestQueue) -> None:
+    bad = queue.inbox / "broken.jsonl"
+    bad.write_text(json.dumps(chat("a", "b")) + "\n" + '{"messages": [\n')
+    with pytest.raises(QuestRejected, match="line 2"):
+        queue.admit(bad, move=True)
+    assert not bad.exists()
+    assert (queue.failed / "broken.jsonl").exists()  # kept, never deleted
+    assert "line 2: invalid JSON" in (queue.failed / "broken.jsonl.reason.txt").read_text()
+    [info] = queue.all()
+    assert info.state == "failed" and "line 2" in info.reason
+
+
+def test_cancel_retry_priority(queue: QuestQueue, tmp_path: Path) -> None:
+    queue.admit(write_rows(tmp_path / "q.jsonl", [chat("a", "b")]), move=False)
+    moved = queue.set_priority("q", "high")
+    assert moved.priority == "high" and (queue.queue("high") / "q.jsonl").exists()
+    cancelled = queue.cancel_queued("q.jsonl")
+    assert cancelled.state == "failed" and "cancelled" in cancelled.reason
+    assert (queue.failed / "q.jsonl").exists()
+    with pytest.raises(QuestError, match="only queued"):
+        queue.cancel_queued("q")
+    retried, _ = queue.retry("q")
+    assert retried.state == "queued" and retried.priority == "high" and not retried.reason
+    assert not (queue.failed / "q.jsonl.reason.txt").exists()
+    with pytest.raises(QuestError, match="no quest named"):
+        queue.retry("nope")
+
+
+def test_retry_reads_the_fixed_file_and_refuses_a_still_broken_one(queue: QuestQueue) -> None:
+    bad = queue.inbox / "fixme.jsonl"
+    bad.write_text('{"prompt": "x"}\n')
+    with pytest.raises(QuestRejected):
+        queue.admit(bad, move=True)
+    with pytest.raises(QuestRejected, match="line 1"):
+        queue.retry("fixme")
+    assert queue.get("fixme").state == "failed"
+    write_rows(queue.failed / "fixme.jsonl", [{"prompt": "x", "completion": "y"}])
+    info, _ = queue.retry("fixme")
+    assert info.state == "queued" and info.rows == 1
+
+
+def test_recover_returns_processing_to_its_queue_and_adopts_hand_placed_files(
+    queue: QuestQueue, tmp_path: Path
+) -> None:
+    info, _ = queue.admit(write_rows(tmp_path / "p.jsonl", [chat("a", "b")]), move=False, priority="low")
+    queue.start(info)
+    write_rows(queue.queue("high") / "by-hand.jsonl", [chat("c", "d")])
+    moved = queue.recover()
+    assert [m.name for m in moved] == ["p.jsonl"]
+    states = {q.name: (q.state, q.priority) for q in queue.all()}
+    assert states == {"p.jsonl": ("queued", "low"), "by-hand.jsonl": ("queued", "high")}
+
+
+# ---------------------------------------------------------------------- content checks
+
+
+def rows_and_lines(rows: list[dict[str, object]]) -> tuple[list[dict[str, object]], list[int]]:
+    return rows, list(range(1, len(rows) + 1))
+
+
+def test_standard_checks_drop_duplicates_long_and_degenerate_rows_by_line() -> None:
+    rows, lines = rows_and_lines(
+        [
+            chat("q1", "a1"),
+            chat("q1", "a1"),  # duplicate of line 1
+            chat("q2", " ".join(f"word{i}" for i in range(120))),  # too long for max_tokens below
+            chat("q3", "la " * 60),  # degenerate repetition
+            chat("q4", "a4"),
+        ]
+    )
+    report = check_rows(rows, lines, lambda r: len(json.dumps(r)) // 4, max_tokens=64)
+    assert report.kept == [0, 4]
+    notes = " | ".join(report.notices())
+    assert "duplicate" in notes and "line 2" in notes
+    assert "longer than the hero's max length of 64" in notes and "line 3" in notes
+    assert "degenerate" in notes and "line 4" in notes
+
+
+def test_eval_contamination_is_dropped_and_leakage_found_when_deep() -> None:
+    bin_skill = get_skill("bin")
+    planted = bin_skill.eval_set(1)[0]
+    rows, lines = rows_and_lines(
+        [
+            chat("What is 2+2?", "4"),
+            chat(planted.prompt, "anything"),  # an eval problem: must never train
+            chat("The secret word is swordfish. What is the secret word?", "swordfish"),  # leaks
+            chat("Name a colour.", "blue"),
+        ]
+    )
+    prompts = {p.prompt for p in bin_skill.eval_set(1)}
+    standard = check_rows(rows, lines, lambda r: 10, 256, prompts)
+    assert standard.kept == [0, 2, 3]
+    assert any("contamination" in n and "line 2" in n for n in standard.notices())
+    deep = check_rows(rows, lines, lambda r: 10, 256, prompts, deep=True)
+    assert deep.kept == [0, 3]
+    assert any("leakage" in n and "line 3" in n for n in deep.notices())
+
+
+def test_leak_and_repetition_rules() -> None:
+    assert leaks(chat("the answer is 42, say it", "42"))
+    assert not leaks(chat("what is 6 times 7", "42"))
+    assert not leaks(chat("x 142 y", "42"))  # a short answer must match as a whole word
+    assert degenerate("ha" * 40)
+    assert degenerate("I am fine. " * 12)
+    assert not degenerate("The quick brown fox jumps over the lazy dog, then naps in the sun.")
+    assert not degenerate("ok")
+
+
+def test_a_quest_with_nothing_left_fails_naming_the_line(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "dup.jsonl", [chat("q", "loop " * 50)])
+    quest = read_quest(path)
+    with pytest.raises(QuestRejected, match="no row can train; line 1: degenerate"):
+        check_rows(quest.rows, quest.lines, lambda r: 10, 256)

@@ -1,0 +1,283 @@
+"""The game against a fake engine on the other end of a Pipe (App.run_test + Pilot)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.protocol import messages as p
+from tests.tui.conftest import FakeEngine, settle, snapshot, start
+from tui.app import RealmApp
+from tui.screens.engine_down import EngineDownScreen
+from tui.screens.help import HelpScreen
+from tui.screens.quit import QuitScreen
+from tui.widgets.battle import BattlePanel
+from tui.widgets.hero_card import HeroCard
+from tui.widgets.loot_feed import LootFeed
+from tui.widgets.status_bar import StatusBar
+
+
+def status_word(app: RealmApp) -> str:
+    return app.tavern.query_one(StatusBar).word
+
+
+@pytest.mark.asyncio
+async def test_paused_shows_only_after_the_engine_says_so() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        assert status_word(app) == "TRAINING"
+        await pilot.press("space")
+        await engine.expect(p.Pause)
+        await settle(pilot)
+        assert status_word(app) == "PAUSING…"  # asked, not yet confirmed
+        engine.send(p.Paused(step=1500))
+        await settle(pilot)
+        assert status_word(app) == "PAUSED"
+        await pilot.press("space")
+        await engine.expect(p.Resume)
+        engine.send(p.Resumed(step=1500))
+        await settle(pilot)
+        assert status_word(app) == "TRAINING"
+
+
+@pytest.mark.asyncio
+async def test_events_update_the_hero_card_and_feeds() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        card = app.tavern.query_one(HeroCard)
+        assert card.stats.step == 1500
+        stats = p.HeroStats(step=2000, level=2, atk=1.1, train_loss=0.9, acc=0.75)
+        engine.send(
+            p.StepCompleted(
+                step=2000,
+                steps=3,
+                loss=0.91,
+                smoothed_loss=0.9,
+                lr=1e-3,
+                grad_norm=1.0,
+                tokens_per_s=3000,
+                stats=stats,
+            )
+        )
+        engine.send(p.LevelledUp(level=2, step=2000))
+        loot = p.LootInfo(
+            step=2000,
+            name="step-002000",
+            time=0,
+            reason="manual",
+            train_loss=0.9,
+            val_loss=None,
+            lr=1e-3,
+            source="ARI L2",
+        )
+        engine.send(p.CheckpointSaved(loot=loot))
+        await settle(pilot)
+        assert card.stats == stats
+        assert "Level 2" in str(card.render())
+        assert app.tavern.query_one(BattlePanel).damage == pytest.approx(0.91)
+        assert app.tavern.query_one(LootFeed).loot == (loot,)
+        assert app.state.last_loot_step == 2000
+
+
+@pytest.mark.asyncio
+async def test_save_and_eval_keys_send_their_commands() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        await pilot.press("s")
+        await engine.expect(p.SaveNow)
+        await pilot.press("e")
+        await engine.expect(p.RunEval)
+
+
+@pytest.mark.asyncio
+async def test_quit_to_background_says_goodbye() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        await pilot.press("q")
+        await settle(pilot)
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("b")
+        await engine.expect(p.Goodbye)
+        await settle(pilot)
+    assert app.return_value == "background"
+
+
+@pytest.mark.asyncio
+async def test_quit_with_stop_waits_for_stopped() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        await pilot.press("q")
+        await settle(pilot)
+        await pilot.press("s")
+        await engine.expect(p.Stop)
+        await settle(pilot)
+        assert app.is_running  # still saving
+        engine.send(p.Stopped(step=1500, last_loot_step=1500))
+        await settle(pilot)
+    assert app.return_value == "stopped"
+
+
+@pytest.mark.asyncio
+async def test_engine_death_is_a_game_state_with_restart() -> None:
+    engine = FakeEngine()
+    restarts: list[bool] = []
+    app = RealmApp(engine.connector, restart_engine=lambda: restarts.append(True))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        engine.send(p.EngineFailed("RuntimeError: out of dragons", "Traceback ..."))
+        engine.conn.close()
+        await settle(pilot, 10)
+        assert isinstance(app.screen, EngineDownScreen)
+        assert status_word(app) == "ENGINE DOWN"
+        assert app.screen.error == "RuntimeError: out of dragons"
+        # Restart: a new pipe stands in for the new engine process.
+        fresh = FakeEngine()
+        engine.ui_end = fresh.ui_end
+        engine.conn = fresh.conn
+        await pilot.press("r")
+        await start(pilot, engine)
+        assert restarts == [True]
+        assert status_word(app) == "TRAINING"
+
+
+@pytest.mark.asyncio
+async def test_help_lists_every_binding_and_palette_has_every_action() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        described = {d for _, d in app.screen.keys}
+        assert {b.description for b in RealmApp.BINDINGS} <= described  # type: ignore[union-attr]
+        titles = " ".join(c.title for c in app.get_system_commands(app.screen)).lower()
+        for word in (
+            "pause",
+            "save loot",
+            "evaluate",
+            "guild",
+            "quest board",
+            "add a quest",
+            "keys",
+            "leave",
+            "restart",
+        ):
+            assert word in titles
+
+
+@pytest.mark.asyncio
+async def test_away_summary_and_80x24_screen() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    away = p.AwaySummary(seconds=600, steps_gained=1200, levels_gained=1, loot_steps=(1000,), restarted=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(away=away))
+        screen = app.export_screenshot()
+        for text in ("Level", "1,500", "TRAINING", "3,210"):
+            assert text in screen.replace("&#160;", " "), text
+        assert "+1,200 steps" in app.tavern.query_one(BattlePanel).banner
+
+
+def shown(panel: Any, selector: str) -> str:
+    """The text a Static in the panel displays."""
+    return str(panel.query_one(selector).content)
+
+
+def skill_info(level: int = 2, evals: tuple[float, ...] = (0.9, 0.5), correct: bool = False) -> p.SkillInfo:
+    return p.SkillInfo(
+        id="bin",
+        name="Binary",
+        icon="🧮",
+        colour="#F59E0B",
+        level=level,
+        max_level=30,
+        threshold=0.8,
+        gate_window=3,
+        evals=evals,
+        mastered=tuple(range(1, level)),
+        sample_prompt="Compute: add(①, ①)",
+        sample_answer="add(①, ①) = ①⓪",
+        sample_correct=correct,
+    )
+
+
+@pytest.mark.asyncio
+async def test_guild_shows_trees_gates_and_samples() -> None:
+    from tui.screens.guild import GuildScreen
+    from tui.widgets.skill_panel import SkillPanel
+
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(skills=(skill_info(),)))
+        await pilot.press("g")
+        await settle(pilot)
+        assert isinstance(app.screen, GuildScreen)
+        panel = app.screen.query_one(SkillPanel)
+        assert "1 of 3 evals ≥ 80%" in shown(panel, "#gate")
+        assert panel.border_title is not None and "level 2 / 30" in panel.border_title
+        assert "✘ rejected" in shown(panel, "#sample")
+        assert "✔1 ▶2 ·3" in shown(panel, "#tree")
+        # An eval updates the open Guild; a skill level-up is a moment on screen.
+        engine.send(
+            p.EvalCompleted(
+                step=300,
+                val_loss=1.0,
+                accuracy=0.9,
+                problems=50,
+                skill=skill_info(level=3, evals=(), correct=True),
+            )
+        )
+        engine.send(p.SkillLevelledUp(skill="bin", name="Binary", level=3, step=300))
+        await settle(pilot)
+        assert panel.info is not None and panel.info.level == 3
+        assert "✔ accepted" in shown(panel, "#sample") and "level 3 / 30" in str(panel.border_title)
+        assert "0 of 3 evals" in shown(panel, "#gate")
+        assert "SKILL UP" in app.tavern.query_one(BattlePanel).banner
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is app.tavern
+
+
+@pytest.mark.asyncio
+async def test_guild_opened_before_the_snapshot_fills_in() -> None:
+    from tui.screens.guild import GuildScreen
+    from tui.widgets.skill_panel import SkillPanel
+
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await engine.expect(p.Hello)
+        await pilot.press("g")
+        await settle(pilot)
+        assert isinstance(app.screen, GuildScreen) and not app.screen.query(SkillPanel)
+        engine.send(snapshot(skills=(skill_info(),)))
+        await settle(pilot, 8)
+        assert [panel.id for panel in app.screen.query(SkillPanel)] == ["skill-bin"]
+
+
+@pytest.mark.asyncio
+async def test_gear_panel_shows_no_gpu_or_the_gpu() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        card = app.tavern.query_one(HeroCard)
+        assert card.gear == "⚙ no GPU"
+        gpu = p.GpuStats(available=True, name="NVIDIA H100 80GB HBM3", utilization=87, memory_used=41 * 2**30,
+                         memory_total=80 * 2**30, temperature=None, power_watts=310.0)  # fmt: skip
+        engine.send(p.GpuTelemetry(gpu))
+        await pilot.pause(1.2)  # telemetry redraws with the next frame
+        assert card.gear == "⚙ H100 87% · mana 41.0/80.0 GiB · 310 W"  # no temperature: left out

@@ -1,0 +1,46 @@
+"""`realm`: the command line. One module per command group; each adds its parsers and
+sets ``run``, the function that carries the command out.
+
+Nothing here imports torch: `realm play` draws its first frame while the engine process
+is still loading it, and every command that needs torch runs engine-side.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tui.cli import bench, export, play, quest, skills, status
+from tui.cli.common import DEFAULT_HERO, SAVES_ENV, default_saves_root
+
+EPILOG = f"""
+Save slots live in SAVES/HERO (default {default_saves_root()}/{DEFAULT_HERO}).
+Set {SAVES_ENV} to move the save root. Docs: README.md.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="realm",
+        description="Realm of Training: an idle RPG whose hero, DIO, is a language model "
+        "that really trains. Losses are battles, checkpoints are loot.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group in (play, status, skills, quest, export, bench):
+        group.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

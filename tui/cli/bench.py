@@ -1,0 +1,63 @@
+"""`realm bench`: every measurement runs in an engine-side process (torch is never
+imported by the game's process)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from typing import Any
+
+
+def add_parsers(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench",
+        help="measure: training speed vs a plain HF loop (+MFU), the game's cost, evals, quests, memory",
+        description="Default: our training step vs a straightforward padded Hugging Face loop on "
+        "the same model, data, batch and length, in one engine process: tokens/s of each, the "
+        "ratio, peak memory and MFU against a matmul peak measured at start (a hatchling on a "
+        "CPU; Qwen3-0.6B on a GPU). --game: what the game costs training (tokens/s headless vs "
+        "watched, pause latency, first frame, memory); a few minutes on a 2-core CPU.",
+    )
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--steps", type=int, help="timed steps (default 20; --game: 150 per run)")
+    bench.add_argument("--rows", type=int, help="rows per step (default 8)")
+    bench.add_argument("--seq-len", type=int, help="tokens per row (default 256)")
+    bench.add_argument("--model", help="a local HF model folder to benchmark")
+    bench.add_argument("--mode", choices=("full", "lora"), help="what trains (default full)")
+    kind = bench.add_mutually_exclusive_group()
+    kind.add_argument("--game", action="store_true", help="instead: the game's cost to training")
+    kind.add_argument(
+        "--evals", action="store_true", help="instead: eval problems/s, batched generation vs one at a time"
+    )
+    kind.add_argument(
+        "--quests",
+        action="store_true",
+        help="instead: quest validation rows/s (100k rows), inbox-to-board latency",
+    )
+    kind.add_argument(
+        "--estimate",
+        action="store_true",
+        help="instead: the memory estimate for full, lora and qlora (no training)",
+    )
+    bench.add_argument("--repeats", type=int, default=2, help="--game: runs of each kind (default 2)")
+    bench.set_defaults(run=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.game:
+        cmd = [sys.executable, "-m", "engine.bench.game", "--repeats", str(args.repeats)]
+        cmd += ["--steps", str(args.steps)] if args.steps else []
+        cmd += ["--json"] if args.json else []
+        return subprocess.call(cmd)
+    if args.evals or args.quests:
+        module = "engine.bench.evals" if args.evals else "engine.bench.quests"
+        return subprocess.call([sys.executable, "-m", module])
+    cmd = [sys.executable, "-m", "engine.bench.speed"]
+    for flag in ("steps", "rows", "seq_len", "model", "mode"):
+        value = getattr(args, flag)
+        if value is not None:
+            cmd += [f"--{flag.replace('_', '-')}", str(value)]
+    cmd += ["--json"] if args.json else []
+    cmd += ["--estimate"] if args.estimate else []
+    return subprocess.call(cmd)

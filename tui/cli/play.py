@@ -1,0 +1,145 @@
+"""`realm play` (the game, starting or reattaching to the engine) and `realm train`
+(the same engine in the foreground, no screen)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.protocol.config import MODES, add_override_flags, override_args
+from engine.protocol.savedir import SaveDir
+from tui.cli.common import add_hero_args, save_from
+from tui.link import EngineControl, engine_command
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        help="a local Hugging Face causal-LM folder to train (e.g. a copy of Qwen3-0.6B); "
+        "default: the hatchling, a tiny model created on first run. Fixed per hero.",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        help="full: train every weight (default); lora: LoRA adapters on a frozen base; "
+        "qlora: LoRA on a 4-bit NF4 base (CUDA GPU only). Fixed per hero.",
+    )
+
+
+def add_parsers(sub: Any) -> None:
+    play = sub.add_parser(
+        "play",
+        help="open the game (starts DIO training, or reattaches to a running DIO)",
+        description="Open the game in this terminal. If DIO's engine is not running it is "
+        "started in the background (it survives the terminal closing); if it is, the game "
+        "reattaches and shows what happened while you were away. Keys: space pause/resume, "
+        "s save loot, ? all keys, q quit.",
+    )
+    add_hero_args(play)
+    add_model_args(play)
+    play.set_defaults(run=cmd_play)
+
+    train = sub.add_parser(
+        "train",
+        help="train headless in the foreground, printing progress (Ctrl+C saves and stops)",
+        description="Run the engine in this terminal with no game screen: for nohup, "
+        "systemd or a CI box. Prints a progress line every few seconds. Ctrl+C (or SIGTERM) "
+        "saves loot and stops; a second Ctrl+C stops at once without saving. "
+        "`realm play` can attach to it from another terminal.",
+    )
+    add_hero_args(train)
+    add_model_args(train)
+    add_override_flags(train)
+    train.set_defaults(run=cmd_train)
+
+
+def check_model(save: SaveDir, model: str | None) -> str | None:
+    """Fail early, before any screen, on a --model that cannot work."""
+    if not model:
+        return None
+    folder = Path(model).expanduser().resolve()
+    if not folder.is_dir():
+        raise SystemExit(f"realm: --model {model}: no such folder (a local Hugging Face model folder)")
+    if not (folder / "config.json").exists():
+        raise SystemExit(f"realm: --model {model}: no config.json in it; is it a save_pretrained folder?")
+    existing = save.read_config().get("model")
+    if existing is not None and existing != str(folder):
+        raise SystemExit(
+            f"realm: hero {save.name!r} already trains {existing or 'the hatchling'}; "
+            f"choose another slot with --hero NAME to train {model}"
+        )
+    return str(folder)
+
+
+def check_mode(save: SaveDir, mode: str | None) -> list[str]:
+    """Engine flags for --mode, refused early when it cannot work here."""
+    if not mode:
+        return []
+    config = save.read_config()
+    existing = config.get("mode")
+    if config and (existing or "full") != mode:
+        raise SystemExit(
+            f"realm: hero {save.name!r} trains in mode {existing or 'full'}; "
+            f"choose another slot with --hero NAME for {mode}"
+        )
+    if mode == "qlora" and not any(Path("/dev").glob("nvidia[0-9]*")):
+        raise SystemExit(
+            "realm: --mode qlora needs a CUDA GPU (bitsandbytes 4-bit kernels) and this machine "
+            "has none. Use --mode lora (the same adapters, full-precision base) or --mode full."
+        )
+    return ["--mode", mode]
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from tui.app import RealmApp
+
+    save = save_from(args)
+    control = EngineControl(save, check_model(save, args.model), check_mode(save, args.mode))
+    control.start()
+    app = RealmApp(
+        connector=control.connect,
+        engine_alive=control.alive,
+        restart_engine=control.restart,
+        log_tail=control.log_tail,
+    )
+    result = app.run()
+    pid = save.engine_pid()
+    if result in ("background", "down") and pid:  # "down" too: left while it was waking up
+        print(f"DIO keeps training in the background (pid {pid}).")
+        print(
+            "  realm play    to watch again\n  realm status  for a one-line report\n  realm stop    to save and stop"
+        )
+    elif result == "stopped":
+        status = save.read_status()
+        print(
+            f"DIO rests at step {status.get('step', 0):,}; last loot at step {status.get('last_loot_step')}."
+        )
+    elif result == "down":
+        print(f"The engine is not running. Its log: {save.log}")
+        tail = save.log_tail(5)
+        if tail:
+            print(tail)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    save = save_from(args)
+    model = check_model(save, args.model)
+    mode = check_mode(save, args.mode)
+    pid = save.engine_pid()
+    if pid is not None:
+        print(
+            f"realm: DIO is already training in the background (pid {pid}). "
+            "Use `realm play` to watch or `realm stop` to stop it.",
+            file=sys.stderr,
+        )
+        return 3
+    save.root.mkdir(parents=True, exist_ok=True)
+    save.clean_stale()
+    cmd = engine_command(save, model, ["--foreground", *mode, *override_args(args)])
+    print(f"Training {save.name} in the foreground; Ctrl+C saves and stops.", flush=True)
+    os.execv(cmd[0], cmd)  # become the engine: signals reach it directly
+    return 0  # not reached

@@ -1,0 +1,54 @@
+"""The Textual messages of the game: one wraps every protocol event (and the link's own
+happenings), others carry a screen's request up to the app, which owns the link."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.message import Message
+
+from engine.protocol import messages as p
+
+
+@dataclass(frozen=True)
+class LinkLost:
+    """The connection ended (engine exited or crashed)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class LinkWaiting:
+    """Still trying to reach the engine (it is loading torch and the hero)."""
+
+    seconds: float
+
+
+# Events that only move numbers: a newer one makes an older one still in the queue
+# redundant, so a flood of them coalesces instead of piling up (as toolong does).
+COALESCING = (p.StepCompleted, p.GpuTelemetry, LinkWaiting)
+
+
+class EngineMessage(Message):
+    """Wraps one protocol event (or LinkLost / LinkWaiting)."""
+
+    def __init__(self, event: Any) -> None:
+        super().__init__()
+        self.event = event
+
+    def can_replace(self, message: Message) -> bool:
+        return (
+            isinstance(message, EngineMessage)
+            and isinstance(self.event, COALESCING)
+            and type(message.event) is type(self.event)
+        )
+
+
+class SendCommand(Message):
+    """A screen asks the app to send a command to the engine (the app owns the link)."""
+
+    def __init__(self, command: p.Command, failure: str = "The engine is down.") -> None:
+        super().__init__()
+        self.command = command
+        self.failure = failure  # said when there is no engine to send it to
