@@ -130,3 +130,17 @@ def wait_until(predicate: Any, timeout: float = 120.0, what: str = "") -> None:
 def last_step(metrics: Path) -> int:
     steps = losses(metrics) if metrics.exists() else {}
     return max(steps, default=0)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` run only where CUDA is there."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in gpu_tests:
+        item.add_marker(skip)

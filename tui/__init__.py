@@ -1,2 +1,2 @@
 """The Textual game. Never imports torch, transformers, peft or bitsandbytes: the first
-frame must not wait for them (tests/test_boundaries.py checks it)."""
+frame must not wait for them (tests/process/test_boundaries.py checks it)."""

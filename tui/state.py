@@ -33,11 +33,9 @@ class GameState:
     val_losses: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=CHART_POINTS))
     loot: list[p.LootInfo] = field(default_factory=list)
     log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
-    away: p.AwaySummary | None = None
     error: str | None = None
     error_detail: str = ""
     waited: float = 0.0
-    last_eval: p.EvalCompleted | None = None
     skills: tuple[p.SkillInfo, ...] = ()
     quests: tuple[p.QuestInfo, ...] = ()
     gpu: p.GpuStats = field(default_factory=p.GpuStats)
@@ -119,7 +117,6 @@ class GameState:
         self.loot = list(event.loot)
         self.log.extend(event.log)
         self.skills = event.skills
-        self.away = event.away
         self.quests = event.quests
         self.gpu = event.gpu
         self.memory_plan = event.memory_plan
@@ -146,7 +143,6 @@ class GameState:
             case p.EvalCompleted():
                 if not self.val_losses or self.val_losses[-1][0] != event.step:
                     self.val_losses.append((event.step, event.val_loss))
-                self.last_eval = event
                 if event.skill is not None:
                     self._put_skill(event.skill)
             case p.LogLine():

@@ -68,7 +68,7 @@ def check_mode(mode: str, device: torch.device) -> None:
 def pick_attention(device: torch.device, dtype: torch.dtype) -> str:
     """flash-attention 2 (varlen over the packed position resets) when it is installed
     and the weights are 16-bit on a GPU; otherwise SDPA, where transformers derives the
-    block-diagonal mask from the resets (tests/test_packing.py proves that path)."""
+    block-diagonal mask from the resets (tests/engine/test_packing.py proves that path)."""
     if device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16):
         return "sdpa"
     from transformers.utils import is_flash_attn_2_available

@@ -11,7 +11,7 @@
                  al. 2022, with a fused attention kernel so no s² term), × 2 in fp32; with
                  gradient checkpointing only each layer's input is kept, plus one layer
     logits       the loss runs the output layer on target positions only, CE_CHUNK of them at
-                 a time (engine/trainer.py): one chunk's 16-bit logits, fp32 copy and
+                 a time (engine/train/trainer.py): one chunk's 16-bit logits, fp32 copy and
                  gradient, instead of rows · seq_len · vocab of them
     overhead     CUDA context and allocator slack, a flat 0.75 GiB on a GPU
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from engine.protocol.messages.config import HeroConfig
 
 GIB = 1024**3
-CE_CHUNK = 1024  # engine/trainer.py's chunk (kept here so this module needs no torch)
+CE_CHUNK = 1024  # engine/train/trainer.py's chunk (kept here so this module needs no torch)
 NF4_BYTES_PER_PARAM = 0.516  # 4 bits + double-quantised absmax constants
 CUDA_OVERHEAD = 0.75 * GIB
 AUTO_CHECKPOINTING_SHARE = 0.85  # of the GPU's memory: above it, "auto" checkpoints

@@ -1,5 +1,5 @@
 """Content checks a quest passes before it trains (the intake's schema check is in
-engine/quest_format.py). Rows that cannot train well are dropped and reported by line;
+engine/quests/format.py). Rows that cannot train well are dropped and reported by line;
 a quest with nothing left fails, naming the first problem.
 
 standard (always)   empty answers, longer than the hero's max length, exact duplicates,

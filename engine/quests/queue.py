@@ -1,6 +1,6 @@
 """The quest queue on disk: one folder per state, a file moves between them by rename.
 
-    inbox/                      the user's drop zone (watched; see engine/inbox.py)
+    inbox/                      the user's drop zone (watched; see engine/quests/inbox.py)
     queue/{high,normal,low}/    waiting, first in first out within a priority
     processing/                 the quest DIO trains on (at most one)
     done/                       finished, with its stats

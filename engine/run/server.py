@@ -54,7 +54,6 @@ class ClientSession:
         self.alive = True
         self.greeted = False
         self.watcher = True  # set from Hello: `realm quest` connects without watching
-        self.said_goodbye = False
         threading.Thread(target=self._read, name=f"{name}-reader", daemon=True).start()
         self._sender = threading.Thread(target=self._write, name=f"{name}-sender", daemon=True)
         self._sender.start()

@@ -321,12 +321,11 @@ class Worker:
 
     def _client_leaving(self, client: ClientSession, command: ClientLeft | p.Goodbye) -> None:
         """The last watching UI left: "away" starts (one saying Goodbye still counts itself)."""
-        if isinstance(command, p.Goodbye):
-            client.said_goodbye = True
         if client.watcher and self.server.watchers() <= (0 if isinstance(command, ClientLeft) else 1):
             self._mark_last_watched()
 
     def _greet(self, client: ClientSession, hello: p.Hello) -> None:
+        client.name = f"{hello.client} ({client.name})"  # names it in the log
         if hello.protocol_version != p.PROTOCOL_VERSION:
             client.send(
                 p.HandshakeError(

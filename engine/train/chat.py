@@ -108,7 +108,7 @@ class ChatRenderer:
         return Rendered(tuple(head + tail), (False,) * len(head) + (True,) * len(tail))
 
     def render_row(self, row: dict[str, Any]) -> Rendered:
-        """Any validated quest row (engine/quest_format.py normalises them to these)."""
+        """Any validated quest row (engine/quests/format.py normalises them to these)."""
         if "messages" in row:
             return self.render(row["messages"])
         if "text" in row:

@@ -2,7 +2,7 @@
 
 Each example's ``position_ids`` restart at 0. With no attention mask, transformers
 derives a block-diagonal causal mask from those resets (``find_packed_sequence_indices``),
-so packing costs nothing in correctness; ``tests/test_packing.py`` proves it on the
+so packing costs nothing in correctness; ``tests/engine/test_packing.py`` proves it on the
 installed stack rather than assuming it. Targets are shifted here: ``targets[t]`` is
 the token at ``t+1`` when that token is an assistant token, else ``IGNORE``.
 """

@@ -50,7 +50,7 @@ def pick_precision(cfg: TrainConfig, device: torch.device) -> torch.dtype | None
 def packed_logits(model: Any, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
     """Forward a packed batch. ``use_cache=False`` matters: with a KV cache present,
     transformers skips deriving the block-diagonal mask from the position resets, and
-    packed examples would attend to each other (tests/test_packing.py catches it)."""
+    packed examples would attend to each other (tests/engine/test_packing.py catches it)."""
     return model(input_ids=input_ids, position_ids=position_ids, use_cache=False).logits
 
 
@@ -79,7 +79,7 @@ def token_loss_sum(model: Any, batch: PackedBatch) -> torch.Tensor:
     Memory-lean: the output layer runs only on positions that have a target (prompts and
     padding have none), CE_CHUNK of them at a time, each chunk recomputed in the backward
     pass, so the rows × seq_len × vocab logits (11 GiB for Qwen3's 151k vocabulary at
-    8 × 1024) are never held at once. Equal to the plain loss (tests/test_packing.py)."""
+    8 × 1024) are never held at once. Equal to the plain loss (tests/engine/test_packing.py)."""
     parts = _split_head(model)
     if parts is None:
         logits = packed_logits(model, batch.input_ids, batch.position_ids)

@@ -1,7 +1,8 @@
 """The loss chart: smoothed train loss and validation loss over steps (plotext).
 
 Redrawing a plot costs far more than folding an event, so new points only mark the
-chart dirty and a 1 Hz timer redraws: the game stays cheap however fast DIO trains.
+chart dirty and a timer redraws it every REDRAW_SECONDS: the game stays cheap however
+fast DIO trains.
 """
 
 from __future__ import annotations
