@@ -4,7 +4,7 @@ happenings), others carry a screen's request up to the app, which owns the link.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeAlias
 
 from textual.message import Message
 
@@ -25,6 +25,8 @@ class LinkWaiting:
     seconds: float
 
 
+LinkEvent: TypeAlias = p.Event | LinkLost | LinkWaiting  # everything the link thread posts
+
 # Events that only move numbers: a newer one makes an older one still in the queue
 # redundant, so a flood of them coalesces instead of piling up (as toolong does).
 COALESCING = (p.StepCompleted, p.GpuTelemetry, LinkWaiting)
@@ -33,7 +35,7 @@ COALESCING = (p.StepCompleted, p.GpuTelemetry, LinkWaiting)
 class EngineMessage(Message):
     """Wraps one protocol event (or LinkLost / LinkWaiting)."""
 
-    def __init__(self, event: Any) -> None:
+    def __init__(self, event: LinkEvent) -> None:
         super().__init__()
         self.event = event
 

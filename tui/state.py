@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any
+
+from typing_extensions import assert_never
 
 from engine.protocol import messages as p
-from tui.messages import LinkLost, LinkWaiting
+from tui.messages import LinkEvent, LinkLost, LinkWaiting
 
 CHART_POINTS = 600
 LOG_LINES = 100
@@ -71,7 +72,7 @@ class GameState:
     def last_loot_step(self) -> int | None:
         return self.loot[-1].step if self.loot else None
 
-    def apply(self, event: Any) -> None:
+    def apply(self, event: LinkEvent) -> None:
         """Fold one event into the state: the link and the engine's life here, the run's
         progress in ``_progress``."""
         match event:
@@ -121,7 +122,7 @@ class GameState:
         self.gpu = event.gpu
         self.memory_plan = event.memory_plan
 
-    def _progress(self, event: Any) -> None:
+    def _progress(self, event: p.Event) -> None:
         match event:
             case p.StepCompleted():
                 self.stats = event.stats
@@ -141,9 +142,28 @@ class GameState:
             case p.CheckpointSaved():
                 self.loot.append(event.loot)
             case p.EvalCompleted():
-                if not self.val_losses or self.val_losses[-1][0] != event.step:
-                    self.val_losses.append((event.step, event.val_loss))
-                if event.skill is not None:
-                    self._put_skill(event.skill)
+                self._evaluated(event)
             case p.LogLine():
                 self.log.append(event.text)
+            case (
+                p.LevelledUp()
+                | p.SkillLevelledUp()
+                | p.QuestRejected()
+                | p.QuestReply()
+                | p.CommandRejected()
+                | p.Snapshot()
+                | p.Paused()
+                | p.Resumed()
+                | p.Stopped()
+                | p.EngineFailed()
+                | p.HandshakeError()
+            ):
+                pass  # moments and replies the app shows; the rest is folded in apply()
+            case _:
+                assert_never(event)
+
+    def _evaluated(self, event: p.EvalCompleted) -> None:
+        if not self.val_losses or self.val_losses[-1][0] != event.step:
+            self.val_losses.append((event.step, event.val_loss))
+        if event.skill is not None:
+            self._put_skill(event.skill)

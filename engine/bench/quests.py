@@ -18,10 +18,12 @@ import statistics
 import tempfile
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from engine.protocol import messages as p
+from engine.protocol.client import EngineClient
 from engine.protocol.config import HeroConfig
 from engine.quests.checks import check_rows
 from engine.quests.format import read_quest
@@ -96,17 +98,17 @@ def inbox_latency(folder: Path, model: Path, drops: int) -> dict[str, Any]:
     save = SaveDir(folder / "saves" / "bench")
     base = HeroConfig(name="bench", model=str(model))
     config = replace(base, game=replace(base.game, eval_every=100_000, checkpoint_every=100_000))
-    ui, worker, thread = run_in_thread(save, config)
-    ui.send(p.Hello())
+    ui_end, worker, thread = run_in_thread(save, config)
+    ui = EngineClient(ui_end)
     latencies = []
     try:
-        _wait(ui, lambda e: isinstance(e, p.Snapshot))
+        ui.hello(client="bench")
         row = json.dumps({"prompt": "ping", "completion": "pong"}) + "\n"
         for i in range(drops):
             name = f"drop{i}.jsonl"
             start = time.perf_counter()
             (save.root / "inbox" / name).write_text(row * 20)
-            _wait(ui, lambda e, n=name: isinstance(e, p.QuestBoard) and any(q.name == n for q in e.quests))
+            ui.wait_until(partial(on_board, name), what=f"{name} on the board")
             latencies.append(time.perf_counter() - start)
     finally:
         worker.request_stop("bench over")
@@ -118,14 +120,8 @@ def inbox_latency(folder: Path, model: Path, drops: int) -> dict[str, Any]:
     }
 
 
-def _wait(conn: Any, wanted: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if conn.poll(0.05):
-            event = conn.recv()
-            if wanted(event):
-                return event
-    raise TimeoutError("no such event")
+def on_board(name: str, event: Any) -> bool:
+    return isinstance(event, p.QuestBoard) and any(q.name == name for q in event.quests)
 
 
 def main() -> int:

@@ -76,18 +76,22 @@ class EngineClient:
     def wait_for(self, kinds: type[E] | tuple[type, ...], timeout: float = 60.0) -> Any:
         """The next event of one of ``kinds`` (others are recorded in ``seen`` and
         skipped). TimeoutError names what did come; EngineGone if the engine stops first."""
+        names = kinds.__name__ if isinstance(kinds, type) else "/".join(k.__name__ for k in kinds)
+        return self.wait_until(lambda event: isinstance(event, kinds), timeout, names)
+
+    def wait_until(self, wanted: Callable[[Any], bool], timeout: float = 60.0, what: str = "event") -> Any:
+        """The next event ``wanted`` accepts; see ``wait_for``."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             if not self.conn.poll(min(0.2, left)):
                 continue
             event = self.recv()
-            if isinstance(event, kinds):
+            if wanted(event):
                 return event
-            if isinstance(event, p.Stopped) and not _wants(kinds, p.Stopped):
+            if isinstance(event, p.Stopped):
                 raise EngineGone("the engine stopped before it answered")
-        names = kinds.__name__ if isinstance(kinds, type) else "/".join(k.__name__ for k in kinds)
         raise TimeoutError(
-            f"no {names} within {timeout:.0f}s; saw {[type(e).__name__ for e in self.seen[-20:]]}"
+            f"no {what} within {timeout:.0f}s; saw {[type(e).__name__ for e in self.seen[-20:]]}"
         )
 
     def request(self, command: Any, kinds: tuple[type, ...], timeout: float) -> Any:
@@ -107,7 +111,3 @@ class EngineClient:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-
-def _wants(kinds: type | tuple[type, ...], kind: type) -> bool:
-    return kind in (kinds if isinstance(kinds, tuple) else (kinds,))
