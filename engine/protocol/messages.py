@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, TypeAlias, get_args
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 # --------------------------------------------------------------------------- values
 
@@ -119,6 +119,8 @@ class QuestInfo:
     loss_before: float | None = None
     loss_after: float | None = None
     tokens: int = 0
+    digest: str = ""  # sha256 of the file: the same content is not a new quest
+    finished_step: int | None = None  # the step it was done at
 
     @property
     def total(self) -> int:

@@ -272,10 +272,11 @@ class QuestKeeper:
     def finished(self) -> bool:
         return self.active is not None and self.active.finished
 
-    def complete_info(self) -> p.QuestInfo:
-        """The finished quest's record (loss after, time); the worker takes loot next."""
+    def complete_info(self, step: int) -> p.QuestInfo:
+        """The finished quest's record (loss after, time, step); the worker takes loot next."""
         assert self.active is not None
-        return replace(self.active.live(), loss_after=self.quest_loss(), finished_at=time.time())
+        live = self.active.live()
+        return replace(live, loss_after=self.quest_loss(), finished_at=time.time(), finished_step=step)
 
     def settle(self, info: p.QuestInfo, loot: str | None) -> p.QuestInfo:
         """After the completion loot: the file moves to done/ and the board hears."""

@@ -174,9 +174,11 @@ class QuestQueue:
             return self._fail_in_place(failed, reason)
 
     def requeue(self, info: QuestInfo) -> QuestInfo:
-        """An active quest back to its queue (the engine stopped before finishing it)."""
+        """An active quest back to its queue (the engine stopped before finishing it).
+        Its progress is forgotten: the sidecar's live counter ran ahead of the loot the
+        engine resumes from, and the loot's own cursor (if it has one) says where to go on."""
         with self._lock:
-            return self._move(info, replace(info, state="queued"))
+            return self._move(info, replace(info, state="queued", seen=0, loss_before=None))
 
     def set_priority(self, name: str, priority: str) -> QuestInfo:
         _choice(priority, QUEST_PRIORITIES, "priority")

@@ -13,14 +13,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.protocol import messages as p
 from engine.protocol.savedir import SaveDir
 from engine.quests.commands import info_dict
 from engine.run.server import EngineServer
-from engine.store.atomic import write_json
-from engine.store.history import load_history
+from engine.store.atomic import write_json, write_text
+from engine.store.history import load_history, tail_rows
 from engine.train.curriculum import GATE_WINDOW
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class Reporter:
         self._window_tokens = 0  # tokens since the last StepCompleted, for tokens/s
         self._window_start = self._last_emit = time.monotonic()
         self._pending_steps = 0
+        self._unwritable: set[Path] = set()
 
     def broadcast(self, event: p.Event) -> None:
         self.server.broadcast(event)
@@ -55,15 +57,56 @@ class Reporter:
         """A discrete happening: into the log file, events.jsonl, and every UI."""
         getattr(log, "warning" if level == "warning" else "info")(text)
         self.log_lines.append(text)
-        with open(self.save.events, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"time": time.time(), "level": level, "text": text}) + "\n")
+        self._append(self.save.events, {"time": time.time(), "level": level, "text": text})
         self.broadcast(p.LogLine(text=text, level=level))
         if self.echo and level != "info":
             self.echo(text)
 
     def metric(self, row: dict[str, Any]) -> None:
-        with open(self.save.metrics, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+        self._append(self.save.metrics, row)
+
+    def _append(self, path: Path, row: dict[str, Any]) -> None:
+        """History is worth a line in the log, never the run: a full disk or a removed
+        folder loses the row, and training goes on."""
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as exc:
+            if path not in self._unwritable:
+                log.warning("cannot write %s: %s (history rows are lost until it can)", path.name, exc)
+                self._unwritable.add(path)
+        else:
+            self._unwritable.discard(path)
+
+    def metrics_offset(self) -> int:
+        """Where metrics.jsonl ends now (saved with loot: a resume cuts the file back to it)."""
+        try:
+            return self.save.metrics.stat().st_size
+        except OSError:
+            return 0
+
+    def forget_after(self, step: int, offset: int | None) -> None:
+        """After a resume from loot at ``step``: the rows of the timeline that was lost
+        (steps after the loot) go, so replayed steps appear once in metrics.jsonl. Loot
+        records where the file ended; older loot without it are cut by step."""
+        path = self.save.metrics
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return
+        if offset is not None and offset <= size:
+            with open(path, "r+b") as f:
+                f.truncate(offset)
+            return
+        kept = [r for r in tail_rows(path, size) if r.get("step", 0) <= step]
+        write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def last_step(self) -> int:
+        """The newest step metrics.jsonl records (0 without one)."""
+        if not self.save.metrics.exists():
+            return 0
+        steps = [r["step"] for r in tail_rows(self.save.metrics, 20_000) if "loss" in r]
+        return max(steps, default=0)
 
     def load_history(self, resumed_step: int) -> None:
         train, val, lines = load_history(self.save, resumed_step, LOG_LINES)
@@ -196,12 +239,16 @@ def status_dict(w: Worker) -> dict[str, Any]:
         "quest": info_dict(quest) if (quest := w.keeper.live()) else None,
         "gpu": asdict(w.gpu_stats),
         "memory_plan": w.memory_plan,
+        "warnings": w.warnings[-10:],
     }
 
 
 def write_status(w: Worker) -> None:
-    w.keeper.write_progress()
-    write_json(w.save.status, status_dict(w))
+    try:
+        w.keeper.write_progress()
+        write_json(w.save.status, status_dict(w))
+    except OSError as exc:  # a full disk: `realm status` goes stale, training goes on
+        log.warning("cannot write %s: %s", w.save.status.name, exc)
 
 
 def progress_line(w: Worker) -> str:

@@ -39,7 +39,7 @@ from engine.run.report import Reporter, loot_info
 from engine.run.server import ClientLeft, ClientSession, EngineServer
 from engine.store.atomic import read_json
 from engine.store.ledger import Ledger
-from engine.store.vault import Vault, restore_rng
+from engine.store.vault import Resumable, Vault, is_disk_full, restore_rng
 from engine.train.chat import ChatRenderer
 from engine.train.curriculum import Curriculum
 from engine.train.packing import pack_rows
@@ -78,6 +78,7 @@ class Worker:
         self.last_status = self.last_echo = time.monotonic()
         self.last_gpu_poll = 0.0
         self.memory_plan = ""
+        self.warnings: list[str] = []  # what went wrong at start-up (shown by `realm status`)
 
     # ------------------------------------------------------------------ start-up
 
@@ -86,11 +87,17 @@ class Worker:
         self.save.create()
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
+        before = read_json(self.save.status, {}) or {}  # what the last engine left
         self.ledger = Ledger(self.save.ledger)
+        if self.ledger.moved_aside is not None:
+            self.warn(
+                f"The ledger could not be read ({self.ledger.problem}); it is kept as "
+                f"{self.ledger.moved_aside.name} and rebuilt from the loot folders"
+            )
         self.vault = Vault(self.save.root, self.ledger)
-        for name in self.vault.clean_incomplete():
-            self.note(f"Removed unfinished loot {name} left by a crash", "warning")
-        resume = self.vault.newest()
+        for level, text in self.vault.recover():
+            self.note(text, level)
+        resume = self._resume_point()
         device = pick_device()
         self.gpu = GpuProbe(device.index or 0)
         self.gpu_stats = self.gpu.read()
@@ -112,16 +119,7 @@ class Worker:
         self.micro_batch, self.grad_accum = cfg.train.micro_batch, cfg.train.grad_accum
         self.progress = Progress(xp_per_level=cfg.game.xp_per_level)
         if resume:
-            self.trainer.load_state_dict(resume.trainer_state)
-            restore_rng(resume.trainer_state["rng"])
-            self.stream.position = resume.meta["data_position"]
-            self.progress = Progress.from_dict(resume.meta["progress"], cfg.game.xp_per_level)
-            batch = resume.meta.get("batch")
-            if (
-                batch
-                and batch["micro_batch"] * batch["grad_accum"] == cfg.train.micro_batch * cfg.train.grad_accum
-            ):
-                self.micro_batch, self.grad_accum = batch["micro_batch"], batch["grad_accum"]
+            self._restore(resume)
         self.keeper = QuestKeeper(
             QuestQueue(self.save.root),
             cfg,
@@ -133,18 +131,68 @@ class Worker:
             self.report,
         )
         self.keeper.start(resume.meta if resume else {}, resume.folder.name if resume else None)
-        self.report.load_history(resume.meta["step"] if resume else 0)
+        died_at = self._report_a_crash(before, resume)
+        self.report.forget_after(self.progress.step, resume.meta.get("metrics_offset") if resume else 0)
+        self.report.load_history(self.progress.step)
         self.samples: dict[str, SkillEval] = {}
         self._build_eval_sets()
-        status = read_json(self.save.status, {}) or {}
-        self.last_watched = status.get("last_watched")
+        self.last_watched = before.get("last_watched")
         where = f"step {self.progress.step} (loot {resume.folder.name})" if resume else "a fresh start"
         trainable = trainable_params(self.hero.model)
         mode = f", {cfg.mode} ({trainable / 1e6:.2f}M trainable)" if cfg.mode != "full" else ""
         self.note(f"DIO wakes on {device.type} at {where}: {self.hero.params / 1e6:.1f}M params{mode}")
-        self.report.metric({"resumed_from": self.progress.step, "time": time.time()})
+        self.report.metric({"resumed_from": self.progress.step, "time": time.time(), "died_at": died_at})
         self.state = "training"
         self.write_status()
+
+    def _resume_point(self) -> Resumable | None:
+        """The newest loot that reads whole. One that does not (a cut weights file, a torn
+        trainer.pt) is kept as NAME.corrupt and the one before it is tried."""
+        skipped: list[str] = []
+        for folder in list(self.vault.candidates()):
+            try:
+                resume = self.vault.read(folder)
+            except Exception as exc:  # anything unreadable: never a reason to stop for good
+                kept = self.vault.mark_corrupt(folder)
+                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                self.warn(f"Loot {folder.name} cannot be read ({why}); it is kept as {kept.name}")
+                skipped.append(folder.name)
+                continue
+            if skipped:
+                self.warn(f"Resuming from loot {folder.name} instead of {skipped[0]}")
+            return resume
+        if skipped:
+            self.warn(f"No loot could be read ({', '.join(skipped)}): starting from the base model")
+        return None
+
+    def _restore(self, resume: Resumable) -> None:
+        cfg = self.config
+        self.trainer.load_state_dict(resume.trainer_state)
+        restore_rng(resume.trainer_state["rng"])
+        self.stream.position = resume.meta["data_position"]
+        self.progress = Progress.from_dict(resume.meta["progress"], cfg.game.xp_per_level)
+        batch = resume.meta.get("batch")
+        if (
+            batch
+            and batch["micro_batch"] * batch["grad_accum"] == cfg.train.micro_batch * cfg.train.grad_accum
+        ):
+            self.micro_batch, self.grad_accum = batch["micro_batch"], batch["grad_accum"]
+
+    def _report_a_crash(self, before: dict[str, Any], resume: Resumable | None) -> int | None:
+        """The last engine did not stop (kill -9, an error, a power cut): say where it died
+        and how much is replayed. Returns the step it died at, or None."""
+        if before.get("state") in (None, "stopped"):
+            return None
+        died_at = max(int(before.get("step") or 0), self.report.last_step())
+        loot = f"loot {resume.meta['step']}" if resume else "the base model"
+        replayed = died_at - self.progress.step
+        self.warn(f"The engine died at step {died_at}; resuming from {loot} ({replayed} steps replayed)")
+        return died_at
+
+    def warn(self, text: str) -> None:
+        """A warning the player must see: the log, a toast, and `realm status`."""
+        self.warnings.append(text)
+        self.note(text, "warning")
 
     def _plan_memory(self) -> None:
         self.memory_plan, over = plan_memory(self.hero.model, self.hero.device, self.config)
@@ -412,11 +460,11 @@ class Worker:
     def complete_quest(self) -> None:
         """Gold, then loot (its metadata records the finished quest: a crash after it
         still settles the quest on restart), then the file moves to done/."""
-        info = self.keeper.complete_info()
+        info = self.keeper.complete_info(self.progress.step)
         self.progress.gold += GOLD_PER_QUEST
         self.stream.quest = None  # the loot below records no quest in progress
         loot = self.take_loot("quest", extra={"quest_finished": info_dict(info)})
-        self.keeper.settle(info, loot.name)
+        self.keeper.settle(info, loot.name if loot else None)
         before = f"{info.loss_before:.3f}" if info.loss_before is not None else "?"
         after = f"{info.loss_after:.3f}" if info.loss_after is not None else "?"
         self.note(
@@ -425,9 +473,30 @@ class Worker:
         )
         self.write_status()
 
-    def take_loot(self, reason: str, extra: dict[str, Any] | None = None) -> p.LootInfo:
+    def take_loot(self, reason: str, extra: dict[str, Any] | None = None) -> p.LootInfo | None:
+        """Save a checkpoint. None when it could not be written (a full disk): the loot
+        before it is untouched, and training pauses until the player frees space."""
         step = self.progress.step
-        row = self.vault.save(
+        try:
+            row = self._save_loot(step, reason, extra)
+        except OSError as exc:
+            what = "disk full" if is_disk_full(exc) else f"cannot write ({exc.strerror or exc})"
+            self.warn(f"{what}: loot not saved at step {step}; the last loot is untouched")
+            if self.stop_reason is None:
+                self._set_paused(True)
+                self.note("Training is paused: free some space, then press space to go on", "warning")
+                self.server.broadcast(p.Paused(step=step))
+            return None
+        loot = loot_info(row)
+        for name in self.vault.prune(self.config.game.keep_auto_checkpoints):
+            log.info("pruned old automatic loot %s", name)
+        self.note(f"Loot! Checkpoint {loot.name} ({reason})")
+        self.server.broadcast(p.CheckpointSaved(loot=loot))
+        self.write_status()
+        return loot
+
+    def _save_loot(self, step: int, reason: str, extra: dict[str, Any] | None) -> dict[str, Any]:
+        return self.vault.save(
             step,
             self.hero.model,
             self.hero.tokenizer,
@@ -439,6 +508,7 @@ class Worker:
                 "curriculum": self.curriculum.to_dict(),
                 "source": self.stream.label,
                 "batch": {"micro_batch": self.micro_batch, "grad_accum": self.grad_accum},
+                "metrics_offset": self.report.metrics_offset(),
                 **self.keeper.meta(),
                 **(extra or {}),
             },
@@ -450,13 +520,6 @@ class Worker:
                 "source": self.stream.label,
             },
         )
-        loot = loot_info(row)
-        for name in self.vault.prune(self.config.game.keep_auto_checkpoints):
-            log.info("pruned old automatic loot %s", name)
-        self.note(f"Loot! Checkpoint {loot.name} ({reason})")
-        self.server.broadcast(p.CheckpointSaved(loot=loot))
-        self.write_status()
-        return loot
 
     # ------------------------------------------------------------------ finishing
 

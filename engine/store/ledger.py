@@ -1,7 +1,10 @@
-"""The ledger: a tinydb file of every loot (checkpoint) the hero has taken.
+"""The ledger: a tinydb file of every loot (checkpoint) the hero has taken, its evals
+and its finished quests.
 
 tinydb's stock JSONStorage rewrites the file in place, so a kill mid-write could
-corrupt it; the ledger row is our commit point, so this storage writes atomically.
+corrupt it; this storage writes atomically. A ledger that cannot be read anyway (a
+truncated copy, a stray edit) is moved aside, never deleted, and rebuilt: the vault
+adopts every loot folder back from its own metadata.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
 from engine.store.atomic import write_text
+
+TABLES = ("loot", "evals", "quests")
 
 
 class AtomicJSONStorage(Storage):
@@ -32,8 +37,46 @@ class AtomicJSONStorage(Storage):
         write_text(self.path, json.dumps(data))
 
 
+def check_readable(path: Path) -> None:
+    """Raise ValueError when the ledger file exists but is not a ledger."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text ({exc.reason})") from None
+    if not text.strip():
+        return  # empty: a fresh ledger (the folders say what loot exists)
+    data = json.loads(text)
+    if not isinstance(data, dict) or not all(isinstance(t, dict) for t in data.values()):
+        raise ValueError("not a tinydb document of tables")
+    for table in data.values():
+        if not all(isinstance(row, dict) for row in table.values()):
+            raise ValueError("a table holds something other than rows")
+
+
+def move_aside(path: Path) -> Path:
+    """Keep an unreadable ledger beside the new one, under a name that says why."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 2
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    path.rename(target)
+    return target
+
+
 class Ledger:
     def __init__(self, path: Path) -> None:
+        self.path = path
+        self.moved_aside: Path | None = None  # set when an unreadable ledger was kept aside
+        self.problem = ""
+        try:
+            check_readable(path)
+        except ValueError as exc:
+            self.moved_aside = move_aside(path)
+            self.problem = str(exc)
         self.db = TinyDB(str(path), storage=AtomicJSONStorage)
         self.loot = self.db.table("loot")
         self.evals = self.db.table("evals")
@@ -58,11 +101,16 @@ class Ledger:
         self.loot.update({"deleted": True}, Query().name == name)
         self._live = None
 
+    def mark_corrupt(self, name: str, kept_as: str) -> None:
+        """An unreadable loot: out of the live list, its row says where the folder went."""
+        self.loot.update({"deleted": True, "corrupt": kept_as}, Query().name == name)
+        self._live = None
+
     def live_loot(self) -> list[dict[str, Any]]:
         """Checkpoints that exist, oldest first."""
         if self._live is None:
-            rows = [dict(r) for r in self.loot.all() if not r.get("deleted")]
-            self._live = sorted(rows, key=lambda r: (r["step"], r["recorded_at"]))
+            rows = [dict(r) for r in self.loot.all() if not r.get("deleted") and "name" in r and "step" in r]
+            self._live = sorted(rows, key=lambda r: (r["step"], r.get("recorded_at", 0)))
         return list(self._live)
 
     def close(self) -> None:

@@ -2,31 +2,48 @@
 
 A checkpoint is an ordinary Hugging Face model folder (safetensors weights, config,
 tokenizer) plus ``trainer.pt`` (optimizer, scheduler, RNG states) and ``meta.json``
-(step, data position, hero stats, the run's config). It is written into a temporary
-folder, fsynced and renamed; the ledger row written after the rename is the commit
-point, so a folder without a row is not loot.
+(step, data position, hero stats, the run's config, and its own ledger row). It is
+written into a temporary folder, fsynced and renamed: a folder with a final name is
+complete. The ledger row written after the rename records it; when the ledger lost
+it (deleted, truncated, rewritten), the folder's own ``meta.json`` puts it back.
+
+Nothing here deletes loot it cannot prove unfinished: only the temp folders the vault
+itself writes are removed. A folder that cannot be read is renamed ``NAME.corrupt``
+and kept.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import random
+import re
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 
 from engine.store.atomic import fsync_dir, read_json, write_json
 from engine.store.ledger import Ledger
 
 TMP_PREFIX = ".tmp-"
+LOOT_NAME = re.compile(r"^step-\d{6}$")
+CORRUPT_SUFFIX = ".corrupt"
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def loot_name(step: int) -> str:
     return f"step-{step:06d}"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
 
 
 @dataclass(frozen=True)
@@ -58,22 +75,89 @@ def _fsync_tree(folder: Path) -> None:
     fsync_dir(folder)
 
 
+def missing_parts(folder: Path) -> list[str]:
+    """What a loot folder lacks to be loot (empty: complete)."""
+    missing = [name for name in ("meta.json", "trainer.pt") if not (folder / name).is_file()]
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        missing.append("weights")
+    return missing
+
+
 class Vault:
     def __init__(self, save_dir: Path, ledger: Ledger) -> None:
         self.folder = save_dir / "checkpoints"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.ledger = ledger
 
-    def clean_incomplete(self) -> list[str]:
-        """Remove what a crash left half-done: temp folders, and renamed folders whose
-        ledger row was never written (not committed, so not loot). Returns their names."""
-        committed = {row["name"] for row in self.ledger.live_loot()}
-        removed = []
-        for path in self.folder.iterdir():
-            if path.name.startswith(TMP_PREFIX) or (path.is_dir() and path.name not in committed):
+    # ------------------------------------------------------------------ start-up
+
+    def recover(self) -> list[tuple[str, str]]:
+        """Make the ledger and the folders agree after whatever happened while the engine
+        was down. Returns (level, message) lines for the log and the game:
+
+        - temp folders (a save cut short) are removed: the only thing ever deleted;
+        - a complete loot folder the ledger does not list is adopted from its meta.json;
+        - a ledger row whose folder is gone is marked deleted (it cannot resume);
+        - a final-named folder that is not complete is left alone and reported."""
+        notes: list[tuple[str, str]] = []
+        listed = {row["name"] for row in self.ledger.live_loot()}
+        for path in sorted(self.folder.iterdir()):
+            if path.name.startswith(TMP_PREFIX):
                 shutil.rmtree(path, ignore_errors=True)
-                removed.append(path.name)
-        return removed
+                notes.append(("warning", f"Removed unfinished loot {path.name} left by a crash"))
+            elif LOOT_NAME.match(path.name) and path.is_dir() and path.name not in listed:
+                notes.append(self._adopt(path))
+        for row in self.ledger.live_loot():
+            if not (self.folder / row["name"]).is_dir():
+                self.ledger.mark_deleted(row["name"])
+                notes.append(("warning", f"Loot {row['name']} is in the ledger but its folder is gone"))
+        return notes
+
+    def _adopt(self, folder: Path) -> tuple[str, str]:
+        missing = missing_parts(folder)
+        if missing:
+            return "warning", f"{folder.name} is not complete loot (no {', '.join(missing)}); left as it is"
+        try:
+            meta = read_json(folder / "meta.json")
+            row = ledger_row_from_meta(folder.name, meta, (folder / "meta.json").stat().st_mtime)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return "warning", f"{folder.name} has an unreadable meta.json ({exc}); left as it is"
+        self.ledger.record_loot(row)
+        return "warning", f"Loot {folder.name} was missing from the ledger; adopted from its meta.json"
+
+    def candidates(self) -> Iterator[Path]:
+        """Loot folders to resume from, newest first."""
+        for row in reversed(self.ledger.live_loot()):
+            yield self.folder / row["name"]
+
+    def read(self, folder: Path) -> Resumable:
+        """The loot's meta and trainer state, with its weight files checked whole (a cut
+        safetensors file fails its header check); raises when anything is unreadable."""
+        missing = missing_parts(folder)
+        if missing:
+            raise OSError(f"no {', '.join(missing)}")
+        meta = read_json(folder / "meta.json")
+        if not isinstance(meta, dict) or "step" not in meta or "data_position" not in meta:
+            raise ValueError("meta.json lacks the step and data position")
+        for weights in folder.glob("*.safetensors"):
+            with safe_open(str(weights), "pt"):
+                pass
+        state = torch.load(folder / "trainer.pt", weights_only=False)
+        return Resumable(folder, meta, state)
+
+    def mark_corrupt(self, folder: Path) -> Path:
+        """Keep an unreadable loot, out of the way: ``NAME.corrupt``, and its ledger row
+        marked (so nothing resumes from it or prunes it)."""
+        target = folder.with_name(folder.name + CORRUPT_SUFFIX)
+        n = 2
+        while target.exists():
+            target = folder.with_name(f"{folder.name}{CORRUPT_SUFFIX}-{n}")
+            n += 1
+        os.rename(folder, target)
+        self.ledger.mark_corrupt(folder.name, target.name)
+        return target
+
+    # ------------------------------------------------------------------ saving
 
     def save(
         self,
@@ -84,32 +168,31 @@ class Vault:
         meta: dict[str, Any],
         ledger_row: dict[str, Any],
     ) -> dict[str, Any]:
+        """Write a loot; on any failure (a full disk) the temp folder is removed and the
+        committed loot is untouched, and the error is raised."""
         name = loot_name(step)
         final = self.folder / name
         tmp = self.folder / f"{TMP_PREFIX}{name}-{os.getpid()}"
+        now = time.time()
+        row = {**ledger_row, "step": step, "name": name, "time": now}
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        torch.save({**trainer_state, "rng": rng_state()}, tmp / "trainer.pt")
-        write_json(tmp / "meta.json", {**meta, "step": step, "saved_at": time.time()})
-        _fsync_tree(tmp)
+        try:
+            tmp.mkdir()
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            torch.save({**trainer_state, "rng": rng_state()}, tmp / "trainer.pt")
+            write_json(tmp / "meta.json", {**meta, "step": step, "saved_at": now, "ledger_row": row})
+            _fsync_tree(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         if final.exists():  # the same step saved twice (e.g. `s` right after auto loot)
             shutil.rmtree(final)
             self.ledger.mark_deleted(name)
         os.rename(tmp, final)
         fsync_dir(self.folder)
-        row = {**ledger_row, "step": step, "name": name, "time": time.time()}
-        self.ledger.record_loot(row)  # the commit point
+        self.ledger.record_loot(row)  # the ledger's record of it
         return row
-
-    def newest(self) -> Resumable | None:
-        for row in reversed(self.ledger.live_loot()):
-            folder = self.folder / row["name"]
-            if (folder / "meta.json").exists() and (folder / "trainer.pt").exists():
-                state = torch.load(folder / "trainer.pt", weights_only=False)
-                return Resumable(folder, read_json(folder / "meta.json"), state)
-        return None
 
     def prune(self, keep_auto: int) -> list[str]:
         """Delete the oldest automatic loot beyond ``keep_auto``; manual and stop loot stay."""
@@ -120,3 +203,25 @@ class Vault:
             shutil.rmtree(self.folder / row["name"], ignore_errors=True)
             removed.append(row["name"])
         return removed
+
+
+def ledger_row_from_meta(name: str, meta: dict[str, Any], mtime: float) -> dict[str, Any]:
+    """A loot's ledger row, rebuilt from its own meta.json (older loot carry no copy of
+    the row: it is derived from what they do carry)."""
+    step = int(meta["step"])
+    if name != loot_name(step):
+        raise ValueError(f"meta.json says step {step}")
+    saved = meta.get("ledger_row")
+    if isinstance(saved, dict):
+        return {**saved, "step": step, "name": name}
+    progress = meta.get("progress", {})
+    return {
+        "reason": "adopted",
+        "train_loss": progress.get("smoothed_loss"),
+        "val_loss": progress.get("val_loss"),
+        "lr": 0.0,
+        "source": meta.get("source", ""),
+        "step": step,
+        "name": name,
+        "time": meta.get("saved_at", mtime),
+    }

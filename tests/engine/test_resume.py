@@ -52,15 +52,18 @@ def test_interrupted_rename_leaves_ledger_and_old_loot(hero, monkeypatch: pytest
     assert [r["name"] for r in worker.ledger.live_loot()] == [good.name]
     leftovers = [p.name for p in save.checkpoints.iterdir() if p.name != good.name]
     assert leftovers and all(n.startswith(".tmp-") for n in leftovers)
-    # The next start cleans up and resumes from the good loot.
+    # The next start removes the temp folder (provably unfinished) and resumes from the good loot.
     vault = Vault(save.root, worker.ledger)
-    assert vault.clean_incomplete() == leftovers
-    newest = vault.newest()
-    assert newest is not None and newest.folder.name == good.name and newest.meta["step"] == 1
+    assert vault.recover() == [("warning", f"Removed unfinished loot {n} left by a crash") for n in leftovers]
+    newest = vault.read(next(vault.candidates()))
+    assert newest.folder.name == good.name and newest.meta["step"] == 1
     assert (newest.folder / "model.safetensors").exists()
+    assert sorted(p.name for p in save.checkpoints.iterdir()) == [good.name]
 
 
-def test_renamed_but_unrecorded_loot_is_not_loot(hero, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_renamed_but_unrecorded_loot_is_adopted(hero, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A folder with a final name is complete (it was fsynced before the rename): the
+    ledger row it missed is rebuilt from its own meta.json."""
     save, config = hero
     worker, good = loot_then_a_step(save, config)
 
@@ -73,9 +76,13 @@ def test_renamed_but_unrecorded_loot_is_not_loot(hero, monkeypatch: pytest.Monke
     monkeypatch.undo()
     assert (save.checkpoints / "step-000002").exists()
     vault = Vault(save.root, worker.ledger)
-    assert vault.clean_incomplete() == ["step-000002"]
-    newest = vault.newest()
-    assert newest is not None and newest.folder.name == good.name
+    assert vault.recover() == [
+        ("warning", "Loot step-000002 was missing from the ledger; adopted from its meta.json")
+    ]
+    newest = vault.read(next(vault.candidates()))
+    assert newest.folder.name == "step-000002" and newest.meta["step"] == 2
+    adopted = worker.ledger.live_loot()[-1]
+    assert adopted["reason"] == "manual" and adopted["step"] == 2
 
 
 def test_automatic_loot_is_pruned_but_manual_loot_kept(tmp_path: Path, hatchling_dir: Path) -> None:
