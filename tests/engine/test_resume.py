@@ -65,7 +65,7 @@ def test_renamed_but_unrecorded_loot_is_adopted(hero, monkeypatch: pytest.Monkey
     """A folder with a final name is complete (it was fsynced before the rename): the
     ledger row it missed is rebuilt from its own meta.json."""
     save, config = hero
-    worker, good = loot_then_a_step(save, config)
+    worker, _ = loot_then_a_step(save, config)
 
     def crash(*_args: object) -> None:
         raise KeyboardInterrupt("killed after the rename, before the ledger row")
