@@ -18,6 +18,7 @@ Pure Python: the engine's intake and `realm quest` use it alike.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
+from engine.protocol.names import printable
 
 MAX_LINE_BYTES = 1_000_000  # one training row; a larger line is refused, not read whole
 MAX_FILE_BYTES = 2_000_000_000
@@ -41,7 +43,12 @@ SHAREGPT_ROLES = {
 
 
 class QuestRejected(Exception):
-    """The file is refused; ``str(exc)`` says where and why."""
+    """The file is refused; ``str(exc)`` says where and why (made printable: a reason
+    may quote the file, and it is shown in terminals)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(printable(reason))
+        self.quest_name: str | None = None  # the name it was kept under in failed/, if any
 
 
 @dataclass
@@ -53,6 +60,7 @@ class QuestFile:
     notices: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)  # from the header row
     lines: list[int] = field(default_factory=list)  # each row's line number in the file
+    digest: str = ""  # sha256 of the file's bytes
 
 
 HEADER_KEYS = {"epochs": int, "checks": str, "priority": str}
@@ -61,8 +69,9 @@ MAX_EPOCHS = 100
 
 def read_quest(path: Path) -> QuestFile:
     """Validate a quest file; raise QuestRejected naming the first problem."""
-    text = _decode(_read_bytes(path))
-    quest = QuestFile(rows=[])
+    data = _read_bytes(path)
+    text = _decode(data)
+    quest = QuestFile(rows=[], digest=hashlib.sha256(data).hexdigest())
     converted: Counter[str] = Counter()
     for number, raw in enumerate(text.splitlines(), 1):  # \r\n and \n alike
         if not raw.strip():
@@ -75,6 +84,8 @@ def read_quest(path: Path) -> QuestFile:
             row = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise QuestRejected(f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        except RecursionError:
+            raise QuestRejected(f"line {number}: JSON nested too deeply to be a training row") from None
         if not isinstance(row, dict):
             raise QuestRejected(f"line {number}: a row must be a JSON object, not {type(row).__name__}")
         if not quest.rows and not quest.settings and set(row) == {"quest"}:
@@ -219,6 +230,11 @@ def _turn(role: str, content: str) -> dict[str, str]:
 def _text(value: Any, where: str, name: str) -> str:
     if not isinstance(value, str):
         raise QuestRejected(f"{where}: '{name}' must be a string, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # JSON allows "\ud800"; text cannot hold it
+        bad = value[exc.start : exc.end]
+        raise QuestRejected(f"{where}: '{name}' is not valid Unicode (a lone surrogate {bad!r})") from None
     return value
 
 

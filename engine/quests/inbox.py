@@ -26,6 +26,7 @@ from typing import Any
 import watchfiles
 
 from engine.protocol.messages import QuestInfo
+from engine.protocol.names import printable
 from engine.quests.format import QuestRejected
 from engine.quests.queue import QuestQueue, ignored_name
 
@@ -64,6 +65,7 @@ class Inbox:
         self._requests: queue.Queue[AddRequest] = queue.Queue()
         self._stop = threading.Event()
         self._seen: dict[Path, tuple[tuple[int, float], float]] = {}  # path -> (size, mtime), changed at
+        self._given_up: set[Path] = set()  # files that could not even be moved
         self._thread = threading.Thread(target=self._run, name="inbox", daemon=True)
 
     def start(self) -> None:
@@ -80,32 +82,40 @@ class Inbox:
     # ------------------------------------------------------------------ the thread
 
     def _run(self) -> None:
+        """Watch until stopped. Nothing a file does may end this thread: an error is
+        logged and the watch starts again."""
+        while not self._stop.is_set():
+            try:
+                self._watch()
+            except Exception:
+                log.exception("the inbox watcher failed; watching again in a second")
+                self._stop.wait(1.0)
+
+    def _watch(self) -> None:
+        self.quests.inbox.mkdir(parents=True, exist_ok=True)  # a removed inbox comes back
         self._rescan()  # files dropped while DIO slept
-        try:
-            for changes in watchfiles.watch(
-                self.quests.inbox,
-                watch_filter=None,  # our own rule (ignored_name) decides
-                debounce=100,
-                step=50,
-                rust_timeout=TICK_MS,
-                yield_on_timeout=True,
-                stop_event=self._stop,
-                recursive=False,
-                raise_interrupt=False,
-            ):
-                for change, name in changes:
-                    path = Path(name)
-                    if change == watchfiles.Change.deleted:
-                        self._seen.pop(path, None)
-                    else:
-                        self._saw(path)
-                # A listing on every tick as well: an event can be missed (a file written
-                # before the watch began, network filesystems without inotify).
-                self._rescan()
-                self._serve_requests()
-                self._take_complete()
-        except Exception:  # the inbox must never take the engine down
-            log.exception("the inbox watcher stopped")
+        for changes in watchfiles.watch(
+            self.quests.inbox,
+            watch_filter=None,  # our own rule (ignored_name) decides
+            debounce=100,
+            step=50,
+            rust_timeout=TICK_MS,
+            yield_on_timeout=True,
+            stop_event=self._stop,
+            recursive=False,
+            raise_interrupt=False,
+        ):
+            for change, name in changes:
+                path = Path(name)
+                if change == watchfiles.Change.deleted:
+                    self._seen.pop(path, None)
+                else:
+                    self._saw(path)
+            # A listing on every tick as well: an event can be missed (a file written
+            # before the watch began, network filesystems without inotify).
+            self._rescan()
+            self._serve_requests()
+            self._take_complete()
 
     def _rescan(self) -> None:
         try:
@@ -117,9 +127,10 @@ class Inbox:
         for path in list(self._seen):
             if path not in present:
                 del self._seen[path]
+        self._given_up &= present  # a file taken away and dropped again gets a new try
 
     def _saw(self, path: Path) -> None:
-        if ignored_name(path.name):
+        if ignored_name(path.name) or path in self._given_up:
             return
         try:
             info = path.stat()
@@ -151,9 +162,13 @@ class Inbox:
         try:
             info, quest = self.quests.admit(path, move=True, default_checks=self.default_checks)
         except QuestRejected as exc:
-            self.results.put(IntakeResult(path.name, None, str(exc)))
-        except OSError as exc:
-            log.warning("could not take %s from the inbox: %s", path.name, exc)
+            self.results.put(IntakeResult(exc.quest_name or printable(path.name), None, str(exc)))
+        except Exception as exc:  # it could not even be moved: it stays, and is not retried
+            self._given_up.add(path)
+            name = printable(path.name)
+            reason = f"left in the inbox: it could not be taken ({type(exc).__name__}: {exc})"
+            log.warning("%s %s", name, reason)
+            self.results.put(IntakeResult(name, None, printable(reason)))
         else:
             self.results.put(IntakeResult(info.name, info, notices=tuple(quest.notices)))
 
@@ -172,8 +187,10 @@ class Inbox:
                     checks=request.checks,
                     default_checks=self.default_checks,
                 )
-            except (QuestRejected, OSError) as exc:
-                self.results.put(IntakeResult(request.path.name, None, str(exc), reply_to=request.reply_to))
+            except Exception as exc:  # refused, unreadable, anything: the asker hears why
+                reason = str(exc) if isinstance(exc, QuestRejected) else f"{type(exc).__name__}: {exc}"
+                name = printable(request.path.name)
+                self.results.put(IntakeResult(name, None, printable(reason), reply_to=request.reply_to))
             else:
                 self.results.put(
                     IntakeResult(info.name, info, notices=tuple(quest.notices), reply_to=request.reply_to)

@@ -24,6 +24,7 @@ from engine.game.progress import GOLD_PER_QUEST
 from engine.model.hero import LoadedHero
 from engine.protocol import messages as p
 from engine.protocol.config import HeroConfig
+from engine.protocol.names import printable
 from engine.quests.checks import CheckReport, check_rows
 from engine.quests.commands import carry_out, info_dict, queued_message
 from engine.quests.format import QuestFile, QuestRejected, read_quest
@@ -139,7 +140,9 @@ class QuestKeeper:
     def start(self, meta: dict[str, Any], loot: str | None = None) -> None:
         """Recover the queue, settle a quest whose completion loot was taken just before
         a crash, and pick up the quest the loot was on (at its row)."""
-        moved = self.queue.recover()
+        moved, problems = self.queue.recover()
+        for line in problems:
+            self.note(line, "warning")
         finished = meta.get("quest_finished")
         if finished:
             for info in self.queue.all():
@@ -169,7 +172,15 @@ class QuestKeeper:
 
     def poll(self) -> None:
         """Report what the inbox did; check the next quest off the loop, and start it
-        once its checks are done (DIO trains on skills meanwhile)."""
+        once its checks are done (DIO trains on skills meanwhile). A quest problem is
+        reported, never the end of training."""
+        try:
+            self._poll()
+        except Exception as exc:
+            log.exception("quest keeping failed")
+            self.note(f"Quests: {type(exc).__name__}: {printable(str(exc))}", "warning")
+
+    def _poll(self) -> None:
         changed = False
         while not self.inbox.results.empty():
             self._report(self.inbox.results.get())
@@ -222,8 +233,8 @@ class QuestKeeper:
             )
         except QuestRejected as exc:
             return exc
-        except (OSError, ValueError) as exc:
-            return QuestRejected(str(exc))
+        except Exception as exc:  # a tokenizer error, anything: the file fails, DIO goes on
+            return QuestRejected(f"its rows could not be checked ({type(exc).__name__}: {exc})")
         return parsed, report
 
     def begin(self, info: p.QuestInfo, checked: tuple[QuestFile, CheckReport] | QuestRejected) -> None:

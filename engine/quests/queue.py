@@ -27,10 +27,12 @@ from typing import Any
 
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
 from engine.protocol.messages import QuestInfo
+from engine.protocol.names import printable, safe_name
 from engine.quests.format import QuestFile, QuestRejected, read_quest
-from engine.store.atomic import write_json
+from engine.store.atomic import write_json, write_text
 
 STATES = ("queued", "active", "done", "failed")
+REASON_SUFFIX = ".reason.txt"
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".swp", "~")
 
 
@@ -128,14 +130,17 @@ class QuestQueue:
         A refused inbox file goes to failed/ with its reason; a refused `add` leaves the
         user's file where it is. Raises QuestRejected either way."""
         with self._lock:
-            name = self._unique_name(source.name)
+            name = self._unique_name(safe_name(source.name))
+            renamed = [f"renamed from {printable(source.name)!r}"] if name != source.name else []
             try:
                 quest = read_quest(source)
+                self._refuse_duplicate(quest.digest)
             except QuestRejected as exc:
                 if move:
                     info = QuestInfo(name=name, state="failed", priority=priority or "normal")
                     self._place(source, info, move=True)
-                    self._fail_in_place(info, str(exc))
+                    self._fail_in_place(replace(info, notices=tuple(renamed)), str(exc))
+                    exc.quest_name = name
                 raise
             settings = quest.settings
             info = QuestInfo(
@@ -148,7 +153,8 @@ class QuestQueue:
                 epochs=epochs or settings.get("epochs", 1),
                 checks=_choice(checks or settings.get("checks", default_checks), QUEST_CHECKS, "checks"),
                 added_at=time.time(),
-                notices=tuple(quest.notices),
+                notices=(*renamed, *quest.notices),
+                digest=quest.digest,
             )
             if info.epochs < 1:
                 raise QuestRejected(f"epochs must be at least 1, not {info.epochs}")
@@ -208,6 +214,7 @@ class QuestQueue:
             path = self.path_of(info)
             try:
                 quest = read_quest(path)
+                self._refuse_duplicate(quest.digest)
             except QuestRejected as exc:
                 self._fail_in_place(info, str(exc))
                 raise
@@ -223,15 +230,22 @@ class QuestQueue:
                 loss_before=None,
                 loss_after=None,
                 tokens=0,
+                digest=quest.digest,
+                finished_step=None,
             )
-            (self.failed / f"{info.name}.reason.txt").unlink(missing_ok=True)
+            reason_file = _reason_path(path)
+            if not _meta_path(reason_file).exists():  # ours, not a quest of that name
+                reason_file.unlink(missing_ok=True)
             return self._move(info, queued), quest
 
-    def recover(self) -> list[QuestInfo]:
+    def recover(self) -> tuple[list[QuestInfo], list[str]]:
         """At engine start: quests left in processing/ go back to their queue (they
-        resume from the loot's record of them); files put straight into a queue folder
-        by hand are adopted. Returns the quests moved back."""
-        moved = []
+        resume from the loot's record of them); files put in a queue folder by hand (or
+        whose sidecar is unreadable) are adopted, under a safe name. Returns the quests
+        moved back, and a line for each file that could not be adopted (it stays where
+        it is; nothing here stops the engine)."""
+        moved: list[QuestInfo] = []
+        problems: list[str] = []
         with self._lock:
             self.create()
             for info in self.all():
@@ -239,24 +253,59 @@ class QuestQueue:
                     moved.append(self.requeue(info))
             for priority in QUEST_PRIORITIES:
                 for path in sorted(self.queue(priority).iterdir()):
-                    if path.is_file() and not ignored_name(path.name) and not _meta_path(path).exists():
-                        info = QuestInfo(
-                            name=path.name, state="queued", priority=priority, added_at=path.stat().st_mtime
+                    if ignored_name(path.name) or _read_meta(_meta_path(path), "queued") is not None:
+                        continue
+                    try:
+                        self._adopt(path, priority)
+                    except OSError as exc:
+                        problems.append(
+                            f"{printable(path.name)} in queue/{priority} cannot be adopted: {exc}"
                         )
-                        self._write_meta(info)
-        return moved
+        return moved, problems
+
+    def _adopt(self, path: Path, priority: str) -> None:
+        name = safe_name(path.name)
+        if name != path.name:
+            name = self._unique_name(name)
+            path = path.rename(path.with_name(name))
+        info = QuestInfo(name=name, state="queued", priority=priority, added_at=path.stat().st_mtime)
+        self._write_meta(info)
+
+    def _refuse_duplicate(self, digest: str) -> None:
+        """The same content again is not a new quest (it would be paid twice)."""
+        for quest in self.all():
+            if quest.digest != digest or quest.state == "failed":
+                continue
+            when = {
+                "done": f"done at step {quest.finished_step}" if quest.finished_step is not None else "done",
+                "active": "in progress",
+                "queued": "queued",
+            }[quest.state]
+            raise QuestRejected(f"same content as quest {quest.name} ({when})")
 
     # ------------------------------------------------------------------ internals
 
     def _unique_name(self, name: str) -> str:
+        """``name``, or ``stem-N.ext``: a name no quest has, and whose own files (its
+        reason file, its sidecar, its copy in progress) would not land on a file that is
+        already there, and that is not itself another quest's reason file."""
         taken = {q.name for q in self.all()}
-        if name not in taken:
-            return name
         stem, suffix = Path(name).stem, Path(name).suffix
-        n = 2
-        while f"{stem}-{n}{suffix}" in taken:
+        candidate, n = name, 2
+        while candidate in taken or self._occupied(candidate):
+            candidate = f"{stem}-{n}{suffix}"
             n += 1
-        return f"{stem}-{n}{suffix}"
+        return candidate
+
+    def _occupied(self, name: str) -> bool:
+        derived = (name, f"{name}{REASON_SUFFIX}", f".{name}.quest.json", f".tmp-{name}")
+        base = name[: -len(REASON_SUFFIX)] if name.endswith(REASON_SUFFIX) else None
+        for _, folder in self._folders():
+            if any(os.path.lexists(folder / n) for n in derived):
+                return True
+            if base and os.path.lexists(folder / base):
+                return True
+        return False
 
     def _place(self, source: Path, info: QuestInfo, move: bool) -> None:
         target = self.path_of(info)
@@ -283,9 +332,14 @@ class QuestQueue:
         return new
 
     def _fail_in_place(self, info: QuestInfo, reason: str) -> QuestInfo:
+        reason = printable(reason)
         failed = replace(info, state="failed", reason=reason, finished_at=time.time())
-        (self.failed / f"{info.name}.reason.txt").write_text(reason + "\n", encoding="utf-8")
         self._write_meta(failed)
+        reason_file = _reason_path(self.path_of(failed))
+        # Never over a user's file: a file of that name that is a quest keeps it (the
+        # reason is in the sidecar either way).
+        if not _meta_path(reason_file).exists():
+            write_text(reason_file, reason + "\n")
         return failed
 
     def _write_meta(self, info: QuestInfo) -> None:
@@ -296,6 +350,10 @@ class QuestQueue:
 
 def _meta_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.quest.json")
+
+
+def _reason_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}{REASON_SUFFIX}")
 
 
 def _read_meta(meta: Path, state: str) -> QuestInfo | None:

@@ -18,6 +18,7 @@ def chat(prompt: str, answer: str) -> dict[str, object]:
 
 
 def write_rows(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 
@@ -30,10 +31,10 @@ def queue(tmp_path: Path) -> QuestQueue:
 
 
 def test_priority_order_then_first_in_first_out(queue: QuestQueue, tmp_path: Path) -> None:
-    src = write_rows(tmp_path / "a.jsonl", [chat("hi", "hello")])
     order = [("low1", "low"), ("norm1", "normal"), ("high1", "high"), ("norm2", "normal"), ("high2", "high")]
     for name, priority in order:
-        queue.admit(_copy(src, tmp_path / f"{name}.jsonl"), move=False, priority=priority)
+        src = write_rows(tmp_path / f"{name}.jsonl", [chat("hi", f"hello {name}")])
+        queue.admit(src, move=False, priority=priority)
     names = [q.name for q in queue.all()]
     assert names == ["high1.jsonl", "high2.jsonl", "norm1.jsonl", "norm2.jsonl", "low1.jsonl"]
     taken = []
@@ -44,17 +45,13 @@ def test_priority_order_then_first_in_first_out(queue: QuestQueue, tmp_path: Pat
     assert all(q.state == "done" for q in queue.all())
 
 
-def _copy(src: Path, dst: Path) -> Path:
-    dst.write_bytes(src.read_bytes())
-    return dst
-
-
 def test_add_copies_atomically_and_keeps_the_users_file(queue: QuestQueue, tmp_path: Path) -> None:
     src = write_rows(tmp_path / "mine.jsonl", [chat("a", "b")] * 3)
     info, _ = queue.admit(src, move=False, epochs=2, checks="deep")
     assert src.exists() and (queue.queue("normal") / "mine.jsonl").read_bytes() == src.read_bytes()
     assert (info.rows, info.epochs, info.checks, info.state) == (3, 2, "deep", "queued")
-    again, _ = queue.admit(src, move=False)
+    other = write_rows(tmp_path / "elsewhere" / "mine.jsonl", [chat("c", "d")])
+    again, _ = queue.admit(other, move=False)
     assert again.name == "mine-2.jsonl"  # never overwrites a quest with the same name
     assert not list(queue.queue("normal").glob(".tmp-*"))
 
@@ -123,7 +120,8 @@ def test_recover_returns_processing_to_its_queue_and_adopts_hand_placed_files(
     info, _ = queue.admit(write_rows(tmp_path / "p.jsonl", [chat("a", "b")]), move=False, priority="low")
     queue.start(info)
     write_rows(queue.queue("high") / "by-hand.jsonl", [chat("c", "d")])
-    moved = queue.recover()
+    moved, problems = queue.recover()
+    assert problems == []
     assert [m.name for m in moved] == ["p.jsonl"]
     states = {q.name: (q.state, q.priority) for q in queue.all()}
     assert states == {"p.jsonl": ("queued", "low"), "by-hand.jsonl": ("queued", "high")}
