@@ -46,7 +46,9 @@ def test_a_quest_trains_for_its_epochs_pays_gold_and_is_linked_to_loot(running) 
     assert quest.loss_after < quest.loss_before  # it learned the quest
     assert quest.tokens > 0
     progress = [e.quest for e in driver.seen if isinstance(e, p.StepCompleted) and e.quest is not None]
-    assert progress and progress[0].seen < progress[-1].seen <= 48  # live progress was shown
+    # live progress was shown (how many events carry it depends on the step rate: >= 1)
+    assert progress and all(0 < q.seen <= 48 for q in progress)
+    assert [q.seen for q in progress] == sorted(q.seen for q in progress)
     # done/ keeps the file and its stats; the ledger links the quest to the loot after it
     assert (root / "done" / "greetings.jsonl").read_text() == quest_text(ROWS, epochs=2)
     sidecar = json.loads((root / "done" / ".greetings.jsonl.quest.json").read_text())
