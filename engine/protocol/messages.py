@@ -10,8 +10,13 @@ stay importable without torch or textual.
 
 from __future__ import annotations
 
+import functools
+import types
+import typing
 from dataclasses import dataclass, fields
 from typing import Any, TypeAlias, get_args
+
+from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
 
 PROTOCOL_VERSION = 3
 
@@ -215,6 +220,59 @@ Command: TypeAlias = Hello | Pause | Resume | SaveNow | RunEval | Stop | Goodbye
 COMMAND_TYPES: dict[str, type] = {cls.__name__: cls for cls in get_args(Command)}
 
 
+MAX_TEXT = 4096  # a name or a path in a command
+# Field values a command may carry beyond its type (None is allowed where the type says).
+CHOICES: dict[str, tuple[str, ...]] = {"priority": QUEST_PRIORITIES, "checks": QUEST_CHECKS}
+
+
+def command_problem(command: object) -> str | None:
+    """None when ``command`` is a well-formed command; otherwise what is wrong with it.
+    Unpickling does not run a dataclass's __init__, so the engine checks every command
+    it receives here: its class, each field's type, and the values a field allows."""
+    name = type(command).__name__
+    if COMMAND_TYPES.get(name) is not type(command):
+        return f"{name} is not a command"
+    cls: Any = type(command)
+    hints = _field_types(cls)
+    for f in fields(cls):
+        try:
+            value = getattr(command, f.name)
+        except AttributeError:
+            return f"{cls.__name__}.{f.name} is missing"
+        if not _fits(value, hints[f.name]):
+            return f"{cls.__name__}.{f.name} cannot be {type(value).__name__} {_short(value)}"
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            return f"{cls.__name__}.{f.name} is {len(value):,} characters long"
+        allowed = CHOICES.get(f.name)
+        if allowed is not None and value is not None and value not in allowed:
+            return f"{cls.__name__}.{f.name} must be one of {', '.join(allowed)}, not {_short(value)}"
+    epochs = getattr(command, "epochs", None)
+    if epochs is not None and not 1 <= epochs <= 1000:
+        return f"{cls.__name__}.epochs must be 1..1000, not {epochs}"
+    return None
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _fits(value: object, hint: Any) -> bool:
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for kind in allowed:
+        kind = type(None) if kind is None else kind
+        if kind is int and isinstance(value, bool):
+            continue
+        if isinstance(value, kind):
+            return True
+    return False
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def command_to_dict(command: Command) -> dict[str, Any]:
     """A command as plain JSON-able data: {"type": "AddQuest", "path": …}."""
     return {"type": type(command).__name__, **{f.name: getattr(command, f.name) for f in fields(command)}}
@@ -229,6 +287,9 @@ def command_from_dict(data: dict[str, Any]) -> Command:
         command: Command = cls(**{k: v for k, v in data.items() if k != "type"})
     except TypeError as exc:
         raise ValueError(f"bad {cls.__name__}: {exc}") from None
+    problem = command_problem(command)
+    if problem is not None:
+        raise ValueError(problem)
     return command
 
 

@@ -5,17 +5,27 @@ Each client has a reader thread (commands in) and a sender thread with its own
 outbox (events out), so a slow or frozen UI never stalls training. If an outbox
 overflows, that client is dropped rather than losing events silently: it reattaches
 and gets a fresh Snapshot.
+
+Nothing a client sends can stop the engine. The authentication handshake runs on its
+own thread with a deadline (a silent or vanishing client blocks nobody); a message is
+read with a size limit and unpickled only into the protocol's command classes, then
+checked field by field (anything else is answered with CommandRejected and dropped);
+and each client may have only so many commands waiting, so a flood is refused at the
+door instead of stalling training.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
+import pickle
 import queue
 import secrets
 import threading
-from multiprocessing.connection import Connection, Listener
+import time
+from multiprocessing.connection import Connection, Listener, answer_challenge, deliver_challenge
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +35,49 @@ from engine.protocol.savedir import SaveDir
 log = logging.getLogger("engine.run.server")
 
 OUTBOX_LIMIT = 10_000
+HANDSHAKE_SECONDS = 5.0  # a client must authenticate within this
+MAX_MESSAGE_BYTES = 1 << 20  # no command is near this; a larger message ends the client
+PENDING_LIMIT = 64  # commands of one client waiting for the loop; more are refused
+
+
+class CommandUnpickler(pickle.Unpickler):
+    """Unpickles protocol commands and nothing else (no other class is ever built)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        cls = p.COMMAND_TYPES.get(name)
+        if module == p.__name__ and cls is not None:
+            return cls
+        raise pickle.UnpicklingError(f"{module}.{name} is not a command")
+
+
+def read_command(data: bytes) -> p.Command:
+    """A checked command from a message's bytes; ValueError says what is wrong."""
+    try:
+        command = CommandUnpickler(io.BytesIO(data)).load()
+    except Exception as exc:  # any pickle problem: a foreign class, garbage, truncation
+        raise ValueError(f"unreadable message ({type(exc).__name__}: {exc})") from None
+    problem = p.command_problem(command)
+    if problem is not None:
+        raise ValueError(problem)
+    typed: p.Command = command
+    return typed
+
+
+class _Deadline:
+    """A connection whose reads give up at a deadline (for the handshake)."""
+
+    def __init__(self, conn: Connection, seconds: float) -> None:
+        self.conn = conn
+        self.deadline = time.monotonic() + seconds
+
+    def send_bytes(self, data: bytes) -> None:
+        self.conn.send_bytes(data)
+
+    def recv_bytes(self, maxlength: int | None = None) -> bytes:
+        left = self.deadline - time.monotonic()
+        if left <= 0 or not self.conn.poll(left):
+            raise TimeoutError("the client did not authenticate in time")
+        return self.conn.recv_bytes(maxlength)
 
 
 class ClientLeft:
@@ -54,6 +107,7 @@ class ClientSession:
         self.alive = True
         self.greeted = False
         self.watcher = True  # set from Hello: `realm quest` connects without watching
+        self.pending = threading.BoundedSemaphore(PENDING_LIMIT)  # released by the loop
         threading.Thread(target=self._read, name=f"{name}-reader", daemon=True).start()
         self._sender = threading.Thread(target=self._write, name=f"{name}-sender", daemon=True)
         self._sender.start()
@@ -61,18 +115,28 @@ class ClientSession:
     def _read(self) -> None:
         while self.alive:
             try:
-                command = self.conn.recv()
-            except (EOFError, OSError):
+                data = self.conn.recv_bytes(MAX_MESSAGE_BYTES)
+            except (EOFError, OSError) as exc:  # gone, or a message over the limit
+                if "bad message length" in str(exc):
+                    self.send(p.CommandRejected("?", f"message over {MAX_MESSAGE_BYTES:,} bytes"))
                 break
-            except Exception as exc:  # an unpicklable or foreign message: say so, go on
-                self.send(p.CommandRejected("?", f"unreadable message: {exc}"))
+            try:
+                command = read_command(data)
+            except ValueError as exc:
+                self.send(p.CommandRejected("?", str(exc)))
                 continue
-            if not isinstance(command, p.Command):
-                self.send(p.CommandRejected(type(command).__name__, "unknown command"))
+            if not self.pending.acquire(blocking=False):
+                self.send(p.CommandRejected(type(command).__name__, "too many commands waiting; dropped"))
                 continue
             self.inbox.put((self, command))
         self.close()
         self.inbox.put((self, CLIENT_LEFT))
+
+    def done_with(self, command: p.Command | ClientLeft) -> None:
+        """The loop has handled one of this client's commands."""
+        if not isinstance(command, ClientLeft):
+            with contextlib.suppress(ValueError):  # released more than acquired: harmless
+                self.pending.release()
 
     def _write(self) -> None:
         while True:
@@ -115,6 +179,7 @@ class EngineServer:
         self.clients: list[ClientSession] = []
         self._lock = threading.Lock()
         self._listener: Listener | None = None
+        self._authkey = b""
         self._count = 0
 
     def attach(self, conn: Connection | Any) -> ClientSession:
@@ -128,20 +193,34 @@ class EngineServer:
     def listen(self, address: Path, authkey: bytes) -> None:
         if address.exists():
             address.unlink()  # stale: we hold the hero's lock, so no engine owns it
-        self._listener = Listener(str(address), family="AF_UNIX", authkey=authkey)
+        # No authkey here: the handshake runs per connection, off the accept loop.
+        self._listener = Listener(str(address), family="AF_UNIX")
+        self._authkey = authkey
         os.chmod(address, 0o600)
         threading.Thread(target=self._accept, name="accept", daemon=True).start()
 
     def _accept(self) -> None:
-        assert self._listener is not None
-        while True:
+        while (listener := self._listener) is not None:
             try:
-                conn = self._listener.accept()
-            except OSError:
-                return  # listener closed
-            except Exception as exc:  # bad authkey, a port scanner: keep accepting
-                log.warning("rejected a connection: %s", exc)
+                conn = listener.accept()
+            except Exception as exc:  # a client that reset at once, or the listener closed
+                if self._listener is None:
+                    return
+                log.warning("a connection failed before its handshake: %s", exc)
                 continue
+            threading.Thread(target=self._handshake, args=(conn,), name="handshake", daemon=True).start()
+
+    def _handshake(self, conn: Connection) -> None:
+        try:
+            timed: Any = _Deadline(conn, HANDSHAKE_SECONDS)
+            deliver_challenge(timed, self._authkey)
+            answer_challenge(timed, self._authkey)
+        except Exception as exc:  # a wrong key, a silent client, a reset: only it is lost
+            log.warning("rejected a connection: %s", exc)
+            with contextlib.suppress(OSError):
+                conn.close()
+            return
+        if self._listener is not None:
             self.attach(conn)
 
     def broadcast(self, event: Any) -> None:

@@ -51,6 +51,7 @@ from skills.registry import get_skill
 log = logging.getLogger("engine.run.worker")
 
 STATUS_INTERVAL = 2.0  # seconds between hero.json refreshes while training
+COMMANDS_PER_STEP = 32  # commands handled between two training steps (the rest wait)
 
 
 class Worker:
@@ -320,13 +321,18 @@ class Worker:
     # ------------------------------------------------------------------ commands
 
     def handle_commands(self, block: bool) -> None:
+        """Commands waiting between two steps: at most COMMANDS_PER_STEP of them, so a
+        flood of commands slows training by a bounded amount, never stops it."""
         timeout: float | None = 0.25 if block else 0
-        while True:
+        for _ in range(COMMANDS_PER_STEP):
             item = self.server.next_command(timeout)
             if item is None:
                 return
             client, command = item
-            self.handle(client, command)
+            try:
+                self.handle(client, command)
+            finally:
+                client.done_with(command)
             timeout = 0  # drain the rest without waiting
 
     def handle(self, client: ClientSession, command: p.Command | ClientLeft) -> None:
@@ -347,10 +353,9 @@ class Worker:
                 self._set_paused(False)
                 self.server.broadcast(p.Resumed(step=self.progress.step))
             case p.SaveNow():
-                self.take_loot("manual")
+                self._save_on_demand(client)
             case p.RunEval():
-                self.note(f"Evaluating on demand at step {self.progress.step}")
-                self.run_eval()
+                self._eval_on_demand(client)
             case p.Stop():
                 self.stop_reason = "stop"
             case p.Goodbye():
@@ -359,6 +364,21 @@ class Worker:
                 self.keeper.command(client, command)
             case _:
                 assert_never(command)
+
+    def _save_on_demand(self, client: ClientSession) -> None:
+        live = self.ledger.live_loot()
+        if live and live[-1]["step"] == self.progress.step:  # `s` pressed twice: one save
+            client.send(p.CommandRejected("SaveNow", f"loot {live[-1]['name']} is this step's"))
+        else:
+            self.take_loot("manual")
+
+    def _eval_on_demand(self, client: ClientSession) -> None:
+        history = self.report.val_history
+        if history and history[-1][0] == self.progress.step:  # one eval per step is enough
+            client.send(p.CommandRejected("RunEval", "this step is evaluated already"))
+        else:
+            self.note(f"Evaluating on demand at step {self.progress.step}")
+            self.run_eval()
 
     def _set_paused(self, paused: bool) -> None:
         if self.paused != paused:
