@@ -35,6 +35,11 @@ def away_text(away: p.AwaySummary) -> str:
 
 
 FRAME_SECONDS = 0.5
+DOWN_LINES = 8  # of a traceback or the log: the last ones say what went wrong
+
+
+def last_lines(text: str, count: int = DOWN_LINES) -> str:
+    return "\n".join(text.rstrip().splitlines()[-count:])
 
 
 class RealmApp(App[str]):
@@ -155,7 +160,7 @@ class RealmApp(App[str]):
             return
         screen = EngineDownScreen(
             self.state.error or "the engine stopped",
-            self.state.error_detail[-1500:] or self.log_tail(),
+            last_lines(self.state.error_detail or self.log_tail()),
             self.state.last_loot_step,
         )
         self.push_screen(screen, self._after_engine_down)

@@ -56,7 +56,7 @@ class EngineControl:
         hang-up does not reach it), no stdin, output appended to the hero's engine.log."""
         if self.save.engine_pid() is not None:
             return
-        self.save.root.mkdir(parents=True, exist_ok=True)
+        self.save.create()
         self.save.clean_stale()
         log = open(self.save.log, "ab")
         try:

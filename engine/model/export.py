@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -60,8 +61,17 @@ def export(save: SaveDir, loot: Path, dest: Path) -> str:
     (tmp / "realm_export.json").write_text(
         json.dumps({"hero": config.name, "loot": loot.name, "mode": config.mode, "base": config.model_label})
     )
+    share(tmp)
     tmp.rename(dest)  # a half-written export never has the final name
     return how
+
+
+def share(folder: Path) -> None:
+    """An export is an ordinary model folder for other tools: 0644 files, 0755 folders
+    (the save folder it came from is private, 0700)."""
+    os.chmod(folder, 0o755)
+    for path in folder.rglob("*"):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,7 +109,11 @@ class SaveDir:
         return socket_path(self.root)
 
     def create(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        """The hero's folder, private to its user (0700: weights, ledger, logs and quest
+        data are theirs); the saves root above it is made as the umask says."""
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.root, 0o700)
         self.checkpoints.mkdir(exist_ok=True)
 
     # ------------------------------------------------------------------ reading
@@ -123,6 +127,35 @@ class SaveDir:
 
     def authkey(self) -> bytes:
         return self.authkey_file.read_bytes()
+
+    def last_logged_step(self) -> int:
+        """The newest training step metrics.jsonl records (0 without one): where an
+        engine that died without a word had got to."""
+        try:
+            with open(self.metrics, "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - 16_384))
+                tail = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return 0
+        for line in reversed(tail):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and "loss" in row and isinstance(row.get("step"), int):
+                return int(row["step"])
+        return 0
+
+    def disk_bytes(self) -> int:
+        """What the hero's folder takes on disk."""
+        total = 0
+        for path in self.root.rglob("*"):
+            try:
+                if path.is_file() and not path.is_symlink():
+                    total += path.stat().st_blocks * 512
+            except OSError:
+                continue
+        return total
 
     def log_tail(self, lines: int = 12) -> str:
         try:
@@ -159,7 +192,7 @@ class SaveDir:
             pid = int(self.pid.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _is_engine(pid) else None
+        return pid if _is_engine_of(pid, self.root) else None
 
     def clean_stale(self) -> list[str]:
         """Remove a dead engine's pid file and socket. Only call when no engine is alive."""
@@ -179,7 +212,9 @@ def _read_dict(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _is_engine(pid: int) -> bool:
+def _is_engine_of(pid: int, root: Path) -> bool:
+    """``pid`` is alive and is the engine of this save folder (a copied folder carries
+    the original's pid file: that engine is not this hero's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -190,4 +225,14 @@ def _is_engine(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc (not Linux): trust the signal check
-    return b"engine" in cmdline and b"-m" in cmdline
+    if b"engine" not in cmdline or b"-m" not in cmdline or b"--save-dir" not in cmdline:
+        return False
+    at = cmdline.index(b"--save-dir") + 1
+    if at >= len(cmdline):
+        return False
+    try:
+        cwd = Path(f"/proc/{pid}/cwd").resolve()
+    except OSError:
+        cwd = Path.cwd()
+    given = Path(os.fsdecode(cmdline[at]))
+    return (cwd / given).resolve() == root.resolve()

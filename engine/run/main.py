@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.protocol import messages as p
 from engine.protocol.config import MODES, HeroConfig, add_override_flags, apply_overrides
+from engine.protocol.model_folder import model_folder_problem
 from engine.protocol.savedir import EngineBusy, SaveDir
 from engine.store.atomic import read_json, write_json
 
@@ -51,8 +52,9 @@ class StopOnSignal:
             worker.request_stop(self.reason)
 
 
-def resolve_config(save: SaveDir, args: argparse.Namespace) -> HeroConfig:
-    """The hero's config is fixed at creation; flags may only tune a few settings."""
+def resolve_config(save: SaveDir, args: argparse.Namespace) -> tuple[HeroConfig, HeroConfig]:
+    """(the hero's config, this run's). The hero's is fixed at creation; the override
+    flags (--max-steps, --threads…) tune this run only and are never saved."""
     if save.config.exists():
         config = HeroConfig.load(save.config)
         if args.model and str(Path(args.model).expanduser().resolve()) != config.model:
@@ -68,7 +70,7 @@ def resolve_config(save: SaveDir, args: argparse.Namespace) -> HeroConfig:
     else:
         model = str(Path(args.model).expanduser().resolve()) if args.model else ""
         config = HeroConfig(name=save.root.name, model=model, mode=args.mode or "full")
-    return apply_overrides(config, args)
+    return config, apply_overrides(config, args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     stop = StopOnSignal()
     args = build_parser().parse_args(argv)
     save = SaveDir(args.save_dir.expanduser().absolute())
-    save.create()
+    if args.model and not save.config.exists():  # refused before a hero slot is made
+        problem = model_folder_problem(Path(args.model).expanduser())
+        if problem is not None:
+            print(f"realm engine: --model {args.model}: {problem}", file=sys.stderr)
+            return EXIT_BAD_CONFIG
+    try:
+        save.create()
+    except OSError as exc:
+        print(
+            f"realm engine: cannot make the hero's folder {save.root}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return EXIT_BAD_CONFIG
     try:
         lock = save.take_lock()
     except EngineBusy as exc:
@@ -113,13 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers
     )
     try:
-        config = resolve_config(save, args)
+        hero_config, config = resolve_config(save, args)
     except (ValueError, KeyError) as exc:
         print(f"realm engine: {exc}", file=sys.stderr)
         logging.getLogger("engine").error("%s", exc)
         return EXIT_BAD_CONFIG
     if not save.config.exists():
-        write_json(save.config, json.loads(config.to_json()))
+        write_json(save.config, json.loads(hero_config.to_json()))
     save.pid.write_text(f"{os.getpid()}\n")
     try:
         return serve(save, config, args.foreground, stop)

@@ -101,13 +101,6 @@ class Reporter:
         kept = [r for r in tail_rows(path, size) if r.get("step", 0) <= step]
         write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
-    def last_step(self) -> int:
-        """The newest step metrics.jsonl records (0 without one)."""
-        if not self.save.metrics.exists():
-            return 0
-        steps = [r["step"] for r in tail_rows(self.save.metrics, 20_000) if "loss" in r]
-        return max(steps, default=0)
-
     def load_history(self, resumed_step: int) -> None:
         train, val, lines = load_history(self.save, resumed_step, LOG_LINES)
         self.train_history.extend(train)

@@ -184,7 +184,7 @@ class Worker:
         and how much is replayed. Returns the step it died at, or None."""
         if before.get("state") in (None, "stopped"):
             return None
-        died_at = max(int(before.get("step") or 0), self.report.last_step())
+        died_at = max(int(before.get("step") or 0), self.save.last_logged_step())
         loot = f"loot {resume.meta['step']}" if resume else "the base model"
         replayed = died_at - self.progress.step
         self.warn(f"The engine died at step {died_at}; resuming from {loot} ({replayed} steps replayed)")

@@ -100,8 +100,15 @@ def test_realm_quest_talks_to_a_running_engine(tmp_path: Path, hatchling_dir: Pa
             return {q["name"]: q for q in map(json.loads, out.stdout.splitlines())}
 
         wait_until(lambda: states().get("good.jsonl", {}).get("state") == "done", what="good.jsonl done")
-        again = realm("quest", "add", str(good), *args)
-        assert again.returncode == 0 and "good-2.jsonl queued" in again.stdout, again.stderr
+        done_step = states()["good.jsonl"]["finished_step"]
+        again = realm("quest", "add", str(good), *args)  # the same content: not a new quest
+        assert again.returncode == 1, again.stdout
+        assert f"same content as quest good.jsonl (done at step {done_step})" in again.stderr
+        other = tmp_path / "elsewhere" / "good.jsonl"
+        other.parent.mkdir()
+        other.write_text(quest_text(ROWS[5:10]))
+        renamed = realm("quest", "add", str(other), *args)
+        assert renamed.returncode == 0 and "good-2.jsonl queued" in renamed.stdout, renamed.stderr
         online_refusal = realm("quest", "add", str(bad), *args)
         assert online_refusal.returncode == 1 and "line 3: invalid JSON" in online_refusal.stderr
         missing = realm("quest", "cancel", "nothing-here", *args)
@@ -109,6 +116,7 @@ def test_realm_quest_talks_to_a_running_engine(tmp_path: Path, hatchling_dir: Pa
         wait_until(lambda: states().get("good-2.jsonl", {}).get("state") == "done", what="good-2.jsonl done")
         final = states()
         assert final["good.jsonl"]["loss_after"] is not None
+        assert json.loads(save.status.read_text())["gold"] == 200  # two quests, paid once each
         assert {"name", "state", "priority", "reason"} <= set(final["good.jsonl"])
         stop = realm("stop", *args, timeout=300)
         assert stop.returncode == 0, stop.stderr

@@ -83,7 +83,9 @@ def test_priority_order_is_kept_by_the_engine(tmp_path: Path, hatchling_dir: Pat
     save, config = make_hero(tmp_path / "saves", hatchling_dir)
     queue = QuestQueue(save.root)
     queue.create()
-    for i, (name, priority) in enumerate((("first-low", "low"), ("second-normal", "normal"), ("third-high", "high"))):
+    for i, (name, priority) in enumerate(
+        (("first-low", "low"), ("second-normal", "normal"), ("third-high", "high"))
+    ):
         src = tmp_path / f"{name}.jsonl"
         src.write_text(quest_text(ROWS[4 * i : 4 * i + 4]))
         queue.admit(src, move=False, priority=priority)

@@ -8,8 +8,11 @@ is still loading it, and every command that needs torch runs engine-side.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import sys
 
-from tui.cli import bench, export, play, quest, skills, status
+from tui.cli import bench, export, heroes, play, quest, skills, status
 from tui.cli.common import DEFAULT_HERO, SAVES_ENV, default_saves_root
 
 EPILOG = f"""
@@ -27,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (play, status, skills, quest, export, bench):
+    for group in (play, status, heroes, skills, quest, export, bench):
         group.add_parsers(sub)
     return parser
 
@@ -38,7 +41,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    result: int = args.run(args)
+    try:
+        result: int = args.run(args)
+    except BrokenPipeError:  # `realm status | head -1`: the reader has gone
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")
+        print("realm: the output was closed early", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nrealm: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a read-only or missing folder, a full disk
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"realm: {exc.strerror or exc}:{where}".rstrip(":"), file=sys.stderr)
+        return 1
     return result
 
 

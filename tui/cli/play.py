@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.protocol.config import MODES, add_override_flags, override_args
+from engine.protocol.model_folder import model_folder_problem
 from engine.protocol.savedir import SaveDir
 from tui.cli.common import add_hero_args, save_from
 from tui.link import EngineControl, engine_command
@@ -61,16 +62,16 @@ def check_model(save: SaveDir, model: str | None) -> str | None:
     if not model:
         return None
     folder = Path(model).expanduser().resolve()
-    if not folder.is_dir():
-        raise SystemExit(f"realm: --model {model}: no such folder (a local Hugging Face model folder)")
-    if not (folder / "config.json").exists():
-        raise SystemExit(f"realm: --model {model}: no config.json in it; is it a save_pretrained folder?")
     existing = save.read_config().get("model")
     if existing is not None and existing != str(folder):
         raise SystemExit(
             f"realm: hero {save.name!r} already trains {existing or 'the hatchling'}; "
             f"choose another slot with --hero NAME to train {model}"
         )
+    if existing is None:  # a new hero: the folder must be a model before a slot is made
+        problem = model_folder_problem(folder)
+        if problem is not None:
+            raise SystemExit(f"realm: --model {model}: {problem}")
     return str(folder)
 
 
@@ -137,7 +138,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 3
-    save.root.mkdir(parents=True, exist_ok=True)
+    save.create()
     save.clean_stale()
     cmd = engine_command(save, model, ["--foreground", *mode, *override_args(args)])
     print(f"Training {save.name} in the foreground; Ctrl+C saves and stops.", flush=True)

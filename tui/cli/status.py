@@ -37,12 +37,19 @@ def add_parsers(sub: Any) -> None:
     stop.set_defaults(run=cmd_stop)
 
 
+def life_state(status: dict[str, Any], pid: int | None) -> str:
+    """training | paused | stopping | stopped | crashed. An engine that is gone without
+    saying "stopped" (kill -9, an error, a power cut) crashed."""
+    last = status.get("state")
+    if pid:
+        return "training" if last in (None, "starting", "stopped", "crashed") else str(last)
+    return "stopped" if last in (None, "stopped") else "crashed"
+
+
 def status_record(save: SaveDir) -> dict[str, Any]:
     status = save.read_status()
     pid = save.engine_pid()
-    state = status.get("state", "stopped") if pid else "stopped"
-    if pid and state in ("starting", "stopped", "crashed"):
-        state = "training"  # alive but has not written its first status yet
+    state = life_state(status, pid)
     record = {
         "hero": save.name,
         "state": state,
@@ -64,41 +71,44 @@ def status_record(save: SaveDir) -> dict[str, Any]:
         "memory_plan": status.get("memory_plan", ""),
         "gpu": status.get("gpu") if pid else None,
         "save_dir": str(save.root),
+        "warnings": status.get("warnings", []),
     }
-    if not pid and status.get("state") == "crashed":
+    if state == "crashed":
         record["error"] = status.get("error")
+        record["died_at_step"] = max(int(status.get("step") or 0), save.last_logged_step())
     return record
+
+
+def no_hero(save: SaveDir) -> str:
+    return f"no hero {save.name!r} in {save.root.parent}"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     save = save_from(args)
-    if not save.root.exists():
+    if not save.config.exists():
         if args.json:
-            print(
-                json.dumps(
-                    {
-                        "hero": save.name,
-                        "state": "stopped",
-                        "step": 0,
-                        "loss": None,
-                        "level": 0,
-                        "last_loot_step": None,
-                        "pid": None,
-                        "exists": False,
-                    }
-                )
-            )
-            return 0
-        print(f"No hero {save.name!r} in {save.root.parent} yet. `realm play` hatches one.")
-        return 0
+            print(json.dumps({"hero": save.name, "state": "stopped", "step": 0, "exists": False}))
+        print(f"realm: {no_hero(save)} (`realm play --hero {save.name}` hatches one)", file=sys.stderr)
+        return 1
     rec = status_record(save)
     if args.json:
         print(json.dumps(rec))
-        return 0
+    else:
+        print_status(save, rec)
+    return 0
+
+
+def print_status(save: SaveDir, rec: dict[str, Any]) -> None:
     loss = f"{rec['loss']:.4f}" if rec["loss"] is not None else "--"
     who = f"{save.name.upper()} ({rec['model']})"
     running = f", pid {rec['pid']}" if rec["pid"] else ""
-    print(f"{who}: {rec['state']}{running}")
+    if rec["state"] == "crashed":
+        loot = rec["last_loot_step"]
+        print(
+            f"{who}: crashed at step {rec['died_at_step']:,} (last loot {loot if loot is not None else 'none'})"
+        )
+    else:
+        print(f"{who}: {rec['state']}{running}")
     print(f"  step {rec['step']:,} · level {rec['level']} · loss {loss} · gold {rec['gold']}")
     for skill_id, track in (rec.get("skills") or {}).items():
         print(f"  {skill_id.upper()} level {track['level']} (evals at this level: {len(track['evals'])})")
@@ -117,13 +127,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  last loot at step {rec['last_loot_step']:,}; {rec['loot']} in the vault{age}")
     else:
         print("  no loot yet")
-    if rec.get("error"):
-        print(f"  the engine crashed: {rec['error']} (see {save.log})")
-    return 0
+    if rec["state"] == "crashed":
+        why = rec.get("error") or "it was killed or lost power"
+        print(f"  the engine died: {why} (see {save.log}); `realm play` resumes from the last loot")
+    for warning in rec["warnings"]:
+        print(f"  ! {warning}")
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
     save = save_from(args)
+    if not save.config.exists():
+        print(f"realm: {no_hero(save)}", file=sys.stderr)
+        return 1
     pid = save.engine_pid()
     if pid is None:
         print(f"{save.name.upper()} is not training; nothing to stop.")
