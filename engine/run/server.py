@@ -23,6 +23,7 @@ import os
 import pickle
 import queue
 import secrets
+import socket
 import threading
 import time
 from multiprocessing.connection import Connection, Listener, answer_challenge, deliver_challenge
@@ -108,6 +109,7 @@ class ClientSession:
         self.greeted = False
         self.watcher = True  # set from Hello: `realm quest` connects without watching
         self.pending = threading.BoundedSemaphore(PENDING_LIMIT)  # released by the loop
+        self._refusing = False  # dropping commands of a flood
         threading.Thread(target=self._read, name=f"{name}-reader", daemon=True).start()
         self._sender = threading.Thread(target=self._write, name=f"{name}-sender", daemon=True)
         self._sender.start()
@@ -126,8 +128,11 @@ class ClientSession:
                 self.send(p.CommandRejected("?", str(exc)))
                 continue
             if not self.pending.acquire(blocking=False):
-                self.send(p.CommandRejected(type(command).__name__, "too many commands waiting; dropped"))
+                if not self._refusing:  # one word per burst, not one per dropped command
+                    self._refusing = True
+                    self.send(p.CommandRejected(type(command).__name__, "too many commands waiting; dropped"))
                 continue
+            self._refusing = False
             self.inbox.put((self, command))
         self.close()
         self.inbox.put((self, CLIENT_LEFT))
@@ -169,8 +174,20 @@ class ClientSession:
         if self.alive:
             self.alive = False
             self.outbox.put(None)
-            with contextlib.suppress(OSError):
-                self.conn.close()
+            hang_up(self.conn)
+
+
+def hang_up(conn: Any) -> None:
+    """Close a connection for good. A plain close() leaves the socket open while another
+    thread is blocked sending on it (to a client that does not read, which in turn may
+    be blocked sending to us): shutting the socket down first ends both."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        dup = socket.socket(fileno=os.dup(conn.fileno()))
+        with contextlib.suppress(OSError):
+            dup.shutdown(socket.SHUT_RDWR)
+        dup.close()
+    with contextlib.suppress(OSError):
+        conn.close()
 
 
 class EngineServer:
