@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +116,66 @@ def test_realm_train_status_socket_and_stop(tmp_path: Path, hatchling_dir: Path)
     assert final["last_loot_step"] == final["step"] > 0
     human = realm("status", *args).stdout
     assert "stopped" in human and f"last loot at step {final['step']:,}" in human
+
+
+def test_a_crash_is_reported_as_a_crash_and_the_ledger_may_vanish(
+    tmp_path: Path, hatchling_dir: Path
+) -> None:
+    saves = tmp_path / "saves"
+    save, _ = make_hero(saves, hatchling_dir)
+    args = ["--saves", str(saves)]
+    cmd = [sys.executable, "-m", "engine", "--save-dir", str(save.root), "--checkpoint-every", "5"]
+    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: len(live_loot(save.ledger)) >= 1 if save.ledger.exists() else False, what="loot")
+        save.ledger.unlink()  # deleted while the engine runs
+        wait_until(lambda: len(list(save.checkpoints.glob("step-*"))) >= 2, what="more loot")
+        wait_until(lambda: last_step(save.metrics) % 5 >= 2, what="steps past the loot")
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        first.kill()
+    folders = sorted(f.name for f in save.checkpoints.glob("step-*"))
+    newest = int(folders[-1].split("-")[1])
+    status = json.loads(realm("status", "--json", *args).stdout)
+    assert status["state"] == "crashed" and status["pid"] is None
+    died_at = status["died_at_step"]
+    assert died_at >= last_step(save.metrics) and died_at > newest
+    human = realm("status", *args).stdout
+    assert f"crashed at step {died_at:,}" in human and "last loot" in human
+    again = subprocess.run(
+        [*cmd, "--max-steps", str(died_at + 1)], cwd=ROOT, capture_output=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr
+    log = save.log.read_text()
+    assert (
+        f"The engine died at step {died_at}; resuming from loot {newest} ({died_at - newest} steps replayed)"
+        in log
+    )
+    assert sorted(f.name for f in save.checkpoints.glob("step-*"))[: len(folders)] == folders  # all kept
+    assert live_loot(save.ledger) >= set(folders)  # and back in the ledger
+    assert json.loads(realm("status", "--json", *args).stdout)["state"] == "stopped"
+
+
+def test_realm_stop_stops_only_its_own_hero(tmp_path: Path, hatchling_dir: Path) -> None:
+    saves = tmp_path / "saves"
+    save, _ = make_hero(saves, hatchling_dir)
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "engine", "--save-dir", str(save.root)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: save.engine_pid() == engine.pid, what="the engine")
+        copy = saves / "copy"
+        shutil.copytree(save.root, copy, ignore=shutil.ignore_patterns("engine.sock"))
+        assert (copy / "engine.pid").read_text().strip() == str(engine.pid)  # the original's pid
+        out = realm("stop", "--hero", "copy", "--saves", str(saves))
+        assert out.returncode == 0 and "not training" in out.stdout, out.stdout + out.stderr
+        time.sleep(1.0)
+        assert engine.poll() is None  # the original hero trains on
+        assert realm("stop", "--saves", str(saves), timeout=300).returncode == 0
+        engine.wait(60)
+    finally:
+        engine.kill()

@@ -5,6 +5,7 @@ is taken in priority order, a quest can be cancelled, eval problems never train.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -161,3 +162,71 @@ def wait_active(driver: EngineClient) -> p.QuestInfo:
         event = driver.wait_for(p.StepCompleted, 60)
         if event.quest is not None and event.quest.seen > 0:
             return event.quest
+
+
+# Files that once killed the intake thread or the engine, each dropped into a running
+# engine's real inbox: (file name as bytes, content).
+HOSTILE = {
+    "a name that is not UTF-8": (b"caf\xe9-\xff.jsonl", quest_text(ROWS[:2]).encode()),
+    "a lone surrogate in the content": (b"surrogate.jsonl", b'{"prompt": "a\\ud800", "completion": "b"}\n'),
+    "JSON nested 10,000 deep": (b"deep.jsonl", b"[" * 10_000 + b"]" * 10_000 + b"\n"),
+    "a legal 249-character name": (b"n" * 243 + b".jsonl", quest_text(ROWS[2:4]).encode()),
+    "escape codes in the name": (b"\x1b[2J\x1b[31mwipe.jsonl", quest_text(ROWS[4:6]).encode()),
+    "the user's own .reason.txt": (b"mine.jsonl.reason.txt", b"my notes, not JSON\n"),
+}
+
+
+def test_no_file_stops_the_intake_or_the_engine(tmp_path: Path, hatchling_dir: Path) -> None:
+    save, config = make_hero(tmp_path / "saves", hatchling_dir)
+    client, worker, thread = run_engine(save, config)
+    root = save.root
+    try:
+        client.hello()
+        inbox = os.fsencode(root / "inbox")
+        for name, data in HOSTILE.values():
+            with open(os.path.join(inbox, name), "wb") as f:
+                f.write(data)
+        time.sleep(0.1)
+        with open(
+            os.path.join(inbox, b"mine.jsonl"), "wb"
+        ) as f:  # its reason file would be mine.jsonl.reason.txt
+            f.write(b"not json either\n")
+        board = client.wait_until(
+            lambda e: isinstance(e, p.QuestBoard) and len(e.quests) == len(HOSTILE) + 1,
+            120,
+            "every file on the board",
+        )
+        step = worker.progress.step
+        client.wait_until(lambda e: isinstance(e, p.StepCompleted) and e.step > step + 1)
+        assert worker.stop_reason is None and thread.is_alive()
+    finally:
+        worker.request_stop("test over")
+        thread.join(60)
+    assert not list((root / "inbox").iterdir())  # every file got an answer
+    names = [q.name for q in board.quests]
+    assert all(name.isprintable() and len(name.encode()) <= 120 for name in names), names
+    assert all(q.reason.isprintable() for q in board.quests)
+    # the user's notes are kept as they were, beside the reason for mine.jsonl
+    notes = [q for q in board.quests if q.name.startswith("mine.jsonl.reason")]
+    assert len(notes) == 1 and (root / "failed" / notes[0].name).read_bytes() == b"my notes, not JSON\n"
+    mine = next(q for q in board.quests if q.name.startswith("mine") and q is not notes[0])
+    assert (root / "failed" / f"{mine.name}.reason.txt").read_text().strip() == mine.reason
+    # and the next start is not stopped by any of them
+    again, again_worker, again_thread = run_engine(save, config)
+    try:
+        again.hello()
+        again.wait_for(p.StepCompleted, 60)
+    finally:
+        again_worker.request_stop("test over")
+        again_thread.join(60)
+
+
+def test_the_same_content_is_refused_not_paid_twice(running) -> None:  # type: ignore[no-untyped-def]
+    driver, worker, root = running
+    (root / "inbox" / "once.jsonl").write_text(quest_text(ROWS[:3]))
+    done = driver.wait_for(p.QuestCompleted, 120)
+    (root / "inbox" / "again.jsonl").write_text(quest_text(ROWS[:3]))
+    refused = driver.wait_for(p.QuestRejected, 60)
+    assert refused.name == "again.jsonl"
+    assert refused.reason == f"same content as quest once.jsonl (done at step {done.quest.finished_step})"
+    assert (root / "failed" / "again.jsonl").exists() and worker.progress.gold == 100

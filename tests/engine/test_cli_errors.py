@@ -1,0 +1,119 @@
+"""Clear errors instead of tracebacks, and a hero's slot handled with care: bad model
+folders refused before a slot exists, `realm heroes`, unknown heroes, unwritable save
+roots, override flags that are not saved, private save folders and shareable exports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.model.export import main as export_main
+from engine.protocol.savedir import SaveDir
+from engine.run import main as engine_main
+from tests.conftest import ROOT, make_hero, realm_here, run_worker
+
+
+@pytest.mark.parametrize(
+    ("remove", "said"),
+    [("weights", "no weights in it"), ("tokenizer", "no tokenizer in it"), ("config", "no config.json")],
+)
+def test_a_bad_model_folder_is_refused_before_a_slot_exists(
+    tmp_path: Path, hatchling_dir: Path, remove: str, said: str
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(hatchling_dir, folder)
+    gone = {"weights": ["model.safetensors"], "tokenizer": ["tokenizer.json"], "config": ["config.json"]}
+    for name in gone[remove]:
+        (folder / name).unlink()
+    saves = tmp_path / "saves"
+    refused = realm_here("train", "--saves", str(saves), "--hero", "new", "--model", str(folder))
+    assert refused.returncode != 0 and said in refused.stderr
+    assert not (saves / "new").exists()
+    # the engine itself refuses too, before making the slot
+    code = engine_main.main(["--save-dir", str(saves / "other"), "--model", str(folder)])
+    assert code == engine_main.EXIT_BAD_CONFIG and not (saves / "other").exists()
+
+
+def test_realm_heroes_lists_and_deletes_slots(tmp_path: Path, hatchling_dir: Path) -> None:
+    save, config = make_hero(tmp_path, hatchling_dir, name="ada")
+    run_worker(save, config, 3)
+    make_hero(tmp_path, hatchling_dir, name="bo")
+    listed = realm_here("heroes", "--saves", str(tmp_path), "--json")
+    rows = {r["name"]: r for r in map(json.loads, listed.stdout.splitlines())}
+    assert set(rows) == {"ada", "bo"}
+    assert rows["ada"]["step"] == 3 and rows["ada"]["state"] == "stopped" and rows["ada"]["size_bytes"] > 0
+    assert rows["ada"]["model"] == "hatchling" and rows["ada"]["mode"] == "full"
+    human = realm_here("heroes", "--saves", str(tmp_path)).stdout
+    assert "ada" in human and "MB" in human
+    asks = realm_here("heroes", "delete", "bo", "--saves", str(tmp_path))  # nobody to ask here
+    assert asks.returncode == 1 and "--yes" in asks.stderr and (tmp_path / "bo").exists()
+    gone = realm_here("heroes", "delete", "bo", "--yes", "--saves", str(tmp_path))
+    assert gone.returncode == 0 and not (tmp_path / "bo").exists()
+    nobody = realm_here("heroes", "delete", "nobody", "--yes", "--saves", str(tmp_path))
+    assert nobody.returncode == 1 and "no hero 'nobody'" in nobody.stderr
+
+
+def test_a_training_hero_is_not_deleted(
+    tmp_path: Path, hatchling_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_hero(tmp_path, hatchling_dir, name="busy")
+    monkeypatch.setattr(SaveDir, "engine_pid", lambda self: 4242)
+    refused = realm_here("heroes", "delete", "busy", "--yes", "--saves", str(tmp_path))
+    assert refused.returncode == 1 and "is training" in refused.stderr and (tmp_path / "busy").exists()
+
+
+def test_unknown_heroes_and_unwritable_roots_say_so_in_one_line(tmp_path: Path) -> None:
+    for command in ("status", "stop"):
+        out = realm_here(command, "--hero", "nobody", "--saves", str(tmp_path))
+        assert out.returncode != 0 and f"no hero 'nobody' in {tmp_path}" in out.stderr
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    out = realm_here("train", "--saves", str(not_a_folder))
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr and "Not a directory" in out.stderr
+
+
+def test_a_closed_pipe_is_one_line_not_a_traceback() -> None:
+    # more output than a pipe holds, to a reader that leaves after one line
+    done = subprocess.run(
+        f"{sys.executable} -m tui.cli skills sample bin --count 20000 | head -1",
+        shell=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.count("\n") == 1
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_override_flags_apply_to_one_run_only(tmp_path: Path) -> None:
+    save = SaveDir(tmp_path / "dio")
+    args = engine_main.build_parser().parse_args(
+        ["--save-dir", str(save.root), "--max-steps", "3", "--threads", "1"]
+    )
+    hero, run = engine_main.resolve_config(save, args)
+    assert run.game.max_steps == 3 and run.train.threads == 1
+    assert hero.game.max_steps == 0 and hero.train.threads == 0  # what config.json keeps
+
+
+def test_save_folders_are_private_and_exports_are_not(tmp_path: Path, hatchling_dir: Path) -> None:
+    save, config = make_hero(tmp_path, hatchling_dir)
+    run_worker(save, config, 2)
+    assert stat.S_IMODE(save.root.stat().st_mode) == 0o700
+    os.umask(old := os.umask(0o077))  # even under a strict umask, an export is shareable
+    try:
+        os.umask(0o077)
+        assert export_main(["--save-dir", str(save.root), str(tmp_path / "out")]) == 0
+    finally:
+        os.umask(old)
+    exported = tmp_path / "out"
+    assert stat.S_IMODE(exported.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(f.stat().st_mode) for f in exported.iterdir()} == {0o644}
