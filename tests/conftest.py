@@ -118,6 +118,12 @@ def realm(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
+def engine_process(save: SaveDir, *flags: str) -> subprocess.Popen[bytes]:
+    """A real engine (`python -m engine`) for the hero, its output discarded."""
+    cmd = [sys.executable, "-m", "engine", "--save-dir", str(save.root), *flags]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def wait_until(predicate: Any, timeout: float = 120.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.bench.output import progress, show
 from engine.protocol import messages as p
 from engine.protocol.client import EngineClient
 from engine.protocol.savedir import METRICS_NAME, SaveDir
@@ -200,13 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="runs of each kind (default 2)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    echo = (lambda _line: None) if args.json else (lambda line: print(line, flush=True))
+    echo = progress(args.json)
     result = run(args.steps, args.repeats, echo)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"  {key:28} {value}")
+    show(result, args.json)
     return 0
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from engine.bench.output import show
 from engine.model.hero import add_adapters, check_mode, load_hero, pick_device
 from engine.model.memory import ModelShape, estimate
 from engine.protocol.config import LoraConfig, TrainConfig
@@ -277,11 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     result = measure(args)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"  {key:26} {value}")
+    show(result, args.json)
     return 0
 
 

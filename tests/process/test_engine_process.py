@@ -18,7 +18,7 @@ import pytest
 from engine.protocol import messages as p
 from engine.protocol.client import EngineClient
 from engine.protocol.savedir import SaveDir
-from tests.conftest import ROOT, last_step, losses, make_hero, realm, wait_until
+from tests.conftest import ROOT, engine_process, last_step, losses, make_hero, realm, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -160,12 +160,7 @@ def test_a_crash_is_reported_as_a_crash_and_the_ledger_may_vanish(
 def test_realm_stop_stops_only_its_own_hero(tmp_path: Path, hatchling_dir: Path) -> None:
     saves = tmp_path / "saves"
     save, _ = make_hero(saves, hatchling_dir)
-    engine = subprocess.Popen(
-        [sys.executable, "-m", "engine", "--save-dir", str(save.root)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    engine = engine_process(save)
     try:
         wait_until(lambda: save.engine_pid() == engine.pid, what="the engine")
         copy = saves / "copy"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, last_step, losses, make_hero, realm, wait_until
+from tests.conftest import ROOT, engine_process, last_step, losses, make_hero, realm, wait_until
 from tests.quests.conftest import ROWS, quest_text
 
 pytestmark = pytest.mark.slow
@@ -87,12 +87,7 @@ def test_realm_quest_talks_to_a_running_engine(tmp_path: Path, hatchling_dir: Pa
     assert added.returncode == 0 and "good.jsonl queued (high, 5 rows)" in added.stdout, added.stderr
 
     # engine up: requests go over the socket; the engine trains the quest
-    engine = subprocess.Popen(
-        [sys.executable, "-m", "engine", "--save-dir", str(save.root)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    engine = engine_process(save)
     try:
 
         def states() -> dict[str, dict[str, object]]:

@@ -7,8 +7,6 @@ dropped; a flood of commands is refused at the door while DIO keeps training."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from multiprocessing import AuthenticationError
@@ -21,7 +19,7 @@ import pytest
 from engine.protocol import messages as p
 from engine.protocol.client import EngineClient
 from engine.protocol.savedir import SaveDir
-from tests.conftest import ROOT, make_hero, wait_until
+from tests.conftest import engine_process, make_hero, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -33,12 +31,7 @@ class NotACommand:
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory, hatchling_dir: Path) -> Iterator[SaveDir]:
     save, _ = make_hero(tmp_path_factory.mktemp("wire"), hatchling_dir)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "--save-dir", str(save.root)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = engine_process(save)
     try:
         wait_until(lambda: save.socket.exists() and save.engine_pid() == proc.pid, what="the engine")
         yield save

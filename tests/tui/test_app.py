@@ -152,6 +152,26 @@ async def test_engine_death_is_a_game_state_with_restart() -> None:
 
 
 @pytest.mark.asyncio
+async def test_engine_down_shows_the_line_that_says_what_is_wrong() -> None:
+    """A long traceback: the screen shows its last lines (the error), not its top."""
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    trace = "Traceback (most recent call last):\n" + "".join(
+        f'  File "engine/x.py", line {i}, in f{i}\n    call_{i}()\n' for i in range(40)
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        engine.send(
+            p.EngineFailed("ValueError: the model folder has no weights", trace + "ValueError: no weights")
+        )
+        engine.conn.close()
+        await settle(pilot, 10)
+        assert isinstance(app.screen, EngineDownScreen)
+        assert app.screen.detail.splitlines()[-1] == "ValueError: no weights"
+        assert "Traceback" not in app.screen.detail and len(app.screen.detail.splitlines()) <= 8
+
+
+@pytest.mark.asyncio
 async def test_help_lists_every_binding_and_palette_has_every_action() -> None:
     engine = FakeEngine()
     app = RealmApp(engine.connector)

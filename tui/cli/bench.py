@@ -40,6 +40,12 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="instead: the memory estimate for full, lora and qlora (no training)",
     )
+    kind.add_argument(
+        "--soak",
+        type=int,
+        metavar="N",
+        help="instead: kill -9 a training engine N times and count lost or inconsistent loot and quests",
+    )
     bench.add_argument("--repeats", type=int, default=2, help="--game: runs of each kind (default 2)")
     bench.set_defaults(run=cmd_bench)
 
@@ -50,6 +56,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         cmd += ["--steps", str(args.steps)] if args.steps else []
         cmd += ["--json"] if args.json else []
         return subprocess.call(cmd)
+    if args.soak is not None:
+        cmd = [sys.executable, "-m", "engine.bench.soak", "--kills", str(args.soak)]
+        return subprocess.call(cmd + (["--json"] if args.json else []))
     if args.evals or args.quests:
         module = "engine.bench.evals" if args.evals else "engine.bench.quests"
         return subprocess.call([sys.executable, "-m", module])

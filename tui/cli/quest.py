@@ -19,6 +19,7 @@ from typing import Any
 from engine.protocol import messages as p
 from engine.protocol.client import EngineClient, EngineGone
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
+from engine.protocol.names import printable
 from engine.protocol.savedir import SaveDir
 from tui.cli.common import add_hero_args, save_from
 
@@ -146,7 +147,7 @@ def describe(info: p.QuestInfo) -> str:
         detail = f"{info.rows} rows × {info.epochs}, loss {before} → {after}"
     else:
         detail = f"{info.rows} rows × {info.epochs} epoch(s), checks {info.checks}"
-    return f"{info.state:<7} {info.priority:<6} {info.name:<32} {detail}"
+    return printable(f"{info.state:<7} {info.priority:<6} {info.name:<32} {detail}")
 
 
 def cmd_quest(args: argparse.Namespace) -> int:
@@ -171,5 +172,5 @@ def cmd_quest(args: argparse.Namespace) -> int:
         if not board and not args.json:
             print("No quests. Drop a .jsonl file into the inbox or run `realm quest add FILE`.")
         return 0
-    print(message, file=sys.stdout if ok else sys.stderr)
+    print(printable(message), file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
