@@ -43,6 +43,12 @@ def socket_path(save_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"realm-{os.getuid()}-{digest}.sock"
 
 
+def ended_without_stopping(last_state: str | None) -> bool:
+    """An engine whose last word in hero.json was not "stopped" (or that never wrote
+    one) and that is gone, crashed: a kill -9, an error, a power cut."""
+    return last_state not in (None, "stopped")
+
+
 class EngineBusy(Exception):
     """Another engine holds this hero's lock."""
 

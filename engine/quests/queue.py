@@ -130,11 +130,12 @@ class QuestQueue:
         A refused inbox file goes to failed/ with its reason; a refused `add` leaves the
         user's file where it is. Raises QuestRejected either way."""
         with self._lock:
-            name = self._unique_name(safe_name(source.name))
+            quests = self.all()  # read once: every sidecar of every folder
+            name = self._unique_name(safe_name(source.name), quests)
             renamed = [f"renamed from {printable(source.name)!r}"] if name != source.name else []
             try:
                 quest = read_quest(source)
-                self._refuse_duplicate(quest.digest)
+                self._refuse_duplicate(quest.digest, quests)
             except QuestRejected as exc:
                 if move:
                     info = QuestInfo(name=name, state="failed", priority=priority or "normal")
@@ -214,7 +215,7 @@ class QuestQueue:
             path = self.path_of(info)
             try:
                 quest = read_quest(path)
-                self._refuse_duplicate(quest.digest)
+                self._refuse_duplicate(quest.digest, self.all())
             except QuestRejected as exc:
                 self._fail_in_place(info, str(exc))
                 raise
@@ -271,9 +272,9 @@ class QuestQueue:
         info = QuestInfo(name=name, state="queued", priority=priority, added_at=path.stat().st_mtime)
         self._write_meta(info)
 
-    def _refuse_duplicate(self, digest: str) -> None:
+    def _refuse_duplicate(self, digest: str, quests: list[QuestInfo]) -> None:
         """The same content again is not a new quest (it would be paid twice)."""
-        for quest in self.all():
+        for quest in quests:
             if quest.digest != digest or quest.state == "failed":
                 continue
             when = {
@@ -285,11 +286,11 @@ class QuestQueue:
 
     # ------------------------------------------------------------------ internals
 
-    def _unique_name(self, name: str) -> str:
+    def _unique_name(self, name: str, quests: list[QuestInfo] | None = None) -> str:
         """``name``, or ``stem-N.ext``: a name no quest has, and whose own files (its
         reason file, its sidecar, its copy in progress) would not land on a file that is
         already there, and that is not itself another quest's reason file."""
-        taken = {q.name for q in self.all()}
+        taken = {q.name for q in (self.all() if quests is None else quests)}
         stem, suffix = Path(name).stem, Path(name).suffix
         candidate, n = name, 2
         while candidate in taken or self._occupied(candidate):

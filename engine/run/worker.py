@@ -30,7 +30,7 @@ from engine.model.hero import LoadedHero, base_folder, load_hero, pick_device, t
 from engine.model.memory import plan_memory
 from engine.protocol import messages as p
 from engine.protocol.config import HeroConfig
-from engine.protocol.savedir import SaveDir
+from engine.protocol.savedir import SaveDir, ended_without_stopping
 from engine.quests.commands import info_dict
 from engine.quests.keeper import QuestKeeper
 from engine.quests.queue import QuestQueue
@@ -182,7 +182,7 @@ class Worker:
     def _report_a_crash(self, before: dict[str, Any], resume: Resumable | None) -> int | None:
         """The last engine did not stop (kill -9, an error, a power cut): say where it died
         and how much is replayed. Returns the step it died at, or None."""
-        if before.get("state") in (None, "stopped"):
+        if not ended_without_stopping(before.get("state")):
             return None
         died_at = max(int(before.get("step") or 0), self.save.last_logged_step())
         loot = f"loot {resume.meta['step']}" if resume else "the base model"

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from engine.protocol.savedir import SaveDir
+from engine.protocol.savedir import SaveDir, ended_without_stopping
 from tui.cli.common import add_hero_args, save_from
 from tui.link import EngineControl
 
@@ -43,7 +43,7 @@ def life_state(status: dict[str, Any], pid: int | None) -> str:
     last = status.get("state")
     if pid:
         return "training" if last in (None, "starting", "stopped", "crashed") else str(last)
-    return "stopped" if last in (None, "stopped") else "crashed"
+    return "crashed" if ended_without_stopping(last) else "stopped"
 
 
 def status_record(save: SaveDir) -> dict[str, Any]:
