@@ -114,6 +114,9 @@ class RealmApp(App[str]):
 
     def _celebrate(self, event: Any) -> None:
         """Moments: a banner in the battle panel, and a toast for the big ones."""
+        if isinstance(event, p.Snapshot):
+            for warning in event.warnings:  # a crash, a repaired ledger: said on every attach
+                self.notify(warning, title="The engine says", severity="warning", timeout=20)
         match event:
             case p.Snapshot(away=away) if away is not None:
                 self.notify(away_text(away), title="Welcome back", timeout=12)

@@ -320,6 +320,7 @@ class Snapshot:
     quests: tuple[QuestInfo, ...] = ()
     gpu: GpuStats = GpuStats()
     memory_plan: str = ""  # the VRAM (or RAM) estimate made before training started
+    warnings: tuple[str, ...] = ()  # what the engine had to repair or report when it started
 
 
 @dataclass(frozen=True, slots=True)

@@ -201,6 +201,7 @@ def snapshot(w: Worker, away: p.AwaySummary | None = None) -> p.Snapshot:
         quests=w.keeper.board(),
         gpu=w.gpu_stats,
         memory_plan=w.memory_plan,
+        warnings=tuple(w.warnings),
     )
 
 

@@ -172,6 +172,16 @@ async def test_engine_down_shows_the_line_that_says_what_is_wrong() -> None:
 
 
 @pytest.mark.asyncio
+async def test_what_the_engine_repaired_at_start_is_said_on_screen() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    crash = "The engine died at step 99; resuming from loot 82 (17 steps replayed)"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(warnings=(crash,)))
+        assert [n.message for n in app._notifications] == [crash]
+
+
+@pytest.mark.asyncio
 async def test_help_lists_every_binding_and_palette_has_every_action() -> None:
     engine = FakeEngine()
     app = RealmApp(engine.connector)
