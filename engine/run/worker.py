@@ -21,7 +21,6 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import torch
-from typing_extensions import assert_never
 
 from engine.evals.skill_evals import SkillEval, build_val_batch, skill_accuracy, validation_loss
 from engine.game.progress import GOLD_PER_QUEST, Progress
@@ -34,9 +33,9 @@ from engine.protocol.savedir import SaveDir, ended_without_stopping
 from engine.quests.commands import info_dict
 from engine.quests.keeper import QuestKeeper
 from engine.quests.queue import QuestQueue
-from engine.run import report
+from engine.run import commands, report
 from engine.run.report import Reporter, loot_info
-from engine.run.server import ClientLeft, ClientSession, EngineServer
+from engine.run.server import EngineServer
 from engine.store.atomic import read_json
 from engine.store.ledger import Ledger
 from engine.store.vault import Resumable, Vault, is_disk_full, restore_rng
@@ -98,7 +97,9 @@ class Worker:
         self.vault = Vault(self.save.root, self.ledger)
         for level, text in self.vault.recover():
             self.note(text, level)
-        resume = self._resume_point()
+        resume, problems = self.vault.resume_point()
+        for text in problems:
+            self.warn(text)
         device = pick_device()
         self.gpu = GpuProbe(device.index or 0)
         self.gpu_stats = self.gpu.read()
@@ -145,26 +146,6 @@ class Worker:
         self.report.metric({"resumed_from": self.progress.step, "time": time.time(), "died_at": died_at})
         self.state = "training"
         self.write_status()
-
-    def _resume_point(self) -> Resumable | None:
-        """The newest loot that reads whole. One that does not (a cut weights file, a torn
-        trainer.pt) is kept as NAME.corrupt and the one before it is tried."""
-        skipped: list[str] = []
-        for folder in list(self.vault.candidates()):
-            try:
-                resume = self.vault.read(folder)
-            except Exception as exc:  # anything unreadable: never a reason to stop for good
-                kept = self.vault.mark_corrupt(folder)
-                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                self.warn(f"Loot {folder.name} cannot be read ({why}); it is kept as {kept.name}")
-                skipped.append(folder.name)
-                continue
-            if skipped:
-                self.warn(f"Resuming from loot {folder.name} instead of {skipped[0]}")
-            return resume
-        if skipped:
-            self.warn(f"No loot could be read ({', '.join(skipped)}): starting from the base model")
-        return None
 
     def _restore(self, resume: Resumable) -> None:
         cfg = self.config
@@ -330,97 +311,17 @@ class Worker:
                 return
             client, command = item
             try:
-                self.handle(client, command)
+                commands.handle(self, client, command)
             finally:
                 client.done_with(command)
             timeout = 0  # drain the rest without waiting
 
-    def handle(self, client: ClientSession, command: p.Command | ClientLeft) -> None:
-        if isinstance(command, (ClientLeft, p.Goodbye)):
-            self._client_leaving(client, command)
-            return
-        if not client.greeted and not isinstance(command, p.Hello):
-            client.send(p.CommandRejected(type(command).__name__, "say Hello first"))
-            return
-        match command:
-            case p.Hello():
-                self._greet(client, command)
-            case p.Pause():
-                self._set_paused(True)
-                # The loop only reads commands between steps, so by now stepping has stopped.
-                self.server.broadcast(p.Paused(step=self.progress.step))
-            case p.Resume():
-                self._set_paused(False)
-                self.server.broadcast(p.Resumed(step=self.progress.step))
-            case p.SaveNow():
-                self._save_on_demand(client)
-            case p.RunEval():
-                self._eval_on_demand(client)
-            case p.Stop():
-                self.stop_reason = "stop"
-            case p.Goodbye():
-                pass  # handled above, with a client leaving
-            case p.AddQuest() | p.CancelQuest() | p.RetryQuest() | p.SetQuestPriority():
-                self.keeper.command(client, command)
-            case _:
-                assert_never(command)
-
-    def _save_on_demand(self, client: ClientSession) -> None:
-        live = self.ledger.live_loot()
-        if live and live[-1]["step"] == self.progress.step:  # `s` pressed twice: one save
-            client.send(p.CommandRejected("SaveNow", f"loot {live[-1]['name']} is this step's"))
-        else:
-            self.take_loot("manual")
-
-    def _eval_on_demand(self, client: ClientSession) -> None:
-        history = self.report.val_history
-        if history and history[-1][0] == self.progress.step:  # one eval per step is enough
-            client.send(p.CommandRejected("RunEval", "this step is evaluated already"))
-        else:
-            self.note(f"Evaluating on demand at step {self.progress.step}")
-            self.run_eval()
-
-    def _set_paused(self, paused: bool) -> None:
+    def set_paused(self, paused: bool) -> None:
         if self.paused != paused:
             self.paused = paused
             self.state = "paused" if paused else "training"
             self.note(f"{'Paused' if paused else 'Resumed'} at step {self.progress.step}")
             self.write_status()
-
-    def _client_leaving(self, client: ClientSession, command: ClientLeft | p.Goodbye) -> None:
-        """The last watching UI left: "away" starts (one saying Goodbye still counts itself)."""
-        if client.watcher and self.server.watchers() <= (0 if isinstance(command, ClientLeft) else 1):
-            self._mark_last_watched()
-
-    def _greet(self, client: ClientSession, hello: p.Hello) -> None:
-        client.name = f"{hello.client} ({client.name})"  # names it in the log
-        if hello.protocol_version != p.PROTOCOL_VERSION:
-            client.send(
-                p.HandshakeError(
-                    f"engine speaks protocol {p.PROTOCOL_VERSION}, UI speaks "
-                    f"{hello.protocol_version}: run `realm stop` and start again"
-                )
-            )
-            client.flush_and_close(1.0)
-            return
-        if not hello.watcher:  # `realm quest`: no away summary, and "away" goes on
-            client.watcher = False
-            client.send(report.snapshot(self))
-            client.greeted = True
-            return
-        away = report.away_summary(self) if self.server.watchers() == 0 else None
-        client.send(report.snapshot(self, away))
-        client.greeted = True
-        self.last_watched = None
-        self.write_status()
-
-    def _mark_last_watched(self) -> None:
-        self.last_watched = {
-            "time": time.time(),
-            "step": self.progress.step,
-            "level": self.progress.level,
-        }
-        self.write_status()
 
     # ------------------------------------------------------------------ evals and loot
 
@@ -503,7 +404,7 @@ class Worker:
             what = "disk full" if is_disk_full(exc) else f"cannot write ({exc.strerror or exc})"
             self.warn(f"{what}: loot not saved at step {step}; the last loot is untouched")
             if self.stop_reason is None:
-                self._set_paused(True)
+                self.set_paused(True)
                 self.note("Training is paused: free some space, then press space to go on", "warning")
                 self.server.broadcast(p.Paused(step=step))
             return None

@@ -130,6 +130,28 @@ class Vault:
         for row in reversed(self.ledger.live_loot()):
             yield self.folder / row["name"]
 
+    def resume_point(self) -> tuple[Resumable | None, list[str]]:
+        """The newest loot that reads whole, and what went wrong on the way there: one
+        that does not read (a cut weights file, a torn trainer.pt) is kept as
+        NAME.corrupt and the one before it is tried. None: start from the base model."""
+        problems: list[str] = []
+        skipped: list[str] = []
+        for folder in list(self.candidates()):
+            try:
+                resume = self.read(folder)
+            except Exception as exc:  # anything unreadable: never a reason to stop for good
+                kept = self.mark_corrupt(folder)
+                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                problems.append(f"Loot {folder.name} cannot be read ({why}); it is kept as {kept.name}")
+                skipped.append(folder.name)
+                continue
+            if skipped:
+                problems.append(f"Resuming from loot {folder.name} instead of {skipped[0]}")
+            return resume, problems
+        if skipped:
+            problems.append(f"No loot could be read ({', '.join(skipped)}): starting from the base model")
+        return None, problems
+
     def read(self, folder: Path) -> Resumable:
         """The loot's meta and trainer state, with its weight files checked whole (a cut
         safetensors file fails its header check); raises when anything is unreadable."""

@@ -1,0 +1,107 @@
+"""Commands from the game and the CLI, carried out by the worker between two steps.
+
+``handle`` is the one dispatcher: it matches every command the protocol defines and
+ends in ``assert_never``, so a new command nobody handles is a type error.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from typing_extensions import assert_never
+
+from engine.protocol import messages as p
+from engine.run import report
+from engine.run.server import ClientLeft, ClientSession
+
+if TYPE_CHECKING:
+    from engine.run.worker import Worker
+
+
+def handle(w: Worker, client: ClientSession, command: p.Command | ClientLeft) -> None:
+    if isinstance(command, (ClientLeft, p.Goodbye)):
+        client_leaving(w, client, command)
+        return
+    if not client.greeted and not isinstance(command, p.Hello):
+        client.send(p.CommandRejected(type(command).__name__, "say Hello first"))
+        return
+    match command:
+        case p.Hello():
+            greet(w, client, command)
+        case p.Pause():
+            w.set_paused(True)
+            # The loop only reads commands between steps, so by now stepping has stopped.
+            w.server.broadcast(p.Paused(step=w.progress.step))
+        case p.Resume():
+            w.set_paused(False)
+            w.server.broadcast(p.Resumed(step=w.progress.step))
+        case p.SaveNow():
+            save_on_demand(w, client)
+        case p.RunEval():
+            eval_on_demand(w, client)
+        case p.Stop():
+            w.stop_reason = "stop"
+        case p.Goodbye():
+            pass  # handled above, with a client leaving
+        case p.AddQuest() | p.CancelQuest() | p.RetryQuest() | p.SetQuestPriority():
+            w.keeper.command(client, command)
+        case _:
+            assert_never(command)
+
+
+def save_on_demand(w: Worker, client: ClientSession) -> None:
+    live = w.ledger.live_loot()
+    if live and live[-1]["step"] == w.progress.step:  # `s` pressed twice: one save
+        client.send(p.CommandRejected("SaveNow", f"loot {live[-1]['name']} is this step's"))
+    else:
+        w.take_loot("manual")
+
+
+def eval_on_demand(w: Worker, client: ClientSession) -> None:
+    history = w.report.val_history
+    if history and history[-1][0] == w.progress.step:  # one eval per step is enough
+        client.send(p.CommandRejected("RunEval", "this step is evaluated already"))
+    else:
+        w.note(f"Evaluating on demand at step {w.progress.step}")
+        w.run_eval()
+
+
+def client_leaving(w: Worker, client: ClientSession, command: ClientLeft | p.Goodbye) -> None:
+    """The last watching UI left: "away" starts (one saying Goodbye still counts itself)."""
+    if client.watcher and w.server.watchers() <= (0 if isinstance(command, ClientLeft) else 1):
+        mark_last_watched(
+            w,
+        )
+
+
+def greet(w: Worker, client: ClientSession, hello: p.Hello) -> None:
+    client.name = f"{hello.client} ({client.name})"  # names it in the log
+    if hello.protocol_version != p.PROTOCOL_VERSION:
+        client.send(
+            p.HandshakeError(
+                f"engine speaks protocol {p.PROTOCOL_VERSION}, UI speaks "
+                f"{hello.protocol_version}: run `realm stop` and start again"
+            )
+        )
+        client.flush_and_close(1.0)
+        return
+    if not hello.watcher:  # `realm quest`: no away summary, and "away" goes on
+        client.watcher = False
+        client.send(report.snapshot(w))
+        client.greeted = True
+        return
+    away = report.away_summary(w) if w.server.watchers() == 0 else None
+    client.send(report.snapshot(w, away))
+    client.greeted = True
+    w.last_watched = None
+    w.write_status()
+
+
+def mark_last_watched(w: Worker) -> None:
+    w.last_watched = {
+        "time": time.time(),
+        "step": w.progress.step,
+        "level": w.progress.level,
+    }
+    w.write_status()
