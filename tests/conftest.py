@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from engine.protocol.client import EngineClient
-from engine.protocol.config import GameConfig, HeroConfig, TrainConfig
+from engine.protocol.config import GameConfig, HeroConfig, OracleConfig, TrainConfig, VaultConfig
 from engine.protocol.savedir import SaveDir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,12 +38,25 @@ def hatchling_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return hatch(folder, spec)
 
 
-def make_hero(root: Path, hatchling: Path, name: str = "dio", **game: object) -> tuple[SaveDir, HeroConfig]:
+def make_hero(
+    root: Path,
+    hatchling: Path,
+    name: str = "dio",
+    vault: VaultConfig | None = None,
+    oracle: OracleConfig | None = None,
+    **game: object,
+) -> tuple[SaveDir, HeroConfig]:
     """A save folder whose base model is the session's hatchling."""
     save = SaveDir(root / name)
     save.create()
     shutil.copytree(hatchling, save.base_model)
-    config = HeroConfig(name=name, train=FAST_TRAIN, game=replace(FAST_GAME, **game))  # type: ignore[arg-type]
+    config = HeroConfig(
+        name=name,
+        train=FAST_TRAIN,
+        game=replace(FAST_GAME, **game),  # type: ignore[arg-type]
+        vault=vault or VaultConfig(),
+        oracle=oracle or OracleConfig(),
+    )
     save.config.write_text(json.dumps(asdict(config)))
     return save, config
 

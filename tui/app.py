@@ -12,14 +12,16 @@ from textual.screen import Screen
 
 from engine.protocol import messages as p
 from tui.link import Connector, EngineLink
-from tui.messages import EngineMessage, LinkLost, SendCommand
+from tui.messages import EngineMessage, ExportLoot, LinkLost, OpenOracle, SendCommand
 from tui.screens.add_quest import AddQuestScreen
 from tui.screens.engine_down import EngineDownScreen
 from tui.screens.guild import GuildScreen
 from tui.screens.help import HelpScreen
+from tui.screens.oracle import OracleScreen
 from tui.screens.quest_board import QuestBoardScreen
 from tui.screens.quit import QuitScreen
 from tui.screens.tavern import TavernScreen
+from tui.screens.vault import CompareScreen, VaultScreen
 from tui.state import GameState
 
 
@@ -34,6 +36,12 @@ def away_text(away: p.AwaySummary) -> str:
     )
 
 
+SCREEN_KEYS: tuple[tuple[str, Any], ...] = (
+    ("Quest board", QuestBoardScreen),
+    ("Guild", GuildScreen),
+    ("Vault", VaultScreen),
+    ("Oracle", OracleScreen),
+)
 FRAME_SECONDS = 0.5
 DOWN_LINES = 8  # of a traceback or the log: the last ones say what went wrong
 
@@ -51,6 +59,8 @@ class RealmApp(App[str]):
         Binding("e", "run_eval", "Eval"),
         Binding("g", "guild", "Guild"),
         Binding("b", "quest_board", "Quests"),
+        Binding("v", "vault", "Vault"),
+        Binding("o", "oracle", "Oracle"),
         Binding("question_mark", "keys", "Keys", key_display="?"),
         Binding("q", "leave", "Quit"),
         Binding("r", "restart_engine", "Restart engine", show=False),
@@ -63,8 +73,10 @@ class RealmApp(App[str]):
         restart_engine: Callable[[], Any] | None = None,
         log_tail: Callable[[], str] = lambda: "",
         connect_timeout: float = 120.0,
+        export_loot: Callable[[str, str], tuple[bool, str]] | None = None,
     ) -> None:
         super().__init__()
+        self.export_loot_fn = export_loot
         self.state = GameState()
         self.restart_engine_fn = restart_engine
         self.log_tail = log_tail
@@ -108,6 +120,7 @@ class RealmApp(App[str]):
         board = self._board()
         if board is not None and isinstance(event, (p.QuestBoard, p.QuestCompleted, p.Snapshot)):
             board.show(self.state.quests)
+        self._route(event)
         self.sub_title = f"{self.state.hero.upper()} · {self.state.model}" if self.state.hero else ""
         self._celebrate(event)
         self._tell(event)
@@ -152,6 +165,29 @@ class RealmApp(App[str]):
                 self.exit("stopped")
             case LinkLost():
                 self._show_engine_down()
+
+    def _find(self, kind: type[Any]) -> Any:
+        return next((s for s in self.screen_stack if isinstance(s, kind)), None)
+
+    def _route(self, event: Any) -> None:
+        """Vault and Oracle events go to their screens when open."""
+        vault, oracle = self._find(VaultScreen), self._find(OracleScreen)
+        match event:
+            case p.VaultListed() if vault is not None:
+                vault.show(event)
+            case p.CheckpointSaved() | p.Snapshot() if vault is not None:
+                vault.show(self.state.vault or p.VaultListed(loot=tuple(self.state.loot)))
+            case p.VaultReply():
+                self.notify(event.message, title="Vault", severity="information" if event.ok else "error",
+                            timeout=6 if event.ok else 12)  # fmt: skip
+            case p.LootCompared():
+                self.push_screen(CompareScreen(event))
+            case p.OracleToken() if oracle is not None:
+                oracle.token(event)
+            case p.OracleAnswered() if oracle is not None:
+                oracle.answered(event)
+            case p.CommandRejected(command="Ask") if oracle is not None:
+                oracle.refused(event.reason)
 
     def on_send_command(self, message: SendCommand) -> None:
         """A screen's request (the Quest board's keys): the app owns the link."""
@@ -217,6 +253,38 @@ class RealmApp(App[str]):
         else:
             self.push_screen(QuestBoardScreen(self.state.quests))
 
+    def action_vault(self) -> None:
+        if isinstance(self.screen, VaultScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(VaultScreen(self.state.vault, self.state.loot))
+
+    def action_oracle(self, loot: str | None = None) -> None:
+        if isinstance(self.screen, OracleScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(OracleScreen(self.state.loot, loot))
+
+    def on_open_oracle(self, message: OpenOracle) -> None:
+        self.action_oracle(message.loot)
+
+    def on_export_loot(self, message: ExportLoot) -> None:
+        if self.export_loot_fn is None:
+            self.notify(
+                "Export from here needs `realm play`; use `realm export --loot NAME DEST`.", severity="error"
+            )
+            return
+        self.notify(f"Exporting {message.name} to {message.dest}…", timeout=4)
+        export, name, dest = self.export_loot_fn, message.name, message.dest
+
+        def work() -> None:
+            ok, text = export(name, dest)
+            self.call_from_thread(
+                self.notify, text, title="Export", severity="information" if ok else "error", timeout=10
+            )
+
+        self.run_worker(work, thread=True, exclusive=False, group="export")
+
     def action_add_quest(self) -> None:
         self.push_screen(AddQuestScreen(), self._after_add_quest)
 
@@ -232,8 +300,14 @@ class RealmApp(App[str]):
         self.push_screen(HelpScreen(self.key_list()))
 
     def key_list(self) -> list[tuple[str, str]]:
+        """The Tavern's keys, then each screen's (read from the bindings themselves)."""
         keys = [(b.key_display or b.key, b.description) for b in self.BINDINGS if isinstance(b, Binding)]
-        return [*keys, ("ctrl+p", "Command palette"), ("ctrl+q", "Quit at once (DIO keeps training)")]
+        keys += [("ctrl+p", "Command palette"), ("ctrl+q", "Quit at once (DIO keeps training)")]
+        for title, screen in SCREEN_KEYS:
+            for b in screen.BINDINGS:
+                if isinstance(b, Binding):
+                    keys.append((f"{title}: {b.key_display or b.key}", b.description))
+        return keys
 
     def action_leave(self) -> None:
         if self.state.link != "connected":
@@ -279,6 +353,10 @@ class RealmApp(App[str]):
         yield SystemCommand(
             "Open the Quest board", "b: queued, active, done and failed quests", self.action_quest_board
         )
+        yield SystemCommand(
+            "Open the Vault", "v: every loot, best by metric, pin, compare, rewind, export", self.action_vault
+        )
+        yield SystemCommand("Open the Oracle", "o: chat with DIO, live or any loot", self.action_oracle)
         yield SystemCommand(
             "Add a quest file", "a on the board: validate and queue a .jsonl file", self.action_add_quest
         )

@@ -77,6 +77,23 @@ class EngineControl:
     def log_tail(self, lines: int = 12) -> str:
         return self.save.log_tail(lines)
 
+    def export_loot(self, name: str, dest: str) -> tuple[bool, str]:
+        """`realm export` for one loot, engine-side (it loads torch): (ok, what happened)."""
+        target = os.path.abspath(os.path.expanduser(dest))
+        cmd = [
+            sys.executable,
+            "-m",
+            "engine.model.export",
+            "--save-dir",
+            str(self.save.root),
+            "--loot",
+            name,
+            target,
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        said = (done.stdout + done.stderr).strip().splitlines()
+        return done.returncode == 0, said[-1] if said else f"export exited with {done.returncode}"
+
     def stop(self, timeout: float = 120.0, on_wait: Callable[[], Any] | None = None) -> bool:
         """Ask the engine to save and stop (SIGTERM, which it handles); wait for it to exit.
         False when none was running."""

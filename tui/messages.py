@@ -54,3 +54,20 @@ class SendCommand(Message):
         super().__init__()
         self.command = command
         self.failure = failure  # said when there is no engine to send it to
+
+
+class ExportLoot(Message):
+    """The Vault asks the app to export a loot into ``dest`` (engine-side process)."""
+
+    def __init__(self, name: str, dest: str) -> None:
+        super().__init__()
+        self.name = name
+        self.dest = dest
+
+
+class OpenOracle(Message):
+    """Open the Oracle with a loot chosen (the Vault's o)."""
+
+    def __init__(self, loot: str | None) -> None:
+        super().__init__()
+        self.loot = loot

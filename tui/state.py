@@ -41,6 +41,7 @@ class GameState:
     quests: tuple[p.QuestInfo, ...] = ()
     gpu: p.GpuStats = field(default_factory=p.GpuStats)
     memory_plan: str = ""
+    vault: p.VaultListed | None = None  # the latest full listing (kept-because, doomed, best)
 
     @property
     def active_quest(self) -> p.QuestInfo | None:
@@ -70,7 +71,8 @@ class GameState:
 
     @property
     def last_loot_step(self) -> int | None:
-        return self.loot[-1].step if self.loot else None
+        line = [loot for loot in self.loot if not loot.set_aside]  # a rewind's set-aside loot are not "last"
+        return max(line, key=lambda loot: loot.time).step if line else None
 
     def apply(self, event: LinkEvent) -> None:
         """Fold one event into the state: the link and the engine's life here, the run's
@@ -141,6 +143,9 @@ class GameState:
                 self.stats = replace(self.stats, gold=self.stats.gold + event.gold)
             case p.CheckpointSaved():
                 self.loot.append(event.loot)
+            case p.VaultListed():
+                self.loot = list(event.loot)  # after pruning, pins, rewinds
+                self.vault = event
             case p.EvalCompleted():
                 self._evaluated(event)
             case p.LogLine():
@@ -150,6 +155,10 @@ class GameState:
                 | p.SkillLevelledUp()
                 | p.QuestRejected()
                 | p.QuestReply()
+                | p.VaultReply()
+                | p.LootCompared()
+                | p.OracleToken()
+                | p.OracleAnswered()
                 | p.CommandRejected()
                 | p.Snapshot()
                 | p.Paused()

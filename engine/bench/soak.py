@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.bench.output import progress, show
-from engine.protocol.config import GameConfig, HeroConfig, TrainConfig
+from engine.protocol.config import GameConfig, HeroConfig, TrainConfig, VaultConfig
 from engine.protocol.savedir import SaveDir
 
 QUEST_FOLDERS = ("inbox", "queue/high", "queue/normal", "queue/low", "processing", "done", "failed")
@@ -43,7 +43,8 @@ def hero_config() -> HeroConfig:
     return HeroConfig(
         name="soak",
         train=TrainConfig(micro_batch=4, seq_len=128, warmup_steps=5, threads=1),
-        game=GameConfig(checkpoint_every=3, eval_every=100_000, keep_auto_checkpoints=3, skills={"bin": 1.0}),
+        game=GameConfig(checkpoint_every=3, eval_every=100_000, skills={"bin": 1.0}),
+        vault=VaultConfig(keep_last=3),
     )
 
 

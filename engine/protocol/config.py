@@ -26,6 +26,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 CHECKPOINTING = ("auto", "on", "off")
 QUEST_PRIORITIES = ("high", "normal", "low")
 QUEST_CHECKS = ("standard", "deep")
+ORACLE_PLACEMENTS = ("auto", "beside", "swap")
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,8 @@ class GameConfig:
 
     xp_per_level: int = 1000
     """Steps per hero level."""
-    checkpoint_every: int = 250
-    """Steps between automatic loot."""
-    keep_auto_checkpoints: int = 5
-    """Older automatic loot is pruned; manual loot is kept."""
+    checkpoint_every: int = 200
+    """Steps between automatic loot (a multiple of eval_every: such loot comes evaluated)."""
     eval_every: int = 100
     """Steps between evals (validation loss and every skill's eval set)."""
     eval_problems: int = 0
@@ -108,8 +107,6 @@ class GameConfig:
             raise ValueError("skills must name at least one skill, each with a weight > 0")
         if not 0 <= self.rehearsal < 1:
             raise ValueError("rehearsal must be in [0, 1)")
-        if self.keep_auto_checkpoints < 1:
-            raise ValueError("keep_auto_checkpoints must be >= 1")
         if self.max_steps < 0:
             raise ValueError("max_steps must be >= 0")
         if not 0 < self.quest_share <= 1:
@@ -146,6 +143,43 @@ class LoraConfig:
 
 
 @dataclass(frozen=True)
+class VaultConfig:
+    """Which loot the vault keeps (the retention policy). A loot is kept when any rule
+    keeps it; the rest is deleted, each deletion logged with its reason."""
+
+    keep_last: int = 5
+    """The newest loot kept whatever their reason (auto, save, quest, stop)."""
+    keep_best: bool = True
+    """Keep the best loot by validation loss and by each skill (level, then accuracy)."""
+    disk_budget_gb: float = 0.0
+    """Most the vault may use; over it, the oldest loot no other rule protects goes first
+    (the newest kept loot included). 0 = auto: a tenth of the disk the save is on."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "keep_last")
+        if self.disk_budget_gb < 0:
+            raise ValueError(f"disk_budget_gb must be >= 0, got {self.disk_budget_gb}")
+
+
+@dataclass(frozen=True)
+class OracleConfig:
+    """Talking to DIO: where a loot's copy of the weights lives while it answers."""
+
+    placement: str = "auto"
+    """auto | beside | swap. beside: a loot is loaded next to the training model; swap:
+    its weights replace the training model's while training is paused, and are put back
+    (checked bit for bit); auto: beside on a CPU or when the GPU has room, else swap."""
+    loaded_loot: int = 2
+    """Loot copies kept loaded for the Oracle (least recently used is dropped)."""
+    max_new_tokens: int = 256
+    """Default reply length, in tokens."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "loaded_loot", "max_new_tokens")
+        _choice(self, "placement", ORACLE_PLACEMENTS)
+
+
+@dataclass(frozen=True)
 class HeroConfig:
     """Fixed when a hero is created: which model it is, and how it trains."""
 
@@ -161,6 +195,10 @@ class HeroConfig:
     """The optimizer, batch and schedule."""
     game: GameConfig = field(default_factory=GameConfig)
     """Loot, evals, levels and quests."""
+    vault: VaultConfig = field(default_factory=VaultConfig)
+    """Which loot is kept."""
+    oracle: OracleConfig = field(default_factory=OracleConfig)
+    """Chatting with loot and the live weights."""
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
@@ -177,13 +215,20 @@ class HeroConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HeroConfig:
+        game = dict(data.get("game", {}))
+        vault = dict(data.get("vault", {}))
+        legacy = game.pop("keep_auto_checkpoints", None)  # heroes made before the vault policy
+        if legacy is not None:
+            vault.setdefault("keep_last", legacy)
         return cls(
             name=data["name"],
             model=data.get("model", ""),
             mode=data.get("mode", "full"),
             lora=_build(LoraConfig, data.get("lora", {})),
             train=_build(TrainConfig, data.get("train", {})),
-            game=_build(GameConfig, data.get("game", {})),
+            game=_build(GameConfig, game),
+            vault=_build(VaultConfig, vault),
+            oracle=_build(OracleConfig, data.get("oracle", {})),
         )
 
     @classmethod
@@ -201,7 +246,13 @@ OVERRIDES: tuple[tuple[str, str], ...] = (
     ("game", "eval_every"),
     ("train", "threads"),
 )
-_SECTIONS: dict[str, type] = {"train": TrainConfig, "game": GameConfig, "lora": LoraConfig}
+_SECTIONS: dict[str, type] = {
+    "train": TrainConfig,
+    "game": GameConfig,
+    "lora": LoraConfig,
+    "vault": VaultConfig,
+    "oracle": OracleConfig,
+}
 
 
 @cache

@@ -18,7 +18,7 @@ from typing import Any, TypeAlias, get_args
 
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 # --------------------------------------------------------------------------- values
 
@@ -44,17 +44,39 @@ class HeroStats:
 
 
 @dataclass(frozen=True, slots=True)
+class SkillScore:
+    """A loot's own eval on one skill (its weights, at the level the skill was then)."""
+
+    skill: str
+    level: int
+    accuracy: float
+    problems: int
+
+
+@dataclass(frozen=True, slots=True)
 class LootInfo:
     """One checkpoint as recorded in the ledger."""
 
     step: int
-    name: str  # folder name under checkpoints/
+    name: str  # folder name under checkpoints/ (step-000200; step-000200-r1 once set aside)
     time: float
-    reason: str  # "auto" | "manual" | "stop"
+    reason: str  # "auto" | "manual" | "stop" | "quest" | "adopted"
     train_loss: float | None
-    val_loss: float | None
+    val_loss: float | None  # of its own weights; None: not evaluated
     lr: float
     source: str  # what was being trained
+    size_bytes: int = 0
+    pinned: bool = False
+    kept_because: tuple[str, ...] = ()  # the retention rules that keep it
+    skills: tuple[SkillScore, ...] = ()  # empty: not evaluated
+    set_aside: bool = False  # a newer line's loot left by a rewind: never resumed from
+
+    @property
+    def evaluated(self) -> bool:
+        return bool(self.skills)
+
+    def accuracy(self, skill: str) -> float | None:
+        return next((s.accuracy for s in self.skills if s.skill == skill), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,13 +238,88 @@ class SetQuestPriority:
 
 
 QuestCommand: TypeAlias = AddQuest | CancelQuest | RetryQuest | SetQuestPriority
-Command: TypeAlias = Hello | Pause | Resume | SaveNow | RunEval | Stop | Goodbye | QuestCommand
+
+
+@dataclass(frozen=True, slots=True)
+class ListLoot:
+    """Answered by VaultListed: every loot, why it is kept, what the policy would delete."""
+
+
+@dataclass(frozen=True, slots=True)
+class PinLoot:
+    name: str
+    pinned: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteLoot:
+    """Delete one loot (never the one training resumes from)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PruneLoot:
+    """Apply the retention policy now (it also runs after every loot)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RewindTo:
+    """Continue training from an older loot; newer loot are set aside, not deleted."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class EvalLoot:
+    """Evaluate a loot's own weights on every skill (answered by VaultReply, and the
+    loot's row gains its scores)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompareLoot:
+    """Metrics side by side and which eval problems each gets right (LootCompared)."""
+
+    a: str
+    b: str
+
+
+VaultCommand: TypeAlias = ListLoot | PinLoot | DeleteLoot | PruneLoot | RewindTo | EvalLoot | CompareLoot
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """A question for the Oracle: ``turns`` alternate user, assistant, …, user. ``loot``
+    None asks the live weights. Answered by OracleToken events, then OracleAnswered."""
+
+    request_id: str
+    turns: tuple[str, ...]
+    loot: str | None = None
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 0  # 0: the hero's oracle default
+    seed: int = 0  # for sampling: the same seed gives the same reply
+
+
+Command: TypeAlias = (
+    Hello | Pause | Resume | SaveNow | RunEval | Stop | Goodbye | QuestCommand | VaultCommand | Ask
+)
 COMMAND_TYPES: dict[str, type] = {cls.__name__: cls for cls in get_args(Command)}
 
 
-MAX_TEXT = 4096  # a name or a path in a command
+MAX_TEXT = 32_768  # a name, a path or a chat turn in a command
+MAX_TURNS = 64
 # Field values a command may carry beyond its type (None is allowed where the type says).
 CHOICES: dict[str, tuple[str, ...]] = {"priority": QUEST_PRIORITIES, "checks": QUEST_CHECKS}
+RANGES: dict[str, tuple[float, float]] = {
+    "epochs": (1, 1000),
+    "temperature": (0.0, 2.0),
+    "top_p": (0.01, 1.0),
+    "max_new_tokens": (0, 4096),
+    "seed": (0, 2**31 - 1),
+}
 
 
 def command_problem(command: object) -> str | None:
@@ -246,9 +343,14 @@ def command_problem(command: object) -> str | None:
         allowed = CHOICES.get(f.name)
         if allowed is not None and value is not None and value not in allowed:
             return f"{cls.__name__}.{f.name} must be one of {', '.join(allowed)}, not {_short(value)}"
-    epochs = getattr(command, "epochs", None)
-    if epochs is not None and not 1 <= epochs <= 1000:
-        return f"{cls.__name__}.epochs must be 1..1000, not {epochs}"
+        bounds = RANGES.get(f.name)
+        if bounds is not None and value is not None and not bounds[0] <= value <= bounds[1]:
+            return f"{cls.__name__}.{f.name} must be {bounds[0]:g}..{bounds[1]:g}, not {_short(value)}"
+    if isinstance(command, Ask):
+        if len(command.turns) % 2 == 0 or len(command.turns) > MAX_TURNS:
+            return f"Ask.turns must be user, assistant, …, user (1..{MAX_TURNS - 1} turns)"
+        if any(len(t) > MAX_TEXT for t in command.turns):
+            return f"Ask.turns: a turn is longer than {MAX_TEXT:,} characters"
     return None
 
 
@@ -261,9 +363,14 @@ def _fits(value: object, hint: Any) -> bool:
     allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     for kind in allowed:
         kind = type(None) if kind is None else kind
-        if kind is int and isinstance(value, bool):
+        if typing.get_origin(kind) is tuple:  # tuple[str, ...]
+            item = typing.get_args(kind)[0]
+            if isinstance(value, tuple) and all(_fits(v, item) for v in value):
+                return True
             continue
-        if isinstance(value, kind):
+        if kind in (int, float) and isinstance(value, bool):
+            continue
+        if isinstance(value, kind) or (kind is float and isinstance(value, int)):
             return True
     return False
 
@@ -283,8 +390,9 @@ def command_from_dict(data: dict[str, Any]) -> Command:
     cls = COMMAND_TYPES.get(str(data.get("type")))
     if cls is None:
         raise ValueError(f"not a command: {data.get('type')!r}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "type"}
     try:
-        command: Command = cls(**{k: v for k, v in data.items() if k != "type"})
+        command: Command = cls(**values)
     except TypeError as exc:
         raise ValueError(f"bad {cls.__name__}: {exc}") from None
     problem = command_problem(command)
@@ -444,6 +552,91 @@ class QuestReply:
 
 
 @dataclass(frozen=True, slots=True)
+class VaultListed:
+    """Every live loot (oldest first) with why it is kept, and what the policy would
+    delete now, with why. Sent for ListLoot and to every UI after the vault changed."""
+
+    loot: tuple[LootInfo, ...]
+    doomed: tuple[tuple[str, str], ...] = ()  # (name, why it would go)
+    kept_bytes: int = 0
+    budget_bytes: int = 0
+    over_budget: bool = False  # pins, bests and the resume point alone are over it
+    resume_from: str | None = None
+    best: tuple[tuple[str, str], ...] = ()  # (metric, the best loot's name)
+
+
+def vault_listed_from_dict(data: dict[str, Any]) -> VaultListed:
+    """The VaultListed that ``dataclasses.asdict`` turned into JSON (the offline path)."""
+    loot = tuple(
+        LootInfo(
+            **{
+                **row,
+                "kept_because": tuple(row.get("kept_because", ())),
+                "skills": tuple(SkillScore(**s) for s in row.get("skills", ())),
+            }
+        )
+        for row in data.get("loot", ())
+    )
+    return VaultListed(
+        loot=loot,
+        doomed=tuple((str(d[0]), str(d[1])) for d in data.get("doomed", ())),
+        kept_bytes=data.get("kept_bytes", 0),
+        budget_bytes=data.get("budget_bytes", 0),
+        over_budget=data.get("over_budget", False),
+        resume_from=data.get("resume_from"),
+        best=tuple((str(b[0]), str(b[1])) for b in data.get("best", ())),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VaultReply:
+    """The answer to one vault command, sent to the client that asked."""
+
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemDiff:
+    skill: str
+    level: int
+    prompt: str
+    a_right: bool
+    b_right: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LootCompared:
+    a: str
+    b: str
+    metrics: tuple[tuple[str, float | None, float | None], ...]  # (metric, a's, b's)
+    problems: tuple[ProblemDiff, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OracleToken:
+    """A piece of the Oracle's reply as it is generated (to the client that asked)."""
+
+    request_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class OracleAnswered:
+    """The whole reply, and exactly which weights produced it."""
+
+    request_id: str
+    loot: str  # a loot's name, or "live"
+    step: int
+    weights_hash: str  # a short hash of the weights that generated the reply
+    text: str
+    new_tokens: int
+    seconds: float
+    first_token_s: float | None
+    placement: str  # "live" | "beside" | "swap"
+
+
+@dataclass(frozen=True, slots=True)
 class HandshakeError:
     """The engine's answer to a Hello of another protocol version."""
 
@@ -470,4 +663,9 @@ Event: TypeAlias = (
     | QuestRejected
     | QuestCompleted
     | QuestReply
+    | VaultListed
+    | VaultReply
+    | LootCompared
+    | OracleToken
+    | OracleAnswered
 )

@@ -99,6 +99,11 @@ class SaveDir:
         return self.root / AUTHKEY_NAME
 
     @property
+    def serve_token(self) -> Path:
+        """`realm serve`'s bearer token (mode 0600)."""
+        return self.root / "serve.token"
+
+    @property
     def log(self) -> Path:
         return self.root / LOG_NAME
 

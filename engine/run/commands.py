@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from typing_extensions import assert_never
 
 from engine.protocol import messages as p
-from engine.run import report
+from engine.run import report, vault_work
 from engine.run.server import ClientLeft, ClientSession
 
 if TYPE_CHECKING:
@@ -29,13 +29,11 @@ def handle(w: Worker, client: ClientSession, command: p.Command | ClientLeft) ->
     match command:
         case p.Hello():
             greet(w, client, command)
-        case p.Pause():
-            w.set_paused(True)
+        case p.Pause() | p.Resume():
+            pause = isinstance(command, p.Pause)
+            w.set_paused(pause)
             # The loop only reads commands between steps, so by now stepping has stopped.
-            w.server.broadcast(p.Paused(step=w.progress.step))
-        case p.Resume():
-            w.set_paused(False)
-            w.server.broadcast(p.Resumed(step=w.progress.step))
+            w.server.broadcast(p.Paused(w.progress.step) if pause else p.Resumed(w.progress.step))
         case p.SaveNow():
             save_on_demand(w, client)
         case p.RunEval():
@@ -46,6 +44,18 @@ def handle(w: Worker, client: ClientSession, command: p.Command | ClientLeft) ->
             pass  # handled above, with a client leaving
         case p.AddQuest() | p.CancelQuest() | p.RetryQuest() | p.SetQuestPriority():
             w.keeper.command(client, command)
+        case (
+            p.ListLoot()
+            | p.PinLoot()
+            | p.DeleteLoot()
+            | p.PruneLoot()
+            | p.RewindTo()
+            | p.EvalLoot()
+            | p.CompareLoot()
+        ):
+            vault_work.vault_command(w, client, command)
+        case p.Ask():
+            vault_work.answer(w, client, command)
         case _:
             assert_never(command)
 
@@ -70,9 +80,7 @@ def eval_on_demand(w: Worker, client: ClientSession) -> None:
 def client_leaving(w: Worker, client: ClientSession, command: ClientLeft | p.Goodbye) -> None:
     """The last watching UI left: "away" starts (one saying Goodbye still counts itself)."""
     if client.watcher and w.server.watchers() <= (0 if isinstance(command, ClientLeft) else 1):
-        mark_last_watched(
-            w,
-        )
+        mark_last_watched(w)
 
 
 def greet(w: Worker, client: ClientSession, hello: p.Hello) -> None:

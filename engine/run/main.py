@@ -145,7 +145,7 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
     from engine.run.server import EngineServer, load_or_create_authkey
 
     quiet_libraries()
-    from engine.run.worker import Worker
+    from engine.run.worker import Worker, run_with_rewinds
 
     server = EngineServer()
     echo = (lambda line: print(line, flush=True)) if foreground else None
@@ -154,7 +154,7 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
     try:
         worker.start()
         server.listen(save.socket, load_or_create_authkey(save))
-        return worker.run()
+        return run_with_rewinds(worker, stop.attach)
     except Exception as exc:
         tb = traceback.format_exc()
         logging.getLogger("engine").error("engine failed: %s\n%s", exc, tb)

@@ -20,6 +20,7 @@ from engine.protocol import messages as p
 from engine.protocol.savedir import SaveDir
 from engine.quests.commands import info_dict
 from engine.run.server import EngineServer
+from engine.store import commands as vault_commands
 from engine.store.atomic import write_json, write_text
 from engine.store.history import load_history, tail_rows
 from engine.train.curriculum import GATE_WINDOW
@@ -128,19 +129,6 @@ class Reporter:
         self._pending_steps = 0
 
 
-def loot_info(row: dict[str, Any]) -> p.LootInfo:
-    return p.LootInfo(
-        step=row["step"],
-        name=row["name"],
-        time=row["time"],
-        reason=row.get("reason", "auto"),
-        train_loss=row.get("train_loss"),
-        val_loss=row.get("val_loss"),
-        lr=row.get("lr", 0.0),
-        source=row.get("source", ""),
-    )
-
-
 def skill_info(w: Worker, skill_id: str) -> p.SkillInfo:
     skill = w.curriculum.skills[skill_id]
     track = w.curriculum.tracks[skill_id]
@@ -192,7 +180,7 @@ def snapshot(w: Worker, away: p.AwaySummary | None = None) -> p.Snapshot:
         source=w.stream.label,
         train_losses=tuple(out.train_history),
         val_losses=tuple(out.val_history),
-        loot=tuple(loot_info(r) for r in w.ledger.live_loot()),
+        loot=vault_commands.listed(w.vault, w.config.vault).loot,
         log=tuple(out.log_lines),
         masked_fraction=w.masked_fraction,
         params=w.hero.params,

@@ -10,6 +10,7 @@ run():    while not stopping:
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
@@ -27,6 +28,7 @@ from engine.game.progress import GOLD_PER_QUEST, Progress
 from engine.model.gpu import POLL_SECONDS, GpuProbe
 from engine.model.hero import LoadedHero, base_folder, load_hero, pick_device, trainable_params
 from engine.model.memory import plan_memory
+from engine.oracle.chat import LootCopies
 from engine.protocol import messages as p
 from engine.protocol.config import HeroConfig
 from engine.protocol.savedir import SaveDir, ended_without_stopping
@@ -34,8 +36,9 @@ from engine.quests.commands import info_dict
 from engine.quests.keeper import QuestKeeper
 from engine.quests.queue import QuestQueue
 from engine.run import commands, report
-from engine.run.report import Reporter, loot_info
+from engine.run.report import Reporter
 from engine.run.server import EngineServer
+from engine.store import commands as vault_commands
 from engine.store.atomic import read_json
 from engine.store.ledger import Ledger
 from engine.store.vault import Resumable, Vault, is_disk_full, restore_rng
@@ -79,6 +82,11 @@ class Worker:
         self.last_gpu_poll = 0.0
         self.memory_plan = ""
         self.warnings: list[str] = []  # what went wrong at start-up (shown by `realm status`)
+        self.loot_copies = LootCopies(config.oracle.loaded_loot)  # the Oracle's loaded loot
+        # The latest eval, by skill; a loot taken at the same step carries it as its own.
+        self.eval_step: int | None = None
+        self.eval_results: dict[str, dict[str, Any]] = {}
+        self.successor: Worker | None = None  # the worker a rewind started (tests follow it)
 
     # ------------------------------------------------------------------ start-up
 
@@ -334,24 +342,18 @@ class Worker:
         self.progress.val_loss = val_loss
         self.report.val_history.append((step, val_loss))
         levelled: list[tuple[str, int]] = []
+        self.eval_step, self.eval_results = step, {}
         for skill_id in list(self.curriculum.tracks):
             skill = self.curriculum.skills[skill_id]
             level = self.curriculum.tracks[skill_id].level
             result = skill_accuracy(self.hero.model, self.renderer, skill, self.eval_sets[skill_id], device)
             self.samples[skill_id] = result
             new_level = self.curriculum.record_eval(skill_id, result.accuracy, step)
-            live = self.ledger.live_loot()
-            self.ledger.record_eval(
-                {
-                    "step": step,
-                    "skill": skill_id,
-                    "level": level,
-                    "accuracy": result.accuracy,
-                    "problems": result.problems,
-                    "val_loss": val_loss,
-                    "loot": live[-1]["name"] if live else None,
-                }
-            )
+            scores = {"accuracy": result.accuracy, "level": level, "problems": result.problems, "step": step}
+            self.eval_results[skill_id] = scores
+            # The live weights at this step; a loot saved at this step links to it by
+            # carrying the same scores (never "the newest loot": other weights).
+            self.ledger.record_eval({"skill": skill_id, "val_loss": val_loss, **scores})
             self.server.broadcast(
                 p.EvalCompleted(
                     step, val_loss, result.accuracy, result.problems, report.skill_info(self, skill_id)
@@ -394,9 +396,12 @@ class Worker:
         )
         self.write_status()
 
-    def take_loot(self, reason: str, extra: dict[str, Any] | None = None) -> p.LootInfo | None:
-        """Save a checkpoint. None when it could not be written (a full disk): the loot
-        before it is untouched, and training pauses until the player frees space."""
+    def take_loot(
+        self, reason: str, extra: dict[str, Any] | None = None, prune: bool = True
+    ) -> p.LootInfo | None:
+        """Save a checkpoint, then apply the retention policy. None when it could not be
+        written (a full disk): the loot before it is untouched, and training pauses
+        until the player frees space."""
         step = self.progress.step
         try:
             row = self._save_loot(step, reason, extra)
@@ -408,15 +413,19 @@ class Worker:
                 self.note("Training is paused: free some space, then press space to go on", "warning")
                 self.server.broadcast(p.Paused(step=step))
             return None
-        loot = loot_info(row)
-        for name in self.vault.prune(self.config.game.keep_auto_checkpoints):
-            log.info("pruned old automatic loot %s", name)
+        loot = vault_commands.loot_info(row)
         self.note(f"Loot! Checkpoint {loot.name} ({reason})")
         self.server.broadcast(p.CheckpointSaved(loot=loot))
+        if prune:
+            for verdict in self.vault.prune(self.config.vault):
+                self.loot_copies.forget(verdict.name)
+                self.note(f"pruned loot {verdict.name}: {verdict.delete_reason}")
+            self.server.broadcast(vault_commands.listed(self.vault, self.config.vault))
         self.write_status()
         return loot
 
     def _save_loot(self, step: int, reason: str, extra: dict[str, Any] | None) -> dict[str, Any]:
+        evaluated = self.eval_step == step  # else: "not evaluated" until someone asks
         return self.vault.save(
             step,
             self.hero.model,
@@ -436,9 +445,11 @@ class Worker:
             ledger_row={
                 "reason": reason,
                 "train_loss": self.progress.smoothed_loss,
-                "val_loss": self.progress.val_loss,
+                "val_loss": self.progress.val_loss if evaluated else None,
+                "evals": dict(self.eval_results) if evaluated else {},
                 "lr": self.trainer.scheduler.get_last_lr()[0],
                 "source": self.stream.label,
+                "pinned": False,
             },
         )
 
@@ -452,8 +463,11 @@ class Worker:
         self.keeper.stop()
         live = self.ledger.live_loot()
         last = live[-1]["step"] if live else 0  # step 0 needs no loot: it is the base model
-        if last != self.progress.step:
+        if last != self.progress.step and self.stop_reason != "rewind":  # a rewind saved already
             self.take_loot("stop")
+        if self.stop_reason == "rewind":  # a new worker takes over at once: no Stopped
+            self.note(f"Rewinding: DIO leaves step {self.progress.step}")
+            return
         self.state = "stopped"
         self.note(f"DIO rests at step {self.progress.step} ({self.stop_reason})")
         self.write_status()
@@ -474,14 +488,40 @@ class Worker:
         report.write_status(self)
 
 
+def run_with_rewinds(worker: Worker, on_new: Callable[[Worker], None] | None = None) -> int:
+    """Run the loop; after a rewind, a fresh worker starts from the loot (everything a
+    start reads, from the weights to the quest board, comes from it) and every UI gets
+    its Snapshot. ``on_new`` sees each new worker (signal handlers, tests)."""
+    while True:
+        code = worker.run()
+        if worker.stop_reason != "rewind":
+            return code
+        worker = Worker(worker.save, worker.config, worker.server, worker.echo, worker.echo_every)
+        if on_new is not None:
+            on_new(worker)
+        gc.collect()  # the old model's memory, before the new one loads
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        worker.start()
+        worker.server.broadcast(report.snapshot(worker))
+
+
 def run_in_thread(save: SaveDir, config: HeroConfig) -> tuple[Connection, Worker, threading.Thread]:
     """An engine on a thread of this process, talking over a Pipe (tests, benchmarks):
-    returns the UI's end of the pipe, the worker and its thread."""
+    returns the UI's end of the pipe, the first worker and its thread (after a rewind
+    ``worker.successor`` is the one training)."""
     server = EngineServer()
     worker = Worker(save, config, server)
     worker.start()
     ui_end, engine_end = Pipe()
     server.attach(engine_end)
-    thread = threading.Thread(target=worker.run, name="worker", daemon=True)
+
+    def follow(new: Worker) -> None:
+        last = worker
+        while last.successor is not None:
+            last = last.successor
+        last.successor = new
+
+    thread = threading.Thread(target=run_with_rewinds, args=(worker, follow), name="worker", daemon=True)
     thread.start()
     return ui_end, worker, thread

@@ -68,13 +68,17 @@ def move_aside(path: Path) -> Path:
 
 
 class Ledger:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        """``read_only``: a reader beside the engine (`realm vault list`); an unreadable
+        ledger raises ValueError instead of being moved aside (only the engine repairs)."""
         self.path = path
         self.moved_aside: Path | None = None  # set when an unreadable ledger was kept aside
         self.problem = ""
         try:
             check_readable(path)
         except ValueError as exc:
+            if read_only:
+                raise ValueError(f"the ledger {path} cannot be read ({exc})") from None
             self.moved_aside = move_aside(path)
             self.problem = str(exc)
         self.db = TinyDB(str(path), storage=AtomicJSONStorage)
@@ -97,6 +101,13 @@ class Ledger:
         """A finished quest, linked to the loot taken right after it."""
         self.quests.insert({**row, "recorded_at": time.time()})
 
+    def update_loot(self, name: str, changes: dict[str, Any]) -> None:
+        self.loot.update(changes, (Query().name == name) & (Query().deleted == False))  # noqa: E712
+        self._live = None
+
+    def rename_loot(self, name: str, new: str) -> None:
+        self.update_loot(name, {"name": new, "set_aside_from": name})
+
     def mark_deleted(self, name: str) -> None:
         self.loot.update({"deleted": True}, Query().name == name)
         self._live = None
@@ -104,6 +115,10 @@ class Ledger:
     def mark_corrupt(self, name: str, kept_as: str) -> None:
         """An unreadable loot: out of the live list, its row says where the folder went."""
         self.loot.update({"deleted": True, "corrupt": kept_as}, Query().name == name)
+        self._live = None
+
+    def refresh(self) -> None:
+        """Forget the cached rows (a reader beside the engine, before each look)."""
         self._live = None
 
     def live_loot(self) -> list[dict[str, Any]]:

@@ -8,8 +8,17 @@ complete. The ledger row written after the rename records it; when the ledger lo
 it (deleted, truncated, rewritten), the folder's own ``meta.json`` puts it back.
 
 Nothing here deletes loot it cannot prove unfinished: only the temp folders the vault
-itself writes are removed. A folder that cannot be read is renamed ``NAME.corrupt``
+itself writes are removed, and loot the retention policy (``retention.py``) or the user
+gave up, each with a log line. A folder that cannot be read is renamed ``NAME.corrupt``
 and kept.
+
+Names: ``step-000200`` is loot of the current line of training. A rewind to an older
+loot sets the newer ones aside as ``step-000200-r1`` (the first rewind's), so the new
+line can save its own step 200; set-aside loot can be listed, pinned, exported and
+asked, but training never resumes from it.
+
+torch is imported only where weights are read or written: `realm vault` lists, pins
+and prunes without it.
 """
 
 from __future__ import annotations
@@ -25,14 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import safe_open
 
+from engine.protocol.config import VaultConfig
+from engine.store import retention
 from engine.store.atomic import fsync_dir, read_json, write_json
 from engine.store.ledger import Ledger
 
 TMP_PREFIX = ".tmp-"
-LOOT_NAME = re.compile(r"^step-\d{6}$")
+LOOT_NAME = re.compile(r"^step-(\d{6,})(-r\d+)?$")
 CORRUPT_SUFFIX = ".corrupt"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -40,6 +50,16 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 def loot_name(step: int) -> str:
     return f"step-{step:06d}"
+
+
+def is_main_line(name: str) -> bool:
+    """Loot of the current line of training (not set aside by a rewind)."""
+    match = LOOT_NAME.match(name)
+    return bool(match) and match.group(2) is None  # type: ignore[union-attr]
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -54,6 +74,8 @@ class Resumable:
 
 
 def rng_state() -> dict[str, Any]:
+    import torch
+
     state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -61,6 +83,8 @@ def rng_state() -> dict[str, Any]:
 
 
 def restore_rng(state: dict[str, Any]) -> None:
+    import torch
+
     random.setstate(state["python"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
@@ -126,9 +150,10 @@ class Vault:
         return "warning", f"Loot {folder.name} was missing from the ledger; adopted from its meta.json"
 
     def candidates(self) -> Iterator[Path]:
-        """Loot folders to resume from, newest first."""
+        """Loot folders to resume from, newest first (the current line only)."""
         for row in reversed(self.ledger.live_loot()):
-            yield self.folder / row["name"]
+            if is_main_line(row["name"]):
+                yield self.folder / row["name"]
 
     def resume_point(self) -> tuple[Resumable | None, list[str]]:
         """The newest loot that reads whole, and what went wrong on the way there: one
@@ -164,6 +189,8 @@ class Vault:
         for weights in folder.glob("*.safetensors"):
             with safe_open(str(weights), "pt"):
                 pass
+        import torch
+
         state = torch.load(folder / "trainer.pt", weights_only=False)
         return Resumable(folder, meta, state)
 
@@ -192,6 +219,8 @@ class Vault:
     ) -> dict[str, Any]:
         """Write a loot; on any failure (a full disk) the temp folder is removed and the
         committed loot is untouched, and the error is raised."""
+        import torch
+
         name = loot_name(step)
         final = self.folder / name
         tmp = self.folder / f"{TMP_PREFIX}{name}-{os.getpid()}"
@@ -213,25 +242,95 @@ class Vault:
             self.ledger.mark_deleted(name)
         os.rename(tmp, final)
         fsync_dir(self.folder)
+        row["size_bytes"] = folder_bytes(final)
         self.ledger.record_loot(row)  # the ledger's record of it
         return row
 
-    def prune(self, keep_auto: int) -> list[str]:
-        """Delete the oldest automatic loot beyond ``keep_auto``; manual and stop loot stay."""
-        auto = [r for r in self.ledger.live_loot() if r.get("reason") == "auto"]
-        removed = []
-        for row in auto[:-keep_auto] if len(auto) > keep_auto else []:
-            self.ledger.mark_deleted(row["name"])  # ledger first: never point at nothing
-            shutil.rmtree(self.folder / row["name"], ignore_errors=True)
-            removed.append(row["name"])
-        return removed
+    # ------------------------------------------------------------------ the shelf
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Live loot, oldest first, each with its size on disk."""
+        rows = self.ledger.live_loot()
+        for row in rows:
+            if row.get("size_bytes") is None:  # adopted or older loot
+                folder = self.folder / row["name"]
+                row["size_bytes"] = folder_bytes(folder) if folder.is_dir() else 0
+        return rows
+
+    def resume_name(self) -> str | None:
+        """The loot training resumes from: the newest of the current line."""
+        return next(
+            (row["name"] for row in reversed(self.ledger.live_loot()) if is_main_line(row["name"])), None
+        )
+
+    def budget_bytes(self, policy: VaultConfig) -> int:
+        if policy.disk_budget_gb > 0:
+            return int(policy.disk_budget_gb * 1e9)
+        return shutil.disk_usage(self.folder).total // 10
+
+    def plan(self, policy: VaultConfig) -> retention.Plan:
+        return retention.plan(self.rows(), policy, self.resume_name(), self.budget_bytes(policy))
+
+    def prune(self, policy: VaultConfig) -> list[retention.Verdict]:
+        """Delete what the policy gives up; returns each deletion with its reason."""
+        doomed = self.plan(policy).doomed
+        for verdict in doomed:
+            self.delete(verdict.name)
+        return doomed
+
+    def find(self, name: str) -> dict[str, Any]:
+        """The live loot called ``name`` (``200`` and ``step-200`` are understood too, and
+        ``latest`` and ``best-METRIC``); KeyError names those that exist."""
+        rows = self.ledger.live_loot()
+        wanted = name.strip()
+        if wanted == "latest" and rows:
+            return max(rows, key=lambda r: (r.get("time", 0), r["step"]))
+        if wanted.startswith("best-"):
+            winner = retention.best(self.rows(), wanted.removeprefix("best-").replace("-", "_"))
+            winner = winner or retention.best(self.rows(), wanted.removeprefix("best-"))
+            if winner is not None:
+                return winner
+        if wanted.isdigit() or (wanted.startswith("step-") and wanted[5:].isdigit()):
+            wanted = loot_name(int(wanted.removeprefix("step-")))
+        for row in rows:
+            if row["name"] == wanted:
+                return row
+        names = ", ".join(r["name"] for r in rows) or "none yet"
+        raise KeyError(f"no loot {name!r} (loot: {names})")
+
+    def delete(self, name: str) -> None:
+        self.ledger.mark_deleted(name)  # ledger first: never point at nothing
+        shutil.rmtree(self.folder / name, ignore_errors=True)
+
+    def pin(self, name: str, pinned: bool) -> None:
+        self.ledger.update_loot(name, {"pinned": pinned})
+
+    def set_aside_after(self, step: int) -> list[tuple[str, str]]:
+        """A rewind to ``step``: every newer loot of the current line is renamed
+        ``NAME-rN`` (N: this rewind's number) and stays in the vault. Returns (old, new)."""
+        used = [
+            int(m.group(2)[2:])
+            for p in self.folder.iterdir()
+            if (m := LOOT_NAME.match(p.name)) and m.group(2)
+        ]
+        suffix = f"-r{max(used, default=0) + 1}"
+        moved = []
+        for row in self.ledger.live_loot():
+            if is_main_line(row["name"]) and row["step"] > step:
+                new = row["name"] + suffix
+                os.rename(self.folder / row["name"], self.folder / new)
+                self.ledger.rename_loot(row["name"], new)
+                moved.append((row["name"], new))
+        fsync_dir(self.folder)
+        return moved
 
 
 def ledger_row_from_meta(name: str, meta: dict[str, Any], mtime: float) -> dict[str, Any]:
     """A loot's ledger row, rebuilt from its own meta.json (older loot carry no copy of
     the row: it is derived from what they do carry)."""
     step = int(meta["step"])
-    if name != loot_name(step):
+    match = LOOT_NAME.match(name)
+    if match is None or int(match.group(1)) != step:
         raise ValueError(f"meta.json says step {step}")
     saved = meta.get("ledger_row")
     if isinstance(saved, dict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from multiprocessing import Pipe
 
 import pytest
@@ -36,6 +37,47 @@ SAMPLES = [
     p.QuestRejected("bad.jsonl", "line 3: invalid JSON"),
     p.QuestCompleted(QUEST, gold=100, loot="step-000120"),
     p.QuestReply(True, "queued"),
+    p.ListLoot(),
+    p.PinLoot("step-000120"),
+    p.PinLoot("step-000120", pinned=False),
+    p.DeleteLoot("step-000120"),
+    p.PruneLoot(),
+    p.RewindTo("step-000120"),
+    p.EvalLoot("step-000120"),
+    p.CompareLoot("step-000120", "step-000240"),
+    p.Ask("q1", ("0b1 + 0b1 = ?", "0b10", "and 0b10 + 0b1?"), "step-000120", 0.7, 0.9, 64, 3),
+    p.VaultListed(
+        loot=(
+            p.LootInfo(
+                120,
+                "step-000120",
+                1.0,
+                "auto",
+                1.2,
+                1.3,
+                1e-3,
+                "BIN L1",
+                10,
+                True,
+                ("pinned",),
+                (p.SkillScore("bin", 2, 0.75, 8),),
+            ),
+        ),
+        doomed=(("step-000100", "older than the 5 newest, not pinned, not best"),),
+        kept_bytes=10,
+        budget_bytes=100,
+        resume_from="step-000120",
+        best=(("bin", "step-000120"),),
+    ),
+    p.VaultReply(False, "no loot 'x'"),
+    p.LootCompared(
+        "step-000120",
+        "step-000240",
+        (("val_loss", 1.2, 1.1),),
+        (p.ProblemDiff("bin", 2, "1+1", False, True),),
+    ),
+    p.OracleToken("q1", "0b1"),
+    p.OracleAnswered("q1", "step-000120", 120, "0123456789abcdef", "0b11", 3, 0.2, 0.01, "beside"),
     p.GpuTelemetry(p.GpuStats(available=True, name="H100", utilization=50.0, memory_used=1, memory_total=2)),
     p.Pause(),
     p.Resume(),
@@ -124,3 +166,11 @@ def test_quest_progress_counts_epochs() -> None:
 
 def test_xp_into_level() -> None:
     assert p.HeroStats(step=2345, level=2, xp_per_level=1000).xp_into_level == 345
+
+
+def test_vault_listing_and_ask_survive_json() -> None:
+    """The offline paths carry these as JSON: they must come back equal."""
+    listing = next(m for m in SAMPLES if isinstance(m, p.VaultListed))
+    assert p.vault_listed_from_dict(json.loads(json.dumps(dataclasses.asdict(listing)))) == listing
+    ask = next(m for m in SAMPLES if isinstance(m, p.Ask))
+    assert p.command_from_dict(json.loads(json.dumps(p.command_to_dict(ask)))) == ask

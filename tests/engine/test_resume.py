@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.protocol.config import VaultConfig
 from engine.run.server import EngineServer
 from engine.run.worker import Worker
 from engine.store.vault import Vault
@@ -85,17 +86,23 @@ def test_renamed_but_unrecorded_loot_is_adopted(hero, monkeypatch: pytest.Monkey
     assert adopted["reason"] == "manual" and adopted["step"] == 2
 
 
-def test_automatic_loot_is_pruned_but_manual_loot_kept(tmp_path: Path, hatchling_dir: Path) -> None:
-    save, config = make_hero(tmp_path, hatchling_dir, keep_auto_checkpoints=2)
+def test_retention_keeps_the_newest_and_the_pinned_whatever_their_reason(
+    tmp_path: Path, hatchling_dir: Path
+) -> None:
+    save, config = make_hero(tmp_path, hatchling_dir, vault=VaultConfig(keep_last=2, keep_best=False))
     worker = Worker(save, replace(config, game=replace(config.game, checkpoint_every=2)), EngineServer())
     worker.start()
     for _ in range(3):
         worker._train_step()
     worker.take_loot("manual")
-    for step in range(4, 11):
+    worker.vault.pin("step-000003", True)
+    worker._train_step()
+    worker.take_loot("quest")  # quest loot is subject to the policy too
+    for step in range(5, 11):
         worker._train_step()
         if step % 2 == 0:
             worker.take_loot("auto")
     names = sorted(p.name for p in save.checkpoints.iterdir())
     assert names == ["step-000003", "step-000008", "step-000010"]
     assert [r["name"] for r in worker.ledger.live_loot()] == names
+    assert "pruned loot step-000004: older than the 2 newest, not pinned, not best" in save.events.read_text()

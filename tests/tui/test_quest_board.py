@@ -131,3 +131,21 @@ async def test_quest_moments_are_notifications_never_crashes() -> None:
         assert any("+100 gold" in m for m in messages)
         assert app.tavern.query_one(HeroCard).stats.gold == 100
         assert app.tavern.query_one(BattlePanel).quest == ""  # no active quest any more
+
+
+@pytest.mark.asyncio
+async def test_the_cursor_follows_its_quest_when_the_board_re_sorts() -> None:
+    """A priority change moves the row; the next key must still act on that quest."""
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await start(pilot, engine, snapshot(quests=BOARD))
+        await pilot.press("b")
+        await settle(pilot)
+        await pilot.press("down")  # later.jsonl
+        raised = p.QuestInfo(**{**_fields(QUEUED), "priority": "high"})
+        engine.send(p.QuestBoard((raised, ACTIVE, FAILED)))  # it moved to the top
+        await settle(pilot)
+        assert board(app).selected() == raised
+        await pilot.press("c")
+        assert await engine.expect(p.CancelQuest) == p.CancelQuest("later.jsonl")

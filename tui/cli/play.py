@@ -105,6 +105,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         engine_alive=control.alive,
         restart_engine=control.restart,
         log_tail=control.log_tail,
+        export_loot=control.export_loot,
     )
     result = app.run()
     pid = save.engine_pid()

@@ -10,11 +10,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+from textual.widgets import Footer, Header, ProgressBar, Static
 
 from engine.protocol import messages as p
 from engine.protocol.config import QUEST_PRIORITIES
 from tui.messages import SendCommand
+from tui.widgets.keyed_table import KeyedTable
 
 STATE_MARK = {"active": "⚔ active", "queued": "⏳ queued", "done": "✔ done", "failed": "✖ failed"}
 
@@ -51,32 +52,32 @@ class QuestBoardScreen(Screen[None]):
         with Vertical(id="board"):
             yield Static(id="board-active")
             yield ProgressBar(id="board-progress", total=1, show_eta=False)
-            yield DataTable(id="board-table", cursor_type="row", zebra_stripes=True)
+            yield KeyedTable(id="board-table", cursor_type="row", zebra_stripes=True)
             yield Static(id="board-reason")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(KeyedTable)
         table.add_columns("state", "priority", "quest", "rows", "detail")
         self.show(self.quests)
         table.focus()
 
     def show(self, quests: tuple[p.QuestInfo, ...]) -> None:
         self.quests = quests
-        table = self.query_one(DataTable)
-        selected = self.selected()
-        table.clear()
-        for quest in quests:
-            table.add_row(
-                STATE_MARK.get(quest.state, quest.state),
-                quest.priority,
+        # The cursor stays on its quest when rows re-sort (a priority change moves it).
+        self.query_one(KeyedTable).replace_rows(
+            (
                 quest.name,
-                f"{quest.rows:,}×{quest.epochs}",
-                detail(quest),
-                key=quest.name,
+                (
+                    STATE_MARK.get(quest.state, quest.state),
+                    quest.priority,
+                    quest.name,
+                    f"{quest.rows:,}×{quest.epochs}",
+                    detail(quest),
+                ),
             )
-        if selected is not None and selected.name in {q.name for q in quests}:
-            table.move_cursor(row=table.get_row_index(selected.name))
+            for quest in quests
+        )
         active = next((q for q in quests if q.state == "active"), None)
         bar = self.query_one(ProgressBar)
         title = self.query_one("#board-active", Static)
@@ -95,11 +96,9 @@ class QuestBoardScreen(Screen[None]):
         self._show_reason()
 
     def selected(self) -> p.QuestInfo | None:
-        table = self.query_one(DataTable)
-        if not self.quests or table.cursor_row is None or table.row_count == 0:
-            return None
-        row = min(table.cursor_row, len(self.quests) - 1)
-        return self.quests[row]
+        """The quest under the cursor, by its key (never by row number)."""
+        name = self.query_one(KeyedTable).cursor_key()
+        return next((q for q in self.quests if q.name == name), None)
 
     def on_data_table_row_highlighted(self) -> None:
         self._show_reason()

@@ -1,0 +1,226 @@
+"""What the worker does for the Vault and the Oracle, between two training steps:
+answer a question (streamed), evaluate a loot's own weights, compare two loot, rewind.
+
+Every piece of it runs on the worker thread, so training simply waits while DIO
+answers; while paused, the loop still reads commands, so all of it works paused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from engine.evals.skill_evals import generate_answers, validation_loss
+from engine.model.hero import base_folder
+from engine.oracle.chat import (
+    OracleError,
+    Settings,
+    generate,
+    load_base,
+    load_copy,
+    optimizer_hash,
+    swap_in,
+    swap_out,
+    turns_to_messages,
+    weights_hash,
+)
+from engine.protocol import messages as p
+from engine.run.server import ClientSession
+from engine.store import commands as vault_commands
+from engine.store.commands import VaultError
+
+if TYPE_CHECKING:
+    from engine.run.worker import Worker
+
+log = logging.getLogger("engine.run.vault_work")
+LIVE = ("", "live", "now")
+
+
+@contextmanager
+def weights_of(w: Worker, loot: str | None) -> Iterator[tuple[Any, str, int, str, str]]:
+    """(model, weights hash, step, placement, name) for a loot, or the live weights; strict:
+    an unknown loot raises OracleError naming those that exist."""
+    if loot is None or loot.strip().lower() in LIVE:
+        yield w.hero.model, weights_hash(w.hero.model), w.progress.step, "live", "live"
+        return
+    if loot.strip().lower() == "base":  # the model before any training
+        base = base_folder(w.config, w.save)
+        model, digest = w.loot_copies.get("base", lambda: load_base(base, w.hero.device))
+        yield model, digest, 0, "beside", "base"
+        return
+    try:
+        row = w.vault.find(loot)
+    except KeyError as exc:
+        raise OracleError(exc.args[0]) from None
+    folder = w.vault.folder / row["name"]
+    where = placement(w, folder)
+    if where == "beside":
+        base = base_folder(w.config, w.save)
+        model, digest = w.loot_copies.get(
+            row["name"], lambda: load_copy(folder, w.config, base, w.hero.device)
+        )
+        yield model, digest, row["step"], "beside", row["name"]
+        return
+    if not w.paused:
+        raise OracleError(
+            "this GPU has no room for a second copy: pause training (space) and ask again; "
+            "the loot's weights are then swapped in and back"
+        )
+    model = w.hero.model
+    before = weights_hash(model), optimizer_hash(w.trainer.optimizer)
+    backup = swap_in(model, folder, w.config.mode)
+    try:
+        yield model, weights_hash(model), row["step"], "swap", row["name"]
+    finally:
+        swap_out(model, backup, w.config.mode)
+        after = weights_hash(model), optimizer_hash(w.trainer.optimizer)
+        if after != before:  # never train on weights that are not the run's own
+            raise RuntimeError(f"the training weights did not come back bit for bit ({before} → {after})")
+        log.info("swapped %s in and out; training state checked identical (%s)", row["name"], before[0])
+
+
+def placement(w: Worker, folder: Any) -> str:
+    chosen = w.config.oracle.placement
+    if chosen != "auto":
+        return chosen
+    device = w.hero.device
+    if device.type != "cuda":
+        return "beside"
+    need = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    if w.config.mode != "full":
+        need += sum(f.stat().st_size for f in base_folder(w.config, w.save).glob("*.safetensors"))
+    free, _total = torch.cuda.mem_get_info(device)
+    return "beside" if free > need * 1.3 + 512 * 2**20 else "swap"
+
+
+def answer(w: Worker, client: ClientSession, ask: p.Ask) -> None:
+    settings = Settings(
+        temperature=ask.temperature,
+        top_p=ask.top_p,
+        max_new_tokens=ask.max_new_tokens or w.config.oracle.max_new_tokens,
+        seed=ask.seed,
+    )
+
+    def sink(text: str) -> None:
+        client.send(p.OracleToken(ask.request_id, text))
+
+    try:
+        with weights_of(w, ask.loot) as (model, digest, step, where, name):
+            reply = generate(model, w.renderer, turns_to_messages(ask.turns), settings, w.hero.device, sink)
+    except OracleError as exc:
+        client.send(p.CommandRejected("Ask", str(exc)))
+        return
+    log.info("the Oracle answered from %s (step %d, weights %s, %s)", name, step, digest, where)
+    client.send(
+        p.OracleAnswered(
+            ask.request_id,
+            name,
+            step,
+            digest,
+            reply.text,
+            reply.new_tokens,
+            reply.seconds,
+            reply.first_token_s,
+            where,
+        )
+    )
+
+
+def vault_command(w: Worker, client: ClientSession, command: p.VaultCommand) -> None:
+    try:
+        if isinstance(command, p.EvalLoot):
+            message = eval_loot(w, command.name)
+        elif isinstance(command, p.CompareLoot):
+            client.send(compare(w, command.a, command.b))
+            message = f"compared {command.a} with {command.b}"
+        elif isinstance(command, p.RewindTo):
+            message = rewind(w, command.name)
+        else:
+            message = vault_commands.carry_out(w.vault, w.config.vault, command)
+    except (VaultError, OracleError, OSError) as exc:
+        client.send(p.VaultReply(False, str(exc)))
+        return
+    if message:
+        w.note(message)
+    listing = vault_commands.listed(w.vault, w.config.vault)
+    if isinstance(command, p.ListLoot):
+        client.send(listing)
+    else:
+        client.send(p.VaultReply(True, message))
+        w.server.broadcast(listing)
+
+
+def eval_loot(w: Worker, name: str) -> str:
+    """A loot's own weights on every skill's eval set at its current level, and on the
+    validation batch; the scores go into the loot's ledger row."""
+    row = vault_commands.find(w.vault, name)
+    results: dict[str, dict[str, Any]] = {}
+    with weights_of(w, row["name"]) as (model, _digest, _step, _where, _name):
+        val_loss = validation_loss(model, w.val_batch, w.hero.device)
+        for skill_id, problems in w.eval_sets.items():
+            skill = w.curriculum.skills[skill_id]
+            answers = generate_answers(
+                model, w.renderer, problems, w.hero.device, skill.spec.max_answer_tokens
+            )
+            scores = [skill.score(q, a) for q, a in zip(problems, answers, strict=True)]
+            results[skill_id] = {
+                "accuracy": sum(scores) / max(1, len(scores)),
+                "level": w.curriculum.tracks[skill_id].level,
+                "problems": len(problems),
+                "step": w.progress.step,
+            }
+    w.vault.ledger.update_loot(row["name"], {"evals": results, "val_loss": val_loss})
+    summary = ", ".join(f"{k} {v['accuracy']:.0%} (L{v['level']})" for k, v in results.items())
+    return f"{row['name']} evaluated: val loss {val_loss:.3f}, {summary}"
+
+
+def compare(w: Worker, a: str, b: str) -> p.LootCompared:
+    rows = [vault_commands.find(w.vault, a), vault_commands.find(w.vault, b)]
+    right: list[dict[tuple[str, int], bool]] = []
+    for row in rows:
+        marks: dict[tuple[str, int], bool] = {}
+        with weights_of(w, row["name"]) as (model, _digest, _step, _where, _name):
+            for skill_id, problems in w.eval_sets.items():
+                skill = w.curriculum.skills[skill_id]
+                answers = generate_answers(
+                    model, w.renderer, problems, w.hero.device, skill.spec.max_answer_tokens
+                )
+                for i, (q, ans) in enumerate(zip(problems, answers, strict=True)):
+                    marks[(skill_id, i)] = skill.score(q, ans) >= 1.0
+        right.append(marks)
+    diffs = []
+    for skill_id, problems in w.eval_sets.items():
+        level = w.curriculum.tracks[skill_id].level
+        for i, q in enumerate(problems):
+            prompt = q.messages()[-1]["content"]
+            diffs.append(
+                p.ProblemDiff(skill_id, level, prompt, right[0][(skill_id, i)], right[1][(skill_id, i)])
+            )
+    metrics: list[tuple[str, float | None, float | None]] = [
+        ("step", rows[0]["step"], rows[1]["step"]),
+        ("train_loss", rows[0].get("train_loss"), rows[1].get("train_loss")),
+        ("val_loss", rows[0].get("val_loss"), rows[1].get("val_loss")),
+    ]
+    for skill_id in w.eval_sets:
+        share = [sum(m[(skill_id, i)] for i in range(len(w.eval_sets[skill_id]))) for m in right]
+        n = max(1, len(w.eval_sets[skill_id]))
+        metrics.append((f"{skill_id} now", share[0] / n, share[1] / n))
+    return p.LootCompared(rows[0]["name"], rows[1]["name"], tuple(metrics), tuple(diffs))
+
+
+def rewind(w: Worker, name: str) -> str:
+    """Save where training is (nothing is lost), set newer loot aside, and restart the
+    worker from the loot (main.py's loop builds a fresh one)."""
+    row = vault_commands.find(w.vault, name)
+    if w.progress.step != row["step"]:
+        live = w.ledger.live_loot()
+        if not live or live[-1]["step"] != w.progress.step:
+            w.take_loot("rewind", prune=False)  # the policy must not take the target first
+    message = vault_commands.carry_out(w.vault, w.config.vault, p.RewindTo(row["name"]))
+    w.loot_copies.models.clear()
+    w.stop_reason = "rewind"
+    return message

@@ -1,0 +1,84 @@
+"""`realm serve` with the official openai client as a real client."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, make_hero, run_worker
+
+openai = pytest.importorskip("openai")
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path, hatchling_dir: Path) -> Iterator[tuple[str, str, Path]]:
+    save, config = make_hero(tmp_path, hatchling_dir)
+    run_worker(save, config, max_steps=20)  # loot at 10 and 20
+    port = free_port()
+    cmd = [sys.executable, "-m", "tui.cli", "serve", "--saves", str(tmp_path), "--port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"the server did not start: {proc.stdout.read() if proc.stdout else ''}"
+                    ) from None
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}/v1", save.serve_token.read_text().strip(), save.serve_token
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_the_openai_client_lists_chats_and_streams_from_named_loot(server: tuple[str, str, Path]) -> None:
+    url, token, token_file = server
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    client = openai.OpenAI(base_url=url, api_key=token, max_retries=0)
+    ids = [m.id for m in client.models.list().data]
+    assert {"dio@step-000010", "dio@step-000020", "dio@latest", "dio@base"} <= set(ids)
+
+    reply = client.chat.completions.create(
+        model="dio@step-000010", messages=[{"role": "user", "content": "0b1 + 0b1 = ?"}], max_tokens=12
+    )
+    assert reply.model == "dio@step-000010" and reply.choices[0].message.role == "assistant"
+    extra = reply.model_extra or {}
+    assert extra["realm"]["step"] == 10 and len(extra["realm"]["weights_hash"]) == 16
+    latest = client.chat.completions.create(
+        model="dio@latest", messages=[{"role": "user", "content": "0b1 + 0b1 = ?"}], max_tokens=12
+    )
+    assert (latest.model, latest.model_extra["realm"]["step"]) == ("dio@step-000020", 20)  # type: ignore[index]
+    assert latest.model_extra["realm"]["weights_hash"] != extra["realm"]["weights_hash"]  # type: ignore[index]
+
+    pieces = client.chat.completions.create(
+        model="dio@step-000010",
+        messages=[{"role": "user", "content": "0b1 + 0b1 = ?"}],
+        max_tokens=12,
+        stream=True,
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in pieces)
+    assert text == reply.choices[0].message.content  # greedy: the same words, streamed
+
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(model="dio@step-999999", messages=[{"role": "user", "content": "hi"}])
+    assert "dio@step-000010" in str(missing.value)  # the 404 lists what exists
+    wrong = openai.OpenAI(base_url=url, api_key="not-the-token", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        wrong.models.list()

@@ -1,0 +1,134 @@
+"""The Vault and Oracle screens against a fake engine."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input
+
+from engine.protocol import messages as p
+from tests.tui.conftest import FakeEngine, settle, snapshot, start
+from tui.app import RealmApp
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.oracle import OracleScreen
+from tui.screens.vault import CompareScreen, VaultScreen
+from tui.widgets.keyed_table import KeyedTable
+
+
+def loot(step: int, bin_acc: float | None = None, **kw: object) -> p.LootInfo:
+    skills = (p.SkillScore("bin", 1, bin_acc, 8),) if bin_acc is not None else ()
+    fields: dict[str, object] = dict(step=step, name=f"step-{step:06d}", time=float(step), reason="auto",
+                                     train_loss=1.0, val_loss=None, lr=1e-3, source="BIN L1",
+                                     size_bytes=4_000_000, skills=skills, kept_because=("one of the 5 newest",))  # fmt: skip
+    fields.update(kw)
+    return p.LootInfo(**fields)  # type: ignore[arg-type]
+
+
+LOOT = (loot(100, 0.25), loot(200, 0.75), loot(300))
+LISTING = p.VaultListed(loot=LOOT, kept_bytes=12_000_000, budget_bytes=10**10, resume_from="step-000300")
+
+
+def vault(app: RealmApp) -> VaultScreen:
+    assert isinstance(app.screen, VaultScreen)
+    return app.screen
+
+
+@pytest.mark.asyncio
+async def test_vault_sorts_by_a_skill_keeps_its_cursor_and_sends_actions() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(loot=LOOT))
+        await pilot.press("v")
+        await engine.expect(p.ListLoot)  # the screen asks for the full picture
+        engine.send(LISTING)
+        await settle(pilot)
+        screen = vault(app)
+        table = screen.query_one(KeyedTable)
+        assert [table.get_row_at(i)[1].plain for i in range(3)] == [
+            "step-000300",
+            "step-000200",
+            "step-000100",
+        ]
+        for _ in range(4):  # step → val loss → train loss → size → bin
+            await pilot.press("t")
+        await settle(pilot)
+        assert "sorted by bin" in str(screen.query_one("#vault-summary").render())
+        assert table.get_row_at(0)[1].plain == "step-000200"  # 75% first, unevaluated last
+        assert screen.selected().name == "step-000300"  # type: ignore[union-attr]  # the cursor moved with it
+        await pilot.press("up", "up")
+        await pilot.press("p")
+        assert await engine.expect(p.PinLoot) == p.PinLoot("step-000200", True)
+        pinned = p.VaultListed(
+            loot=(LOOT[0], loot(200, 0.75, pinned=True), LOOT[2]), resume_from="step-000300"
+        )
+        await pilot.press("down")  # step-000100
+        engine.send(pinned)  # rows redraw: the cursor stays on step-000100
+        await settle(pilot)
+        assert screen.selected().name == "step-000100"  # type: ignore[union-attr]
+        await pilot.press("d")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        assert await engine.expect(p.DeleteLoot) == p.DeleteLoot("step-000100")
+        await settle(pilot)
+        await pilot.press("m", "up", "c")  # mark 100, move to 200, compare
+        assert await engine.expect(p.CompareLoot) == p.CompareLoot("step-000100", "step-000200")
+        engine.send(p.LootCompared("step-000100", "step-000200", (("val_loss", 1.2, 1.1),),
+                                   (p.ProblemDiff("bin", 1, "add(①, ①)", False, True),)))  # fmt: skip
+        await settle(pilot)
+        assert isinstance(app.screen, CompareScreen)
+        fixed = app.screen.query_one("#compare-problems", KeyedTable).get_row_at(0)
+        assert fixed[0].plain == "fixed" and "add(" in fixed[2]
+
+
+@pytest.mark.asyncio
+async def test_the_resume_point_cannot_be_deleted_from_the_screen() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(loot=LOOT))
+        await pilot.press("v")
+        await engine.expect(p.ListLoot)
+        engine.send(LISTING)
+        await settle(pilot)
+        await pilot.press("d")  # the cursor starts on step-000300, the resume point
+        await settle(pilot)
+        assert isinstance(app.screen, VaultScreen)
+        assert any("cannot be deleted" in n.message for n in app._notifications)
+
+
+@pytest.mark.asyncio
+async def test_oracle_streams_signs_and_keeps_the_conversation() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(loot=LOOT))
+        await pilot.press("o")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, OracleScreen)
+        screen.query_one("#oracle-prompt", Input).value = "0b1 + 0b1 = ?"
+        await pilot.press("enter")
+        ask = await engine.expect(p.Ask)
+        assert ask.turns == ("0b1 + 0b1 = ?",) and ask.loot is None and ask.temperature == 0
+        engine.send(p.OracleToken(ask.request_id, "0b"))
+        await settle(pilot)
+        lines = [str(w.render()) for w in screen.query(".oracle-line")]
+        assert lines[-1].endswith("0b▌")  # the reply grows as tokens arrive
+        engine.send(
+            p.OracleAnswered(ask.request_id, "live", 1500, "abcdef0123456789", "0b10", 2, 0.1, 0.01, "live")
+        )
+        await settle(pilot)
+        last = str(list(screen.query(".oracle-line"))[-1].render())
+        assert "0b10" in last and "step 1,500" in last and "abcdef012345" in last
+        screen.query_one("#oracle-prompt", Input).value = "and 0b10 + 0b1?"
+        await pilot.press("enter")
+        follow = await engine.expect(p.Ask)
+        assert follow.turns == ("0b1 + 0b1 = ?", "0b10", "and 0b10 + 0b1?")  # multi-turn
+        engine.send(p.CommandRejected("Ask", "no loot 'x' (loot: step-000100)"))
+        await settle(pilot)
+        assert "Refused" in str(list(screen.query(".oracle-line"))[-1].render())
+        await pilot.press("ctrl+t")  # the timeline: base and a spread of loot
+        asked = [await engine.expect(p.Ask) for _ in range(4)]
+        assert [a.loot for a in asked] == ["base", "step-000100", "step-000200", "step-000300"]
+        assert all(a.turns == ("0b1 + 0b1 = ?",) for a in asked)
