@@ -99,3 +99,10 @@ def test_the_checks_can_fail(tmp_path: Path) -> None:
     sneaky = tmp_path / "sneaky.py"
     sneaky.write_text("from engine.run import worker\nimport torch\n")
     assert [name for _, name in imports_of(sneaky)] == ["engine.run", "engine.run.worker", "torch"]
+
+
+def test_offline_quest_and_vault_commands_never_load_torch() -> None:
+    """`realm quest` and `realm vault` with the engine down answer in a fraction of a
+    second because their engine-side modules stay torch-free."""
+    loaded = loaded_after_import(["engine.quests.commands", "engine.store.commands"])
+    assert not loaded & HEAVY, f"pulled in {loaded & HEAVY}"

@@ -36,6 +36,12 @@ def add_parsers(sub: Any) -> None:
         help="instead: quest validation rows/s (100k rows), inbox-to-board latency",
     )
     kind.add_argument(
+        "--vault",
+        action="store_true",
+        help="instead: vault size after --steps (default 1000) with 50 quests, default policy vs the old "
+        "rule, and the Oracle's time to first token and tokens/s",
+    )
+    kind.add_argument(
         "--estimate",
         action="store_true",
         help="instead: the memory estimate for full, lora and qlora (no training)",
@@ -58,6 +64,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return subprocess.call(cmd)
     if args.soak is not None:
         cmd = [sys.executable, "-m", "engine.bench.soak", "--kills", str(args.soak)]
+        return subprocess.call(cmd + (["--json"] if args.json else []))
+    if args.vault:
+        cmd = [sys.executable, "-m", "engine.bench.vault"]
+        cmd += ["--steps", str(args.steps)] if args.steps else []
         return subprocess.call(cmd + (["--json"] if args.json else []))
     if args.evals or args.quests:
         module = "engine.bench.evals" if args.evals else "engine.bench.quests"
