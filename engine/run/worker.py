@@ -467,6 +467,8 @@ class Worker:
             self.take_loot("stop")
         if self.stop_reason == "rewind":  # a new worker takes over at once: no Stopped
             self.note(f"Rewinding: DIO leaves step {self.progress.step}")
+            self.state = "stopped"  # a clean end: the next start must not report a crash
+            self.write_status()
             return
         self.state = "stopped"
         self.note(f"DIO rests at step {self.progress.step} ({self.stop_reason})")

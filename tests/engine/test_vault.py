@@ -105,6 +105,7 @@ def test_rewind_while_the_engine_runs_restarts_training_from_the_loot(
         assert fresh.stats.step == target.step
         assert worker.successor is not None and worker.successor.progress.step >= target.step
         assert any(x.set_aside for x in fresh.loot)  # the loot saved before rewinding is kept
+        assert not fresh.warnings  # a rewind is not a crash
     finally:
         last = worker
         while last.successor is not None:

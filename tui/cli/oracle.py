@@ -106,7 +106,7 @@ def show(answer: dict[str, Any], args: argparse.Namespace, streamed: bool) -> No
     ttft = f", first token {answer['first_token_s']:.2f}s" if answer.get("first_token_s") is not None else ""
     print(
         f"\n— {answer['loot']} (step {answer['step']:,}, weights {answer['weights_hash'][:12]}), "
-        f"{answer['new_tokens']} tokens in {answer['seconds']:.1f}s{ttft}"
+        f"{answer['new_tokens']} tokens in {answer['seconds']:.2f}s{ttft}"
     )
 
 

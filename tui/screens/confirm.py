@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label
+from textual.widgets import Button, Label, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -26,7 +26,7 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical(id="confirm-dialog"):
             yield Label(self.question, id="confirm-title")
             if self.detail:
-                yield Label(self.detail, id="confirm-detail")
+                yield Static(self.detail, id="confirm-detail")  # wraps, unlike a Label
             yield Button("(y) Yes", id="yes", variant="error")
             yield Button("(n) No", id="no")
 

@@ -58,6 +58,13 @@ class OracleScreen(Screen[None]):
         return [("live weights (now)", LIVE), *names, ("base model (before training)", "base")]
 
     def on_mount(self) -> None:
+        for widget, title in (
+            ("#oracle-loot", "weights"),
+            ("#oracle-temperature", "temp"),
+            ("#oracle-top-p", "top-p"),
+            ("#oracle-max", "max tok"),
+        ):
+            self.query_one(widget).border_title = title
         self.query_one("#oracle-prompt", Input).focus()
         self._say(
             "[dim]Temperature 0 is greedy. The settings row: loot · temperature · top-p · max new tokens.[/dim]"
@@ -139,7 +146,7 @@ class OracleScreen(Screen[None]):
         head = str(widget.name or "")
         sign = (
             f"[dim]— {event.loot}, step {event.step:,}, weights {event.weights_hash[:12]}, "
-            f"{event.new_tokens} tokens in {event.seconds:.1f}s ({event.placement})[/dim]"
+            f"{event.new_tokens} tokens in {event.seconds:.2f}s ({event.placement})[/dim]"
         )
         widget.update(f"{head} {escape(event.text) or '[dim](no words)[/dim]'}\n{sign}")
         if event.request_id not in self.timeline:

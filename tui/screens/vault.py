@@ -41,7 +41,7 @@ def loss(value: float | None) -> str:
 def sort_keys(skills: list[str]) -> list[tuple[str, Callable[[p.LootInfo], Any]]]:
     """(label, key) for each way to sort; a missing value sorts last."""
     keys: list[tuple[str, Callable[[p.LootInfo], Any]]] = [
-        ("step", lambda x: (-x.time,)),
+        ("newest", lambda x: (-x.time,)),
         ("val loss", lambda x: (x.val_loss is None, x.val_loss or 0.0)),
         ("train loss", lambda x: (x.train_loss is None, x.train_loss or 0.0)),
         ("size", lambda x: (-x.size_bytes,)),
@@ -198,8 +198,10 @@ class VaultScreen(Screen[None]):
         if self.marked is None or self.marked == loot.name:
             self.notify("Mark one loot with m, move to another, then press c.", severity="warning")
             return
-        self.notify(f"Comparing {self.marked} with {loot.name}…", timeout=4)
-        self._send(p.CompareLoot(self.marked, loot.name))
+        marked = next((x for x in self.listing.loot if x.name == self.marked), None)
+        older, newer = sorted([marked or loot, loot], key=lambda x: (x.step, x.time))
+        self.notify(f"Comparing {older.name} with {newer.name}…", timeout=4)
+        self._send(p.CompareLoot(older.name, newer.name))  # "fixed" then reads older → newer
 
     def action_ask(self) -> None:
         if loot := self._need():
@@ -273,7 +275,7 @@ class CompareScreen(Screen[None]):
         for name, a, b in c.metrics:
             metrics.add_row(name, _num(a), _num(b), key=name)
         problems = self.query_one("#compare-problems", KeyedTable)
-        problems.add_columns("", "skill", "problem")
+        problems.add_columns(f"{c.a} → {c.b}", "skill", "problem")
         order = {
             (False, True): "fixed",
             (True, False): "broken",
