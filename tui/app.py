@@ -20,6 +20,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.oracle import OracleScreen
 from tui.screens.quest_board import QuestBoardScreen
 from tui.screens.quit import QuitScreen
+from tui.screens.tasks import TasksScreen
 from tui.screens.tavern import TavernScreen
 from tui.screens.vault import CompareScreen, VaultScreen
 from tui.state import GameState
@@ -41,6 +42,7 @@ SCREEN_KEYS: tuple[tuple[str, Any], ...] = (
     ("Guild", GuildScreen),
     ("Vault", VaultScreen),
     ("Oracle", OracleScreen),
+    ("Tasks", TasksScreen),
 )
 FRAME_SECONDS = 0.5
 DOWN_LINES = 8  # of a traceback or the log: the last ones say what went wrong
@@ -61,6 +63,7 @@ class RealmApp(App[str]):
         Binding("b", "quest_board", "Quests"),
         Binding("v", "vault", "Vault"),
         Binding("o", "oracle", "Oracle"),
+        Binding("t", "tasks", "Tasks"),
         Binding("question_mark", "keys", "Keys", key_display="?"),
         Binding("q", "leave", "Quit"),
         Binding("r", "restart_engine", "Restart engine", show=False),
@@ -182,6 +185,14 @@ class RealmApp(App[str]):
                             timeout=6 if event.ok else 12)  # fmt: skip
             case p.LootCompared():
                 self.push_screen(CompareScreen(event))
+            case p.TaskUpdated():
+                tasks = self._find(TasksScreen)
+                if tasks is not None:
+                    tasks.show(self.state.tasks)
+                if event.task.state == "done" and event.task.kind == "eval" and event.task.result:
+                    self.notify(event.task.result, title="Eval", timeout=8)
+                elif event.task.state == "failed":
+                    self.notify(event.task.result, title=f"{event.task.label} failed", severity="error")
             case p.OracleToken() if oracle is not None:
                 oracle.token(event)
             case p.OracleAnswered() if oracle is not None:
@@ -252,6 +263,12 @@ class RealmApp(App[str]):
             self.pop_screen()
         else:
             self.push_screen(QuestBoardScreen(self.state.quests))
+
+    def action_tasks(self) -> None:
+        if isinstance(self.screen, TasksScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(TasksScreen(self.state.tasks))
 
     def action_vault(self) -> None:
         if isinstance(self.screen, VaultScreen):
@@ -357,6 +374,7 @@ class RealmApp(App[str]):
             "Open the Vault", "v: every loot, best by metric, pin, compare, rewind, export", self.action_vault
         )
         yield SystemCommand("Open the Oracle", "o: chat with DIO, live or any loot", self.action_oracle)
+        yield SystemCommand("Show the task board", "t: evals and other work, with results", self.action_tasks)
         yield SystemCommand(
             "Add a quest file", "a on the board: validate and queue a .jsonl file", self.action_add_quest
         )

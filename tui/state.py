@@ -15,6 +15,15 @@ CHART_POINTS = 600
 LOG_LINES = 100
 
 
+TASK_WORDS = {
+    "eval": "EVALUATING",
+    "loot-eval": "EVALUATING LOOT",
+    "compare": "COMPARING",
+    "ask": "ANSWERING",
+}
+TASKS_KEPT = 20  # finished tasks remembered for the Tasks screen
+
+
 @dataclass
 class GameState:
     link: str = "connecting"  # connecting | connected | lost
@@ -42,6 +51,7 @@ class GameState:
     gpu: p.GpuStats = field(default_factory=p.GpuStats)
     memory_plan: str = ""
     vault: p.VaultListed | None = None  # the latest full listing (kept-because, doomed, best)
+    tasks: dict[int, p.TaskInfo] = field(default_factory=dict)  # the engine's task board, by id
 
     @property
     def active_quest(self) -> p.QuestInfo | None:
@@ -49,6 +59,19 @@ class GameState:
 
     def _put_quest(self, info: p.QuestInfo) -> None:
         self.quests = tuple(info if q.name == info.name else q for q in self.quests)
+
+    def _listed(self, event: p.QuestBoard | p.VaultListed) -> None:
+        if isinstance(event, p.QuestBoard):
+            self.quests = event.quests
+        else:
+            self.loot = list(event.loot)  # after pruning, pins, rewinds
+            self.vault = event
+
+    def _put_task(self, task: p.TaskInfo) -> None:
+        self.tasks[task.id] = task
+        finished = sorted(i for i, t in self.tasks.items() if t.state in ("done", "failed"))
+        for old in finished[:-TASKS_KEPT]:
+            del self.tasks[old]
 
     def _put_skill(self, info: p.SkillInfo) -> None:
         others = [s for s in self.skills if s.id != info.id]
@@ -58,11 +81,19 @@ class GameState:
         self.skills = tuple(merged)
 
     @property
+    def running_task(self) -> p.TaskInfo | None:
+        return next((t for t in self.tasks.values() if t.state == "running"), None)
+
+    @property
     def status_word(self) -> str:
         if self.link == "lost":
             return "ENGINE DOWN"
         if self.link == "connecting":
             return "WAKING UP"
+        task = self.running_task
+        if task is not None:  # training waits for it
+            word = TASK_WORDS.get(task.kind, "WORKING")
+            return f"{word} {task.done}/{task.total}" if task.total > 1 else word
         if self.engine_state == "paused":
             return "PAUSED"
         if self.pause_requested:
@@ -123,6 +154,7 @@ class GameState:
         self.quests = event.quests
         self.gpu = event.gpu
         self.memory_plan = event.memory_plan
+        self.tasks = {t.id: t for t in event.tasks}
 
     def _progress(self, event: p.Event) -> None:
         match event:
@@ -136,16 +168,15 @@ class GameState:
                     self._put_quest(event.quest)
             case p.GpuTelemetry():
                 self.gpu = event.gpu
-            case p.QuestBoard():
-                self.quests = event.quests
+            case p.QuestBoard() | p.VaultListed():
+                self._listed(event)
             case p.QuestCompleted():
                 self._put_quest(event.quest)
                 self.stats = replace(self.stats, gold=self.stats.gold + event.gold)
             case p.CheckpointSaved():
                 self.loot.append(event.loot)
-            case p.VaultListed():
-                self.loot = list(event.loot)  # after pruning, pins, rewinds
-                self.vault = event
+            case p.TaskUpdated():
+                self._put_task(event.task)
             case p.EvalCompleted():
                 self._evaluated(event)
             case p.LogLine():

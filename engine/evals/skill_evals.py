@@ -3,6 +3,7 @@ greedy generation (KV cache, stopping at end of turn) scored by the skill's veri
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,20 +29,38 @@ def validation_loss(model: Any, batch: PackedBatch, device: torch.device) -> flo
     return float(loss) / max(1, batch.target_tokens)
 
 
-@torch.no_grad()
+EVAL_BATCH = 32  # prompts per generate() call: one slice of an eval task
+
+
 def generate_answers(
     model: Any,
     renderer: ChatRenderer,
     problems: list[Problem],
     device: torch.device,
     max_new_tokens: int,
-    batch_size: int = 32,
+    batch_size: int = EVAL_BATCH,
 ) -> list[str]:
-    """Greedy answers, ``batch_size`` prompts at a time (left-padded)."""
-    tokenizer = renderer.tokenizer
-    model.eval()
+    """Greedy answers to every problem."""
     answers: list[str] = []
+    for batch in answer_batches(model, renderer, problems, device, max_new_tokens, batch_size):
+        answers += batch
+    return answers
+
+
+@torch.no_grad()
+def answer_batches(
+    model: Any,
+    renderer: ChatRenderer,
+    problems: list[Problem],
+    device: torch.device,
+    max_new_tokens: int,
+    batch_size: int = EVAL_BATCH,
+) -> Iterator[list[str]]:
+    """Greedy answers, ``batch_size`` prompts at a time (left-padded), one batch per
+    ``next()``: the task board runs an eval a batch at a time."""
+    tokenizer = renderer.tokenizer
     for start in range(0, len(problems), batch_size):
+        model.eval()  # every batch: an Oracle answer may run between two of them
         chunk = problems[start : start + batch_size]
         prompts = [renderer.prompt_ids(p.messages()) for p in chunk]
         width = max(len(p) for p in prompts)
@@ -58,9 +77,7 @@ def generate_answers(
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )
-        for row in out[:, width:]:
-            answers.append(tokenizer.decode(row, skip_special_tokens=True))
-    return answers
+        yield [tokenizer.decode(row, skip_special_tokens=True) for row in out[:, width:]]
 
 
 @dataclass(frozen=True)
@@ -79,9 +96,14 @@ def skill_accuracy(
     problems: list[Problem],
     device: torch.device,
 ) -> SkillEval:
-    """Mean verifier score over a static eval set; the first problem is the sample
-    the Guild shows (the same one every time, so its answer shows progress)."""
+    """Mean verifier score over a static eval set."""
     answers = generate_answers(model, renderer, problems, device, skill.spec.max_answer_tokens)
+    return score_answers(skill, problems, answers)
+
+
+def score_answers(skill: Skill, problems: list[Problem], answers: list[str]) -> SkillEval:
+    """The first problem is the sample the Guild shows (the same one every time, so its
+    answer shows progress)."""
     scores = [skill.score(p, a) for p, a in zip(problems, answers, strict=True)]
     return SkillEval(
         accuracy=sum(scores) / len(scores) if scores else 0.0,

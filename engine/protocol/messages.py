@@ -165,6 +165,22 @@ class QuestInfo:
         return self.seen / self.total if self.total else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """One job on the engine's task board (an eval, a loot eval, a compare, an answer)."""
+
+    id: int
+    kind: str  # "eval" | "loot-eval" | "compare" | "ask"
+    label: str
+    state: str  # "queued" | "running" | "done" | "failed"
+    done: int  # units of work done (problems, replies)
+    total: int  # 0: not known yet
+    result: str  # one line once finished ("BIN L2: 86% (2 of 3 >= 80%)")
+    added_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -429,6 +445,7 @@ class Snapshot:
     gpu: GpuStats = GpuStats()
     memory_plan: str = ""  # the VRAM (or RAM) estimate made before training started
     warnings: tuple[str, ...] = ()  # what the engine had to repair or report when it started
+    tasks: tuple[TaskInfo, ...] = ()  # the task board: recent finished, then queued and running
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,6 +569,13 @@ class QuestReply:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskUpdated:
+    """A task was queued, advanced one slice, or finished."""
+
+    task: TaskInfo
+
+
+@dataclass(frozen=True, slots=True)
 class VaultListed:
     """Every live loot (oldest first) with why it is kept, and what the policy would
     delete now, with why. Sent for ListLoot and to every UI after the vault changed."""
@@ -663,6 +687,7 @@ Event: TypeAlias = (
     | QuestRejected
     | QuestCompleted
     | QuestReply
+    | TaskUpdated
     | VaultListed
     | VaultReply
     | LootCompared

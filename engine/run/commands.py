@@ -70,11 +70,12 @@ def save_on_demand(w: Worker, client: ClientSession) -> None:
 
 def eval_on_demand(w: Worker, client: ClientSession) -> None:
     history = w.report.val_history
-    if history and history[-1][0] == w.progress.step:  # one eval per step is enough
-        client.send(p.CommandRejected("RunEval", "this step is evaluated already"))
+    queued = any(t.kind == "eval" for t in w.tasks.queue)
+    if queued or (history and history[-1][0] == w.progress.step):  # one eval per step is enough
+        client.send(p.CommandRejected("RunEval", "this step is evaluated already (or on its way)"))
     else:
         w.note(f"Evaluating on demand at step {w.progress.step}")
-        w.run_eval()
+        w.schedule_eval(asked=True)
 
 
 def client_leaving(w: Worker, client: ClientSession, command: ClientLeft | p.Goodbye) -> None:

@@ -190,12 +190,20 @@ def snapshot(w: Worker, away: p.AwaySummary | None = None) -> p.Snapshot:
         gpu=w.gpu_stats,
         memory_plan=w.memory_plan,
         warnings=tuple(w.warnings),
+        tasks=w.tasks.all(),
     )
+
+
+def last_loot_step(w: Worker) -> int | None:
+    """The loot training resumes from (after a rewind, not the newer set-aside ones)."""
+    name = w.vault.resume_name()
+    return next((r["step"] for r in w.ledger.live_loot() if r["name"] == name), None)
 
 
 def status_dict(w: Worker) -> dict[str, Any]:
     """hero.json: what `realm status` reads, with or without a running engine."""
     live = w.ledger.live_loot()
+    running = w.tasks.current()
     return {
         "hero": w.config.name,
         "model": w.config.model_label,
@@ -209,8 +217,10 @@ def status_dict(w: Worker) -> dict[str, Any]:
         "gold": w.progress.gold,
         "tokens_per_s": round(w.report.tokens_per_s, 1),
         "device": w.hero.device.type,
-        "last_loot_step": live[-1]["step"] if live else None,
+        "last_loot_step": last_loot_step(w),
         "loot": len(live),
+        "task": asdict(running) if running else None,
+        "tasks": [asdict(t) for t in w.tasks.all()],
         "updated_at": time.time(),
         "last_watched": w.last_watched,
         "masked_fraction": round(w.masked_fraction, 4),
@@ -236,10 +246,11 @@ def write_status(w: Worker) -> None:
 def progress_line(w: Worker) -> str:
     stats = w.progress
     loss = f"{stats.smoothed_loss:.4f}" if stats.smoothed_loss is not None else "-"
-    live = w.ledger.live_loot()
-    loot = live[-1]["step"] if live else "-"
+    loot = last_loot_step(w)
+    running = w.tasks.current()
+    state = f"{running.kind} {running.done}/{running.total}" if running else w.state
     acc = f"{stats.accuracy:.0%}" if stats.accuracy is not None else "-"
     return (
         f"step {stats.step} | level {stats.level} | loss {loss} | acc {acc} | "
-        f"{w.report.tokens_per_s:,.0f} tok/s | {w.state} | last loot {loot}"
+        f"{w.report.tokens_per_s:,.0f} tok/s | {state} | last loot {loot if loot is not None else '-'}"
     )

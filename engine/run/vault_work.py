@@ -8,13 +8,13 @@ answers; while paused, the loop still reads commands, so all of it works paused.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from engine.evals.skill_evals import generate_answers, validation_loss
+from engine.evals.skill_evals import answer_batches, validation_loss
 from engine.model.hero import base_folder
 from engine.oracle.chat import (
     OracleError,
@@ -30,6 +30,7 @@ from engine.oracle.chat import (
 )
 from engine.protocol import messages as p
 from engine.run.server import ClientSession
+from engine.run.tasks import TaskBody
 from engine.store import commands as vault_commands
 from engine.store.commands import VaultError
 
@@ -98,6 +99,13 @@ def placement(w: Worker, folder: Any) -> str:
 
 
 def answer(w: Worker, client: ClientSession, ask: p.Ask) -> None:
+    """Queue the question first on the task board: it runs at the next slice, even in
+    the middle of an eval, and while paused."""
+    label = f"answer from {ask.loot or 'the live weights'}"
+    w.tasks.add("ask", label, answer_task(w, client, ask), asked=True, first=True)
+
+
+def answer_task(w: Worker, client: ClientSession, ask: p.Ask) -> TaskBody:
     settings = Settings(
         temperature=ask.temperature,
         top_p=ask.top_p,
@@ -113,7 +121,7 @@ def answer(w: Worker, client: ClientSession, ask: p.Ask) -> None:
             reply = generate(model, w.renderer, turns_to_messages(ask.turns), settings, w.hero.device, sink)
     except OracleError as exc:
         client.send(p.CommandRejected("Ask", str(exc)))
-        return
+        return f"refused: {exc}"
     log.info("the Oracle answered from %s (step %d, weights %s, %s)", name, step, digest, where)
     client.send(
         p.OracleAnswered(
@@ -128,16 +136,16 @@ def answer(w: Worker, client: ClientSession, ask: p.Ask) -> None:
             where,
         )
     )
+    return f"{reply.new_tokens} tokens from {name} (step {step})"
+    yield 0, 1  # unreachable: it makes this a generator, a task of one slice
 
 
 def vault_command(w: Worker, client: ClientSession, command: p.VaultCommand) -> None:
     try:
-        if isinstance(command, p.EvalLoot):
-            message = eval_loot(w, command.name)
-        elif isinstance(command, p.CompareLoot):
-            client.send(compare(w, command.a, command.b))
-            message = f"compared {command.a} with {command.b}"
-        elif isinstance(command, p.RewindTo):
+        if isinstance(command, (p.EvalLoot, p.CompareLoot)):
+            schedule(w, client, command)  # the reply comes when the task is done
+            return
+        if isinstance(command, p.RewindTo):
             message = rewind(w, command.name)
         else:
             message = vault_commands.carry_out(w.vault, w.config.vault, command)
@@ -154,18 +162,59 @@ def vault_command(w: Worker, client: ClientSession, command: p.VaultCommand) -> 
         w.server.broadcast(listing)
 
 
-def eval_loot(w: Worker, name: str) -> str:
+def schedule(w: Worker, client: ClientSession, command: p.EvalLoot | p.CompareLoot) -> None:
+    """Loot evals and compares go on the task board (a batch per slice)."""
+    body: Generator[tuple[int, int], None, Any]
+    if isinstance(command, p.EvalLoot):
+        name = vault_commands.find(w.vault, command.name)["name"]
+        body, kind, label = eval_loot(w, name), "loot-eval", f"eval of {name}"
+    else:
+        a, b = (vault_commands.find(w.vault, n)["name"] for n in (command.a, command.b))
+        body, kind, label = compare(w, a, b), "compare", f"compare {a} with {b}"
+    w.tasks.add(kind, label, reply_when_done(w, client, body), asked=True)
+
+
+def reply_when_done(
+    w: Worker, client: ClientSession, body: Generator[tuple[int, int], None, Any]
+) -> TaskBody:
+    try:
+        result = yield from body
+    except (VaultError, OracleError, OSError) as exc:
+        client.send(p.VaultReply(False, str(exc)))
+        return f"failed: {exc}"
+    if isinstance(result, p.LootCompared):
+        client.send(result)
+        message = f"compared {result.a} with {result.b}"
+    else:
+        message = str(result)
+        w.note(message)
+    client.send(p.VaultReply(True, message))
+    w.server.broadcast(vault_commands.listed(w.vault, w.config.vault))
+    return message
+
+
+def problems_total(w: Worker) -> int:
+    return sum(len(problems) for problems in w.eval_sets.values())
+
+
+def eval_loot(w: Worker, name: str) -> TaskBody:
     """A loot's own weights on every skill's eval set at its current level, and on the
     validation batch; the scores go into the loot's ledger row."""
     row = vault_commands.find(w.vault, name)
     results: dict[str, dict[str, Any]] = {}
+    total, done = problems_total(w), 0
     with weights_of(w, row["name"]) as (model, _digest, _step, _where, _name):
         val_loss = validation_loss(model, w.val_batch, w.hero.device)
+        yield done, total
         for skill_id, problems in w.eval_sets.items():
             skill = w.curriculum.skills[skill_id]
-            answers = generate_answers(
+            answers: list[str] = []
+            for batch in answer_batches(
                 model, w.renderer, problems, w.hero.device, skill.spec.max_answer_tokens
-            )
+            ):
+                answers += batch
+                done += len(batch)
+                yield done, total
             scores = [skill.score(q, a) for q, a in zip(problems, answers, strict=True)]
             results[skill_id] = {
                 "accuracy": sum(scores) / max(1, len(scores)),
@@ -178,17 +227,22 @@ def eval_loot(w: Worker, name: str) -> str:
     return f"{row['name']} evaluated: val loss {val_loss:.3f}, {summary}"
 
 
-def compare(w: Worker, a: str, b: str) -> p.LootCompared:
+def compare(w: Worker, a: str, b: str) -> Generator[tuple[int, int], None, p.LootCompared]:
     rows = [vault_commands.find(w.vault, a), vault_commands.find(w.vault, b)]
     right: list[dict[tuple[str, int], bool]] = []
+    total, done = 2 * problems_total(w), 0
     for row in rows:
         marks: dict[tuple[str, int], bool] = {}
         with weights_of(w, row["name"]) as (model, _digest, _step, _where, _name):
             for skill_id, problems in w.eval_sets.items():
                 skill = w.curriculum.skills[skill_id]
-                answers = generate_answers(
+                answers: list[str] = []
+                for batch in answer_batches(
                     model, w.renderer, problems, w.hero.device, skill.spec.max_answer_tokens
-                )
+                ):
+                    answers += batch
+                    done += len(batch)
+                    yield done, total
                 for i, (q, ans) in enumerate(zip(problems, answers, strict=True)):
                     marks[(skill_id, i)] = skill.score(q, ans) >= 1.0
         right.append(marks)

@@ -23,7 +23,13 @@ from typing import Any
 
 import torch
 
-from engine.evals.skill_evals import SkillEval, build_val_batch, skill_accuracy, validation_loss
+from engine.evals.skill_evals import (
+    SkillEval,
+    answer_batches,
+    build_val_batch,
+    score_answers,
+    validation_loss,
+)
 from engine.game.progress import GOLD_PER_QUEST, Progress
 from engine.model.gpu import POLL_SECONDS, GpuProbe
 from engine.model.hero import LoadedHero, base_folder, load_hero, pick_device, trainable_params
@@ -38,6 +44,7 @@ from engine.quests.queue import QuestQueue
 from engine.run import commands, report
 from engine.run.report import Reporter
 from engine.run.server import EngineServer
+from engine.run.tasks import TaskBoard, TaskBody, run_to_end
 from engine.store import commands as vault_commands
 from engine.store.atomic import read_json
 from engine.store.ledger import Ledger
@@ -87,6 +94,7 @@ class Worker:
         self.eval_step: int | None = None
         self.eval_results: dict[str, dict[str, Any]] = {}
         self.successor: Worker | None = None  # the worker a rewind started (tests follow it)
+        self.tasks = TaskBoard(server.broadcast)
 
     # ------------------------------------------------------------------ start-up
 
@@ -218,6 +226,10 @@ class Worker:
             if self.stop_reason is not None:
                 break
             self.keeper.poll()
+            if self.tasks.has_work(self.paused):
+                self.tasks.run_slice(self.paused)  # then commands again: a pause lands within a slice
+                self._refresh_status(time.monotonic())
+                continue
             if self.paused:
                 continue
             result = self._train_step()
@@ -227,9 +239,10 @@ class Worker:
             self.report.step_done(result.tokens, partial(self._step_event, result), now)
             step = self.progress.step
             game = self.config.game
+            loot_due = step % game.checkpoint_every == 0
             if step % game.eval_every == 0:
-                self.run_eval()
-            if step % game.checkpoint_every == 0:
+                self.schedule_eval(loot_after=loot_due)  # the loot waits for its scores
+            elif loot_due:
                 self.take_loot("auto")
             if game.max_steps and step >= game.max_steps:
                 self.stop_reason = "max_steps"
@@ -237,14 +250,17 @@ class Worker:
                 self.gpu_stats = self.gpu.read()
                 self.server.broadcast(p.GpuTelemetry(self.gpu_stats))
                 self.last_gpu_poll = now
-            if now - self.last_status >= STATUS_INTERVAL:
-                self.write_status()
-                self.last_status = now
-            if self.echo and now - self.last_echo >= self.echo_every:
-                self.echo(report.progress_line(self))
-                self.last_echo = now
+            self._refresh_status(now)
         self.finish()
         return 0
+
+    def _refresh_status(self, now: float) -> None:
+        if now - self.last_status >= STATUS_INTERVAL:
+            self.write_status()
+            self.last_status = now
+        if self.echo and now - self.last_echo >= self.echo_every:
+            self.echo(report.progress_line(self))
+            self.last_echo = now
 
     def _train_step(self) -> StepResult:
         cfg = self.config.train
@@ -333,20 +349,43 @@ class Worker:
 
     # ------------------------------------------------------------------ evals and loot
 
-    def run_eval(self) -> None:
-        """Validation loss, then each skill's static eval at its current level; the
-        curriculum's gate may open (a skill level-up) from the results."""
+    def schedule_eval(self, asked: bool = False, loot_after: bool = False) -> p.TaskInfo:
+        """An eval on the task board (run a batch at a time between commands)."""
+        label = f"eval at step {self.progress.step:,}"
+        return self.tasks.add("eval", label, self.eval_task(loot_after), asked=asked)
+
+    def run_eval(self) -> str:
+        """An eval, at once (tests; the loop schedules them)."""
+        return run_to_end(self.eval_task(loot_after=False))
+
+    def eval_task(self, loot_after: bool) -> TaskBody:
+        """Validation loss, then each skill's static eval at its current level, a batch
+        per slice; the curriculum's gate may open (a skill level-up) from the results.
+        ``loot_after``: the automatic loot due at this step is taken once the scores are
+        in, so it carries them as its own."""
         step = self.progress.step
         device = self.hero.device
+        total = sum(len(problems) for problems in self.eval_sets.values())
         val_loss = validation_loss(self.hero.model, self.val_batch, device)
         self.progress.val_loss = val_loss
         self.report.val_history.append((step, val_loss))
+        yield 0, total
+        done = 0
         levelled: list[tuple[str, int]] = []
         self.eval_step, self.eval_results = step, {}
+        news = []
         for skill_id in list(self.curriculum.tracks):
             skill = self.curriculum.skills[skill_id]
             level = self.curriculum.tracks[skill_id].level
-            result = skill_accuracy(self.hero.model, self.renderer, skill, self.eval_sets[skill_id], device)
+            problems = self.eval_sets[skill_id]
+            answers: list[str] = []
+            for batch in answer_batches(
+                self.hero.model, self.renderer, problems, device, skill.spec.max_answer_tokens
+            ):
+                answers += batch
+                done += len(batch)
+                yield done, total
+            result = score_answers(skill, problems, answers)
             self.samples[skill_id] = result
             new_level = self.curriculum.record_eval(skill_id, result.accuracy, step)
             scores = {"accuracy": result.accuracy, "level": level, "problems": result.problems, "step": step}
@@ -354,11 +393,10 @@ class Worker:
             # The live weights at this step; a loot saved at this step links to it by
             # carrying the same scores (never "the newest loot": other weights).
             self.ledger.record_eval({"skill": skill_id, "val_loss": val_loss, **scores})
-            self.server.broadcast(
-                p.EvalCompleted(
-                    step, val_loss, result.accuracy, result.problems, report.skill_info(self, skill_id)
-                )
-            )
+            info = report.skill_info(self, skill_id)
+            self.server.broadcast(p.EvalCompleted(step, val_loss, result.accuracy, result.problems, info))
+            news.append(f"{skill_id.upper()} L{level}: {result.accuracy:.0%} "
+                        f"({info.gate_passes} of {info.gate_window} ≥ {info.threshold:.0%})")  # fmt: skip
             if new_level is not None:
                 levelled.append((skill_id, new_level))
         accuracies = [s.accuracy for s in self.samples.values()]
@@ -371,6 +409,8 @@ class Worker:
                 "skills": {k: v.accuracy for k, v in self.samples.items()},
             }
         )
+        summary = " · ".join(news) + f" · val loss {val_loss:.3f}"
+        self.note(f"Eval at step {step}: {summary}")
         for skill_id, new_level in levelled:
             name = self.curriculum.skills[skill_id].name
             self.note(f"SKILL UP! {name} reached level {new_level} at step {step}")
@@ -379,6 +419,9 @@ class Worker:
             # Same position, new mix: deterministic, so a resumed run replays it exactly.
             self.stream.sources = self.curriculum.sources()
             self._build_eval_sets()
+        if loot_after and self.progress.step == step:
+            self.take_loot("auto")
+        return summary
 
     def complete_quest(self) -> None:
         """Gold, then loot (its metadata records the finished quest: a crash after it
@@ -460,6 +503,11 @@ class Worker:
 
     def finish(self) -> None:
         self.state = "stopping"
+        if self.stop_reason != "rewind":
+            # A scheduled eval may open a skill gate: finish it, so the stop loot holds
+            # what an uninterrupted run would have (questions asked are dropped).
+            self.tasks.queue = type(self.tasks.queue)(t for t in self.tasks.queue if not t.asked)
+            self.tasks.drain()
         self.keeper.stop()
         live = self.ledger.live_loot()
         last = live[-1]["step"] if live else 0  # step 0 needs no loot: it is the base model
@@ -473,11 +521,10 @@ class Worker:
         self.state = "stopped"
         self.note(f"DIO rests at step {self.progress.step} ({self.stop_reason})")
         self.write_status()
-        live = self.ledger.live_loot()
         self.server.broadcast(
             p.Stopped(
                 step=self.progress.step,
-                last_loot_step=live[-1]["step"] if live else None,
+                last_loot_step=report.last_loot_step(self),
                 reason=self.stop_reason or "stop",
             )
         )

@@ -44,10 +44,10 @@ def test_engine_skill_level_up_survives_restart(hero, monkeypatch: pytest.Monkey
     save, config = hero
     config = replace(config, game=replace(config.game, eval_every=2, max_steps=6))
 
-    def perfect(model, renderer, skill, problems, device):  # type: ignore[no-untyped-def]
+    def perfect(skill, problems, answers):  # type: ignore[no-untyped-def]
         return SkillEval(1.0, len(problems), problems[0], problems[0].answer, True)
 
-    monkeypatch.setattr("engine.run.worker.skill_accuracy", perfect)
+    monkeypatch.setattr("engine.run.worker.score_answers", perfect)
     server = EngineServer()
     worker = Worker(save, config, server)
     worker.start()

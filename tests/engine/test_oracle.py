@@ -90,9 +90,10 @@ def test_pause_ask_an_old_loot_resume_leaves_the_next_loss_identical(
             client = _Collect()
             vault_work.answer(
                 worker,
-                client,
+                client,  # type: ignore[arg-type]
                 p.Ask("q", ("1 + 1 = ?",), loot="step-000004", temperature=0.9, max_new_tokens=8),
-            )  # type: ignore[arg-type]
+            )
+            assert worker.tasks.run_slice(paused=True) is not None  # an asked task runs while paused
             answered = client.sent[-1]
             assert isinstance(answered, p.OracleAnswered), answered
             assert answered.placement == placement and answered.step == 4

@@ -37,6 +37,7 @@ SAMPLES = [
     p.QuestRejected("bad.jsonl", "line 3: invalid JSON"),
     p.QuestCompleted(QUEST, gold=100, loot="step-000120"),
     p.QuestReply(True, "queued"),
+    p.TaskUpdated(p.TaskInfo(3, "eval", "eval at step 200", "running", 12, 70, "", 1.0, 2.0)),
     p.ListLoot(),
     p.PinLoot("step-000120"),
     p.PinLoot("step-000120", pinned=False),

@@ -132,3 +132,30 @@ async def test_oracle_streams_signs_and_keeps_the_conversation() -> None:
         asked = [await engine.expect(p.Ask) for _ in range(4)]
         assert [a.loot for a in asked] == ["base", "step-000100", "step-000200", "step-000300"]
         assert all(a.turns == ("0b1 + 0b1 = ?",) for a in asked)
+
+
+@pytest.mark.asyncio
+async def test_a_running_eval_shows_its_progress_and_its_result() -> None:
+    from tui.screens.tasks import TasksScreen
+    from tui.widgets.status_bar import StatusBar
+
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        running = p.TaskInfo(7, "eval", "eval at step 1,500", "running", 12, 70, "", 1.0, 2.0)
+        engine.send(p.TaskUpdated(running))
+        await settle(pilot)
+        assert app.tavern.query_one(StatusBar).word == "EVALUATING 12/70"
+        done = p.TaskInfo(
+            7, "eval", "eval at step 1,500", "done", 70, 70, "BIN L2: 86% (2 of 3 ≥ 80%)", 1.0, 2.0, 9.0
+        )
+        engine.send(p.TaskUpdated(done))
+        await settle(pilot)
+        assert app.tavern.query_one(StatusBar).word == "TRAINING"
+        assert any("BIN L2: 86%" in n.message for n in app._notifications)
+        await pilot.press("t")
+        await settle(pilot)
+        assert isinstance(app.screen, TasksScreen)
+        row = app.screen.query_one(KeyedTable).get_row_at(0)
+        assert row[1] == "eval at step 1,500" and row[4].startswith("BIN L2")

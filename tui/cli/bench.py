@@ -42,6 +42,11 @@ def add_parsers(sub: Any) -> None:
         "rule, and the Oracle's time to first token and tokens/s",
     )
     kind.add_argument(
+        "--tasks",
+        action="store_true",
+        help="instead: share of time the default schedule spends on evals, pause latency while one runs",
+    )
+    kind.add_argument(
         "--estimate",
         action="store_true",
         help="instead: the memory estimate for full, lora and qlora (no training)",
@@ -65,8 +70,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.soak is not None:
         cmd = [sys.executable, "-m", "engine.bench.soak", "--kills", str(args.soak)]
         return subprocess.call(cmd + (["--json"] if args.json else []))
-    if args.vault:
-        cmd = [sys.executable, "-m", "engine.bench.vault"]
+    if args.vault or args.tasks:
+        cmd = [sys.executable, "-m", "engine.bench.vault" if args.vault else "engine.bench.tasks"]
         cmd += ["--steps", str(args.steps)] if args.steps else []
         return subprocess.call(cmd + (["--json"] if args.json else []))
     if args.evals or args.quests:

@@ -4,7 +4,7 @@ it loads torch; this process must not)."""
 from __future__ import annotations
 
 import argparse
-import subprocess
+import os
 import sys
 from typing import Any
 
@@ -38,4 +38,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise SystemExit("realm: --loaded must be at least 1")
     cmd = [sys.executable, "-m", "engine.oracle.serve", "--save-dir", str(save.root)]
     cmd += ["--host", args.host, "--port", str(args.port), "--loaded", str(args.loaded)]
-    return subprocess.call(cmd)
+    sys.stdout.flush()
+    # exec, not a child: Ctrl+C and a terminate reach the server itself, none is left behind
+    os.execv(sys.executable, cmd)

@@ -61,7 +61,11 @@ class TavernScreen(Screen[None]):
         battle.step = state.stats.step
         battle.damage = state.last_damage
         battle.source = state.source
-        battle.news = state.log[-1] if state.log else ""
+        task = state.running_task
+        if task is not None and task.kind != "ask":
+            battle.news = f"📖 {task.label}: {task.done}/{task.total}" if task.total else f"📖 {task.label}…"
+        else:
+            battle.news = state.log[-1] if state.log else ""
         quest = state.active_quest
         battle.quest = quest_line(quest) if quest else ""
         self.query_one(LootFeed).loot = tuple(state.loot)

@@ -23,6 +23,7 @@ class StatusBar(Widget):
 
     def render(self) -> Text:
         text = Text()
-        text.append(f" {self.word} ", style=STYLES.get(self.word, "reverse"))
+        # a task's word ("EVALUATING 12/70") while training waits for it
+        text.append(f" {self.word} ", style=STYLES.get(self.word, "bold black on bright_cyan"))
         text.append(f" {self.detail}")
         return text

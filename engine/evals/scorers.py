@@ -1,0 +1,96 @@
+"""Scorers for a user's eval suite: each turns (question row, DIO's answer) into 0..1.
+
+- exact: the answer equals ``expected`` (trimmed, case-insensitive) → 1 else 0;
+- keywords: the share of ``keywords`` found in the answer, case-insensitive (0.0–1.0,
+  as the original system scored);
+- regex: ``regex`` matches somewhere in the answer → 1 else 0;
+- number: the last number in the answer is within ``tolerance`` (absolute, default
+  1e-6, or ``rel_tolerance``) of ``number`` → 1 else 0;
+- skill: a skill problem (``skill`` + ``problem``, as `realm skills sample --json` or a
+  reference eval record gives it) scored by that skill's verifier.
+
+A row names exactly one way to be scored; ``scorer_of`` says which (or why none).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+SCORERS = ("exact", "keywords", "regex", "number", "skill")
+NUMBER = re.compile(r"[-+]?(?:\d+(?:[.,]\d+)*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def scorer_of(row: dict[str, Any]) -> str:
+    """The one scorer a row asks for; ValueError says what is wrong."""
+    present = [name for name, key in (("exact", "expected"), ("keywords", "keywords"), ("regex", "regex"),
+                                      ("number", "number"), ("skill", "skill")) if key in row]  # fmt: skip
+    if not present:
+        raise ValueError('no way to score it: give "expected", "keywords", "regex", "number" or "skill"')
+    if len(present) > 1:
+        raise ValueError(f"more than one scorer ({', '.join(present)}): keep one")
+    kind = present[0]
+    if kind == "keywords" and (
+        not isinstance(row["keywords"], list) or not row["keywords"] or not all(isinstance(k, str) and k.strip() for k in row["keywords"])
+    ):  # fmt: skip
+        raise ValueError('"keywords" must be a non-empty list of words')
+    if kind == "regex":
+        try:
+            re.compile(str(row["regex"]))
+        except re.error as exc:
+            raise ValueError(f'"regex" does not compile: {exc}') from None
+    if kind == "number" and not _is_number(row["number"]):
+        raise ValueError('"number" must be a number')
+    if kind == "exact" and not isinstance(row["expected"], str):
+        raise ValueError('"expected" must be text')
+    if kind == "skill":
+        from skills.registry import get_skill
+
+        try:
+            skill = get_skill(str(row["skill"]))
+            skill.problem_from_record(row["problem"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"not a problem of skill {row.get('skill')!r}: {exc}") from None
+    return kind
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def last_number(text: str) -> float | None:
+    found = NUMBER.findall(text)
+    if not found:
+        return None
+    try:
+        return float(found[-1].replace(",", ""))  # 1,234.5 → 1234.5
+    except ValueError:
+        return None
+
+
+def score(row: dict[str, Any], answer: str, kind: str | None = None) -> float:
+    kind = kind or scorer_of(row)
+    text = answer.strip()
+    if kind == "exact":
+        return float(text.lower() == str(row["expected"]).strip().lower())
+    if kind == "keywords":
+        words = [k.lower() for k in row["keywords"]]
+        lowered = text.lower()
+        return sum(1 for w in words if w in lowered) / len(words)
+    if kind == "regex":
+        return float(re.search(str(row["regex"]), text) is not None)
+    if kind == "number":
+        got = last_number(text)
+        if got is None:
+            return 0.0
+        want = float(row["number"])
+        tolerance = float(row.get("tolerance", 1e-6))
+        rel = float(row.get("rel_tolerance", 0.0))
+        return float(abs(got - want) <= max(tolerance, rel * abs(want)))
+    if kind == "skill":
+        from skills.registry import get_skill
+
+        skill = get_skill(str(row["skill"]))
+        return float(skill.score(skill.problem_from_record(row["problem"]), answer))
+    raise ValueError(f"unknown scorer {kind!r}")

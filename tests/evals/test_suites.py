@@ -1,0 +1,104 @@
+"""Eval suites: each scorer with a row it accepts and one it rejects, a file refused
+with its line number, and the paired comparison on crafted cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.evals import scorers
+from engine.evals.compare import paired, sign_test
+from engine.evals.suites import SuiteError, read_suite
+from skills.registry import get_skill
+
+
+@pytest.mark.parametrize(
+    ("row", "right", "wrong"),
+    [
+        ({"expected": "Paris"}, " paris ", "Lyon"),
+        ({"regex": r"\b4[02]\b"}, "It is 42.", "It is 44."),
+        ({"number": 3.5, "tolerance": 0.01}, "about 3.505 metres", "3.6"),
+        ({"number": 1234.5}, "1,234.5", "no idea"),
+    ],
+)
+def test_each_scorer_accepts_and_rejects(row: dict[str, object], right: str, wrong: str) -> None:
+    assert scorers.score(row, right) == 1.0
+    assert scorers.score(row, wrong) == 0.0
+
+
+def test_keywords_score_the_share_found_case_insensitively() -> None:
+    row = {"keywords": ["Gradient", "descent", "loss"]}
+    assert scorers.score(row, "gradient DESCENT lowers it") == pytest.approx(2 / 3)
+    assert scorers.score(row, "nothing") == 0.0
+
+
+def test_a_skill_row_is_scored_by_the_skills_verifier() -> None:
+    skill = get_skill("bin")
+    problem = skill.generate(1, 7, "eval")
+    row = {"skill": "bin", "problem": problem.record()}
+    assert scorers.score(row, problem.answer) == 1.0
+    assert scorers.score(row, "①①①①①①") < 1.0
+
+
+@pytest.mark.parametrize(
+    ("row", "why"),
+    [
+        ({"question": "hi"}, "no way to score it"),
+        ({"question": "hi", "expected": "a", "regex": "a"}, "more than one scorer"),
+        ({"question": "hi", "keywords": []}, "non-empty list"),
+        ({"question": "hi", "regex": "("}, "does not compile"),
+        ({"question": "hi", "number": "seven"}, "must be a number"),
+        ({"question": "hi", "skill": "bin", "problem": {"nonsense": 1}}, "not a problem of skill"),
+    ],
+)
+def test_rows_that_cannot_be_scored_are_refused_with_their_line(
+    tmp_path: Path, row: dict[str, object], why: str
+) -> None:
+    path = tmp_path / "mine.jsonl"
+    good = {"id": "a", "question": "2 + 2?", "number": 4}
+    path.write_text(json.dumps(good) + "\n\n" + json.dumps(row) + "\n")
+    with pytest.raises(SuiteError, match=f"line 3: .*{why}"):
+        read_suite(path)
+
+
+def test_a_suite_reads_questions_messages_and_skill_problems(tmp_path: Path) -> None:
+    problem = get_skill("bin").generate(1, 3, "eval")
+    rows = [
+        {
+            "id": "cap",
+            "question": "Capital of France?",
+            "expected": "Paris",
+            "category": "geo",
+            "difficulty": "easy",
+        },
+        {"id": "chat", "messages": [{"role": "user", "content": "Say hi"}], "keywords": ["hi"]},
+        {"id": "bin", "skill": "bin", "problem": problem.record()},
+    ]
+    path = tmp_path / "my-suite.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    suite = read_suite(path)
+    assert suite.name == "my-suite" and [q.scorer for q in suite.questions] == ["exact", "keywords", "skill"]
+    assert suite.questions[0].messages == ({"role": "user", "content": "Capital of France?"},)
+    assert suite.questions[2].messages[-1]["content"] == problem.messages()[-1]["content"]
+    assert suite.categories() == ["geo"]
+    path.write_text(path.read_text() + json.dumps(rows[0]) + "\n")
+    with pytest.raises(SuiteError, match="line 4: id 'cap' is used twice"):
+        read_suite(path)
+
+
+def test_the_sign_test_and_the_paired_verdicts() -> None:
+    assert sign_test(0, 0) == 1.0
+    assert sign_test(6, 0) == pytest.approx(2 / 64)
+    assert sign_test(3, 3) == 1.0
+    ids = [f"q{i}" for i in range(20)]
+    a = [0.0] * 10 + [1.0] * 10
+    b = [1.0] * 10 + [1.0] * 10  # B fixes 10, breaks none
+    result = paired(ids, a, b)
+    assert len(result.fixed) == 10 and not result.broken and len(result.both_right) == 10
+    assert result.p_value == pytest.approx(2 / 1024) and result.verdict.startswith("B is better")
+    small = paired(ids[:4], [0, 0, 1, 1], [1, 1, 1, 1])
+    assert "too few questions differ (2)" in small.verdict
+    even = paired(ids, [1.0] * 6 + [0.0] * 6 + [1.0] * 8, [0.0] * 6 + [1.0] * 6 + [1.0] * 8)
+    assert even.verdict.startswith("no real difference")

@@ -1,0 +1,53 @@
+"""The task board: what the engine does besides training (evals, loot evals, compares,
+Oracle answers), queued, running and finished, with results."""
+
+from __future__ import annotations
+
+import time
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from engine.protocol import messages as p
+from tui.widgets.keyed_table import KeyedTable
+
+MARK = {"queued": "⏳ queued", "running": "⚙ running", "done": "✔ done", "failed": "✖ failed"}
+
+
+class TasksScreen(Screen[None]):
+    BINDINGS = [Binding("escape,t", "app.pop_screen", "Back")]
+
+    def __init__(self, tasks: dict[int, p.TaskInfo]) -> None:
+        super().__init__()
+        self.tasks = tasks
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="📖")
+        with Vertical(id="tasks"):
+            yield Static(
+                "Training waits while a task runs; a pause lands between two slices (one eval batch).",
+                id="tasks-help",
+            )
+            yield KeyedTable(id="tasks-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(KeyedTable).add_columns("state", "task", "progress", "when", "result")
+        self.show(self.tasks)
+        self.query_one(KeyedTable).focus()
+
+    def show(self, tasks: dict[int, p.TaskInfo]) -> None:
+        self.tasks = tasks
+        rows = []
+        for task in sorted(tasks.values(), key=lambda t: -t.id):
+            progress = f"{task.done}/{task.total}" if task.total else "-"
+            when = time.strftime(
+                "%H:%M:%S", time.localtime(task.finished_at or task.started_at or task.added_at)
+            )
+            rows.append(
+                (str(task.id), (MARK.get(task.state, task.state), task.label, progress, when, task.result))
+            )
+        self.query_one(KeyedTable).replace_rows(rows)
