@@ -395,8 +395,12 @@ class Worker:
             self.ledger.record_eval({"skill": skill_id, "val_loss": val_loss, **scores})
             info = report.skill_info(self, skill_id)
             self.server.broadcast(p.EvalCompleted(step, val_loss, result.accuracy, result.problems, info))
-            news.append(f"{skill_id.upper()} L{level}: {result.accuracy:.0%} "
-                        f"({info.gate_passes} of {info.gate_window} ≥ {info.threshold:.0%})")  # fmt: skip
+            gate = (
+                f"gate passed: level {new_level}"
+                if new_level is not None
+                else f"{info.gate_passes} of {info.gate_window} ≥ {info.threshold:.0%}"
+            )
+            news.append(f"{skill_id.upper()} L{level}: {result.accuracy:.0%} ({gate})")
             if new_level is not None:
                 levelled.append((skill_id, new_level))
         accuracies = [s.accuracy for s in self.samples.values()]
