@@ -197,31 +197,40 @@ def problems_total(w: Worker) -> int:
     return sum(len(problems) for problems in w.eval_sets.values())
 
 
+def eval_set_answers(
+    w: Worker, model: Any, done: int, total: int
+) -> Generator[tuple[int, int], None, dict[str, list[str]]]:
+    """``model``'s greedy answers to every skill's eval set, a batch per slice."""
+    answers: dict[str, list[str]] = {}
+    for skill_id, problems in w.eval_sets.items():
+        skill = w.curriculum.skills[skill_id]
+        answers[skill_id] = []
+        for batch in answer_batches(model, w.renderer, problems, w.hero.device, skill.spec.max_answer_tokens):
+            answers[skill_id] += batch
+            done += len(batch)
+            yield done, total
+    return answers
+
+
 def eval_loot(w: Worker, name: str) -> TaskBody:
     """A loot's own weights on every skill's eval set at its current level, and on the
     validation batch; the scores go into the loot's ledger row."""
     row = vault_commands.find(w.vault, name)
-    results: dict[str, dict[str, Any]] = {}
-    total, done = problems_total(w), 0
+    total = problems_total(w)
     with weights_of(w, row["name"]) as (model, _digest, _step, _where, _name):
         val_loss = validation_loss(model, w.val_batch, w.hero.device)
-        yield done, total
-        for skill_id, problems in w.eval_sets.items():
-            skill = w.curriculum.skills[skill_id]
-            answers: list[str] = []
-            for batch in answer_batches(
-                model, w.renderer, problems, w.hero.device, skill.spec.max_answer_tokens
-            ):
-                answers += batch
-                done += len(batch)
-                yield done, total
-            scores = [skill.score(q, a) for q, a in zip(problems, answers, strict=True)]
-            results[skill_id] = {
-                "accuracy": sum(scores) / max(1, len(scores)),
-                "level": w.curriculum.tracks[skill_id].level,
-                "problems": len(problems),
-                "step": w.progress.step,
-            }
+        yield 0, total
+        answers = yield from eval_set_answers(w, model, 0, total)
+    results: dict[str, dict[str, Any]] = {}
+    for skill_id, problems in w.eval_sets.items():
+        skill = w.curriculum.skills[skill_id]
+        scores = [skill.score(q, a) for q, a in zip(problems, answers[skill_id], strict=True)]
+        results[skill_id] = {
+            "accuracy": sum(scores) / max(1, len(scores)),
+            "level": w.curriculum.tracks[skill_id].level,
+            "problems": len(problems),
+            "step": w.progress.step,
+        }
     w.vault.ledger.update_loot(row["name"], {"evals": results, "val_loss": val_loss})
     summary = ", ".join(f"{k} {v['accuracy']:.0%} (L{v['level']})" for k, v in results.items())
     return f"{row['name']} evaluated: val loss {val_loss:.3f}, {summary}"
@@ -230,21 +239,15 @@ def eval_loot(w: Worker, name: str) -> TaskBody:
 def compare(w: Worker, a: str, b: str) -> Generator[tuple[int, int], None, p.LootCompared]:
     rows = [vault_commands.find(w.vault, a), vault_commands.find(w.vault, b)]
     right: list[dict[tuple[str, int], bool]] = []
-    total, done = 2 * problems_total(w), 0
-    for row in rows:
-        marks: dict[tuple[str, int], bool] = {}
+    total = 2 * problems_total(w)
+    for index, row in enumerate(rows):
         with weights_of(w, row["name"]) as (model, _digest, _step, _where, _name):
-            for skill_id, problems in w.eval_sets.items():
-                skill = w.curriculum.skills[skill_id]
-                answers: list[str] = []
-                for batch in answer_batches(
-                    model, w.renderer, problems, w.hero.device, skill.spec.max_answer_tokens
-                ):
-                    answers += batch
-                    done += len(batch)
-                    yield done, total
-                for i, (q, ans) in enumerate(zip(problems, answers, strict=True)):
-                    marks[(skill_id, i)] = skill.score(q, ans) >= 1.0
+            answers = yield from eval_set_answers(w, model, index * total // 2, total)
+        marks: dict[tuple[str, int], bool] = {}
+        for skill_id, problems in w.eval_sets.items():
+            skill = w.curriculum.skills[skill_id]
+            for i, (q, ans) in enumerate(zip(problems, answers[skill_id], strict=True)):
+                marks[(skill_id, i)] = skill.score(q, ans) >= 1.0
         right.append(marks)
     diffs = []
     for skill_id, problems in w.eval_sets.items():

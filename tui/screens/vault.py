@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from engine.protocol import messages as p
+from tui.cli.vault import size
 from tui.messages import ExportLoot, OpenOracle, SendCommand
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.prompt import PromptScreen
@@ -28,10 +29,6 @@ from tui.widgets.keyed_table import KeyedTable
 
 REASON_ICON = {"auto": "💎", "manual": "💾", "stop": "🛑", "quest": "📜", "rewind": "⏪", "adopted": "📥"}
 DOWN = "The engine is down: the Vault cannot change now."
-
-
-def size(n: int) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
 def loss(value: float | None) -> str:
