@@ -95,6 +95,11 @@ class SaveDir:
         return self.root / PID_NAME
 
     @property
+    def no_hero(self) -> str:
+        """What a command says when this hero does not exist yet."""
+        return f"no hero at {self.root} (run `realm play` or `realm train` first)"
+
+    @property
     def authkey_file(self) -> Path:
         return self.root / AUTHKEY_NAME
 

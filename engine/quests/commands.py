@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         command = parsed
     save = SaveDir(args.save_dir)
     if not save.root.is_dir():
-        print(f"no hero at {save.root} (run `realm play` or `realm train` first)", file=sys.stderr)
+        print(save.no_hero, file=sys.stderr)
         return 1
     lock = save.try_lock()
     if lock is None:

@@ -58,7 +58,7 @@ def cmd_oracle(args: argparse.Namespace) -> int:
         raise SystemExit("realm: usage: realm oracle ask|timeline PROMPT (see realm oracle --help)")
     save = save_from(args)
     if not save.config.is_file():
-        print(f"no hero at {save.root} (run `realm play` or `realm train` first)", file=sys.stderr)
+        print(save.no_hero, file=sys.stderr)
         return 1
     probe = p.Ask("check", (args.prompt,), None, args.temperature, args.top_p, args.max_new_tokens, args.seed)
     problem = p.command_problem(probe)

@@ -156,7 +156,7 @@ def cmd_quest(args: argparse.Namespace) -> int:
     save = save_from(args)
     command = to_command(args)
     if not save.root.is_dir():
-        print(f"no hero at {save.root} (run `realm play` or `realm train` first)", file=sys.stderr)
+        print(save.no_hero, file=sys.stderr)
         return 1
     try:
         result = None if save.engine_pid() is not None else offline(save, command)

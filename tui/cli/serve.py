@@ -32,7 +32,7 @@ def add_parsers(sub: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     save = save_from(args)
     if not save.config.is_file():
-        print(f"no hero at {save.root} (run `realm play` or `realm train` first)", file=sys.stderr)
+        print(save.no_hero, file=sys.stderr)
         return 1
     if args.loaded < 1:
         raise SystemExit("realm: --loaded must be at least 1")

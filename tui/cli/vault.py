@@ -237,7 +237,7 @@ def cmd_vault(args: argparse.Namespace) -> int:
         raise SystemExit("realm: usage: realm vault list|best|prune|pin|unpin|delete|rewind|eval|compare")
     save = save_from(args)
     if not save.config.is_file():
-        print(f"no hero at {save.root} (run `realm play` or `realm train` first)", file=sys.stderr)
+        print(save.no_hero, file=sys.stderr)
         return 1
     command = to_command(args)
     if not confirmed(args):
