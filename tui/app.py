@@ -160,6 +160,11 @@ class RealmApp(App[str]):
                 self.notify(event.message, title="Quests", timeout=5)
             case p.QuestReply(ok=False):
                 self.notify(event.message, title="Quests", severity="error", timeout=10)
+            case p.SuiteReply(ok=False):
+                self.notify(event.message, title="Eval suites", severity="error", timeout=12)
+            case p.VaultReply():
+                self.notify(event.message, title="Vault", severity="information" if event.ok else "error",
+                            timeout=6 if event.ok else 12)  # fmt: skip
             case p.LogLine(level="warning" | "error") if not event.text.startswith("Quest "):
                 self.notify(event.text, severity="warning")  # quest news has its own notices
             case p.Stopped() if self.stopping:
@@ -180,9 +185,6 @@ class RealmApp(App[str]):
                 vault.show(event)
             case p.CheckpointSaved() | p.Snapshot() if vault is not None:
                 vault.show(self.state.vault or p.VaultListed(loot=tuple(self.state.loot)))
-            case p.VaultReply():
-                self.notify(event.message, title="Vault", severity="information" if event.ok else "error",
-                            timeout=6 if event.ok else 12)  # fmt: skip
             case p.LootCompared():
                 self.push_screen(CompareScreen(event))
             case p.TaskUpdated():

@@ -187,6 +187,7 @@ class GameState:
                 | p.QuestRejected()
                 | p.QuestReply()
                 | p.VaultReply()
+                | p.SuiteReply()
                 | p.LootCompared()
                 | p.OracleToken()
                 | p.OracleAnswered()

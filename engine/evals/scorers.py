@@ -6,8 +6,8 @@
 - regex: ``regex`` matches somewhere in the answer → 1 else 0;
 - number: the last number in the answer is within ``tolerance`` (absolute, default
   1e-6, or ``rel_tolerance``) of ``number`` → 1 else 0;
-- skill: a skill problem (``skill`` + ``problem``, as `realm skills sample --json` or a
-  reference eval record gives it) scored by that skill's verifier.
+- skill: a skill problem (``skill`` + ``problem``: a reference eval record; or a line of
+  `realm skills sample --json` as it is) scored by that skill's verifier.
 
 A row names exactly one way to be scored; ``scorer_of`` says which (or why none).
 """
@@ -49,10 +49,16 @@ def scorer_of(row: dict[str, Any]) -> str:
 
         try:
             skill = get_skill(str(row["skill"]))
-            skill.problem_from_record(row["problem"])
+            skill.problem_from_record(skill_record(row))
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"not a problem of skill {row.get('skill')!r}: {exc}") from None
     return kind
+
+
+def skill_record(row: dict[str, Any]) -> Any:
+    """A skill row's problem: under "problem", or the row itself (a line of
+    `realm skills sample --json` is already a problem record)."""
+    return row.get("problem", row)
 
 
 def _is_number(value: Any) -> bool:
@@ -92,5 +98,5 @@ def score(row: dict[str, Any], answer: str, kind: str | None = None) -> float:
         from skills.registry import get_skill
 
         skill = get_skill(str(row["skill"]))
-        return float(skill.score(skill.problem_from_record(row["problem"]), answer))
+        return float(skill.score(skill.problem_from_record(skill_record(row)), answer))
     raise ValueError(f"unknown scorer {kind!r}")

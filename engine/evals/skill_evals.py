@@ -3,13 +3,13 @@ greedy generation (KV cache, stopping at end of turn) scored by the skill's veri
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from engine.train.chat import ChatRenderer
+from engine.train.chat import ChatRenderer, Message
 from engine.train.packing import ListSource, PackedBatch, pack_rows
 from engine.train.trainer import token_loss_sum
 from skills.base import Problem, Skill
@@ -51,18 +51,19 @@ def generate_answers(
 def answer_batches(
     model: Any,
     renderer: ChatRenderer,
-    problems: list[Problem],
+    problems: Sequence[Problem | Sequence[Message]],
     device: torch.device,
     max_new_tokens: int,
     batch_size: int = EVAL_BATCH,
 ) -> Iterator[list[str]]:
     """Greedy answers, ``batch_size`` prompts at a time (left-padded), one batch per
-    ``next()``: the task board runs an eval a batch at a time."""
+    ``next()``: the task board runs an eval a batch at a time. A problem is a skill
+    problem or a conversation (an eval suite's question)."""
     tokenizer = renderer.tokenizer
     for start in range(0, len(problems), batch_size):
         model.eval()  # every batch: an Oracle answer may run between two of them
         chunk = problems[start : start + batch_size]
-        prompts = [renderer.prompt_ids(p.messages()) for p in chunk]
+        prompts = [renderer.prompt_ids(p.messages() if isinstance(p, Problem) else list(p)) for p in chunk]
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)

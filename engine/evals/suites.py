@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.evals.scorers import scorer_of
+from engine.evals.scorers import scorer_of, skill_record
 
 MAX_QUESTIONS = 10_000
 SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -87,7 +87,7 @@ def to_question(row: dict[str, Any], number: int) -> Question:
     if kind == "skill":
         from skills.registry import get_skill
 
-        problem = get_skill(str(row["skill"])).problem_from_record(row["problem"])
+        problem = get_skill(str(row["skill"])).problem_from_record(skill_record(row))
         messages = tuple(problem.messages())
     elif "messages" in row:
         messages = tuple(row["messages"]) if isinstance(row["messages"], list) else ()

@@ -162,6 +162,23 @@ class VaultConfig:
 
 
 @dataclass(frozen=True)
+class EvalsConfig:
+    """The user's eval suites (saves/HERO/suites/): when they run by themselves."""
+
+    at_loot: bool = True
+    """Run every suite on each automatic loot (its score becomes a Vault metric)."""
+    every_steps: int = 0
+    """Also run every suite on the live weights every N steps; 0 = never."""
+    max_new_tokens: int = 128
+    """Answer budget for a question that is not a skill problem."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "max_new_tokens")
+        if self.every_steps < 0:
+            raise ValueError(f"every_steps must be >= 0, got {self.every_steps}")
+
+
+@dataclass(frozen=True)
 class OracleConfig:
     """Talking to DIO: where a loot's copy of the weights lives while it answers."""
 
@@ -199,6 +216,8 @@ class HeroConfig:
     """Which loot is kept."""
     oracle: OracleConfig = field(default_factory=OracleConfig)
     """Chatting with loot and the live weights."""
+    evals: EvalsConfig = field(default_factory=EvalsConfig)
+    """The user's eval suites."""
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
@@ -229,6 +248,7 @@ class HeroConfig:
             game=_build(GameConfig, game),
             vault=_build(VaultConfig, vault),
             oracle=_build(OracleConfig, data.get("oracle", {})),
+            evals=_build(EvalsConfig, data.get("evals", {})),
         )
 
     @classmethod
@@ -252,6 +272,7 @@ _SECTIONS: dict[str, type] = {
     "lora": LoraConfig,
     "vault": VaultConfig,
     "oracle": OracleConfig,
+    "evals": EvalsConfig,
 }
 
 

@@ -306,6 +306,38 @@ VaultCommand: TypeAlias = ListLoot | PinLoot | DeleteLoot | PruneLoot | RewindTo
 
 
 @dataclass(frozen=True, slots=True)
+class AddSuite:
+    """Check a suite file (the engine reads ``path``) and copy it into suites/."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListSuites:
+    """Every suite with its questions and latest scores (SuiteReply, data: a list)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSuite:
+    """Run a suite on a loot (None: the live weights); the result comes when done."""
+
+    suite: str
+    loot: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompareSuite:
+    """Per-question diff of two stored runs and a paired sign test (SuiteReply)."""
+
+    suite: str
+    a: str
+    b: str
+
+
+SuiteCommand: TypeAlias = AddSuite | ListSuites | RunSuite | CompareSuite
+
+
+@dataclass(frozen=True, slots=True)
 class Ask:
     """A question for the Oracle: ``turns`` alternate user, assistant, …, user. ``loot``
     None asks the live weights. Answered by OracleToken events, then OracleAnswered."""
@@ -320,7 +352,17 @@ class Ask:
 
 
 Command: TypeAlias = (
-    Hello | Pause | Resume | SaveNow | RunEval | Stop | Goodbye | QuestCommand | VaultCommand | Ask
+    Hello
+    | Pause
+    | Resume
+    | SaveNow
+    | RunEval
+    | Stop
+    | Goodbye
+    | QuestCommand
+    | VaultCommand
+    | SuiteCommand
+    | Ask
 )
 COMMAND_TYPES: dict[str, type] = {cls.__name__: cls for cls in get_args(Command)}
 
@@ -621,6 +663,16 @@ class VaultReply:
 
 
 @dataclass(frozen=True, slots=True)
+class SuiteReply:
+    """The answer to a suite command. ``data`` is JSON text: the suite list, a run's
+    result (score, per question, by category and difficulty) or a comparison."""
+
+    ok: bool
+    message: str
+    data: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ProblemDiff:
     skill: str
     level: int
@@ -690,6 +742,7 @@ Event: TypeAlias = (
     | TaskUpdated
     | VaultListed
     | VaultReply
+    | SuiteReply
     | LootCompared
     | OracleToken
     | OracleAnswered

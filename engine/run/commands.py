@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from typing_extensions import assert_never
 
 from engine.protocol import messages as p
-from engine.run import report, vault_work
+from engine.run import report, suite_work, vault_work
 from engine.run.server import ClientLeft, ClientSession
 
 if TYPE_CHECKING:
@@ -52,10 +52,11 @@ def handle(w: Worker, client: ClientSession, command: p.Command | ClientLeft) ->
             | p.RewindTo()
             | p.EvalLoot()
             | p.CompareLoot()
+            | p.Ask()
         ):
             vault_work.vault_command(w, client, command)
-        case p.Ask():
-            vault_work.answer(w, client, command)
+        case p.AddSuite() | p.ListSuites() | p.RunSuite() | p.CompareSuite():
+            suite_work.suite_command(w, client, command)
         case _:
             assert_never(command)
 
@@ -76,6 +77,7 @@ def eval_on_demand(w: Worker, client: ClientSession) -> None:
     else:
         w.note(f"Evaluating on demand at step {w.progress.step}")
         w.schedule_eval(asked=True)
+        suite_work.schedule_all(w, None)  # and the user's suites, on the live weights
 
 
 def client_leaving(w: Worker, client: ClientSession, command: ClientLeft | p.Goodbye) -> None:

@@ -140,7 +140,10 @@ def answer_task(w: Worker, client: ClientSession, ask: p.Ask) -> TaskBody:
     yield 0, 1  # unreachable: it makes this a generator, a task of one slice
 
 
-def vault_command(w: Worker, client: ClientSession, command: p.VaultCommand) -> None:
+def vault_command(w: Worker, client: ClientSession, command: p.VaultCommand | p.Ask) -> None:
+    if isinstance(command, p.Ask):
+        answer(w, client, command)
+        return
     try:
         if isinstance(command, (p.EvalLoot, p.CompareLoot)):
             schedule(w, client, command)  # the reply comes when the task is done

@@ -41,7 +41,7 @@ from engine.protocol.savedir import SaveDir, ended_without_stopping
 from engine.quests.commands import info_dict
 from engine.quests.keeper import QuestKeeper
 from engine.quests.queue import QuestQueue
-from engine.run import commands, report
+from engine.run import commands, report, suite_work
 from engine.run.report import Reporter
 from engine.run.server import EngineServer
 from engine.run.tasks import TaskBoard, TaskBody, run_to_end
@@ -240,6 +240,9 @@ class Worker:
             step = self.progress.step
             game = self.config.game
             loot_due = step % game.checkpoint_every == 0
+            every = self.config.evals.every_steps
+            if every and step % every == 0:
+                suite_work.schedule_all(self, None)
             if step % game.eval_every == 0:
                 self.schedule_eval(loot_after=loot_due)  # the loot waits for its scores
             elif loot_due:
@@ -462,6 +465,8 @@ class Worker:
             return None
         loot = vault_commands.loot_info(row)
         self.note(f"Loot! Checkpoint {loot.name} ({reason})")
+        if reason == "auto" and self.config.evals.at_loot:
+            suite_work.schedule_all(self, loot.name)  # its scores become the loot's metrics
         self.server.broadcast(p.CheckpointSaved(loot=loot))
         if prune:
             for verdict in self.vault.prune(self.config.vault):

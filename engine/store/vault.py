@@ -290,8 +290,9 @@ class Vault:
             winner = winner or retention.best(self.rows(), wanted.removeprefix("best-"))
             if winner is not None:
                 return winner
-        if wanted.isdigit() or (wanted.startswith("step-") and wanted[5:].isdigit()):
-            wanted = loot_name(int(wanted.removeprefix("step-")))
+        short = re.match(r"^(?:step-)?(\d+)(-r\d+)?$", wanted)  # 200, step-200, 200-r1
+        if short:
+            wanted = loot_name(int(short.group(1))) + (short.group(2) or "")
         for row in rows:
             if row["name"] == wanted:
                 return row

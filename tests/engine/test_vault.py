@@ -86,6 +86,8 @@ def test_a_rewound_run_reproduces_the_original_losses_and_sets_newer_loot_aside(
     listing = realm_here("vault", "list", "--json", "--saves", str(save.root.parent))
     rows = {r["name"]: r for r in json.loads(listing.stdout)}
     assert rows["step-000020-r1"]["set_aside"] and not rows["step-000020"]["set_aside"]
+    pinned = realm_here("vault", "pin", "20-r1", "--saves", str(save.root.parent))  # short names work
+    assert pinned.returncode == 0 and "step-000020-r1 pinned" in pinned.stdout
     refused = realm_here("vault", "rewind", "step-000020-r1", "--yes", "--saves", str(save.root.parent))
     assert refused.returncode == 1 and "set aside by an earlier rewind" in refused.stderr
 

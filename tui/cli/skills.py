@@ -169,7 +169,24 @@ def cmd_eval_import(args: argparse.Namespace, hero_root: Path) -> int:
         "".join(json.dumps(p.record(), ensure_ascii=False) + "\n" for p, _ in rows), encoding="utf-8"
     )
     tmp.replace(target)
-    summary = {"skill": skill.id, "problems": len(rows), "accepted": accepted, "saved_to": str(target)}
+    # ... and as an eval suite, so `realm evals run` and the schedule use it
+    suite = hero_root / "suites" / f"{skill.id}-{args.path.stem}.jsonl"
+    suite.parent.mkdir(parents=True, exist_ok=True)
+    rows_text = "".join(
+        json.dumps({"id": f"{skill.id}-{i}", "skill": skill.id, "problem": p.record()}, ensure_ascii=False)
+        + "\n"
+        for i, (p, _) in enumerate(rows)
+    )
+    tmp = suite.with_suffix(".jsonl.tmp")
+    tmp.write_text(rows_text, encoding="utf-8")
+    tmp.replace(suite)
+    summary = {
+        "skill": skill.id,
+        "problems": len(rows),
+        "accepted": accepted,
+        "saved_to": str(target),
+        "suite": suite.stem,
+    }
     if args.json:
         print(json.dumps(summary))
     else:
@@ -177,6 +194,7 @@ def cmd_eval_import(args: argparse.Namespace, hero_root: Path) -> int:
             f"{skill.name}: {len(rows)} problems; the verifier accepts {accepted} of the {len(rows)} stored solutions"
         )
         print(f"saved as an eval set: {target}")
+        print(f"and as the eval suite {suite.stem}: realm evals run {suite.stem}")
     return 0 if accepted == len(rows) else 1
 
 
