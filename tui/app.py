@@ -64,6 +64,7 @@ class RealmApp(App[str]):
         Binding("v", "vault", "Vault"),
         Binding("o", "oracle", "Oracle"),
         Binding("t", "tasks", "Tasks"),
+        Binding("p", "spar", "Spar"),
         Binding("question_mark", "keys", "Keys", key_display="?"),
         Binding("q", "leave", "Quit"),
         Binding("r", "restart_engine", "Restart engine", show=False),
@@ -266,6 +267,12 @@ class RealmApp(App[str]):
         else:
             self.push_screen(QuestBoardScreen(self.state.quests))
 
+    def action_spar(self) -> None:
+        if not self.link.send(p.Spar()):
+            self.notify("The engine is down: DIO cannot spar now.", severity="error")
+        else:
+            self.notify("DIO spars: its mistakes become a high-priority quest…", timeout=4)
+
     def action_tasks(self) -> None:
         if isinstance(self.screen, TasksScreen):
             self.pop_screen()
@@ -377,6 +384,7 @@ class RealmApp(App[str]):
         )
         yield SystemCommand("Open the Oracle", "o: chat with DIO, live or any loot", self.action_oracle)
         yield SystemCommand("Show the task board", "t: evals and other work, with results", self.action_tasks)
+        yield SystemCommand("Spar", "p: DIO's mistakes become a high-priority quest", self.action_spar)
         yield SystemCommand(
             "Add a quest file", "a on the board: validate and queue a .jsonl file", self.action_add_quest
         )

@@ -179,6 +179,20 @@ class EvalsConfig:
 
 
 @dataclass(frozen=True)
+class SparringConfig:
+    """Sparring (p): DIO's mistakes become a high-priority quest."""
+
+    problems: int = 32
+    """Problems DIO answers per round."""
+    max_age_steps: int = 2000
+    """A sparring quest still queued this many steps after its mistakes is retired
+    (it describes an older DIO)."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "problems", "max_age_steps")
+
+
+@dataclass(frozen=True)
 class OracleConfig:
     """Talking to DIO: where a loot's copy of the weights lives while it answers."""
 
@@ -218,6 +232,8 @@ class HeroConfig:
     """Chatting with loot and the live weights."""
     evals: EvalsConfig = field(default_factory=EvalsConfig)
     """The user's eval suites."""
+    sparring: SparringConfig = field(default_factory=SparringConfig)
+    """Mistakes into training."""
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
@@ -249,6 +265,7 @@ class HeroConfig:
             vault=_build(VaultConfig, vault),
             oracle=_build(OracleConfig, data.get("oracle", {})),
             evals=_build(EvalsConfig, data.get("evals", {})),
+            sparring=_build(SparringConfig, data.get("sparring", {})),
         )
 
     @classmethod
@@ -273,6 +290,7 @@ _SECTIONS: dict[str, type] = {
     "vault": VaultConfig,
     "oracle": OracleConfig,
     "evals": EvalsConfig,
+    "sparring": SparringConfig,
 }
 
 

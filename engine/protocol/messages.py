@@ -148,6 +148,7 @@ class QuestInfo:
     tokens: int = 0
     digest: str = ""  # sha256 of the file: the same content is not a new quest
     finished_step: int | None = None  # the step it was done at
+    outcome: str = ""  # after a sparring quest: "fixed 5 of 8" (its mistakes re-tested)
 
     @property
     def total(self) -> int:
@@ -338,6 +339,15 @@ SuiteCommand: TypeAlias = AddSuite | ListSuites | RunSuite | CompareSuite
 
 
 @dataclass(frozen=True, slots=True)
+class Spar:
+    """DIO answers problems of a skill (None: each skill in turn) at its current level;
+    its mistakes become a high-priority quest. Answered by a QuestReply when done."""
+
+    skill: str | None = None
+    problems: int = 0  # 0: the hero's sparring setting
+
+
+@dataclass(frozen=True, slots=True)
 class Ask:
     """A question for the Oracle: ``turns`` alternate user, assistant, …, user. ``loot``
     None asks the live weights. Answered by OracleToken events, then OracleAnswered."""
@@ -362,6 +372,7 @@ Command: TypeAlias = (
     | QuestCommand
     | VaultCommand
     | SuiteCommand
+    | Spar
     | Ask
 )
 COMMAND_TYPES: dict[str, type] = {cls.__name__: cls for cls in get_args(Command)}
@@ -377,6 +388,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "top_p": (0.01, 1.0),
     "max_new_tokens": (0, 4096),
     "seed": (0, 2**31 - 1),
+    "problems": (0, 4096),
 }
 
 

@@ -346,6 +346,12 @@ class QuestKeeper:
 
     # ------------------------------------------------------------------ what others see
 
+    def board_changed(self) -> None:
+        """Something outside the keeper queued or changed a quest (sparring): look for
+        the next quest again, and show every UI the new board."""
+        self._queue_changed = True
+        self.broadcast(p.QuestBoard(self.board()))
+
     def board(self) -> tuple[p.QuestInfo, ...]:
         quests = self.queue.all()
         if self._checking is not None:

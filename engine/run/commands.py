@@ -55,7 +55,7 @@ def handle(w: Worker, client: ClientSession, command: p.Command | ClientLeft) ->
             | p.Ask()
         ):
             vault_work.vault_command(w, client, command)
-        case p.AddSuite() | p.ListSuites() | p.RunSuite() | p.CompareSuite():
+        case p.AddSuite() | p.ListSuites() | p.RunSuite() | p.CompareSuite() | p.Spar():
             suite_work.suite_command(w, client, command)
         case _:
             assert_never(command)

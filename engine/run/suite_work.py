@@ -14,6 +14,7 @@ from engine.evals import runner
 from engine.evals.suites import SuiteError, read_suite
 from engine.oracle.chat import OracleError
 from engine.protocol import messages as p
+from engine.run import spar_work
 from engine.run.server import ClientSession
 from engine.run.tasks import TaskBody
 from engine.run.vault_work import weights_of
@@ -24,7 +25,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("engine.run.suite_work")
 
 
-def suite_command(w: Worker, client: ClientSession, command: p.SuiteCommand) -> None:
+def suite_command(w: Worker, client: ClientSession, command: p.SuiteCommand | p.Spar) -> None:
+    if isinstance(command, p.Spar):  # the other way DIO is measured: its own mistakes
+        spar_work.spar(w, client, command)
+        return
     try:
         if isinstance(command, p.RunSuite):
             suite_commands.suite_path(w.save, command.suite)  # an unknown suite is refused now

@@ -41,7 +41,7 @@ from engine.protocol.savedir import SaveDir, ended_without_stopping
 from engine.quests.commands import info_dict
 from engine.quests.keeper import QuestKeeper
 from engine.quests.queue import QuestQueue
-from engine.run import commands, report, suite_work
+from engine.run import commands, report, spar_work, suite_work
 from engine.run.report import Reporter
 from engine.run.server import EngineServer
 from engine.run.tasks import TaskBoard, TaskBody, run_to_end
@@ -245,6 +245,7 @@ class Worker:
                 suite_work.schedule_all(self, None)
             if step % game.eval_every == 0:
                 self.schedule_eval(loot_after=loot_due)  # the loot waits for its scores
+                spar_work.retire_stale(self)
             elif loot_due:
                 self.take_loot("auto")
             if game.max_steps and step >= game.max_steps:
@@ -437,7 +438,8 @@ class Worker:
         self.progress.gold += GOLD_PER_QUEST
         self.stream.quest = None  # the loot below records no quest in progress
         loot = self.take_loot("quest", extra={"quest_finished": info_dict(info)})
-        self.keeper.settle(info, loot.name if loot else None)
+        done = self.keeper.settle(info, loot.name if loot else None)
+        spar_work.after_quest(self, done)  # a sparring quest: re-test its mistakes
         before = f"{info.loss_before:.3f}" if info.loss_before is not None else "?"
         after = f"{info.loss_after:.3f}" if info.loss_after is not None else "?"
         self.note(

@@ -38,6 +38,8 @@ SAMPLES = [
     p.QuestCompleted(QUEST, gold=100, loot="step-000120"),
     p.QuestReply(True, "queued"),
     p.TaskUpdated(p.TaskInfo(3, "eval", "eval at step 200", "running", 12, 70, "", 1.0, 2.0)),
+    p.Spar(),
+    p.Spar("bin", 16),
     p.AddSuite("/tmp/mine.jsonl"),
     p.ListSuites(),
     p.RunSuite("mine"),

@@ -47,6 +47,11 @@ def add_parsers(sub: Any) -> None:
         help="instead: share of time the default schedule spends on evals, pause latency while one runs",
     )
     kind.add_argument(
+        "--sparring",
+        action="store_true",
+        help="instead: accuracy on DIO's missed problems after a sparring quest vs as many plain steps",
+    )
+    kind.add_argument(
         "--estimate",
         action="store_true",
         help="instead: the memory estimate for full, lora and qlora (no training)",
@@ -70,8 +75,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.soak is not None:
         cmd = [sys.executable, "-m", "engine.bench.soak", "--kills", str(args.soak)]
         return subprocess.call(cmd + (["--json"] if args.json else []))
-    if args.vault or args.tasks:
-        cmd = [sys.executable, "-m", "engine.bench.vault" if args.vault else "engine.bench.tasks"]
+    if args.vault or args.tasks or args.sparring:
+        module = "vault" if args.vault else "tasks" if args.tasks else "sparring"
+        cmd = [sys.executable, "-m", f"engine.bench.{module}"]
         cmd += ["--steps", str(args.steps)] if args.steps else []
         return subprocess.call(cmd + (["--json"] if args.json else []))
     if args.evals or args.quests:

@@ -70,6 +70,22 @@ def add_parsers(sub: Any) -> None:
     compare.add_argument("b")
     compare.add_argument("--json", action="store_true")
 
+    spar = sub.add_parser(
+        "spar",
+        help="DIO answers fresh problems; its mistakes become a high-priority quest",
+        description="DIO (the live weights; the engine must be running) answers fresh problems of "
+        "each skill (or --skill) at its current level. Each wrong answer becomes three rows: the "
+        "wrong answer judged incorrect, the correct solution, and a fresh problem judged correct. "
+        "They are queued as a high-priority quest; after it has trained, the same problems are "
+        "asked again and the board says 'fixed k of n'.",
+    )
+    add_hero_args(spar)
+    spar.add_argument("--skill", help="one skill id (default: every skill DIO trains)")
+    spar.add_argument(
+        "--problems", type=int, default=0, help="problems per skill (default: the hero's setting, 32)"
+    )
+    spar.set_defaults(run=cmd_spar)
+
 
 def commands(args: argparse.Namespace) -> list[p.SuiteCommand]:
     match args.evals_command:
@@ -172,4 +188,40 @@ def cmd_evals(args: argparse.Namespace) -> int:
             code = 1
             continue
         show(args, message, data)
+    return code
+
+
+def cmd_spar(args: argparse.Namespace) -> int:
+    save = save_from(args)
+    if not save.config.is_file():
+        print(save.no_hero, file=sys.stderr)
+        return 1
+    if save.engine_pid() is None:
+        print(
+            "sparring uses DIO's live weights: start the engine with `realm play` or `realm train`",
+            file=sys.stderr,
+        )
+        return 1
+    command = p.Spar(args.skill, args.problems)
+    problem = p.command_problem(command)
+    if problem is not None:
+        raise SystemExit(f"realm: {problem}")
+    code = 0
+    try:
+        with EngineClient.connect_waiting(save) as client:
+            snapshot = client.hello(client="realm spar", watcher=False)
+            rounds = 1 if args.skill else max(1, len(snapshot.skills))
+            client.send(command)
+            for _ in range(rounds):
+                reply = client.wait_for((p.QuestReply, p.CommandRejected), RUN_WAIT)
+                ok = isinstance(reply, p.QuestReply) and reply.ok
+                text = reply.message if isinstance(reply, p.QuestReply) else reply.reason
+                print(printable(text), file=sys.stdout if ok else sys.stderr)
+                code = code or (0 if ok else 1)
+                if isinstance(reply, p.QuestReply) and not reply.ok and "does not train" in text:
+                    break
+            client.close(goodbye=True)
+    except (OSError, TimeoutError, EngineGone) as exc:
+        print(f"could not reach the engine: {exc}", file=sys.stderr)
+        return 1
     return code

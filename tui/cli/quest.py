@@ -145,6 +145,7 @@ def describe(info: p.QuestInfo) -> str:
         before = f"{info.loss_before:.3f}" if info.loss_before is not None else "?"
         after = f"{info.loss_after:.3f}" if info.loss_after is not None else "?"
         detail = f"{info.rows} rows × {info.epochs}, loss {before} → {after}"
+        detail += f", {info.outcome}" if info.outcome else ""
     else:
         detail = f"{info.rows} rows × {info.epochs} epoch(s), checks {info.checks}"
     return printable(f"{info.state:<7} {info.priority:<6} {info.name:<32} {detail}")

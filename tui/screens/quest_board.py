@@ -26,7 +26,8 @@ def detail(quest: p.QuestInfo) -> str:
     if quest.state == "done":
         before = f"{quest.loss_before:.3f}" if quest.loss_before is not None else "?"
         after = f"{quest.loss_after:.3f}" if quest.loss_after is not None else "?"
-        return f"loss {before} → {after} · {quest.tokens:,} tokens · +100 gold"
+        outcome = f" · {quest.outcome}" if quest.outcome else ""
+        return f"loss {before} → {after} · {quest.tokens:,} tokens · +100 gold{outcome}"
     if quest.state == "active":
         return f"{quest.seen:,}/{quest.total:,} rows · epoch {quest.epoch}/{quest.epochs}"
     notices = f" · {'; '.join(quest.notices)}" if quest.notices else ""
