@@ -44,6 +44,7 @@ SCREEN_KEYS: tuple[tuple[str, Any], ...] = (
     ("Oracle", OracleScreen),
     ("Tasks", TasksScreen),
 )
+TOASTED = ("eval", "suite", "retest")  # finished tasks whose result is news
 FRAME_SECONDS = 0.5
 DOWN_LINES = 8  # of a traceback or the log: the last ones say what went wrong
 
@@ -192,8 +193,8 @@ class RealmApp(App[str]):
                 tasks = self._find(TasksScreen)
                 if tasks is not None:
                     tasks.show(self.state.tasks)
-                if event.task.state == "done" and event.task.kind == "eval" and event.task.result:
-                    self.notify(event.task.result, title="Eval", timeout=8)
+                if event.task.state == "done" and event.task.kind in TOASTED and event.task.result:
+                    self.notify(event.task.result, title=event.task.label, timeout=8)
                 elif event.task.state == "failed":
                     self.notify(event.task.result, title=f"{event.task.label} failed", severity="error")
             case p.OracleToken() if oracle is not None:
