@@ -51,7 +51,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=60, help="training before sparring (60: DIO still misses many)")
     parser.add_argument("--problems", type=int, default=64)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -75,7 +75,7 @@ def main() -> int:
         if (i + 1) % 100 == 0:
             say(f"  step {i + 1}")
     a.take_loot("manual")
-    shutil.copytree(folder / "dio", folder / "plain", ignore=shutil.ignore_patterns("engine.*"))
+    shutil.copytree(folder / "dio", folder / "plain", ignore=shutil.ignore_patterns("engine.*", "hero.json"))
     spar_work.spar(a, Quiet(), p.Spar("bin", args.problems))  # type: ignore[arg-type]
     a.tasks.drain()
     name = next(q.name for q in a.keeper.queue.all() if q.name.startswith(spar_work.PREFIX))
