@@ -149,3 +149,17 @@ async def test_the_cursor_follows_its_quest_when_the_board_re_sorts() -> None:
         assert board(app).selected() == raised
         await pilot.press("c")
         assert await engine.expect(p.CancelQuest) == p.CancelQuest("later.jsonl")
+
+
+@pytest.mark.asyncio
+async def test_a_sparring_quest_shows_what_it_fixed() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    spar = p.QuestInfo(name="spar-bin-step-000046.jsonl", state="done", priority="high", rows=23,
+                       loss_before=6.0, loss_after=3.9, outcome="fixed 7 of 10")  # fmt: skip
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(quests=(spar,)))
+        await pilot.press("b")
+        await settle(pilot)
+        reason = str(board(app).query_one("#board-reason").render())
+        assert "fixed 7 of 10 of the problems DIO had missed" in reason

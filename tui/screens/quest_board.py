@@ -111,6 +111,8 @@ class QuestBoardScreen(Screen[None]):
             text = (
                 f"[b]{quest.name}[/b] failed: {quest.reason}\nFix the file in failed/ and press t to retry."
             )
+        elif quest is not None and quest.outcome:  # a sparring quest's re-test
+            text = f"[b]{quest.name}[/b]: {quest.outcome} of the problems DIO had missed"
         elif quest is not None and quest.notices:
             text = f"[b]{quest.name}[/b]: " + "; ".join(quest.notices)
         self.query_one("#board-reason", Static).update(text)
