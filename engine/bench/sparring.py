@@ -51,7 +51,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=60, help="training before sparring (60: DIO still misses many)")
+    parser.add_argument(
+        "--steps", type=int, default=60, help="training before sparring (60: DIO still misses many)"
+    )
     parser.add_argument("--problems", type=int, default=64)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
