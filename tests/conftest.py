@@ -23,7 +23,7 @@ from engine.protocol.savedir import SaveDir
 ROOT = Path(__file__).resolve().parent.parent
 SEED_DATA = ROOT.parent / "shared" / "seed-data"
 
-FAST_TRAIN = TrainConfig(micro_batch=4, seq_len=64, warmup_steps=5, lr=3e-3, threads=1)
+FAST_TRAIN = TrainConfig(micro_batch=2, seq_len=128, warmup_steps=5, lr=3e-3, threads=1)
 FAST_GAME = GameConfig(
     checkpoint_every=1000, eval_every=1000, eval_problems=4, val_examples=8, skills={"bin": 1.0}
 )

@@ -84,11 +84,17 @@ def flops_per_token(model: Any, seq_len: int) -> float:
     return 6 * n + 12 * config.num_hidden_layers * config.hidden_size * seq_len
 
 
-def examples(renderer: ChatRenderer, count: int, seed: int) -> list[Rendered]:
-    """The game's default mix at level 1 (BIN 1.0, SY 0.1), rendered once up front."""
+def examples(renderer: ChatRenderer, count: int, seed: int, seq_len: int) -> list[Rendered]:
+    """The game's default mix at level 1 (BIN 1.0, SY 0.1), rendered once up front; with
+    rows shorter than some examples, only those that fit (the engine never cuts one)."""
     sources = [Source(get_skill("bin"), 1, 1.0), Source(get_skill("sy"), 1, 0.1)]
     stream = SkillStream(sources, renderer, seed=seed)
-    return [stream.next() for _ in range(count)]
+    pool: list[Rendered] = []
+    while len(pool) < count:
+        example = stream.next()
+        if len(example) <= seq_len:
+            pool.append(example)
+    return pool
 
 
 def padded_batch(
@@ -183,7 +189,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     cfg = TrainConfig(micro_batch=args.rows, seq_len=args.seq_len, warmup_steps=0)
     per_step = args.rows * 16  # enough examples for packing many per row
-    pool = examples(renderer, per_step * (args.steps + 4), seed=1)
+    pool = examples(renderer, per_step * (args.steps + 4), seed=1, seq_len=cfg.seq_len)
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32)
     baseline_model = copy.deepcopy(model)

@@ -18,7 +18,8 @@ from skills.base import Problem, Skill
 def build_val_batch(
     renderer: ChatRenderer, problems: list[Problem], seq_len: int, pad_id: int
 ) -> PackedBatch:
-    rendered = [renderer.render(p.training_messages()) for p in problems]
+    # Whole examples only (a rare one longer than a row is left out, never cut).
+    rendered = [r for r in (renderer.render(p.training_messages()) for p in problems) if len(r) <= seq_len]
     return pack_rows(ListSource(rendered), rows=None, seq_len=seq_len, pad_id=pad_id)
 
 

@@ -35,12 +35,13 @@ class TrainConfig:
 
     seed: int = 1234
     """Seed of the data stream, the model init and the quest shuffles."""
-    micro_batch: int = 8
-    """Packed rows per forward pass (8 × 256 tokens: quick steps on a CPU)."""
+    micro_batch: int = 0
+    """Packed rows per forward pass; 0 = about 2,048 tokens a pass (quick steps on a CPU)."""
     grad_accum: int = 1
     """Micro-batches per optimizer step."""
-    seq_len: int = 256
-    """Tokens per packed row; fits an SY puzzle and its answer, short BIN examples pack 8 a row."""
+    seq_len: int = 0
+    """Tokens per packed row; 0 = sized to the longest example of every skill level (no
+    example is ever cut). A length set by hand stops each skill at its last level that fits."""
     lr: float = 2e-3
     """Peak learning rate (AdamW)."""
     min_lr_ratio: float = 0.1
@@ -61,7 +62,9 @@ class TrainConfig:
     """auto | on | off (auto: on when the memory estimate would not fit the GPU)."""
 
     def __post_init__(self) -> None:
-        _positive(self, "micro_batch", "grad_accum", "seq_len", "decay_steps")
+        _positive(self, "grad_accum", "decay_steps")
+        if self.micro_batch < 0 or self.seq_len < 0:
+            raise ValueError("micro_batch and seq_len must be >= 0 (0 = automatic)")
         if not 0 < self.lr < 1:
             raise ValueError(f"lr must be in (0, 1), got {self.lr}")
         if not 0 <= self.min_lr_ratio <= 1:
@@ -282,6 +285,7 @@ OVERRIDES: tuple[tuple[str, str], ...] = (
     ("game", "checkpoint_every"),
     ("game", "eval_every"),
     ("train", "threads"),
+    ("train", "seq_len"),
 )
 _SECTIONS: dict[str, type] = {
     "train": TrainConfig,

@@ -79,6 +79,11 @@ class SaveDir:
         return self.root / "checkpoints"
 
     @property
+    def row_sizes(self) -> Path:
+        """The measured example length of every skill level (a cache: see train/fit.py)."""
+        return self.root / "row-sizes.json"
+
+    @property
     def ledger(self) -> Path:
         return self.root / "ledger.json"
 

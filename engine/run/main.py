@@ -146,6 +146,7 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
 
     quiet_libraries()
     from engine.run.worker import Worker, run_with_rewinds
+    from engine.train.fit import RowsTooShort
 
     server = EngineServer()
     echo = (lambda line: print(line, flush=True)) if foreground else None
@@ -155,6 +156,14 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
         worker.start()
         server.listen(save.socket, load_or_create_authkey(save))
         return run_with_rewinds(worker, stop.attach)
+    except RowsTooShort as exc:  # a setting to change, not a crash
+        logging.getLogger("engine").error("%s", exc)
+        server.broadcast(p.EngineFailed(error=str(exc), traceback=""))
+        status = read_json(save.status, {}) or {}
+        status.update(state="crashed", error=str(exc), updated_at=time.time())
+        write_json(save.status, status)
+        print(f"realm engine: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     except Exception as exc:
         tb = traceback.format_exc()
         logging.getLogger("engine").error("engine failed: %s\n%s", exc, tb)

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
@@ -49,6 +50,7 @@ from engine.store import commands as vault_commands
 from engine.store.atomic import read_json
 from engine.store.ledger import Ledger
 from engine.store.vault import Resumable, Vault, is_disk_full, restore_rng
+from engine.train import fit
 from engine.train.chat import ChatRenderer
 from engine.train.curriculum import Curriculum
 from engine.train.packing import pack_rows
@@ -95,6 +97,7 @@ class Worker:
         self.eval_results: dict[str, dict[str, Any]] = {}
         self.successor: Worker | None = None  # the worker a rewind started (tests follow it)
         self.tasks = TaskBoard(server.broadcast)
+        self.told_capped: set[str] = set()  # skills whose level cap was announced this run
 
     # ------------------------------------------------------------------ start-up
 
@@ -126,10 +129,15 @@ class Worker:
         self.hero: LoadedHero = load_hero(folder, device, cfg.model_label, cfg.mode, cfg.lora, adapter)
         self.renderer = ChatRenderer(self.hero.tokenizer)
         skills = [get_skill(skill_id) for skill_id in cfg.game.skills]
-        self.curriculum = Curriculum(skills, cfg.game.skills, cfg.game.rehearsal)
+        caps = self._size_rows(skills)
+        cfg = self.config  # seq_len and micro_batch are concrete from here on
+        self.curriculum = Curriculum(skills, cfg.game.skills, cfg.game.rehearsal, caps)
         if resume:
             self.curriculum.load(resume.meta.get("curriculum", {}))
-        self.stream = SkillStream(self.curriculum.sources(), self.renderer, seed=cfg.train.seed)
+            self._check_levels_fit()
+        self.stream = SkillStream(
+            self.curriculum.sources(), self.renderer, seed=cfg.train.seed, max_tokens=cfg.train.seq_len
+        )
         torch.manual_seed(cfg.train.seed)
         self._plan_memory()
         self.trainer = Trainer(self.hero.model, cfg.train, device)
@@ -162,6 +170,38 @@ class Worker:
         self.report.metric({"resumed_from": self.progress.step, "time": time.time(), "died_at": died_at})
         self.state = "training"
         self.write_status()
+
+    def _size_rows(self, skills: list[Any]) -> dict[str, int]:
+        """Rows that hold every skill level whole (train/fit.py): auto seq_len and
+        micro-batch made concrete; with a seq_len set by hand, each skill's last level that
+        fits (the curriculum stops there, and says so)."""
+        sizes = fit.cached_measure(skills, self.renderer, self.save.row_sizes)
+        positions = getattr(self.hero.model.config, "max_position_embeddings", None)
+        train = self.config.train
+        seq_len = train.seq_len or fit.auto_seq_len(sizes, positions)
+        caps = fit.level_caps(sizes, seq_len)
+        for skill in skills:
+            if caps[skill.id] == 0:
+                raise fit.RowsTooShort(fit.too_short_message(sizes, skill.id, seq_len))
+            if caps[skill.id] < skill.max_level:  # said again, as a warning, if DIO gets there
+                self.note(fit.capped_message(sizes, skill.id, caps[skill.id], seq_len))
+        self.row_sizes = sizes
+        self.config = replace(self.config, train=fit.resolve_rows(train, seq_len))
+        budgets = {s.id: s.spec.max_answer_tokens for s in skills}
+        for size in fit.answer_overruns(sizes, budgets):
+            self.warn(
+                f"{size.skill.upper()} L{size.level} answers run to {size.longest_answer} tokens, over the "
+                f"skill's max_answer_tokens ({budgets[size.skill]}): its evals would cut them"
+            )
+        return caps
+
+    def _check_levels_fit(self) -> None:
+        for skill_id, track in self.curriculum.tracks.items():
+            if track.level > self.curriculum.caps[skill_id]:
+                raise fit.RowsTooShort(
+                    f"DIO is at {skill_id.upper()} L{track.level}, whose examples do not fit rows of "
+                    f"{self.config.train.seq_len} tokens: set train.seq_len to 0 (automatic) or higher"
+                )
 
     def _restore(self, resume: Resumable) -> None:
         cfg = self.config
@@ -392,6 +432,10 @@ class Worker:
             result = score_answers(skill, problems, answers)
             self.samples[skill_id] = result
             new_level = self.curriculum.record_eval(skill_id, result.accuracy, step)
+            if self.curriculum.held_at_cap(skill_id) and skill_id not in self.told_capped:
+                self.told_capped.add(skill_id)
+                cap = self.curriculum.caps[skill_id]
+                self.warn(fit.capped_message(self.row_sizes, skill_id, cap, self.config.train.seq_len))
             scores = {"accuracy": result.accuracy, "level": level, "problems": result.problems, "step": step}
             self.eval_results[skill_id] = scores
             # The live weights at this step; a loot saved at this step links to it by

@@ -39,7 +39,13 @@ class Track:
 
 
 class Curriculum:
-    def __init__(self, skills: list[Skill], weights: dict[str, float], rehearsal: float) -> None:
+    def __init__(
+        self,
+        skills: list[Skill],
+        weights: dict[str, float],
+        rehearsal: float,
+        caps: dict[str, int] | None = None,
+    ) -> None:
         if not skills:
             raise ValueError("the curriculum needs at least one skill")
         if not 0 <= rehearsal < 1:
@@ -48,6 +54,8 @@ class Curriculum:
         self.weights = weights
         self.rehearsal = rehearsal
         self.tracks = {s.id: Track() for s in skills}
+        # The highest level each skill may reach: its last level whose examples fit a row.
+        self.caps = {s.id: min(s.max_level, (caps or {}).get(s.id, s.max_level)) for s in skills}
 
     def sources(self) -> list[Source]:
         """Mostly the current level of each skill, plus a rehearsal share of lower ones."""
@@ -65,12 +73,18 @@ class Curriculum:
         track = self.tracks[skill_id]
         skill = self.skills[skill_id]
         track.evals = [*track.evals, accuracy][-HISTORY:]
-        if track.level >= skill.max_level or not gate_passed(track.evals, skill.spec.threshold):
+        if track.level >= self.caps[skill_id] or not gate_passed(track.evals, skill.spec.threshold):
             return None
         track.mastered[track.level] = step
         track.level += 1
         track.evals = []
         return track.level
+
+    def held_at_cap(self, skill_id: str) -> bool:
+        """The gate is passed but the skill's next level does not fit a row (train/fit.py)."""
+        track, skill = self.tracks[skill_id], self.skills[skill_id]
+        capped = track.level >= self.caps[skill_id] and track.level < skill.max_level
+        return capped and gate_passed(track.evals, skill.spec.threshold)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -19,6 +19,10 @@ from engine.train.chat import Rendered
 IGNORE = -100
 
 
+class ExampleTooLong(ValueError):
+    """An example longer than a packed row (it would have to be cut)."""
+
+
 @dataclass
 class PackedBatch:
     input_ids: torch.Tensor  # [rows, seq_len]
@@ -94,7 +98,8 @@ class ListSource:
 def pack_rows(source: ExampleSource, rows: int | None, seq_len: int, pad_id: int) -> PackedBatch:
     """Fill rows greedily from a source: ``rows`` of them, or as many as a finite source
     needs when ``rows`` is None. An example that does not fit stays in the source for
-    the next row; one longer than a row is truncated."""
+    the next row; one longer than a row is an error: a cut answer teaches the wrong
+    thing, so sources hold examples that fit (``train/fit.py`` sizes the rows)."""
     row_ids: list[list[int]] = []
     row_pos: list[list[int]] = []
     row_tgt: list[list[int]] = []
@@ -108,8 +113,10 @@ def pack_rows(source: ExampleSource, rows: int | None, seq_len: int, pad_id: int
             upcoming = source.peek()
             if upcoming is None or (ids and len(upcoming) > seq_len - len(ids)):
                 break
+            if len(upcoming) > seq_len:
+                raise ExampleTooLong(f"an example of {len(upcoming)} tokens does not fit a row of {seq_len}")
             example = source.next()
-            n = min(len(example), seq_len - len(ids))
+            n = len(example)
             ids.extend(example.input_ids[:n])
             pos.extend(range(n))
             # targets[t] = token t+1 when that token is trainable; the example's last

@@ -16,6 +16,9 @@ from typing import Protocol
 from engine.train.chat import ChatRenderer, Rendered
 from skills.base import Skill
 
+REDRAWS = 16
+REDRAW_STRIDE = 1 << 40  # far from every index the stream itself uses
+
 
 @dataclass(frozen=True)
 class Source:
@@ -42,13 +45,22 @@ class QuestCursor(Protocol):
 
 
 class SkillStream:
-    def __init__(self, sources: list[Source], renderer: ChatRenderer, seed: int, position: int = 0) -> None:
+    def __init__(
+        self,
+        sources: list[Source],
+        renderer: ChatRenderer,
+        seed: int,
+        position: int = 0,
+        max_tokens: int | None = None,
+    ) -> None:
         if not sources:
             raise ValueError("the stream needs at least one source")
         self.sources = sources
         self.renderer = renderer
         self.seed = seed
         self.position = position
+        self.max_tokens = max_tokens  # the row length: a longer example is never cut
+        self.redrawn = 0  # examples drawn again because they were longer than a row
         self.quest: QuestCursor | None = None
         self._peeked: tuple[tuple[int, int, bool], Rendered] | None = None
 
@@ -71,8 +83,20 @@ class SkillStream:
 
     def _render(self, index: int) -> Rendered:
         source = self._source_for(index)
-        problem = source.skill.generate(source.level, index + self.seed * 1_000_003)
-        return self.renderer.render(problem.training_messages())
+        base = index + self.seed * 1_000_003
+        for attempt in range(REDRAWS):
+            # Rows are sized to the longest sampled example of every level (train/fit.py);
+            # a rarer, longer one is replaced by another problem of the same level (a
+            # deterministic choice: a resumed run draws the same) rather than cut.
+            problem = source.skill.generate(source.level, base + attempt * REDRAW_STRIDE)
+            example = self.renderer.render(problem.training_messages())
+            if self.max_tokens is None or len(example) <= self.max_tokens:
+                return example
+            self.redrawn += 1
+        raise ValueError(
+            f"{source.label}: {REDRAWS} problems in a row are longer than a row of "
+            f"{self.max_tokens} tokens (raise train.seq_len)"
+        )
 
     def _quest_turn(self, index: int) -> bool:
         quest = self.quest

@@ -56,7 +56,9 @@ def test_trainer_halves_micro_batches_and_keeps_the_gradient(hero) -> None:  # t
     assert result.loss == pytest.approx(expected.loss, rel=1e-5)
     assert result.tokens == expected.tokens and result.target_tokens == expected.target_tokens
     for (name, a), b in zip(model.named_parameters(), reference.parameters(), strict=True):
-        assert torch.allclose(a, b, atol=1e-6), name  # the same update
+        # the same update (Adam divides by |grad|: a gradient that rounds near zero moves
+        # its weight by up to lr·1e-2, so the bound is that, not float epsilon)
+        assert torch.allclose(a, b, atol=cfg.lr * 1e-2), (name, float((a - b).abs().max()))
 
 
 def test_one_row_that_does_not_fit_is_a_clear_error(hero) -> None:  # type: ignore[no-untyped-def]
