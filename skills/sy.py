@@ -157,7 +157,8 @@ class Sy(Skill):
                 decoys.append(tile)
         bank = tiles + decoys
         rng.shuffle(bank)
-        key = {"clues": clues, "bank": bank, "words": [w.word for w in words], "decoys": decoys}
+        key = {"clues": clues, "bank": bank, "words": [w.word for w in words], "decoys": decoys,
+               "format": str(params.get("format", "contract"))}  # fmt: skip
         return Problem(self.id, level, index, split, self.render_prompt(key), self.render_answer(key, words),
                        key=json.dumps(key))  # fmt: skip
 
@@ -185,12 +186,23 @@ class Sy(Skill):
         if key["decoys"]:
             lines.append(f"{len(key['decoys'])} tile(s) belong to no word: list them as unused_tiles.")
         lines += [f"{i}. {describe(c)}" for i, c in enumerate(key["clues"], 1)]
-        lines.append("Tiles: " + " | ".join(key["bank"]))
-        lines.append('Answer as JSON: {"solutions": [{"ans_num", "syllables", "answer"}], "inventory_check"}')
+        # Quoted as in the answer, so a tile is the same tokens in both places.
+        lines.append("Tiles: " + json.dumps(key["bank"], ensure_ascii=False))
+        if key.get("format") == "tiles":
+            lines.append('Answer as JSON: {"solutions": [{"ans_num", "syllables"}]}')
+        else:
+            lines.append(
+                'Answer as JSON: {"solutions": [{"ans_num", "syllables", "answer"}], "inventory_check"}'
+            )
         return "\n".join(lines)
 
     @staticmethod
     def render_answer(key: dict[str, Any], words: list[Word]) -> str:
+        if key.get("format") == "tiles":
+            # The compact answer of the low levels: the word is its tiles joined, so
+            # DIO picks and orders tiles and never has to spell a tile in capitals.
+            tiles = [{"ans_num": i, "syllables": list(w.syllables)} for i, w in enumerate(words, 1)]
+            return json.dumps({"solutions": tiles}, ensure_ascii=False)
         solutions = [
             {"ans_num": i, "syllables": list(w.syllables), "answer": w.word.upper()}
             for i, w in enumerate(words, 1)
@@ -281,10 +293,15 @@ def read_answers(text: str) -> list[str]:
         except ValueError:
             data = None
     if isinstance(data, dict) and isinstance(data.get("solutions"), list):
-        entries = [e for e in data["solutions"] if isinstance(e, dict) and "answer" in e]
+        entries = [e for e in data["solutions"] if isinstance(e, dict) and _entry_word(e) is not None]
         if entries:
             entries.sort(key=lambda e: int(e.get("ans_num", 0)) if str(e.get("ans_num", "")).isdigit() else 0)
-            return [str(e["answer"]) for e in entries]
+            return [str(_entry_word(e)) for e in entries]
+    if data is None and '"solutions"' in text:
+        # JSON cut or broken after some answers: read each solution that is whole.
+        fields = _broken_solutions(text)
+        if fields:
+            return fields
     strings = list(_strings(data)) if data is not None else [text]
     answers = []
     for chunk in strings:
@@ -293,6 +310,33 @@ def read_answers(text: str) -> list[str]:
             if caps:
                 answers.append(caps[-1])
     return answers
+
+
+def _entry_word(entry: dict[str, Any]) -> str | None:
+    """A solution's word: its ``answer``, or its ``syllables`` joined (the compact answer)."""
+    if "answer" in entry:
+        return str(entry["answer"])
+    tiles = entry.get("syllables")
+    if isinstance(tiles, list) and tiles and all(isinstance(t, str) for t in tiles):
+        return "".join(tiles)
+    return None
+
+
+_SOLUTION = re.compile(r"\{[^{}]*\}")
+
+
+def _broken_solutions(text: str) -> list[str]:
+    """The words of every whole ``{...}`` solution object in text whose JSON is broken."""
+    words = []
+    for match in _SOLUTION.finditer(text):
+        try:
+            entry = json.loads(match.group(0))
+        except ValueError:
+            continue
+        word = _entry_word(entry) if isinstance(entry, dict) else None
+        if word is not None:
+            words.append(word)
+    return words
 
 
 def _strings(data: Any) -> Any:

@@ -26,6 +26,7 @@ CHAT_TEMPLATE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
+PRETOKENIZERS = ("gpt2", "split")
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 EXTRA_TOKENS = ["<think>", "</think>"]
 
@@ -42,8 +43,11 @@ class HatchlingSpec:
     kv_heads: int = 2
     max_positions: int = 2048
     seed: int = 0
+    pretokenizer: str = "gpt2"
 
     def __post_init__(self) -> None:
+        if self.pretokenizer not in PRETOKENIZERS:
+            raise ValueError(f"pretokenizer must be one of {', '.join(PRETOKENIZERS)}")
         if self.hidden_size % self.heads:
             raise ValueError("hidden_size must be a multiple of heads")
         if self.heads % self.kv_heads:
@@ -78,15 +82,27 @@ def _corpus(lines_per_skill: int = 3000) -> Iterator[str]:
             yield problem.answer
 
 
-def build_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
+def _pretokenizer(name: str) -> pre_tokenizers.PreTokenizer:
     # Single digits, like Qwen: arithmetic is learnable only if numbers are not merged.
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
+    digits = pre_tokenizers.Split(Regex(r"\p{N}"), behavior="isolated")
+    if name == "gpt2":
+        return pre_tokenizers.Sequence(
+            [digits, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
+        )
+    # "split": spaces, punctuation and every capital letter are pieces of their own, so a
+    # lowercase run (an SY tile) has the same ids wherever it appears.
+    return pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(Regex(r"\p{N}"), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+            digits,
+            pre_tokenizers.Split(Regex(r"[^\p{Ll}]"), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
+
+
+def build_tokenizer(vocab_size: int, pretokenizer: str = "gpt2") -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
+    tok.pre_tokenizer = _pretokenizer(pretokenizer)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -134,7 +150,7 @@ def build_model(spec: HatchlingSpec, tokenizer: PreTrainedTokenizerFast) -> Qwen
 def hatch(folder: Path, spec: HatchlingSpec | None = None) -> Path:
     """Create a fresh hatchling in ``folder`` (an ordinary Hugging Face model folder)."""
     spec = spec or HatchlingSpec()
-    tokenizer = build_tokenizer(spec.vocab_size)
+    tokenizer = build_tokenizer(spec.vocab_size, spec.pretokenizer)
     model = build_model(spec, tokenizer)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)

@@ -55,7 +55,11 @@ def corrupt(problem: Problem) -> str:
     the first word)."""
     if problem.skill == "sy":
         data = json.loads(problem.answer)
-        data["solutions"][0]["answer"] += "Q"
+        first = data["solutions"][0]
+        if "answer" in first:
+            first["answer"] += "Q"
+        else:  # the compact answer: a tile that is not in the bank
+            first["syllables"] = [*first["syllables"], "q"]
         return json.dumps(data)
     line = problem.answer.split("\n", 1)[0]
     head, _, value = line.rpartition("= ") if "= " in line else ("", "", line)
@@ -173,3 +177,45 @@ def test_sy_levels_grow_harder() -> None:
     easy, hard = sy.generate(1, 0), sy.generate(50, 0)
     assert len(json.loads(easy.key)["clues"]) < len(json.loads(hard.key)["clues"])
     assert "letters" in easy.prompt and "letters" not in hard.prompt  # hints fade
+
+
+def test_sy_low_levels_answer_with_tiles_and_the_contract_stays_accepted() -> None:
+    sy = SKILLS["sy"]
+    low, high = sy.generate(1, 3), sy.generate(21, 3)
+    compact = json.loads(low.answer)
+    assert all(set(s) == {"ans_num", "syllables"} for s in compact["solutions"])  # no capitals to spell
+    assert "inventory_check" not in compact and sy.score(low, low.answer) == 1.0
+    contract = json.loads(high.answer)
+    assert all("answer" in s for s in contract["solutions"]) and "inventory_check" in contract
+    assert sy.score(high, high.answer) == 1.0
+    # the same puzzle answered in the reference contract scores the same
+    words = json.loads(low.key)["words"]
+    as_contract = {
+        "solutions": [dict(s, answer=w.upper()) for s, w in zip(compact["solutions"], words, strict=True)]
+    }
+    assert sy.score(low, json.dumps(as_contract)) == 1.0
+    swapped = {"solutions": [dict(s, syllables=s["syllables"][::-1]) for s in compact["solutions"]]}
+    assert sy.score(low, json.dumps(swapped)) < 1.0  # tiles in the wrong order spell no word
+
+
+def test_sy_tiles_are_the_same_tokens_in_the_prompt_and_the_answer(hatchling_dir) -> None:  # type: ignore[no-untyped-def]
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(hatchling_dir)
+    problem = SKILLS["sy"].generate(1, 11)
+    prompt, answer = tok(problem.prompt).input_ids, tok(problem.answer).input_ids
+    for tile in json.loads(problem.key)["bank"]:
+        ids = [t for t in tok(f' "{tile}"').input_ids if tok.decode([t]).strip(' "[],') != ""]
+        assert ids, tile
+        assert any(prompt[i : i + len(ids)] == ids for i in range(len(prompt))), tile
+        assert any(answer[i : i + len(ids)] == ids for i in range(len(answer))), tile
+
+
+def test_sy_credits_the_whole_solutions_of_a_broken_json_answer() -> None:
+    sy = SKILLS["sy"]
+    problem = sy.generate(21, 5)
+    answer = problem.answer
+    cut = answer[: answer.index('{"ans_num": 3')] + '{"ans_num": 3, "sylla'
+    assert sy.score(problem, cut) == pytest.approx(2 / len(json.loads(problem.key)["words"]))
+    low = sy.generate(1, 5)
+    assert sy.score(low, low.answer[:-2]) == 1.0  # both words whole, the closing brackets lost
