@@ -52,6 +52,12 @@ def add_parsers(sub: Any) -> None:
         help="instead: accuracy on DIO's missed problems after a sparring quest vs as many plain steps",
     )
     kind.add_argument(
+        "--growth",
+        action="store_true",
+        help="instead: a fresh hatchling's learning curve (step, minutes, each skill's level and accuracy)",
+    )
+    bench.add_argument("--minutes", type=float, help="--growth: how long to train (default 20)")
+    kind.add_argument(
         "--estimate",
         action="store_true",
         help="instead: the memory estimate for full, lora and qlora (no training)",
@@ -74,6 +80,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return subprocess.call(cmd)
     if args.soak is not None:
         cmd = [sys.executable, "-m", "engine.bench.soak", "--kills", str(args.soak)]
+        return subprocess.call(cmd + (["--json"] if args.json else []))
+    if args.growth:
+        cmd = [sys.executable, "-m", "engine.bench.growth"]
+        cmd += ["--steps", str(args.steps)] if args.steps else []
+        cmd += ["--minutes", str(args.minutes)] if args.minutes else []
         return subprocess.call(cmd + (["--json"] if args.json else []))
     if args.vault or args.tasks or args.sparring:
         module = "vault" if args.vault else "tasks" if args.tasks else "sparring"
