@@ -149,6 +149,10 @@ class RealmApp(App[str]):
                 self.tavern.flash(f"💎 Loot! {event.loot.name}")
             case p.Paused():
                 self.tavern.flash(f"⏸ PAUSED at step {event.step:,}")
+            case p.WatchdogIntervened(kind="rollback"):
+                self.tavern.flash(f"🛡 WATCHDOG! Back to {event.loot}, learning rate ×{event.lr_scale:g}")
+            case p.WatchdogIntervened(kind="skip"):
+                self.tavern.flash(f"🛡 Spike parried at step {event.step:,}")
             case p.QuestCompleted():
                 self.tavern.flash(f"📜 QUEST COMPLETE! {event.quest.name} +{event.gold} gold")
                 self.notify(f"{event.quest.name}: +{event.gold} gold", title="Quest complete", timeout=8)

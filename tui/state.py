@@ -184,6 +184,7 @@ class GameState:
             case (
                 p.LevelledUp()
                 | p.SkillLevelledUp()
+                | p.WatchdogIntervened()
                 | p.QuestRejected()
                 | p.QuestReply()
                 | p.VaultReply()

@@ -117,6 +117,7 @@ def main() -> int:
         for skill_id, track in worker.curriculum.tracks.items()
     }
     minutes_at = {row["step"]: row["minutes"] for row in curve}
+    watched = [dict(r) for r in worker.ledger.watchdog.all()]
     worker.keeper.stop()
     result = {
         "label": args.label,
@@ -130,6 +131,7 @@ def main() -> int:
         "passed_at_minute": {
             sid: {lvl: minutes_at.get(at) for lvl, at in levels.items()} for sid, levels in passed.items()
         },
+        "watchdog": [f"{r['kind']} at step {r['step']}" for r in watched],
         "curve": curve,
     }
     if args.out:

@@ -196,6 +196,46 @@ class SparringConfig:
 
 
 @dataclass(frozen=True)
+class WatchdogConfig:
+    """The run's guard, every step: skip spikes, roll back from NaN or repeated spikes.
+
+    The spike rule is OLMo-core's: a step whose loss or gradient norm is more than
+    ``spike_sigmas`` standard deviations above the mean of the last ``window`` steps gets
+    no optimizer update."""
+
+    enabled: bool = True
+    """Judge every step (off: train through whatever happens)."""
+    window: int = 128
+    """Steps of history a spike is judged against (OLMo-core: 128)."""
+    spike_sigmas: float = 6.0
+    """Skip a step whose loss or gradient norm is this many σ above the window's mean (OLMo-core: 6)."""
+    min_history: int = 32
+    """Steps of history before any spike is judged (after a start, a level-up or a rollback)."""
+    spikes_to_rollback: int = 3
+    """Skipped spikes within the window that roll back (Axolotl stops after 3 steps over its threshold)."""
+    lr_factor: float = 0.5
+    """Each rollback multiplies the learning rate by this."""
+    max_interventions: int = 3
+    """Rollbacks allowed within intervention_window steps; the next one pauses DIO instead."""
+    intervention_window: int = 2000
+    """Steps over which rollbacks are counted."""
+    overfit_evals: int = 3
+    """Report overfitting when validation loss rose this many evals in a row while training
+    loss fell (reported with a suggestion; the watchdog does not act on it)."""
+
+    def __post_init__(self) -> None:
+        _positive(
+            self, "window", "min_history", "spikes_to_rollback", "max_interventions", "intervention_window"
+        )
+        if self.spike_sigmas <= 0:
+            raise ValueError(f"spike_sigmas must be > 0, got {self.spike_sigmas}")
+        if not 0 < self.lr_factor <= 1:
+            raise ValueError(f"lr_factor must be in (0, 1], got {self.lr_factor}")
+        if self.min_history > self.window:
+            raise ValueError("min_history must be <= window")
+
+
+@dataclass(frozen=True)
 class OracleConfig:
     """Talking to DIO: where a loot's copy of the weights lives while it answers."""
 
@@ -237,6 +277,8 @@ class HeroConfig:
     """The user's eval suites."""
     sparring: SparringConfig = field(default_factory=SparringConfig)
     """Mistakes into training."""
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
+    """Spikes, NaN and rollbacks."""
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
@@ -269,6 +311,7 @@ class HeroConfig:
             oracle=_build(OracleConfig, data.get("oracle", {})),
             evals=_build(EvalsConfig, data.get("evals", {})),
             sparring=_build(SparringConfig, data.get("sparring", {})),
+            watchdog=_build(WatchdogConfig, data.get("watchdog", {})),
         )
 
     @classmethod
@@ -295,6 +338,7 @@ _SECTIONS: dict[str, type] = {
     "oracle": OracleConfig,
     "evals": EvalsConfig,
     "sparring": SparringConfig,
+    "watchdog": WatchdogConfig,
 }
 
 

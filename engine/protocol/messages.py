@@ -18,7 +18,7 @@ from typing import Any, TypeAlias, get_args
 
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 
 # --------------------------------------------------------------------------- values
 
@@ -557,6 +557,17 @@ class SkillLevelledUp:
 
 
 @dataclass(frozen=True, slots=True)
+class WatchdogIntervened:
+    """The watchdog held a step back, rolled back to a loot, or paused DIO."""
+
+    step: int
+    kind: str  # skip | rollback | pause
+    reason: str
+    lr_scale: float  # the learning rate's scale from now on
+    loot: str = ""  # a rollback's target
+
+
+@dataclass(frozen=True, slots=True)
 class LogLine:
     text: str
     level: str = "info"  # "info" | "warning" | "error"
@@ -742,6 +753,7 @@ Event: TypeAlias = (
     | LevelledUp
     | EvalCompleted
     | SkillLevelledUp
+    | WatchdogIntervened
     | LogLine
     | CommandRejected
     | EngineFailed

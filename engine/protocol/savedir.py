@@ -79,6 +79,11 @@ class SaveDir:
         return self.root / "checkpoints"
 
     @property
+    def watchdog(self) -> Path:
+        """The watchdog's state after a rollback, until the next loot carries it."""
+        return self.root / "watchdog.json"
+
+    @property
     def row_sizes(self) -> Path:
         """The measured example length of every skill level (a cache: see train/fit.py)."""
         return self.root / "row-sizes.json"

@@ -42,7 +42,7 @@ from engine.protocol.savedir import SaveDir, ended_without_stopping
 from engine.quests.commands import info_dict
 from engine.quests.keeper import QuestKeeper
 from engine.quests.queue import QuestQueue
-from engine.run import commands, report, spar_work, suite_work
+from engine.run import commands, guard, report, spar_work, suite_work
 from engine.run.report import Reporter
 from engine.run.server import EngineServer
 from engine.run.tasks import TaskBoard, TaskBody, run_to_end
@@ -56,6 +56,7 @@ from engine.train.curriculum import Curriculum
 from engine.train.packing import pack_rows
 from engine.train.stream import SkillStream
 from engine.train.trainer import StepResult, Trainer
+from engine.train.watchdog import Watchdog
 from skills.base import Problem
 from skills.registry import get_skill
 
@@ -98,6 +99,12 @@ class Worker:
         self.successor: Worker | None = None  # the worker a rewind started (tests follow it)
         self.tasks = TaskBoard(server.broadcast)
         self.told_capped: set[str] = set()  # skills whose level cap was announced this run
+        self.watchdog = Watchdog(config.watchdog)  # the loot's own replaces it at start
+        self.stream_label = ""
+        # The train/val gap on the current validation set (guard.after_eval).
+        self.val_levels: tuple[tuple[str, int], ...] = ()
+        self.val_watch: list[tuple[int, float, float]] = []
+        self.overfit_told = False
 
     # ------------------------------------------------------------------ start-up
 
@@ -146,6 +153,8 @@ class Worker:
         self.progress = Progress(xp_per_level=cfg.game.xp_per_level)
         if resume:
             self._restore(resume)
+        guard.start(self, resume.meta if resume else None, resume.folder.name if resume else None)
+        self.stream_label = self.stream.label
         self.keeper = QuestKeeper(
             QuestQueue(self.save.root),
             cfg,
@@ -273,6 +282,9 @@ class Worker:
             if self.paused:
                 continue
             result = self._train_step()
+            guard.after_step(self, result)
+            if self.stop_reason == "rewind":  # the watchdog rolled back: a new worker takes over
+                break
             if self.keeper.finished:
                 self.complete_quest()
             now = time.monotonic()
@@ -310,7 +322,10 @@ class Worker:
         cfg = self.config.train
         pad = self.hero.tokenizer.pad_token_id
         micro = [pack_rows(self.stream, self.micro_batch, cfg.seq_len, pad) for _ in range(self.grad_accum)]
-        result = self.trainer.step(micro)
+        if self.stream.label != self.stream_label:  # a level-up, a quest: new data, new history
+            self.stream_label = self.stream.label
+            self.watchdog.forget_history()
+        result = self.trainer.step(micro, guard.judge_for(self))
         if result.oom_splits:
             self._after_oom(result.oom_splits)
         levelled = self.progress.record_step(result.loss, result.tokens)
@@ -413,6 +428,7 @@ class Worker:
         val_loss = validation_loss(self.hero.model, self.val_batch, device)
         self.progress.val_loss = val_loss
         self.report.val_history.append((step, val_loss))
+        guard.after_eval(self, step, val_loss)
         yield 0, total
         done = 0
         levelled: list[tuple[str, int]] = []
@@ -537,6 +553,7 @@ class Worker:
                 "source": self.stream.label,
                 "batch": {"micro_batch": self.micro_batch, "grad_accum": self.grad_accum},
                 "metrics_offset": self.report.metrics_offset(),
+                "watchdog": self.watchdog.to_dict(),
                 **self.keeper.meta(),
                 **(extra or {}),
             },

@@ -85,6 +85,7 @@ class Ledger:
         self.loot = self.db.table("loot")
         self.evals = self.db.table("evals")
         self.quests = self.db.table("quests")
+        self.watchdog = self.db.table("watchdog")
         # The engine is the ledger's only writer, so the live loot can be kept in memory
         # between writes (tinydb re-reads the whole file on every query).
         self._live: list[dict[str, Any]] | None = None
@@ -100,6 +101,10 @@ class Ledger:
     def record_quest(self, row: dict[str, Any]) -> None:
         """A finished quest, linked to the loot taken right after it."""
         self.quests.insert({**row, "recorded_at": time.time()})
+
+    def record_intervention(self, row: dict[str, Any]) -> None:
+        """What the watchdog did (a skipped spike, a rollback, a pause) and why."""
+        self.watchdog.insert({**row, "recorded_at": time.time()})
 
     def update_loot(self, name: str, changes: dict[str, Any]) -> None:
         self.loot.update(changes, (Query().name == name) & (Query().deleted == False))  # noqa: E712

@@ -1,10 +1,12 @@
 """One optimizer step, written out: micro-batches, loss on assistant tokens only,
-gradient accumulation, clipping, AdamW, warmup + cosine learning rate."""
+gradient accumulation, clipping, the watchdog's verdict, AdamW, warmup + cosine
+learning rate."""
 
 from __future__ import annotations
 
 import gc
 import math
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from engine.protocol.config import TrainConfig
 from engine.train.packing import IGNORE, PackedBatch
+from engine.train.watchdog import OK, Verdict
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,10 @@ class StepResult:
     target_tokens: int
     masked_fraction: float
     oom_splits: int = 0  # times this step halved its micro-batches after running out of memory
+    verdict: Verdict | None = None  # the watchdog's, when it held the update back
+
+
+Judge = Callable[[float, float], Verdict]  # (loss, grad norm) -> the watchdog's verdict
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -134,14 +141,22 @@ class Trainer:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
-    def step(self, micro_batches: list[PackedBatch]) -> StepResult:
+    def set_lr_scale(self, scale: float) -> None:
+        """Scale the whole schedule (the watchdog's rollbacks): after a state load too."""
+        self.scheduler.base_lrs = [self.cfg.lr * scale for _ in self.optimizer.param_groups]
+        now = lr_factor(self.scheduler.last_epoch, self.cfg)
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            group["initial_lr"] = base
+            group["lr"] = base * now
+
+    def step(self, micro_batches: list[PackedBatch], judge: Judge | None = None) -> StepResult:
         """One optimizer step. Out of memory does not end the run: the micro-batches are
         halved (the same rows, so the same effective batch and gradient) and the step is
         tried again; the caller keeps the smaller size for the steps after."""
         splits = 0
         while True:
             try:
-                result = self._step(micro_batches)
+                result = self._step(micro_batches, judge)
                 return replace(result, oom_splits=splits)
             except torch.OutOfMemoryError:
                 pass  # free memory below, outside the handler: its traceback pins the activations
@@ -157,7 +172,7 @@ class Trainer:
             micro_batches = [half for b in micro_batches for half in b.split()]
             splits += 1
 
-    def _step(self, micro_batches: list[PackedBatch]) -> StepResult:
+    def _step(self, micro_batches: list[PackedBatch], judge: Judge | None) -> StepResult:
         self.model.train()
         # Normalise by the step's target tokens, not per micro-batch, so accumulation
         # gives the same gradient as one big batch whatever the split.
@@ -174,7 +189,11 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf))
         lr = float(self.scheduler.get_last_lr()[0])
-        self.optimizer.step()
+        verdict = judge(loss_sum / total_targets, grad_norm) if judge is not None else None
+        if verdict is None or verdict.action == OK:
+            self.optimizer.step()
+            verdict = None
+        # A held-back step still counts: the schedule follows the step number.
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         cells = sum(b.targets.numel() for b in micro_batches)
@@ -185,6 +204,7 @@ class Trainer:
             tokens=sum(b.real_tokens for b in micro_batches),
             target_tokens=total_targets,
             masked_fraction=1.0 - total_targets / cells,
+            verdict=verdict,
         )
 
     def state_dict(self) -> dict[str, Any]:
