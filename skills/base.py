@@ -83,6 +83,11 @@ class Skill(ABC):
     @abstractmethod
     def score(self, problem: Problem, response: str) -> float: ...
 
+    def readable(self, problem: Problem, response: str) -> bool:
+        """Whether the verifier could read an answer at all (the run grade's format
+        score). By default: it earned some credit; skills with a format override it."""
+        return self.score(problem, response) > 0
+
     def eval_set(self, level: int, size: int | None = None) -> list[Problem]:
         """The static eval set of a level: the same problems every time."""
         count = self.spec.eval_size if size is None else size

@@ -227,6 +227,11 @@ class Sy(Skill):
             options.append([t for t in splits if fits(word, clue, len(t))])
         return best_assignment(options, bank) / len(clues)
 
+    def readable(self, problem: Problem, response: str) -> bool:
+        """One answer per clue, in any layout the verifier reads (right or wrong)."""
+        clues = json.loads(problem.key)["clues"]
+        return len(read_answers(strip_thinking(response))) >= len(clues)
+
     # ------------------------------------------------------------------ reference data
 
     def problem_from_record(self, record: dict[str, Any]) -> Problem:

@@ -89,6 +89,7 @@ class SkillEval:
     sample: Problem | None
     sample_answer: str
     sample_correct: bool
+    readable: float = 0.0  # share of answers the verifier could read (right or wrong)
 
 
 def skill_accuracy(
@@ -107,10 +108,12 @@ def score_answers(skill: Skill, problems: list[Problem], answers: list[str]) -> 
     """The first problem is the sample the Guild shows (the same one every time, so its
     answer shows progress)."""
     scores = [skill.score(p, a) for p, a in zip(problems, answers, strict=True)]
+    readable = [s > 0 or skill.readable(p, a) for s, p, a in zip(scores, problems, answers, strict=True)]
     return SkillEval(
         accuracy=sum(scores) / len(scores) if scores else 0.0,
         problems=len(problems),
         sample=problems[0] if problems else None,
         sample_answer=answers[0] if answers else "",
         sample_correct=bool(scores and scores[0] >= 1.0),
+        readable=sum(readable) / len(readable) if readable else 0.0,
     )

@@ -20,6 +20,7 @@ class Progress:
     accuracy: float | None = None
     gold: int = 0
     tokens_seen: int = 0
+    grade: str = ""  # "B 84": the run grade after the latest eval (engine/game/grade.py)
 
     @property
     def level(self) -> int:
@@ -48,6 +49,7 @@ class Progress:
             train_loss=self.smoothed_loss,
             val_loss=self.val_loss,
             tokens_seen=self.tokens_seen,
+            grade=self.grade,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -37,6 +37,7 @@ class HeroStats:
     train_loss: float | None = None  # smoothed
     val_loss: float | None = None
     tokens_seen: int = 0
+    grade: str = ""  # the run grade, "B 84" (engine/game/grade.py); "" before the first
 
     @property
     def xp_into_level(self) -> int:

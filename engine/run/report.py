@@ -232,6 +232,7 @@ def status_dict(w: Worker) -> dict[str, Any]:
         "gpu": asdict(w.gpu_stats),
         "memory_plan": w.memory_plan,
         "warnings": w.warnings[-10:],
+        "grade": grade.to_dict() if (grade := w.grade_book.grade(len(w.watchdog.rollbacks))) else None,
     }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from engine.evals.skill_evals import (
     score_answers,
     validation_loss,
 )
+from engine.game.grade import GradeBook
 from engine.game.progress import GOLD_PER_QUEST, Progress
 from engine.model.gpu import POLL_SECONDS, GpuProbe
 from engine.model.hero import LoadedHero, base_folder, load_hero, pick_device, trainable_params
@@ -100,6 +102,7 @@ class Worker:
         self.tasks = TaskBoard(server.broadcast)
         self.told_capped: set[str] = set()  # skills whose level cap was announced this run
         self.watchdog = Watchdog(config.watchdog)  # the loot's own replaces it at start
+        self.grade_book = GradeBook()
         self.stream_label = ""
         # The train/val gap on the current validation set (guard.after_eval).
         self.val_levels: tuple[tuple[str, int], ...] = ()
@@ -154,6 +157,8 @@ class Worker:
         if resume:
             self._restore(resume)
         guard.start(self, resume.meta if resume else None, resume.folder.name if resume else None)
+        self.grade_book = GradeBook.from_dict(resume.meta.get("grade_book") if resume else None)
+        self.grade_book.uniform_loss = math.log(len(self.hero.tokenizer))
         self.stream_label = self.stream.label
         self.keeper = QuestKeeper(
             QuestQueue(self.save.root),
@@ -329,6 +334,7 @@ class Worker:
         if result.oom_splits:
             self._after_oom(result.oom_splits)
         levelled = self.progress.record_step(result.loss, result.tokens)
+        self.grade_book.record_step(result.loss)
         self.masked_fraction = result.masked_fraction
         smoothed = self.progress.smoothed_loss or result.loss
         self.report.train_history.append((self.progress.step, smoothed))
@@ -448,6 +454,7 @@ class Worker:
             result = score_answers(skill, problems, answers)
             self.samples[skill_id] = result
             new_level = self.curriculum.record_eval(skill_id, result.accuracy, step)
+            self.grade_book.record_eval(skill_id, level, result.accuracy, result.readable)
             if self.curriculum.held_at_cap(skill_id) and skill_id not in self.told_capped:
                 self.told_capped.add(skill_id)
                 cap = self.curriculum.caps[skill_id]
@@ -469,12 +476,15 @@ class Worker:
                 levelled.append((skill_id, new_level))
         accuracies = [s.accuracy for s in self.samples.values()]
         self.progress.accuracy = sum(accuracies) / len(accuracies)
+        grade = self.grade_book.grade(len(self.watchdog.rollbacks))
+        self.progress.grade = grade.short if grade else ""
         self.report.metric(
             {
                 "step": step,
                 "val_loss": round(val_loss, 6),
                 "acc": self.progress.accuracy,
                 "skills": {k: v.accuracy for k, v in self.samples.items()},
+                "grade": grade.to_dict() if grade else None,
             }
         )
         summary = " · ".join(news) + f" · val loss {val_loss:.3f}"
@@ -554,6 +564,7 @@ class Worker:
                 "batch": {"micro_batch": self.micro_batch, "grad_accum": self.grad_accum},
                 "metrics_offset": self.report.metrics_offset(),
                 "watchdog": self.watchdog.to_dict(),
+                "grade_book": self.grade_book.to_dict(),
                 **self.keeper.meta(),
                 **(extra or {}),
             },
@@ -564,6 +575,7 @@ class Worker:
                 "evals": dict(self.eval_results) if evaluated else {},
                 "lr": self.trainer.scheduler.get_last_lr()[0],
                 "source": self.stream.label,
+                "grade": self.progress.grade,
                 "pinned": False,
             },
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -78,10 +79,17 @@ async def test_events_update_the_hero_card_and_feeds() -> None:
         engine.send(p.CheckpointSaved(loot=loot))
         await settle(pilot)
         assert card.stats == stats
-        assert "Level 2" in str(card.render())
+        assert "Level 2" in str(card.render()) and "grade" not in str(card.render())  # none yet
         assert app.tavern.query_one(BattlePanel).damage == pytest.approx(0.91)
         assert app.tavern.query_one(LootFeed).loot == (loot,)
         assert app.state.last_loot_step == 2000
+        engine.send(
+            p.StepCompleted(2001, 1, 0.9, 0.9, 1e-3, 1.0, 3000, replace(stats, step=2001, grade="B 84"))
+        )
+        engine.send(p.WatchdogIntervened(2001, "rollback", "loss is not a number", 0.5, "step-001800"))
+        await settle(pilot)
+        assert "grade B 84" in str(card.render())
+        assert "Back to step-001800" in str(app.tavern.query_one(BattlePanel).render())
 
 
 @pytest.mark.asyncio

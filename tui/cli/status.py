@@ -72,6 +72,7 @@ def status_record(save: SaveDir) -> dict[str, Any]:
         "gpu": status.get("gpu") if pid else None,
         "save_dir": str(save.root),
         "warnings": status.get("warnings", []),
+        "grade": status.get("grade"),  # the run grade with its components, or None before one
     }
     if state == "crashed":
         record["error"] = status.get("error")
@@ -110,6 +111,11 @@ def print_status(save: SaveDir, rec: dict[str, Any]) -> None:
     else:
         print(f"{who}: {rec['state']}{running}")
     print(f"  step {rec['step']:,} · level {rec['level']} · loss {loss} · gold {rec['gold']}")
+    grade = rec.get("grade")
+    if grade:
+        print(f"  grade {grade['letter']} ({grade['score']}/100)")
+        for part in grade["parts"]:
+            print(f"    {part['name']} {part['points']}/{part['out_of']}: {part['why']}")
     for skill_id, track in (rec.get("skills") or {}).items():
         print(f"  {skill_id.upper()} level {track['level']} (evals at this level: {len(track['evals'])})")
     quest = rec.get("quest")

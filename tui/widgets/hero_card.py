@@ -57,7 +57,11 @@ class HeroCard(Widget):
         text.append(f"{s.gold:,}\n")
         loss = f"{s.train_loss:.3f}" if s.train_loss is not None else "--"
         val = f"{s.val_loss:.3f}" if s.val_loss is not None else "--"
-        text.append(f"loss {loss}  val {val}\n", style="dim")
+        text.append(f"loss {loss}  val {val}", style="dim")
+        if s.grade:
+            text.append("  grade ", style="dim")
+            text.append(s.grade, style="bold")
+        text.append("\n")
         text.append(self.detail, style="dim")
         if self.gear:
             text.append(f"\n{self.gear}", style="cyan")
