@@ -57,7 +57,9 @@ class RealmApp(App[str]):
     TITLE = "Realm of Training"
     CSS_PATH = "realm.tcss"
     BINDINGS = [
-        Binding("space", "toggle_pause", "Pause"),
+        # Two bindings for one key, so the footer says what space does now (check_action).
+        Binding("space", "toggle_pause('pause')", "Pause"),
+        Binding("space", "toggle_pause('resume')", "Resume"),
         Binding("s", "save_loot", "Save loot"),
         Binding("e", "run_eval", "Eval"),
         Binding("g", "guild", "Guild"),
@@ -126,6 +128,8 @@ class RealmApp(App[str]):
         if board is not None and isinstance(event, (p.QuestBoard, p.QuestCompleted, p.Snapshot)):
             board.show(self.state.quests)
         self._route(event)
+        if isinstance(event, (p.Paused, p.Resumed, p.Snapshot, p.Stopped)):
+            self.refresh_bindings()  # the footer's space: Pause or Resume
         self.sub_title = f"{self.state.hero.upper()} · {self.state.model}" if self.state.hero else ""
         self._celebrate(event)
         self._tell(event)
@@ -231,7 +235,19 @@ class RealmApp(App[str]):
 
     # ------------------------------------------------------------------ actions
 
-    def action_toggle_pause(self) -> None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_pause" and parameters:
+            now = "resume" if self.state.engine_state == "paused" else "pause"
+            return parameters[0] == now
+        return True
+
+    async def action_quit(self) -> None:
+        """ctrl+q: leave at once, DIO training on (play.py says so after the app closes)."""
+        if self.state.link == "connected":
+            self.link.send(p.Goodbye())
+        self.exit("background")
+
+    def action_toggle_pause(self, _shown: str = "") -> None:
         if self.state.link != "connected":
             self.bell()
             return
@@ -374,7 +390,8 @@ class RealmApp(App[str]):
     # ------------------------------------------------------------------ palette
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's own "Keys" and "Quit" would sit beside ours ("Show keys", "Leave the game").
+        yield from (c for c in super().get_system_commands(screen) if c.title not in ("Keys", "Quit"))
         yield SystemCommand(
             "Pause / resume training", "Space: DIO stops between steps", self.action_toggle_pause
         )

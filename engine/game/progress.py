@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -31,7 +32,9 @@ class Progress:
         before = self.level
         self.step += 1
         self.tokens_seen += tokens
-        if self.smoothed_loss is None:
+        if not math.isfinite(loss):
+            pass  # a NaN step (the watchdog holds it back) must not poison the average
+        elif self.smoothed_loss is None:
             self.smoothed_loss = loss
         else:
             self.smoothed_loss = SMOOTHING * self.smoothed_loss + (1 - SMOOTHING) * loss

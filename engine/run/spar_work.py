@@ -35,7 +35,11 @@ def spar(w: Worker, client: ClientSession, command: p.Spar) -> None:
     unknown = [s for s in skills if s not in w.curriculum.tracks]
     if unknown:
         known = ", ".join(w.curriculum.tracks)
-        client.send(p.QuestReply(False, f"DIO does not train skill {unknown[0]!r} (skills: {known})"))
+        client.send(
+            p.QuestReply(
+                False, f"{w.config.name.upper()} does not train skill {unknown[0]!r} (skills: {known})"
+            )
+        )
         return
     count = command.problems or w.config.sparring.problems
     for skill_id in skills:
@@ -62,7 +66,7 @@ def round_task(w: Worker, client: ClientSession, skill_id: str, count: int) -> T
             w,
             client,
             True,
-            f"DIO got all {count} {skill_id.upper()} L{level} problems right: nothing to spar on",
+            f"{w.config.name.upper()} got all {count} {skill_id.upper()} L{level} problems right: nothing to spar on",
         )
     fresh = [skill.generate(level, i + count, sparring.SPLIT) for i in indices]
     rows = sparring.unique(
@@ -97,7 +101,7 @@ def round_task(w: Worker, client: ClientSession, skill_id: str, count: int) -> T
         w,
         client,
         True,
-        f"Sparring: DIO missed {len(wrong)} of {count} {skill_id.upper()} L{level} problems; "
+        f"Sparring: {w.config.name.upper()} missed {len(wrong)} of {count} {skill_id.upper()} L{level} problems; "
         f"{info.name} ({len(rows)} rows) is queued at high priority",
     )
 
@@ -141,7 +145,9 @@ def retest_task(w: Worker, done: p.QuestInfo, meta: dict[str, Any]) -> TaskBody:
     w.keeper.queue.update(replace(current, outcome=outcome))
     w.ledger.db.table("quests").update({"outcome": outcome}, lambda row: row.get("name") == done.name)
     w.keeper.board_changed()
-    w.note(f"Sparring {done.name}: {outcome} of the problems DIO had missed (step {meta['step']})")
+    w.note(
+        f"Sparring {done.name}: {outcome} of the problems {w.config.name.upper()} had missed (step {meta['step']})"
+    )
     return outcome
 
 
@@ -152,7 +158,7 @@ def retire_stale(w: Worker) -> None:
         meta = sidecar(w, info.name) if info.state == "queued" else None
         if meta is not None and w.progress.step - int(meta["step"]) > limit:
             why = (
-                f"retired: made from DIO's mistakes at step {meta['step']}, and DIO is at step "
+                f"retired: made from {w.config.name.upper()}'s mistakes at step {meta['step']}, and {w.config.name.upper()} is at step "
                 f"{w.progress.step} (sparring.max_age_steps {limit})"
             )
             w.keeper.queue.fail(info, why)

@@ -180,7 +180,9 @@ class Worker:
         where = f"step {self.progress.step} (loot {resume.folder.name})" if resume else "a fresh start"
         trainable = trainable_params(self.hero.model)
         mode = f", {cfg.mode} ({trainable / 1e6:.2f}M trainable)" if cfg.mode != "full" else ""
-        self.note(f"DIO wakes on {device.type} at {where}: {self.hero.params / 1e6:.1f}M params{mode}")
+        self.note(
+            f"{self.config.name.upper()} wakes on {device.type} at {where}: {self.hero.params / 1e6:.1f}M params{mode}"
+        )
         self.report.metric({"resumed_from": self.progress.step, "time": time.time(), "died_at": died_at})
         self.state = "training"
         self.write_status()
@@ -213,7 +215,8 @@ class Worker:
         for skill_id, track in self.curriculum.tracks.items():
             if track.level > self.curriculum.caps[skill_id]:
                 raise fit.RowsTooShort(
-                    f"DIO is at {skill_id.upper()} L{track.level}, whose examples do not fit rows of "
+                    f"{self.config.name.upper()} is at {skill_id.upper()} L{track.level}, whose examples "
+                    f"do not fit rows of "
                     f"{self.config.train.seq_len} tokens: set train.seq_len to 0 (automatic) or higher"
                 )
 
@@ -334,7 +337,8 @@ class Worker:
         if result.oom_splits:
             self._after_oom(result.oom_splits)
         levelled = self.progress.record_step(result.loss, result.tokens)
-        self.grade_book.record_step(result.loss)
+        if result.verdict is None:  # a step held back by the watchdog taught nothing
+            self.grade_book.record_step(result.loss)
         self.masked_fraction = result.masked_fraction
         smoothed = self.progress.smoothed_loss or result.loss
         self.report.train_history.append((self.progress.step, smoothed))
@@ -351,7 +355,7 @@ class Worker:
         )
         if levelled:
             level = self.progress.level
-            self.note(f"LEVEL UP! DIO reached level {level}")
+            self.note(f"LEVEL UP! {self.config.name.upper()} reached level {level}")
             self.server.broadcast(p.LevelledUp(level=level, step=self.progress.step))
         return result
 
@@ -598,12 +602,12 @@ class Worker:
         if last != self.progress.step and self.stop_reason != "rewind":  # a rewind saved already
             self.take_loot("stop")
         if self.stop_reason == "rewind":  # a new worker takes over at once: no Stopped
-            self.note(f"Rewinding: DIO leaves step {self.progress.step}")
+            self.note(f"Rewinding: {self.config.name.upper()} leaves step {self.progress.step}")
             self.state = "stopped"  # a clean end: the next start must not report a crash
             self.write_status()
             return
         self.state = "stopped"
-        self.note(f"DIO rests at step {self.progress.step} ({self.stop_reason})")
+        self.note(f"{self.config.name.upper()} rests at step {self.progress.step} ({self.stop_reason})")
         self.write_status()
         self.server.broadcast(
             p.Stopped(

@@ -144,6 +144,6 @@ def overfitting(history: list[tuple[int, float, float]], evals: int) -> str:
     return (
         f"validation loss rose {evals} evals in a row ({recent[0][2]:.3f} → {recent[-1][2]:.3f}, steps "
         f"{recent[0][0]:,}–{recent[-1][0]:,}) while training loss fell; train/val gap {gap:.2f} "
-        f"({gap_word(gap)}). DIO may be memorising: a lower train.lr, more game.rehearsal, or the "
+        f"({gap_word(gap)}): memorising, perhaps; a lower train.lr, more game.rehearsal, or the "
         f"Vault's best-val loot (v) would help"
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from textual.binding import Binding
 
 from engine.protocol import messages as p
 from tests.tui.conftest import FakeEngine, settle, snapshot, start
@@ -23,6 +25,24 @@ def status_word(app: RealmApp) -> str:
     return app.tavern.query_one(StatusBar).word
 
 
+def footer_space(app: RealmApp) -> str:
+    shown = [b.description for b in RealmApp.BINDINGS if isinstance(b, Binding) and b.key == "space"]
+    live = [d for d in shown if app.check_action("toggle_pause", (d.lower(),))]
+    assert len(live) == 1, live
+    return live[0]
+
+
+@pytest.mark.asyncio
+async def test_ctrl_q_leaves_dio_training_and_says_goodbye() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        await pilot.press("ctrl+q")
+        await engine.expect(p.Goodbye)
+    assert app.return_value == "background"  # play.py then prints "DIO keeps training…"
+
+
 @pytest.mark.asyncio
 async def test_paused_shows_only_after_the_engine_says_so() -> None:
     engine = FakeEngine()
@@ -34,9 +54,11 @@ async def test_paused_shows_only_after_the_engine_says_so() -> None:
         await engine.expect(p.Pause)
         await settle(pilot)
         assert status_word(app) == "PAUSING…"  # asked, not yet confirmed
+        assert footer_space(app) == "Pause"
         engine.send(p.Paused(step=1500))
         await settle(pilot)
         assert status_word(app) == "PAUSED"
+        assert footer_space(app) == "Resume"  # the footer says what space does now
         await pilot.press("space")
         await engine.expect(p.Resume)
         engine.send(p.Resumed(step=1500))
@@ -213,6 +235,9 @@ async def test_help_lists_every_binding_and_palette_has_every_action() -> None:
             "restart",
         ):
             assert word in titles
+        counts = Counter(c.title for c in app.get_system_commands(app.screen))
+        assert not [t for t, n in counts.items() if n > 1]
+        assert "Keys" not in counts and "Quit" not in counts  # ours are "Show keys", "Leave the game"
 
 
 @pytest.mark.asyncio

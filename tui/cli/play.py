@@ -109,15 +109,16 @@ def cmd_play(args: argparse.Namespace) -> int:
     )
     result = app.run()
     pid = save.engine_pid()
-    if result in ("background", "down") and pid:  # "down" too: left while it was waking up
-        print(f"DIO keeps training in the background (pid {pid}).")
+    hero = save.name.upper()
+    if result in ("background", "down", None) and pid:  # "down": left while it was waking up
+        print(f"{hero} keeps training in the background (pid {pid}).")
         print(
             "  realm play    to watch again\n  realm status  for a one-line report\n  realm stop    to save and stop"
         )
     elif result == "stopped":
         status = save.read_status()
         print(
-            f"DIO rests at step {status.get('step', 0):,}; last loot at step {status.get('last_loot_step')}."
+            f"{hero} rests at step {status.get('step', 0):,}; last loot at step {status.get('last_loot_step')}."
         )
     elif result == "down":
         print(f"The engine is not running. Its log: {save.log}")

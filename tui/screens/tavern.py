@@ -61,6 +61,7 @@ class TavernScreen(Screen[None]):
         battle.step = state.stats.step
         battle.damage = state.last_damage
         battle.source = state.source
+        battle.hero = state.hero.upper() or "DIO"
         task = state.running_task
         if task is not None and task.kind != "ask":
             battle.news = f"📖 {task.label}: {task.done}/{task.total}" if task.total else f"📖 {task.label}…"
