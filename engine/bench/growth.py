@@ -71,6 +71,7 @@ def main() -> int:
 
     quiet_libraries()
     from engine.model.hatchling import HatchlingSpec, hatch
+    from engine.run import guard
     from engine.run.server import EngineServer
     from engine.run.tasks import run_to_end
     from engine.run.worker import Worker
@@ -96,7 +97,11 @@ def main() -> int:
             break
         t0 = time.monotonic()
         stepped = worker._train_step()
+        guard.after_step(worker, stepped)  # skips are recorded; a rollback ends the curve
         train_seconds += time.monotonic() - t0
+        if worker.stop_reason == "rewind" or worker.paused:
+            say(f"  the watchdog stopped the curve at step {worker.progress.step}")
+            break
         tokens += stepped.tokens
         step = worker.progress.step
         if step % game.eval_every == 0:

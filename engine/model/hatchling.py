@@ -43,6 +43,9 @@ class HatchlingSpec:
     kv_heads: int = 2
     max_positions: int = 2048
     seed: int = 0
+    # gpt2: byte-level BPE with single digits (the default). split: spaces, punctuation
+    # and capitals as pieces of their own; tried for SY in issue #13 and not kept (SY
+    # examples 70% longer; quoting SY tiles gave the same ids without it).
     pretokenizer: str = "gpt2"
 
     def __post_init__(self) -> None:

@@ -1,8 +1,8 @@
 """The watchdog: judges every optimizer step before it is applied.
 
-- **Spike** (OLMo-core's rule): the step's loss or gradient norm is more than
-  ``spike_sigmas`` σ above the mean of the last ``window`` accepted steps → ``skip``: no
-  update, the data is still consumed.
+- **Spike** (OLMo-core's rule): the step's loss (and, when ``grad_norm_sigmas`` is set,
+  its gradient norm) is more than ``spike_sigmas`` σ above the mean of the last ``window``
+  accepted steps → ``skip``: no update, the data is still consumed.
 - **NaN/Inf** loss or gradient norm, or ``spikes_to_rollback`` skips within the window →
   ``rollback``: the worker goes back to the newest loot, multiplies the learning rate by
   ``lr_factor``, reshuffles the data (a new seed) and goes on (``engine/run/guard.py``).
@@ -72,11 +72,14 @@ class Watchdog:
         return Verdict(OK)
 
     def _spike(self, loss: float, grad_norm: float) -> str:
-        for name, value, history in (("loss", loss, self.losses), ("gradient norm", grad_norm, self.norms)):
+        tests = [("loss", loss, self.losses, self.cfg.spike_sigmas)]
+        if self.cfg.grad_norm_sigmas:
+            tests.append(("gradient norm", grad_norm, self.norms, self.cfg.grad_norm_sigmas))
+        for name, value, history, sigmas in tests:
             mean, std = _mean_std(history)
-            limit = mean + self.cfg.spike_sigmas * max(std, 1e-3 * abs(mean), 1e-8)
+            limit = mean + sigmas * max(std, 1e-3 * abs(mean), 1e-8)
             if value > limit:
-                return f"{name} {value:.4g} > {limit:.4g} (mean {mean:.4g} + {self.cfg.spike_sigmas:g}σ)"
+                return f"{name} {value:.4g} > {limit:.4g} (mean {mean:.4g} + {sigmas:g}σ)"
         return ""
 
     def forget_history(self) -> None:
@@ -132,7 +135,7 @@ def gap_word(gap: float) -> str:
 
 def overfitting(history: list[tuple[int, float, float]], evals: int) -> str:
     """A report when validation loss rose over the last ``evals`` evals while training loss
-    fell (``history``: (step, train loss, val loss) on one validation set), else ""."""
+    fell and the train/val gap is not "fine" (< 0.3) (``history``: (step, train loss, val loss) on one validation set), else ""."""
     if evals < 2 or len(history) < evals:
         return ""
     recent = history[-evals:]
@@ -141,6 +144,8 @@ def overfitting(history: list[tuple[int, float, float]], evals: int) -> str:
     if not (val_rising and train_falling):
         return ""
     gap = recent[-1][2] - recent[-1][1]
+    if gap_word(gap) == "fine":  # val loss drifting up a hair below the train loss is noise
+        return ""
     return (
         f"validation loss rose {evals} evals in a row ({recent[0][2]:.3f} → {recent[-1][2]:.3f}, steps "
         f"{recent[0][0]:,}–{recent[-1][0]:,}) while training loss fell; train/val gap {gap:.2f} "

@@ -22,7 +22,9 @@ from engine.train import trainer as trainer_module
 from engine.train.watchdog import OK, ROLLBACK, SKIP, Watchdog, gap_word, overfitting
 from tests.conftest import make_hero, run_engine
 
-QUICK = WatchdogConfig(window=16, min_history=4, spikes_to_rollback=3, max_interventions=2)
+QUICK = WatchdogConfig(
+    window=16, min_history=4, spikes_to_rollback=3, max_interventions=2, grad_norm_sigmas=6.0
+)
 
 
 def steady(w: Watchdog, steps: int, start: int = 1) -> None:
@@ -39,6 +41,9 @@ def test_a_spike_is_skipped_and_does_not_enter_the_history() -> None:
     assert verdict.action == SKIP and "loss" in verdict.reason and "6σ" in verdict.reason
     assert w.judge(10, 1.0, 9.0).action == SKIP  # a gradient-norm spike alone counts too
     assert 10.0 not in w.losses and w.judge(11, 1.01, 0.5).action == OK
+    loss_only = Watchdog(replace(QUICK, grad_norm_sigmas=0.0))  # the default: the norm is not judged
+    steady(loss_only, 8)
+    assert loss_only.judge(9, 1.0, 9.0).action == OK and loss_only.judge(10, 10.0, 0.5).action == SKIP
 
 
 def test_nan_or_repeated_spikes_roll_back_and_each_rollback_halves_the_lr() -> None:
@@ -87,6 +92,7 @@ def test_overfitting_is_read_from_the_train_val_gap() -> None:
     assert overfitting([(100, 0.9, 1.0), (200, 0.8, 0.95), (300, 0.7, 1.3)], 3) == ""  # not every eval
     assert overfitting([(100, 0.7, 1.0), (200, 0.8, 1.1), (300, 0.9, 1.2)], 3) == ""  # train rose too
     assert [gap_word(g) for g in (0.1, 0.4, 0.7)] == ["fine", "watch", "overfitting"]
+    assert overfitting([(100, 0.05, 0.015), (200, 0.04, 0.02), (300, 0.03, 0.033)], 3) == ""  # gap fine
 
 
 def test_the_engine_reports_overfitting_once_per_validation_set(
