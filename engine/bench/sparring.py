@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.bench.output import progress, show
 from engine.protocol import messages as p
-from engine.protocol.config import GameConfig, HeroConfig
+from engine.protocol.config import GameConfig, HeroConfig, TrainConfig
 from engine.protocol.savedir import SaveDir
 
 
@@ -47,44 +47,34 @@ def step(worker: Any) -> None:
         worker.complete_quest()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--steps", type=int, default=60, help="training before sparring (60: DIO still misses many)"
-    )
-    parser.add_argument("--problems", type=int, default=64)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    say = progress(args.json)
-    from engine.run.main import quiet_libraries
-
-    quiet_libraries()
+def one_run(steps: int, problems: int, seed: int, say: Any) -> dict[str, Any]:
+    """One sparring-vs-plain comparison from a fresh hatchling trained with ``seed``."""
     from engine.run import spar_work
     from engine.run.server import EngineServer
     from engine.run.worker import Worker
 
     folder = Path(tempfile.mkdtemp(prefix="realm-bench-spar-"))
     config = HeroConfig(
-        name="dio", game=GameConfig(eval_every=10**6, checkpoint_every=10**6, skills={"bin": 1.0})
+        name="dio",
+        train=TrainConfig(seed=seed),
+        game=GameConfig(eval_every=10**6, checkpoint_every=10**6, skills={"bin": 1.0}),
     )
     a = Worker(SaveDir(folder / "dio"), config, EngineServer())
     a.start()
     started = time.monotonic()
-    for i in range(args.steps):
+    for i in range(steps):
         step(a)
         if (i + 1) % 100 == 0:
-            say(f"  step {i + 1}")
+            say(f"  seed {seed}: step {i + 1}")
     a.take_loot("manual")
     shutil.copytree(folder / "dio", folder / "plain", ignore=shutil.ignore_patterns("engine.*", "hero.json"))
-    spar_work.spar(a, Quiet(), p.Spar("bin", args.problems))  # type: ignore[arg-type]
+    spar_work.spar(a, Quiet(), p.Spar("bin", problems))  # type: ignore[arg-type]
     a.tasks.drain()
     name = next(q.name for q in a.keeper.queue.all() if q.name.startswith(spar_work.PREFIX))
     meta = spar_work.sidecar(a, name) or {}
     skill = a.curriculum.skills["bin"]
     missed = [skill.problem_from_record(r) for r in meta["problems"]]
-    say(f"  DIO missed {len(missed)} of {args.problems}; training the sparring quest {name}")
+    say(f"  seed {seed}: DIO missed {len(missed)} of {problems}; training the sparring quest {name}")
     before = accuracy(a, missed)
     begin = a.progress.step
     while a.keeper.queue.get(name).state != "done":
@@ -100,17 +90,53 @@ def main() -> int:
     after_plain = accuracy(b, missed)
     a.keeper.stop()
     b.keeper.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "seed": seed,
+        "missed": len(missed),
+        "accuracy_on_missed_before": round(before, 3),
+        "sparring_quest_steps": spent,
+        "accuracy_after_sparring": round(after_spar, 3),
+        "engine_retest": outcome,
+        "accuracy_after_plain_training": round(after_plain, 3),
+        "seconds": round(time.monotonic() - started),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--steps", type=int, default=60, help="training before sparring (60: DIO still misses many)"
+    )
+    parser.add_argument("--problems", type=int, default=64)
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="repeat with training seeds 1..N and report each and the mean"
+    )
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.steps < 1 or args.problems < 1 or args.seeds < 1:
+        parser.error("--steps, --problems and --seeds must be at least 1")
+    say = progress(args.json)
+    from engine.run.main import quiet_libraries
+
+    quiet_libraries()
+    runs = [one_run(args.steps, args.problems, seed, say) for seed in range(1, args.seeds + 1)]
+    gained = [r["accuracy_after_sparring"] - r["accuracy_after_plain_training"] for r in runs]
     show(
         {
             "steps_before": args.steps,
             "problems": args.problems,
-            "missed": len(missed),
-            "accuracy_on_missed_before": round(before, 3),
-            "sparring_quest_steps": spent,
-            "accuracy_after_sparring": round(after_spar, 3),
-            "engine_retest": outcome,
-            "accuracy_after_plain_training": round(after_plain, 3),
-            "seconds": round(time.monotonic() - started),
+            "runs": runs,
+            "mean_accuracy_after_sparring": round(
+                sum(r["accuracy_after_sparring"] for r in runs) / len(runs), 3
+            ),
+            "mean_accuracy_after_plain_training": round(
+                sum(r["accuracy_after_plain_training"] for r in runs) / len(runs), 3
+            ),
+            "sparring_won": sum(g > 0 for g in gained),
+            "plain_won": sum(g < 0 for g in gained),
         },
         args.json,
     )

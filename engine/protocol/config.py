@@ -182,6 +182,26 @@ class EvalsConfig:
 
 
 @dataclass(frozen=True)
+class TasksConfig:
+    """The task board: work besides training, run between steps."""
+
+    gpu_idle_only: bool = False
+    """On a GPU box: suite runs and sparring re-tests wait until they would not slow
+    training: while DIO is paused and NVML shows the GPU idle (no other job on it).
+    Skill evals always run on schedule (the curriculum waits on them). No effect
+    without NVML."""
+    gpu_idle_percent: float = 10.0
+    """Below this GPU utilisation (NVML, %) the GPU counts as idle."""
+    max_wait_steps: int = 2000
+    """A held task runs anyway (between steps) after waiting this many steps."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "max_wait_steps")
+        if not 0 < self.gpu_idle_percent <= 100:
+            raise ValueError(f"gpu_idle_percent must be in (0, 100], got {self.gpu_idle_percent}")
+
+
+@dataclass(frozen=True)
 class SparringConfig:
     """Sparring (p): DIO's mistakes become a high-priority quest."""
 
@@ -282,6 +302,8 @@ class HeroConfig:
     """The user's eval suites."""
     sparring: SparringConfig = field(default_factory=SparringConfig)
     """Mistakes into training."""
+    tasks: TasksConfig = field(default_factory=TasksConfig)
+    """When background tasks may use the GPU."""
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     """Spikes, NaN and rollbacks."""
 
@@ -317,6 +339,7 @@ class HeroConfig:
             evals=_build(EvalsConfig, data.get("evals", {})),
             sparring=_build(SparringConfig, data.get("sparring", {})),
             watchdog=_build(WatchdogConfig, data.get("watchdog", {})),
+            tasks=_build(TasksConfig, data.get("tasks", {})),
         )
 
     @classmethod
@@ -344,6 +367,7 @@ _SECTIONS: dict[str, type] = {
     "evals": EvalsConfig,
     "sparring": SparringConfig,
     "watchdog": WatchdogConfig,
+    "tasks": TasksConfig,
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any, TypeAlias, get_args
 
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 
 # --------------------------------------------------------------------------- values
 
@@ -71,6 +71,7 @@ class LootInfo:
     kept_because: tuple[str, ...] = ()  # the retention rules that keep it
     skills: tuple[SkillScore, ...] = ()  # empty: not evaluated
     set_aside: bool = False  # a newer line's loot left by a rewind: never resumed from
+    metrics: tuple[tuple[str, float], ...] = ()  # (suite, score 0-1) of each eval suite run on it
 
     @property
     def evaluated(self) -> bool:
@@ -663,6 +664,7 @@ def vault_listed_from_dict(data: dict[str, Any]) -> VaultListed:
                 **row,
                 "kept_because": tuple(row.get("kept_because", ())),
                 "skills": tuple(SkillScore(**s) for s in row.get("skills", ())),
+                "metrics": tuple((str(m[0]), float(m[1])) for m in row.get("metrics", ())),
             }
         )
         for row in data.get("loot", ())

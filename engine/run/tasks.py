@@ -43,9 +43,15 @@ class Task:
         self.info = p.TaskInfo(self.id, self.kind, self.label, "queued", 0, 0, "", time.time())
 
 
+# A rule for a scheduled task: (task id, kind, paused, begun) -> may it run now, or None
+# for the default (it runs unless DIO is paused).
+Rule = Callable[[int, str, bool, bool], bool | None]
+
+
 class TaskBoard:
-    def __init__(self, broadcast: Callable[[p.Event], None]) -> None:
+    def __init__(self, broadcast: Callable[[p.Event], None], rule: Rule | None = None) -> None:
         self.broadcast = broadcast
+        self.rule = rule
         self.queue: deque[Task] = deque()
         self.finished: deque[p.TaskInfo] = deque(maxlen=FINISHED_KEPT)
         self.ids = itertools.count(1)
@@ -62,7 +68,18 @@ class TaskBoard:
         return task.info
 
     def runnable(self, paused: bool) -> Task | None:
-        return next((t for t in self.queue if t.asked or not paused), None)
+        return next((t for t in self.queue if self.may_run(t, paused)), None)
+
+    def may_run(self, task: Task, paused: bool) -> bool:
+        """Asked-for tasks always run; scheduled ones wait for Resume, unless the
+        board's rule (the GPU-idle option) says otherwise."""
+        if task.asked:
+            return True
+        if self.rule is not None:
+            verdict = self.rule(task.id, task.kind, paused, task.info.state == "running")
+            if verdict is not None:
+                return verdict
+        return not paused
 
     def has_work(self, paused: bool) -> bool:
         return self.runnable(paused) is not None

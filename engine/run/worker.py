@@ -45,6 +45,7 @@ from engine.quests.commands import info_dict
 from engine.quests.keeper import QuestKeeper
 from engine.quests.queue import QuestQueue
 from engine.run import commands, guard, report, spar_work, suite_work
+from engine.run.idle_gpu import IdleGpuGate
 from engine.run.report import Reporter
 from engine.run.server import EngineServer
 from engine.run.tasks import TaskBoard, TaskBody, run_to_end
@@ -132,6 +133,9 @@ class Worker:
         device = pick_device()
         self.gpu = GpuProbe(device.index or 0)
         self.gpu_stats = self.gpu.read()
+        self.tasks.rule = IdleGpuGate(cfg.tasks, self.gpu, lambda: self.progress.step)
+        if cfg.tasks.gpu_idle_only and not self.gpu.available:
+            self.note("tasks.gpu_idle_only has no effect here: NVML sees no GPU")
         if cfg.mode == "full":
             folder, adapter = (resume.folder if resume else base_folder(cfg, self.save)), None
         else:  # the base stays frozen; loot holds only the adapters

@@ -55,6 +55,7 @@ def loot_info(row: dict[str, Any], kept_because: tuple[str, ...] = ()) -> p.Loot
         kept_because=kept_because,
         skills=scores,
         set_aside=not is_main_line(row["name"]),
+        metrics=tuple(sorted((str(k), float(v)) for k, v in (row.get("metrics") or {}).items())),
     )
 
 

@@ -70,6 +70,7 @@ SAMPLES = [
                 True,
                 ("pinned",),
                 (p.SkillScore("bin", 2, 0.75, 8),),
+                metrics=(("capitals", 0.9),),
             ),
         ),
         doomed=(("step-000100", "older than the 5 newest, not pinned, not best"),),

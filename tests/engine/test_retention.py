@@ -77,3 +77,11 @@ def test_best_by_any_metric() -> None:
     assert retention.best(rows, "train_loss")["step"] == 20  # type: ignore[index]
     assert retention.best(rows, "my-suite")["step"] == 10  # type: ignore[index]
     assert retention.best(rows, "sy") is None
+
+
+def test_a_loot_carries_its_suite_scores_to_the_game() -> None:
+    from engine.store.commands import loot_info
+
+    info = loot_info({**row(10), "metrics": {"my-suite": 0.4, "capitals": 1}})
+    assert info.metrics == (("capitals", 1.0), ("my-suite", 0.4))
+    assert loot_info(row(20)).metrics == ()

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.protocol import messages as p
+from engine.protocol.config import TasksConfig
+from engine.run.idle_gpu import IdleGpuGate
 from engine.run.tasks import TaskBoard, run_to_end
 from tests.conftest import make_hero, run_engine
 
@@ -48,6 +50,56 @@ def test_a_failing_task_fails_alone() -> None:
     info = board.run_slice(paused=False)
     assert info is not None and info.state == "failed" and "no such problem" in info.result
     assert not board.queue
+
+
+class FakeProbe:
+    """NVML as a test sets it: a GPU whose utilisation the test chooses."""
+
+    available = True
+
+    def __init__(self) -> None:
+        self.utilization = 95.0
+
+    def read(self) -> p.GpuStats:
+        return p.GpuStats(available=True, utilization=self.utilization)
+
+
+def test_gpu_idle_only_holds_background_tasks_until_paused_on_an_idle_gpu() -> None:
+    probe, step = FakeProbe(), [100]
+    gate = IdleGpuGate(TasksConfig(gpu_idle_only=True, max_wait_steps=50), probe, lambda: step[0])  # type: ignore[arg-type]
+    board = TaskBoard(lambda _e: None, gate)
+    ran: list[str] = []
+    board.add("suite", "my-suite", counting(1, ran))
+    board.add("eval", "skill eval", counting(1, ran))
+    assert board.runnable(paused=False).label == "skill eval"  # type: ignore[union-attr]  # never held
+    board.run_slice(paused=False)
+    board.run_slice(paused=False)
+    assert ran == ["slice 0"] and board.has_work(paused=False) is False  # the suite waits while training
+    assert not board.has_work(paused=True)  # paused, but another job keeps the GPU busy
+    probe.utilization = 3.0
+    gate.last_read = -1e9  # the next look at NVML (at most twice a second)
+    assert board.has_work(paused=True)  # paused on an idle GPU: now it would slow nobody
+    board.run_slice(paused=True)
+    probe.utilization = 95.0
+    assert board.has_work(paused=False)  # begun: it finishes, though DIO resumed and the GPU is busy
+    assert board.run_slice(paused=False).state == "done"  # type: ignore[union-attr]
+    assert ran == ["slice 0", "slice 0"] and not board.queue
+
+
+def test_a_held_task_runs_anyway_after_max_wait_steps_and_the_option_off_changes_nothing() -> None:
+    step = [0]
+    gate = IdleGpuGate(TasksConfig(gpu_idle_only=True, max_wait_steps=50), FakeProbe(), lambda: step[0])  # type: ignore[arg-type]
+    board = TaskBoard(lambda _e: None, gate)
+    board.add("retest", "re-test", counting(1, []))
+    assert not board.has_work(paused=False)
+    step[0] = 49
+    assert not board.has_work(paused=False)
+    step[0] = 50
+    assert board.has_work(paused=False) and not board.has_work(paused=True)  # overdue: the default rule
+    off = IdleGpuGate(TasksConfig(), FakeProbe(), lambda: 0)  # type: ignore[arg-type]
+    plain = TaskBoard(lambda _e: None, off)
+    plain.add("suite", "my-suite", counting(1, []))
+    assert plain.has_work(paused=False) and not plain.has_work(paused=True)
 
 
 def test_a_pause_lands_between_two_slices_of_an_eval(tmp_path: Path, hatchling_dir: Path) -> None:

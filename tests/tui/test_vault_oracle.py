@@ -82,6 +82,33 @@ async def test_vault_sorts_by_a_skill_keeps_its_cursor_and_sends_actions() -> No
 
 
 @pytest.mark.asyncio
+async def test_eval_suite_scores_show_on_the_loot_and_sort_the_vault() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    scored = (loot(100, metrics=(("capitals", 0.9),)), loot(200, metrics=(("capitals", 0.4),)), loot(300))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(loot=scored))
+        await pilot.press("v")
+        await engine.expect(p.ListLoot)
+        engine.send(p.VaultListed(loot=scored, resume_from="step-000300"))
+        await settle(pilot)
+        screen = vault(app)
+        for _ in range(4):  # step → val loss → train loss → size → suite capitals
+            await pilot.press("t")
+        await settle(pilot)
+        assert "sorted by suite capitals" in str(screen.query_one("#vault-summary").render())
+        table = screen.query_one(KeyedTable)
+        assert [table.get_row_at(i)[1].plain for i in range(3)] == [
+            "step-000100",
+            "step-000200",
+            "step-000300",
+        ]
+        await pilot.press("up", "up")  # the cursor stayed on step-000300, now last
+        await settle(pilot)
+        assert "suites: capitals 90%" in str(screen.query_one("#vault-detail").render())
+
+
+@pytest.mark.asyncio
 async def test_the_resume_point_cannot_be_deleted_from_the_screen() -> None:
     engine = FakeEngine()
     app = RealmApp(engine.connector)

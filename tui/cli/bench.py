@@ -69,6 +69,7 @@ def add_parsers(sub: Any) -> None:
         help="instead: kill -9 a training engine N times and count lost or inconsistent loot and quests",
     )
     bench.add_argument("--repeats", type=int, default=2, help="--game: runs of each kind (default 2)")
+    bench.add_argument("--seeds", type=int, help="--sparring: repeat with training seeds 1..N (default 1)")
     bench.set_defaults(run=cmd_bench)
 
 
@@ -90,6 +91,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         module = "vault" if args.vault else "tasks" if args.tasks else "sparring"
         cmd = [sys.executable, "-m", f"engine.bench.{module}"]
         cmd += ["--steps", str(args.steps)] if args.steps else []
+        cmd += ["--seeds", str(args.seeds)] if args.seeds and args.sparring else []
         return subprocess.call(cmd + (["--json"] if args.json else []))
     if args.evals or args.quests:
         module = "engine.bench.evals" if args.evals else "engine.bench.quests"

@@ -145,6 +145,7 @@ def loot_record(loot: p.LootInfo) -> dict[str, Any]:
     }
     for s in loot.skills:
         row[s.skill] = s.accuracy  # per-skill accuracy at the top level too
+    row["metrics"] = dict(loot.metrics)  # eval suites: {suite: score}
     row["evaluated"] = loot.evaluated
     return row
 
@@ -157,6 +158,7 @@ def describe(loot: p.LootInfo, doomed: dict[str, str]) -> str:
     val = f"{loot.val_loss:.3f}" if loot.val_loss is not None else "  -  "
     train = f"{loot.train_loss:.3f}" if loot.train_loss is not None else "  -  "
     scores = " ".join(f"{s.skill} {s.accuracy:>4.0%} L{s.level}" for s in loot.skills) or "not evaluated"
+    scores += "".join(f" {name} {score:.0%}" for name, score in loot.metrics)
     why = ", ".join(loot.kept_because) if loot.kept_because else f"GOES: {doomed.get(loot.name, '')}"
     pin = "*" if loot.pinned else " "
     when = time.strftime("%m-%d %H:%M", time.localtime(loot.time))

@@ -35,8 +35,9 @@ def loss(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def sort_keys(skills: list[str]) -> list[tuple[str, Callable[[p.LootInfo], Any]]]:
-    """(label, key) for each way to sort; a missing value sorts last."""
+def sort_keys(skills: list[str], suites: list[str]) -> list[tuple[str, Callable[[p.LootInfo], Any]]]:
+    """(label, key) for each way to sort (each skill, each eval suite); a missing value
+    sorts last."""
     keys: list[tuple[str, Callable[[p.LootInfo], Any]]] = [
         ("newest", lambda x: (-x.time,)),
         ("val loss", lambda x: (x.val_loss is None, x.val_loss or 0.0)),
@@ -45,7 +46,17 @@ def sort_keys(skills: list[str]) -> list[tuple[str, Callable[[p.LootInfo], Any]]
     ]
     for skill in skills:
         keys.append((skill, _by_skill(skill)))
+    for suite in suites:
+        keys.append((f"suite {suite}", _by_suite(suite)))
     return keys
+
+
+def _by_suite(suite: str) -> Callable[[p.LootInfo], Any]:
+    def key(loot: p.LootInfo) -> Any:
+        score = dict(loot.metrics).get(suite)
+        return (score is None, -(score or 0.0))
+
+    return key
 
 
 def _by_skill(skill: str) -> Callable[[p.LootInfo], Any]:
@@ -94,6 +105,12 @@ class VaultScreen(Screen[None]):
     def skills(self) -> list[str]:
         return sorted({s.skill for loot in self.listing.loot for s in loot.skills})
 
+    def suites(self) -> list[str]:
+        return sorted({name for loot in self.listing.loot for name, _ in loot.metrics})
+
+    def sorts(self) -> list[tuple[str, Callable[[p.LootInfo], Any]]]:
+        return sort_keys(self.skills(), self.suites())
+
     def show(self, listing: p.VaultListed) -> None:
         self.listing = listing
         table = self.query_one(KeyedTable)
@@ -102,7 +119,7 @@ class VaultScreen(Screen[None]):
         if [str(c.label) for c in table.columns.values()] != columns:
             table.clear(columns=True)
             table.add_columns(*columns)
-        label, key = sort_keys(skills)[self.sort_index % len(sort_keys(skills))]
+        label, key = self.sorts()[self.sort_index % len(self.sorts())]
         doomed = dict(listing.doomed)
         rows: list[tuple[str, list[str | Text]]] = []
         for loot in sorted(listing.loot, key=key):
@@ -149,6 +166,8 @@ class VaultScreen(Screen[None]):
                 )
                 or "not evaluated (press e)"
             )
+            if loot.metrics:  # eval suites: the user's own questions
+                evals += "\nsuites: " + ", ".join(f"{name} {score:.0%}" for name, score in loot.metrics)
             aside = " · set aside by a rewind" if loot.set_aside else ""
             text = f"[b]{loot.name}[/b] · step {loot.step:,} · {when} · {loot.source}{aside}\n{evals}"
             if self.marked and self.marked != loot.name:
@@ -171,7 +190,7 @@ class VaultScreen(Screen[None]):
         return loot
 
     def action_sort(self) -> None:
-        self.sort_index = (self.sort_index + 1) % len(sort_keys(self.skills()))
+        self.sort_index = (self.sort_index + 1) % len(self.sorts())
         self.show(self.listing)
 
     def action_pin(self) -> None:
