@@ -14,10 +14,12 @@ from engine.protocol import messages as p
 from tui.link import Connector, EngineLink
 from tui.messages import EngineMessage, ExportLoot, LinkLost, OpenOracle, SendCommand
 from tui.screens.add_quest import AddQuestScreen
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.engine_down import EngineDownScreen
 from tui.screens.guild import GuildScreen
 from tui.screens.help import HelpScreen
 from tui.screens.oracle import OracleScreen
+from tui.screens.prompt import PromptScreen
 from tui.screens.quest_board import QuestBoardScreen
 from tui.screens.quit import QuitScreen
 from tui.screens.tasks import TasksScreen
@@ -37,16 +39,28 @@ def away_text(away: p.AwaySummary) -> str:
     )
 
 
-SCREEN_KEYS: tuple[tuple[str, Any], ...] = (
+SCREEN_KEYS: tuple[tuple[str, Any], ...] = (  # every screen and dialog: `?` lists their keys
     ("Quest board", QuestBoardScreen),
+    ("Add quest", AddQuestScreen),
     ("Guild", GuildScreen),
     ("Vault", VaultScreen),
+    ("Compare", CompareScreen),
     ("Oracle", OracleScreen),
     ("Tasks", TasksScreen),
+    ("Quit dialog", QuitScreen),
+    ("Confirm", ConfirmScreen),
+    ("Prompt", PromptScreen),
+    ("Engine down", EngineDownScreen),
+    ("Help", HelpScreen),
 )
 TOASTED = ("eval", "suite", "retest")  # finished tasks whose result is news
 FRAME_SECONDS = 0.5
 DOWN_LINES = 8  # of a traceback or the log: the last ones say what went wrong
+
+
+def help_text(binding: Binding) -> str:
+    """What `?` says of a key: the longer tooltip where the footer's word is short."""
+    return binding.tooltip or binding.description
 
 
 def last_lines(text: str, count: int = DOWN_LINES) -> str:
@@ -60,14 +74,16 @@ class RealmApp(App[str]):
         # Two bindings for one key, so the footer says what space does now (check_action).
         Binding("space", "toggle_pause('pause')", "Pause"),
         Binding("space", "toggle_pause('resume')", "Resume"),
-        Binding("s", "save_loot", "Save loot"),
-        Binding("e", "run_eval", "Eval"),
+        # The footer shows the keys a newcomer needs and fits 80 columns; e, t and p are
+        # in `?` and the palette like every other key.
+        Binding("s", "save_loot", "Save", tooltip="Save loot now"),
+        Binding("e", "run_eval", "Eval", show=False),
         Binding("g", "guild", "Guild"),
         Binding("b", "quest_board", "Quests"),
         Binding("v", "vault", "Vault"),
         Binding("o", "oracle", "Oracle"),
-        Binding("t", "tasks", "Tasks"),
-        Binding("p", "spar", "Spar"),
+        Binding("t", "tasks", "Tasks", show=False),
+        Binding("p", "spar", "Spar", show=False),
         Binding("question_mark", "keys", "Keys", key_display="?"),
         Binding("q", "leave", "Quit"),
         Binding("r", "restart_engine", "Restart engine", show=False),
@@ -81,10 +97,13 @@ class RealmApp(App[str]):
         log_tail: Callable[[], str] = lambda: "",
         connect_timeout: float = 120.0,
         export_loot: Callable[[str, str], tuple[bool, str]] | None = None,
+        saved: GameState | None = None,
     ) -> None:
+        """``saved``: what the save folder says (tui/saved.py), shown until the engine's
+        first snapshot, so a returning hero's first frame is its own."""
         super().__init__()
         self.export_loot_fn = export_loot
-        self.state = GameState()
+        self.state = saved or GameState()
         self.restart_engine_fn = restart_engine
         self.log_tail = log_tail
         self.link = EngineLink(connector, self.post_message, engine_alive, connect_timeout)
@@ -348,19 +367,19 @@ class RealmApp(App[str]):
 
     def key_list(self) -> list[tuple[str, str]]:
         """The Tavern's keys, then each screen's (read from the bindings themselves)."""
-        keys = [(b.key_display or b.key, b.description) for b in self.BINDINGS if isinstance(b, Binding)]
+        keys = [(b.key_display or b.key, help_text(b)) for b in self.BINDINGS if isinstance(b, Binding)]
         keys += [("ctrl+p", "Command palette"), ("ctrl+q", "Quit at once (DIO keeps training)")]
         for title, screen in SCREEN_KEYS:
             for b in screen.BINDINGS:
                 if isinstance(b, Binding):
-                    keys.append((f"{title}: {b.key_display or b.key}", b.description))
+                    keys.append((f"{title}: {b.key_display or b.key}", help_text(b)))
         return keys
 
     def action_leave(self) -> None:
         if self.state.link != "connected":
             self.exit("down")
             return
-        self.push_screen(QuitScreen(), self._after_quit)
+        self.push_screen(QuitScreen((self.state.hero or "DIO").upper()), self._after_quit)
 
     def _after_quit(self, choice: str | None) -> None:
         if choice == "background":

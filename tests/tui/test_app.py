@@ -8,17 +8,27 @@ from typing import Any
 
 import pytest
 from textual.binding import Binding
+from textual.geometry import Region
+from textual.widgets import Label
 
 from engine.protocol import messages as p
 from tests.tui.conftest import FakeEngine, settle, snapshot, start
-from tui.app import RealmApp
+from tui.app import SCREEN_KEYS, RealmApp, help_text
 from tui.screens.engine_down import EngineDownScreen
 from tui.screens.help import HelpScreen
 from tui.screens.quit import QuitScreen
+from tui.screens.tavern import TavernScreen
 from tui.widgets.battle import BattlePanel
 from tui.widgets.hero_card import HeroCard
 from tui.widgets.loot_feed import LootFeed
 from tui.widgets.status_bar import StatusBar
+
+
+def visible_lines(widget: Any) -> list[str]:
+    """The lines a widget shows on screen (what the terminal would draw), trailing space cut."""
+    region = widget.content_region
+    lines = widget.render_lines(Region(0, 0, region.width, region.height))
+    return [strip.text.rstrip() for strip in lines]
 
 
 def status_word(app: RealmApp) -> str:
@@ -135,6 +145,12 @@ async def test_quit_to_background_says_goodbye() -> None:
         await pilot.press("q")
         await settle(pilot)
         assert isinstance(app.screen, QuitScreen)
+        dialog = app.screen.query_one("#quit-dialog")
+        for label in app.screen.query(Label):  # at 80x24 every word of the dialog is on screen
+            assert label.region.right <= dialog.content_region.right, str(label.content)
+            words = " ".join(visible_lines(label)).split()
+            assert words == str(label.content).split(), words
+        assert "DIO can keep training" in str(app.screen.query_one("#quit-body", Label).content)
         await pilot.press("b")
         await engine.expect(p.Goodbye)
         await settle(pilot)
@@ -211,6 +227,26 @@ async def test_what_the_engine_repaired_at_start_is_said_on_screen() -> None:
         assert [n.message for n in app._notifications] == [crash]
 
 
+def every_screen_class() -> list[type]:
+    """Every Screen and ModalScreen defined under tui/screens/."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from textual.screen import Screen
+
+    import tui.screens
+
+    found = []
+    for module_info in pkgutil.iter_modules(tui.screens.__path__):
+        module = importlib.import_module(f"tui.screens.{module_info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, Screen) and cls.__module__ == module.__name__:
+                found.append(cls)
+    assert len(found) >= 10
+    return found
+
+
 @pytest.mark.asyncio
 async def test_help_lists_every_binding_and_palette_has_every_action() -> None:
     engine = FakeEngine()
@@ -221,7 +257,14 @@ async def test_help_lists_every_binding_and_palette_has_every_action() -> None:
         await settle(pilot)
         assert isinstance(app.screen, HelpScreen)
         described = {d for _, d in app.screen.keys}
-        assert {b.description for b in RealmApp.BINDINGS} <= described  # type: ignore[union-attr]
+        assert {help_text(b) for b in RealmApp.BINDINGS} <= described  # type: ignore[arg-type]
+        listed = set(app.screen.keys)
+        for screen in every_screen_class():  # a new screen's keys cannot be forgotten
+            title = next((t for t, cls in SCREEN_KEYS if cls is screen), None)
+            assert title is not None or screen is TavernScreen, f"{screen.__name__} is not in SCREEN_KEYS"
+            for b in screen.BINDINGS:
+                if title is not None and isinstance(b, Binding):
+                    assert (f"{title}: {b.key_display or b.key}", help_text(b)) in listed
         titles = " ".join(c.title for c in app.get_system_commands(app.screen)).lower()
         for word in (
             "pause",
@@ -291,7 +334,7 @@ async def test_guild_shows_trees_gates_and_samples() -> None:
         panel = app.screen.query_one(SkillPanel)
         assert "1 of 3 evals ≥ 80%" in shown(panel, "#gate")
         assert panel.border_title is not None and "level 2 / 30" in panel.border_title
-        assert "✘ rejected" in shown(panel, "#sample")
+        assert "DIO ✘" in shown(panel, "#sample")
         assert "✔1 ▶2 ·3" in shown(panel, "#tree")
         # An eval updates the open Guild; a skill level-up is a moment on screen.
         engine.send(
@@ -306,12 +349,36 @@ async def test_guild_shows_trees_gates_and_samples() -> None:
         engine.send(p.SkillLevelledUp(skill="bin", name="Binary", level=3, step=300))
         await settle(pilot)
         assert panel.info is not None and panel.info.level == 3
-        assert "✔ accepted" in shown(panel, "#sample") and "level 3 / 30" in str(panel.border_title)
+        assert "DIO ✔" in shown(panel, "#sample") and "level 3 / 30" in str(panel.border_title)
         assert "0 of 3 evals" in shown(panel, "#gate")
+        assert "no eval at this level yet" in shown(panel, "#history")  # no bars before an eval
+        assert not any(bar in shown(panel, "#history") for bar in "▁▂▃▄▅▆▇█")
         assert "SKILL UP" in app.tavern.query_one(BattlePanel).banner
         await pilot.press("escape")
         await settle(pilot)
         assert app.screen is app.tavern
+
+
+@pytest.mark.asyncio
+async def test_guild_history_has_a_fixed_scale_and_a_long_answer_stays_on_one_line() -> None:
+    from tui.screens.guild import GuildScreen
+    from tui.widgets.skill_panel import SkillPanel
+
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    long_answer = '{"solutions": [' + ", ".join(f'["syl{i}", "la{i}"]' for i in range(30)) + "]}"
+    info = replace(skill_info(evals=(0.0, 0.5, 0.9)), sample_answer=long_answer)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(skills=(info,)))
+        await pilot.press("g")
+        await settle(pilot)
+        assert isinstance(app.screen, GuildScreen)
+        panel = app.screen.query_one(SkillPanel)
+        history = shown(panel, "#history")
+        assert "0% ┤ ▄█├ 100%" in history  # 0% draws nothing, 50% half, 90% a full bar
+        sample = panel.query_one("#sample")
+        assert sample.size.height == 2  # the prompt and DIO's answer: no wrapped JSON
+        assert sample.size.width <= 80
 
 
 @pytest.mark.asyncio
@@ -344,3 +411,26 @@ async def test_gear_panel_shows_no_gpu_or_the_gpu() -> None:
         engine.send(p.GpuTelemetry(gpu))
         await pilot.pause(1.2)  # telemetry redraws with the next frame
         assert card.gear == "⚙ H100 87% · mana 41.0/80.0 GiB · 310 W"  # no temperature: left out
+
+
+@pytest.mark.asyncio
+async def test_at_80x24_the_footer_shows_every_key_it_lists() -> None:
+    from textual.widgets._footer import FooterKey
+
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        for screen_key in ("", "b"):  # the Tavern, then the Quest board's own keys
+            if screen_key:
+                await pilot.press(screen_key)
+                await settle(pilot)
+            keys = list(app.screen.query(FooterKey))
+            assert keys, "no footer"
+            own = [k for k in keys if k.region.right <= 80 - len("^p palette")]
+            shown = {k.description for k in own}
+            if not screen_key:
+                assert {"Pause", "Save", "Guild", "Quests", "Vault", "Oracle", "Keys", "Quit"} <= shown
+            else:
+                bindings = type(app.screen).BINDINGS
+                assert {b.description for b in bindings if isinstance(b, Binding)} <= shown

@@ -96,6 +96,7 @@ def check_mode(save: SaveDir, mode: str | None) -> list[str]:
 
 def cmd_play(args: argparse.Namespace) -> int:
     from tui.app import RealmApp
+    from tui.saved import saved_state
 
     save = save_from(args)
     control = EngineControl(save, check_model(save, args.model), check_mode(save, args.mode))
@@ -106,6 +107,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         restart_engine=control.restart,
         log_tail=control.log_tail,
         export_loot=control.export_loot,
+        saved=saved_state(save),
     )
     result = app.run()
     pid = save.engine_pid()

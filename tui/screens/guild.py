@@ -26,7 +26,7 @@ class GuildScreen(Screen[None]):
                 yield Static("No skills yet: the engine has not reported any.", id="no-skills")
             for info in self.skills:
                 yield SkillPanel(info)
-        yield Footer()
+        yield Footer(compact=True)
 
     async def show(self, skills: tuple[SkillInfo, ...]) -> None:
         if [s.id for s in skills] != [s.id for s in self.skills]:

@@ -51,7 +51,7 @@ class OracleScreen(Screen[None]):
             yield Input("", id="oracle-max", placeholder="max tokens", restrict=r"[0-9]*")
         yield VerticalScroll(id="oracle-log")
         yield Input(placeholder="Ask DIO… (Enter sends)", id="oracle-prompt")
-        yield Footer()
+        yield Footer(compact=True)
 
     def options(self) -> list[tuple[str, str]]:
         names = [(f"{x.name} (step {x.step:,})", x.name) for x in reversed(self.loot)]

@@ -39,9 +39,9 @@ class QuestBoardScreen(Screen[None]):
         Binding("escape,b", "app.pop_screen", "Back"),
         Binding("plus,equals_sign", "raise_priority", "Raise", key_display="+"),
         Binding("minus", "lower_priority", "Lower", key_display="-"),
-        Binding("c", "cancel", "Cancel quest"),
-        Binding("t", "retry", "Retry failed"),
-        Binding("a", "app.add_quest", "Add file"),
+        Binding("c", "cancel", "Cancel", tooltip="Cancel the selected quest"),
+        Binding("t", "retry", "Retry", tooltip="Retry the selected failed quest"),
+        Binding("a", "app.add_quest", "Add", tooltip="Add a quest file"),
     ]
 
     def __init__(self, quests: tuple[p.QuestInfo, ...]) -> None:
@@ -53,9 +53,11 @@ class QuestBoardScreen(Screen[None]):
         with Vertical(id="board"):
             yield Static(id="board-active")
             yield ProgressBar(id="board-progress", total=1, show_eta=False)
-            yield KeyedTable(id="board-table", cursor_type="row", zebra_stripes=True)
+            # The selected quest's full reason sits above the table: toasts appear at the
+            # bottom right and would cover it there (at 80x24 the detail column is cut).
             yield Static(id="board-reason")
-        yield Footer()
+            yield KeyedTable(id="board-table", cursor_type="row", zebra_stripes=True)
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one(KeyedTable)
@@ -115,7 +117,9 @@ class QuestBoardScreen(Screen[None]):
             text = f"[b]{quest.name}[/b]: {quest.outcome} of the problems DIO had missed"
         elif quest is not None and quest.notices:
             text = f"[b]{quest.name}[/b]: " + "; ".join(quest.notices)
-        self.query_one("#board-reason", Static).update(text)
+        reason = self.query_one("#board-reason", Static)
+        reason.update(text)
+        reason.display = bool(text)
 
     # ------------------------------------------------------------------ actions
 

@@ -18,11 +18,20 @@ class QuitScreen(ModalScreen[str]):
         Binding("escape,c", "choose('cancel')", "Cancel"),
     ]
 
+    def __init__(self, hero: str = "DIO") -> None:
+        super().__init__()
+        self.hero = hero
+
     def compose(self) -> ComposeResult:
         with Vertical(id="quit-dialog"):
             yield Label("Leave the Realm?", id="quit-title")
-            yield Label("DIO can keep training while you are away (even if this terminal closes).")
-            yield Button("(b) Leave DIO training in the background", id="background", variant="primary")
+            yield Label(
+                f"{self.hero} can keep training while you are away (even if this terminal closes).",
+                id="quit-body",
+            )
+            yield Button(
+                f"(b) Leave {self.hero} training in the background", id="background", variant="primary"
+            )
             yield Button("(s) Save loot and stop training", id="stop", variant="warning")
             yield Button("(esc) Stay", id="cancel")
 

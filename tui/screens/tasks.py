@@ -32,7 +32,7 @@ class TasksScreen(Screen[None]):
                 id="tasks-help",
             )
             yield KeyedTable(id="tasks-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(KeyedTable).add_columns("state", "task", "progress", "when", "result")

@@ -7,7 +7,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
-from engine.protocol.messages import QuestInfo
+from engine.protocol.messages import QuestInfo, SkillInfo
 from tui.state import GameState
 from tui.widgets.battle import BattlePanel
 from tui.widgets.hero_card import HeroCard, gear_line
@@ -25,6 +25,12 @@ def quest_line(quest: QuestInfo) -> str:
     )
 
 
+def skill_line(skill: SkillInfo) -> str:
+    """'BIN L2 86%': each skill's level and its latest eval (ACC is their mean)."""
+    latest = f" {skill.evals[-1]:.0%}" if skill.evals else ""
+    return f"{skill.id.upper()} L{skill.level}{latest}"
+
+
 def _num(value: float) -> str:
     return f"{value:,.0f}"
 
@@ -39,7 +45,7 @@ class TavernScreen(Screen[None]):
             yield LossChart(id="chart")
             yield LootFeed(id="loot")
         yield StatusBar(id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#battle").border_title = "battle"
@@ -51,7 +57,7 @@ class TavernScreen(Screen[None]):
         card.model = state.model
         card.stats = state.stats
         params = f"{state.params / 1e6:.1f}M params" if state.params else ""
-        skills = " ".join(f"{s.id.upper()} L{s.level}" for s in state.skills)
+        skills = " · ".join(skill_line(s) for s in state.skills)
         card.detail = " · ".join(x for x in (params, state.device) if x) + (f"\n{skills}" if skills else "")
         plan = state.memory_plan.split(" (")[0]  # "est. 0.2 GiB RAM"
         card.gear = (
@@ -78,9 +84,11 @@ class TavernScreen(Screen[None]):
         elif state.link == "lost":
             bar.detail = f"{state.error or 'the engine stopped'} · r restarts from the last loot"
         else:
+            # "trains on": the share of tokens with a loss (the assistant's answers); the
+            # rest (prompts, padding) are masked out
+            share = f" · trains on {1 - state.masked_fraction:.0%} of tokens" if state.masked_fraction else ""
             bar.detail = (
-                f"step {state.stats.step:,} · {_num(state.tokens_per_s)} tok/s · "
-                f"{state.device} · {state.source} · {state.masked_fraction:.0%} masked"
+                f"step {state.stats.step:,} · {_num(state.tokens_per_s)} tok/s · {state.source}{share}"
             )
 
     def flash(self, banner: str) -> None:

@@ -26,8 +26,8 @@ from tui.messages import ExportLoot, OpenOracle, SendCommand
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.prompt import PromptScreen
 from tui.widgets.keyed_table import KeyedTable
+from tui.widgets.loot_feed import REASON_ICON
 
-REASON_ICON = {"auto": "💎", "manual": "💾", "stop": "🛑", "quest": "📜", "rewind": "⏪", "adopted": "📥"}
 DOWN = "The engine is down: the Vault cannot change now."
 
 
@@ -93,7 +93,7 @@ class VaultScreen(Screen[None]):
             yield Static(id="vault-summary")
             yield KeyedTable(id="vault-table", cursor_type="row", zebra_stripes=True)
             yield Static(id="vault-detail")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.show(self.listing)
@@ -282,7 +282,7 @@ class CompareScreen(Screen[None]):
         with Vertical(id="compare"):
             yield KeyedTable(id="compare-metrics")
             yield KeyedTable(id="compare-problems", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         c = self.compared

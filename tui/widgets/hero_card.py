@@ -30,6 +30,15 @@ def bar(fraction: float, width: int) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
+CARD_HELP = (
+    "ATK: 1 / the smoothed training loss (higher is better)\n"
+    "DEF: 1 / the validation loss\n"
+    "ACC: the mean of each skill's latest eval accuracy (each skill's own is on the line below)\n"
+    "GOLD: earned by finished quests\n"
+    "grade: the run's health, A-F (realm status explains each part)"
+)
+
+
 class HeroCard(Widget):
     stats: reactive[HeroStats] = reactive(HeroStats, layout=False)
     hero: reactive[str] = reactive("DIO")
@@ -66,6 +75,9 @@ class HeroCard(Widget):
         if self.gear:
             text.append(f"\n{self.gear}", style="cyan")
         return text
+
+    def on_mount(self) -> None:
+        self.tooltip = CARD_HELP
 
     def watch_hero(self) -> None:
         self.border_title = f"{self.hero.upper()} · {self.model}" if self.model else self.hero.upper()

@@ -10,7 +10,21 @@ from textual.widget import Widget
 
 from engine.protocol.messages import LootInfo
 
-REASON_ICON = {"auto": "⚱", "manual": "💎", "stop": "🛡"}
+# Why a loot was taken, as one icon: the feed, its legend and the Vault use these.
+REASON_ICON = {"auto": "⚱", "manual": "💎", "quest": "📜", "stop": "🛡", "rewind": "⏪", "adopted": "📥"}
+REASON_WORD = {  # (short, long)
+    "auto": ("auto", "saved on schedule"),
+    "manual": ("yours", "saved by you (s)"),
+    "quest": ("quest", "a quest finished"),
+    "stop": ("stop", "saved when DIO stopped"),
+    "rewind": ("rewind", "where a rewind restarted"),
+    "adopted": ("found", "a loot folder the ledger had lost, adopted"),
+}
+
+
+def legend(reasons: set[str]) -> str:
+    """The icons in view, with a word each (the border's subtitle)."""
+    return " ".join(f"{REASON_ICON[r]}{REASON_WORD[r][0]}" for r in REASON_ICON if r in reasons)
 
 
 def ago(seconds: float) -> str:
@@ -26,7 +40,11 @@ class LootFeed(Widget):
 
     def on_mount(self) -> None:
         self.border_title = "loot"
+        self.tooltip = "\n".join(f"{REASON_ICON[r]} {REASON_WORD[r][1]}" for r in REASON_ICON)
         self.set_interval(30, self.refresh)  # keep the "ago" column honest
+
+    def watch_loot(self) -> None:
+        self.border_subtitle = legend({item.reason for item in self.loot[-50:]})
 
     def render(self) -> Text:
         text = Text()

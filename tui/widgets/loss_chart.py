@@ -1,5 +1,10 @@
 """The loss chart: smoothed train loss and validation loss over steps (plotext).
 
+The axes are ours, not plotext's: round loss values every tick (plotext drops some
+on a short chart), whole steps on the x axis, and the legend in the border, where it
+never covers the curve. Validation points are few (one per eval), so they are drawn
+big and bright.
+
 Redrawing a plot costs far more than folding an event, so new points only mark the
 chart dirty and a timer redraws it every REDRAW_SECONDS: the game stays cheap however
 fast DIO trains.
@@ -7,12 +12,44 @@ fast DIO trains.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from textual_plotext import PlotextPlot
 
 REDRAW_SECONDS = 4.0
 MAX_POINTS = 160  # more points than braille cells only costs time
+TRAIN_COLOUR = "cyan"
+VAL_COLOUR = "orange"
+LEGEND = "[cyan]⣿ train[/] [orange1]● val[/]"
+
+
+def nice_step(span: float, count: int) -> float:
+    """A round tick spacing (1, 2 or 5 × 10^k) giving at most ``count`` intervals."""
+    raw = max(span, 1e-9) / max(1, count)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+
+
+def ticks(lo: float, hi: float, count: int, whole: bool = False) -> list[float]:
+    """Evenly spaced round values covering [lo, hi]; whole numbers only if ``whole``."""
+    step = nice_step(hi - lo, count)
+    if whole:
+        step = max(1.0, math.ceil(step))
+    first = math.floor(lo / step) * step
+    values, value = [], first
+    while value <= hi + step * 1e-6:
+        if value >= lo - step * 1e-6:
+            values.append(round(value, 10))
+        value += step
+    return values or [lo]
+
+
+def tick_label(value: float, step: float) -> str:
+    if step >= 1:
+        return f"{value / 1000:g}k" if abs(value) >= 10_000 else f"{value:,.0f}"
+    decimals = max(0, -math.floor(math.log10(step)))
+    return f"{value:.{decimals}f}"
 
 
 def downsample(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -53,10 +90,37 @@ class LossChart(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        if self.train:
-            plt.plot([s for s, _ in self.train], [v for _, v in self.train], label="train", marker="braille")
-        if self.val:
-            plt.plot([s for s, _ in self.val], [v for _, v in self.val], label="val", marker="braille")
-        if not self.train and not self.val:
+        points = self.train + self.val
+        if not points:
+            self.border_subtitle = ""
             plt.title("waiting for the first battle…")
+            self.refresh()
+            return
+        self.border_subtitle = LEGEND if self.val else LEGEND.split(" [orange1]")[0]
+        if self.train:
+            xs, ys = [s for s, _ in self.train], [v for _, v in self.train]
+            plt.plot(xs, ys, marker="braille", color=TRAIN_COLOUR)
+        if self.val:
+            xs, ys = [s for s, _ in self.val], [v for _, v in self.val]
+            plt.plot(xs, ys, marker="hd", color=VAL_COLOUR)
+            plt.scatter(xs, ys, marker="●", color=VAL_COLOUR)
+        self._axes(points)
         self.refresh()
+
+    def _axes(self, points: list[tuple[int, float]]) -> None:
+        rows = max(2, (self.size.height or 10) - 4)  # what is left of the border and the x axis
+        columns = max(2, (self.size.width or 40) // 12)  # room for each step label
+        lo_y, hi_y = min(v for _, v in points), max(v for _, v in points)
+        if hi_y - lo_y < 1e-6:
+            lo_y, hi_y = lo_y - 0.5, hi_y + 0.5
+        y_ticks = ticks(lo_y, hi_y, min(5, rows // 2 + 1))
+        y_step = y_ticks[1] - y_ticks[0] if len(y_ticks) > 1 else 1.0
+        self.plt.ylim(min(y_ticks[0], lo_y), max(y_ticks[-1], hi_y))
+        self.plt.yticks(y_ticks, [tick_label(v, y_step) for v in y_ticks])
+        lo_x, hi_x = min(s for s, _ in points), max(s for s, _ in points)
+        if hi_x == lo_x:
+            lo_x, hi_x = max(0, lo_x - 1), hi_x + 1
+        x_ticks = ticks(lo_x, hi_x, min(5, columns), whole=True)
+        x_step = x_ticks[1] - x_ticks[0] if len(x_ticks) > 1 else 1.0
+        self.plt.xlim(lo_x, hi_x)
+        self.plt.xticks(x_ticks, [tick_label(v, x_step) for v in x_ticks])

@@ -3,11 +3,13 @@ history at the current level, and a sample problem with DIO's latest answer."""
 
 from __future__ import annotations
 
+import math
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
 
 from engine.protocol.messages import SkillInfo
 
@@ -42,6 +44,27 @@ def gate_text(info: SkillInfo) -> Text:
     return text
 
 
+BARS = "▁▂▃▄▅▆▇█"
+HISTORY_SHOWN = 40  # evals drawn (the newest)
+
+
+def history_text(info: SkillInfo) -> Text:
+    """The evals at this level on a fixed 0-100% scale (a plain sparkline scales to its
+    own min and max, so a single 0% eval drew a full bar). Bars at or over the gate's
+    threshold are green."""
+    text = Text()
+    text.append("history ", style="bold")
+    if not info.evals:
+        text.append("0% ┤ no eval at this level yet ├ 100%", style="dim")
+        return text
+    text.append("0% ┤", style="dim")
+    for accuracy in info.evals[-HISTORY_SHOWN:]:
+        bar = BARS[min(len(BARS), math.ceil(accuracy * len(BARS))) - 1] if accuracy > 0 else " "
+        text.append(bar, style="green" if accuracy >= info.threshold else "yellow")
+    text.append(f"├ 100%  ({len(info.evals)} eval{'s' * (len(info.evals) != 1)}, newest right)", style="dim")
+    return text
+
+
 def sample_text(info: SkillInfo) -> Text:
     text = Text()
     if not info.sample_prompt:
@@ -51,11 +74,14 @@ def sample_text(info: SkillInfo) -> Text:
     prompt = next((x for x in lines if x.startswith(("Compute:", "1. "))), lines[-1])
     text.append("sample: ", style="bold")
     text.append(prompt + "\n")
-    text.append("DIO:    ", style="bold")
+    # The verdict first: a long answer (SY's JSON) is cut with an ellipsis at the panel's
+    # edge instead of wrapping mid-JSON (the Static does not wrap).
+    text.append("DIO ", style="bold")
+    text.append(
+        "✔ " if info.sample_correct else "✘ ", style="bold green" if info.sample_correct else "bold red"
+    )
     answer = info.sample_answer.strip().splitlines()[0] if info.sample_answer.strip() else "(silence)"
-    text.append(answer[:70])
-    text.append("  ✔ accepted" if info.sample_correct else "  ✘ rejected",
-                style="bold green" if info.sample_correct else "bold red")  # fmt: skip
+    text.append(answer)
     return text
 
 
@@ -69,7 +95,7 @@ class SkillPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="tree")
         yield Static(id="gate")
-        yield Sparkline([], id="history")
+        yield Static(id="history")
         yield Static(id="sample")
 
     def on_mount(self) -> None:
@@ -85,5 +111,5 @@ class SkillPanel(Vertical):
         self.border_title = f"{info.icon} {info.name} — level {info.level} / {info.max_level}"
         self.query_one("#tree", Static).update(tree_text(info))
         self.query_one("#gate", Static).update(gate_text(info))
-        self.query_one("#history", Sparkline).data = list(info.evals) or [0.0]
+        self.query_one("#history", Static).update(history_text(info))
         self.query_one("#sample", Static).update(sample_text(info))
