@@ -1,5 +1,5 @@
-"""The returning hero's first frame: what the save folder already says (hero.json, the
-ledger), shown before the engine has woken up, so the card never reads "Level 0, step 0,
+"""The returning hero's first frame: what the engine last wrote into hero.json (stats,
+the newest loot), shown before the engine has woken up, so the card never reads "Level 0, step 0,
 no loot" for a hero that has thousands of steps. The engine's snapshot replaces all of it
 once it connects."""
 
@@ -29,7 +29,7 @@ def saved_state(save: SaveDir) -> GameState:
     state.model = str(status.get("model") or "")
     state.device = str(status.get("device") or "")
     state.stats = stats_from(status, config)
-    state.loot = saved_loot(save)
+    state.loot = saved_loot(status)
     if state.stats.train_loss is not None and state.stats.step:
         state.train_losses.append((state.stats.step, state.stats.train_loss))
     return state
@@ -56,14 +56,11 @@ def stats_from(status: dict[str, Any], config: dict[str, Any]) -> p.HeroStats:
     )
 
 
-def saved_loot(save: SaveDir) -> list[p.LootInfo]:
-    if not save.ledger.exists():
-        return []
+def saved_loot(status: dict[str, Any]) -> list[p.LootInfo]:
+    """The newest loot as the engine last wrote them into hero.json (the UI never reads
+    the ledger itself: the engine is the save folder's one reader-writer of it)."""
     try:
-        from engine.store.commands import loot_info
-        from engine.store.ledger import Ledger
-
-        return [loot_info(row) for row in Ledger(save.ledger, read_only=True).live_loot()]
-    except Exception as exc:  # the engine repairs a broken ledger; the first frame just skips it
+        return list(p.vault_listed_from_dict({"loot": status.get("recent_loot") or []}).loot)
+    except (TypeError, ValueError, KeyError) as exc:  # an older or damaged hero.json
         log.info("no saved loot: %s", exc)
         return []

@@ -194,6 +194,9 @@ def snapshot(w: Worker, away: p.AwaySummary | None = None) -> p.Snapshot:
     )
 
 
+SAVED_LOOT = 20  # loot written into hero.json for the first frame
+
+
 def last_loot_step(w: Worker) -> int | None:
     """The loot training resumes from (after a rewind, not the newer set-aside ones)."""
     name = w.vault.resume_name()
@@ -219,6 +222,9 @@ def status_dict(w: Worker) -> dict[str, Any]:
         "device": w.hero.device.type,
         "last_loot_step": last_loot_step(w),
         "loot": len(live),
+        # The newest loot as LootInfo dicts: a returning hero's first frame (tui/saved.py)
+        # shows them before the engine is up, without the UI reading the ledger.
+        "recent_loot": [asdict(vault_commands.loot_info(row)) for row in live[-SAVED_LOOT:]],
         "task": asdict(running) if running else None,
         "tasks": [asdict(t) for t in w.tasks.all()],
         "updated_at": time.time(),
