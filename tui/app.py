@@ -142,7 +142,9 @@ class RealmApp(App[str]):
             return
         self.tavern.show(self.state)
         if isinstance(self.screen, GuildScreen):
-            await self.screen.show(self.state.skills)
+            await self.screen.show(
+                self.state.skills, self.state.eval_every, self.state.stats.steps_per_minute
+            )
         board = self._board()
         if board is not None and isinstance(event, (p.QuestBoard, p.QuestCompleted, p.Snapshot)):
             board.show(self.state.quests)
@@ -293,7 +295,8 @@ class RealmApp(App[str]):
         if isinstance(self.screen, GuildScreen):
             self.pop_screen()
         else:
-            self.push_screen(GuildScreen(self.state.skills))
+            stats = self.state.stats
+            self.push_screen(GuildScreen(self.state.skills, self.state.eval_every, stats.steps_per_minute))
 
     def _board(self) -> QuestBoardScreen | None:
         for screen in self.screen_stack:

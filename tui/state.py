@@ -52,6 +52,7 @@ class GameState:
     memory_plan: str = ""
     vault: p.VaultListed | None = None  # the latest full listing (kept-because, doomed, best)
     tasks: dict[int, p.TaskInfo] = field(default_factory=dict)  # the engine's task board, by id
+    eval_every: int = 0  # steps between scheduled skill evals
 
     @property
     def active_quest(self) -> p.QuestInfo | None:
@@ -155,6 +156,7 @@ class GameState:
         self.gpu = event.gpu
         self.memory_plan = event.memory_plan
         self.tasks = {t.id: t for t in event.tasks}
+        self.eval_every = event.eval_every
 
     def _progress(self, event: p.Event) -> None:
         match event:

@@ -70,7 +70,12 @@ def one_run(steps: int, problems: int, seed: int, say: Any) -> dict[str, Any]:
     shutil.copytree(folder / "dio", folder / "plain", ignore=shutil.ignore_patterns("engine.*", "hero.json"))
     spar_work.spar(a, Quiet(), p.Spar("bin", problems))  # type: ignore[arg-type]
     a.tasks.drain()
-    name = next(q.name for q in a.keeper.queue.all() if q.name.startswith(spar_work.PREFIX))
+    name = next((q.name for q in a.keeper.queue.all() if q.name.startswith(spar_work.PREFIX)), None)
+    if name is None:  # DIO answered every problem: nothing to spar on
+        a.keeper.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+        say(f"  seed {seed}: DIO missed none of {problems}; no sparring quest")
+        return {"seed": seed, "missed": 0, "seconds": round(time.monotonic() - started)}
     meta = spar_work.sidecar(a, name) or {}
     skill = a.curriculum.skills["bin"]
     missed = [skill.problem_from_record(r) for r in meta["problems"]]
@@ -123,23 +128,22 @@ def main() -> int:
 
     quiet_libraries()
     runs = [one_run(args.steps, args.problems, seed, say) for seed in range(1, args.seeds + 1)]
-    gained = [r["accuracy_after_sparring"] - r["accuracy_after_plain_training"] for r in runs]
-    show(
-        {
-            "steps_before": args.steps,
-            "problems": args.problems,
-            "runs": runs,
+    sparred = [r for r in runs if r["missed"]]
+    gained = [r["accuracy_after_sparring"] - r["accuracy_after_plain_training"] for r in sparred]
+    result: dict[str, Any] = {"steps_before": args.steps, "problems": args.problems, "runs": runs}
+    if sparred:
+        result |= {
             "mean_accuracy_after_sparring": round(
-                sum(r["accuracy_after_sparring"] for r in runs) / len(runs), 3
+                sum(r["accuracy_after_sparring"] for r in sparred) / len(sparred), 3
             ),
             "mean_accuracy_after_plain_training": round(
-                sum(r["accuracy_after_plain_training"] for r in runs) / len(runs), 3
+                sum(r["accuracy_after_plain_training"] for r in sparred) / len(sparred), 3
             ),
             "sparring_won": sum(g > 0 for g in gained),
             "plain_won": sum(g < 0 for g in gained),
-        },
-        args.json,
-    )
+            "ties": sum(g == 0 for g in gained),
+        }
+    show(result, args.json)
     return 0
 
 

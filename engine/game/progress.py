@@ -10,6 +10,7 @@ from engine.protocol.messages import HeroStats
 
 GOLD_PER_QUEST = 100  # paid when a quest is finished
 SMOOTHING = 0.9  # EMA of the train loss (about 10 steps): ATK should not flicker per batch
+PACE_SMOOTHING = 0.98  # EMA of a step's seconds (about 50 steps): the ETAs' pace
 
 
 @dataclass
@@ -22,16 +23,24 @@ class Progress:
     gold: int = 0
     tokens_seen: int = 0
     grade: str = ""  # "B 84": the run grade after the latest eval (engine/game/grade.py)
+    seconds_trained: float = 0.0  # time spent in training steps, over every session (saved with loot)
+    step_seconds: float | None = None  # smoothed seconds per step: the pace of the ETAs
 
     @property
     def level(self) -> int:
         return self.step // self.xp_per_level
 
-    def record_step(self, loss: float, tokens: int) -> bool:
-        """Count one optimizer step; True when it reached a new level."""
+    def record_step(self, loss: float, tokens: int, seconds: float = 0.0) -> bool:
+        """Count one optimizer step that took ``seconds``; True when it reached a new level."""
         before = self.level
         self.step += 1
         self.tokens_seen += tokens
+        if seconds > 0:
+            self.seconds_trained += seconds
+            pace = self.step_seconds
+            self.step_seconds = (
+                seconds if pace is None else PACE_SMOOTHING * pace + (1 - PACE_SMOOTHING) * seconds
+            )
         if not math.isfinite(loss):
             pass  # a NaN step (the watchdog holds it back) must not poison the average
         elif self.smoothed_loss is None:
@@ -53,6 +62,8 @@ class Progress:
             val_loss=self.val_loss,
             tokens_seen=self.tokens_seen,
             grade=self.grade,
+            seconds_trained=self.seconds_trained,
+            steps_per_minute=60.0 / self.step_seconds if self.step_seconds else 0.0,
         )
 
     def to_dict(self) -> dict[str, Any]:

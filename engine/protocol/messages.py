@@ -38,6 +38,8 @@ class HeroStats:
     val_loss: float | None = None
     tokens_seen: int = 0
     grade: str = ""  # the run grade, "B 84" (engine/game/grade.py); "" before the first
+    seconds_trained: float = 0.0  # time in training steps, every session together
+    steps_per_minute: float = 0.0  # the recent pace (0: not known yet)
 
     @property
     def xp_into_level(self) -> int:
@@ -502,6 +504,7 @@ class Snapshot:
     memory_plan: str = ""  # the VRAM (or RAM) estimate made before training started
     warnings: tuple[str, ...] = ()  # what the engine had to repair or report when it started
     tasks: tuple[TaskInfo, ...] = ()  # the task board: recent finished, then queued and running
+    eval_every: int = 0  # steps between scheduled skill evals (the gate's ETA)
 
 
 @dataclass(frozen=True, slots=True)

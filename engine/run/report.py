@@ -191,6 +191,7 @@ def snapshot(w: Worker, away: p.AwaySummary | None = None) -> p.Snapshot:
         memory_plan=w.memory_plan,
         warnings=tuple(w.warnings),
         tasks=w.tasks.all(),
+        eval_every=w.config.game.eval_every,
     )
 
 

@@ -331,6 +331,7 @@ class Worker:
             self.last_echo = now
 
     def _train_step(self) -> StepResult:
+        started = time.monotonic()
         cfg = self.config.train
         pad = self.hero.tokenizer.pad_token_id
         micro = [pack_rows(self.stream, self.micro_batch, cfg.seq_len, pad) for _ in range(self.grad_accum)]
@@ -340,7 +341,7 @@ class Worker:
         result = self.trainer.step(micro, guard.judge_for(self))
         if result.oom_splits:
             self._after_oom(result.oom_splits)
-        levelled = self.progress.record_step(result.loss, result.tokens)
+        levelled = self.progress.record_step(result.loss, result.tokens, time.monotonic() - started)
         if result.verdict is None:  # a step held back by the watchdog taught nothing
             self.grade_book.record_step(result.loss)
         self.masked_fraction = result.masked_fraction

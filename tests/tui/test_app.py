@@ -12,7 +12,7 @@ from textual.geometry import Region
 from textual.widgets import Label
 
 from engine.protocol import messages as p
-from tests.tui.conftest import FakeEngine, settle, snapshot, start
+from tests.tui.conftest import STATS, FakeEngine, settle, snapshot, start
 from tui.app import SCREEN_KEYS, RealmApp, help_text
 from tui.screens.engine_down import EngineDownScreen
 from tui.screens.help import HelpScreen
@@ -26,8 +26,8 @@ from tui.widgets.status_bar import StatusBar
 
 def visible_lines(widget: Any) -> list[str]:
     """The lines a widget shows on screen (what the terminal would draw), trailing space cut."""
-    region = widget.content_region
-    lines = widget.render_lines(Region(0, 0, region.width, region.height))
+    size = widget.outer_size  # the border and padding too: what the terminal draws
+    lines = widget.render_lines(Region(0, 0, size.width, size.height))
     return [strip.text.rstrip() for strip in lines]
 
 
@@ -434,3 +434,31 @@ async def test_at_80x24_the_footer_shows_every_key_it_lists() -> None:
             else:
                 bindings = type(app.screen).BINDINGS
                 assert {b.description for b in bindings if isinstance(b, Binding)} <= shown
+
+
+@pytest.mark.asyncio
+async def test_time_to_the_next_goal_on_the_card_the_bar_and_the_guild() -> None:
+    from tui.screens.guild import GuildScreen
+    from tui.widgets.skill_panel import SkillPanel
+
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    paced = replace(STATS, step=1_400, seconds_trained=3_900.0, steps_per_minute=50.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(
+            pilot, engine, snapshot(stats=paced, skills=(skill_info(evals=(0.5, 0.9)),), eval_every=100)
+        )
+        card = app.tavern.query_one(HeroCard)
+        assert "L2 in 12m" in card.render().plain  # 600 steps at 50 a minute
+        assert "trained 1h05m" in card.detail
+        assert "50 steps/min" in app.tavern.query_one(StatusBar).detail
+        slow = replace(paced, step=12_345, level=12, steps_per_minute=3.0)
+        engine.send(p.StepCompleted(12_345, 1, 1.0, 1.0, 1e-3, 0.5, 100.0, slow))
+        await settle(pilot)
+        lines = visible_lines(card)
+        assert any("XP" in line and "L13 in 3h38m" in line for line in lines), lines  # one line at 80x24
+        await pilot.press("g")
+        await settle(pilot)
+        assert isinstance(app.screen, GuildScreen)
+        gate = shown(app.screen.query_one(SkillPanel), "#gate")
+        assert "next level: at least 2 more evals ≥ 80% (~200 steps, ~1h06m)" in gate  # at 3 steps/min

@@ -15,9 +15,13 @@ from tui.widgets.skill_panel import SkillPanel
 class GuildScreen(Screen[None]):
     BINDINGS = [Binding("escape,g", "app.pop_screen", "Back to the Tavern")]
 
-    def __init__(self, skills: tuple[SkillInfo, ...]) -> None:
+    def __init__(
+        self, skills: tuple[SkillInfo, ...], eval_every: int = 0, steps_per_minute: float = 0.0
+    ) -> None:
         super().__init__()
         self.skills = skills
+        self.eval_every = eval_every  # with the pace: each gate's ETA
+        self.steps_per_minute = steps_per_minute
 
     def compose(self) -> ComposeResult:
         yield Header(icon="⚔")
@@ -25,10 +29,13 @@ class GuildScreen(Screen[None]):
             if not self.skills:
                 yield Static("No skills yet: the engine has not reported any.", id="no-skills")
             for info in self.skills:
-                yield SkillPanel(info)
+                yield SkillPanel(info, self.eval_every, self.steps_per_minute)
         yield Footer(compact=True)
 
-    async def show(self, skills: tuple[SkillInfo, ...]) -> None:
+    async def show(
+        self, skills: tuple[SkillInfo, ...], eval_every: int = 0, steps_per_minute: float = 0.0
+    ) -> None:
+        self.eval_every, self.steps_per_minute = eval_every, steps_per_minute
         if [s.id for s in skills] != [s.id for s in self.skills]:
             self.skills = skills  # opened before the engine reported its skills
             await self.recompose()
@@ -37,4 +44,5 @@ class GuildScreen(Screen[None]):
         for info in skills:
             for panel in self.query(SkillPanel):
                 if panel.id == f"skill-{info.id}":
+                    panel.eval_every, panel.steps_per_minute = eval_every, steps_per_minute
                     panel.info = info

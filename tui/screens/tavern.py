@@ -8,6 +8,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from engine.protocol.messages import QuestInfo, SkillInfo
+from tui.eta import duration
 from tui.state import GameState
 from tui.widgets.battle import BattlePanel
 from tui.widgets.hero_card import HeroCard, gear_line
@@ -58,7 +59,10 @@ class TavernScreen(Screen[None]):
         card.stats = state.stats
         params = f"{state.params / 1e6:.1f}M params" if state.params else ""
         skills = " · ".join(skill_line(s) for s in state.skills)
-        card.detail = " · ".join(x for x in (params, state.device) if x) + (f"\n{skills}" if skills else "")
+        played = f"trained {duration(state.stats.seconds_trained)}" if state.stats.seconds_trained else ""
+        card.detail = " · ".join(x for x in (params, state.device, played) if x) + (
+            f"\n{skills}" if skills else ""
+        )
         plan = state.memory_plan.split(" (")[0]  # "est. 0.2 GiB RAM"
         card.gear = (
             (gear_line(state.gpu) + (f" · {plan}" if plan else "")) if state.link == "connected" else ""
@@ -87,9 +91,10 @@ class TavernScreen(Screen[None]):
             # "trains on": the share of tokens with a loss (the assistant's answers); the
             # rest (prompts, padding) are masked out
             share = f" · trains on {1 - state.masked_fraction:.0%} of tokens" if state.masked_fraction else ""
-            bar.detail = (
-                f"step {state.stats.step:,} · {_num(state.tokens_per_s)} tok/s · {state.source}{share}"
-            )
+            # The step is on the hero card; the bar has the pace (steps/min makes the ETAs).
+            pace = state.stats.steps_per_minute
+            speed = f"{pace:,.0f} steps/min · " if pace else f"step {state.stats.step:,} · "
+            bar.detail = f"{speed}{_num(state.tokens_per_s)} tok/s · {state.source}{share}"
 
     def flash(self, banner: str) -> None:
         """A moment on screen (level up, loot) that clears itself."""

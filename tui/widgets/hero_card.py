@@ -7,6 +7,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from engine.protocol.messages import GpuStats, HeroStats
+from tui.eta import level_eta
 
 
 def gear_line(gpu: GpuStats) -> str:
@@ -35,6 +36,7 @@ CARD_HELP = (
     "DEF: 1 / the validation loss\n"
     "ACC: the mean of each skill's latest eval accuracy (each skill's own is on the line below)\n"
     "GOLD: earned by finished quests\n"
+    "L2 in 12m: the next level at the pace of the last ~50 steps\n"
     "grade: the run's health, A-F (realm status explains each part)"
 )
 
@@ -48,14 +50,18 @@ class HeroCard(Widget):
 
     def render(self) -> Text:
         s = self.stats
-        width = max(8, self.size.width - 14)
+        eta = level_eta(s)
+        eta = f" {eta}" if eta else ""
+        # The bar gives up the room the ETA needs, so the line never wraps at 80 columns.
+        width = max(4, self.size.width - 9 - len(eta))
         xp = s.xp_into_level
         text = Text()
         text.append(f"Level {s.level}", style="bold yellow")
         text.append(f"   step {s.step:,}\n", style="dim")
         text.append("XP ", style="bold")
         text.append(bar(xp / s.xp_per_level, width), style="green")
-        text.append(f" {xp * 100 // s.xp_per_level:>3}%\n")
+        text.append(f" {xp * 100 // s.xp_per_level:>3}%")
+        text.append(f"{eta}\n", style="dim")
         text.append("ATK ", style="bold red")
         text.append(f"{s.atk:5.2f}   ")
         text.append("DEF ", style="bold blue")

@@ -12,6 +12,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from engine.protocol.messages import SkillInfo
+from tui.eta import gate_eta
 
 
 def tree_text(info: SkillInfo) -> Text:
@@ -28,7 +29,7 @@ def tree_text(info: SkillInfo) -> Text:
     return text
 
 
-def gate_text(info: SkillInfo) -> Text:
+def gate_text(info: SkillInfo, eval_every: int = 0, steps_per_minute: float = 0.0) -> Text:
     text = Text()
     text.append("gate: ", style="bold")
     window = min(info.gate_window, len(info.evals))
@@ -41,6 +42,7 @@ def gate_text(info: SkillInfo) -> Text:
         text.append(f"   last: {recent}", style="dim")
     else:
         text.append("   no eval at this level yet", style="dim")
+    text.append(f"\nnext level: {gate_eta(info, eval_every, steps_per_minute)}", style="dim")
     return text
 
 
@@ -88,9 +90,11 @@ def sample_text(info: SkillInfo) -> Text:
 class SkillPanel(Vertical):
     info: reactive[SkillInfo | None] = reactive(None, recompose=False)
 
-    def __init__(self, info: SkillInfo) -> None:
+    def __init__(self, info: SkillInfo, eval_every: int = 0, steps_per_minute: float = 0.0) -> None:
         super().__init__(id=f"skill-{info.id}", classes="skill-panel")
         self.set_reactive(SkillPanel.info, info)
+        self.eval_every = eval_every  # with the pace: the gate's ETA
+        self.steps_per_minute = steps_per_minute
 
     def compose(self) -> ComposeResult:
         yield Static(id="tree")
@@ -110,6 +114,6 @@ class SkillPanel(Vertical):
             return
         self.border_title = f"{info.icon} {info.name} — level {info.level} / {info.max_level}"
         self.query_one("#tree", Static).update(tree_text(info))
-        self.query_one("#gate", Static).update(gate_text(info))
+        self.query_one("#gate", Static).update(gate_text(info, self.eval_every, self.steps_per_minute))
         self.query_one("#history", Static).update(history_text(info))
         self.query_one("#sample", Static).update(sample_text(info))
