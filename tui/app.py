@@ -28,15 +28,32 @@ from tui.screens.vault import CompareScreen, VaultScreen
 from tui.state import GameState
 
 
-def away_text(away: p.AwaySummary) -> str:
+def away_text(away: p.AwaySummary, hero: str = "DIO") -> str:
+    """'While you were away (42 min): DIO fought 2,310 steps, 2 levels up, reached BIN L3,
+    1 quest done (+100 gold), 12 evals, 3 loot; the engine crashed once and resumed.'"""
     minutes = away.seconds / 60
-    loot = f", {len(away.loot_steps)} loot" if away.loot_steps else ""
-    levels = f", {away.levels_gained} level(s) up" if away.levels_gained else ""
-    restarted = " (the engine restarted meanwhile)" if away.restarted else ""
-    return (
-        f"While you were away ({minutes:.0f} min): DIO fought {away.steps_gained:,} "
-        f"steps{levels}{loot}{restarted}."
-    )
+    parts = [f"{hero} fought {away.steps_gained:,} steps"]
+    if away.levels_gained:
+        parts.append(f"{away.levels_gained} level{'s' * (away.levels_gained != 1)} up")
+    if away.skill_levels:
+        parts.append("reached " + " and ".join(away.skill_levels))
+    if away.quests_done:
+        gold = f" (+{away.gold_gained:,} gold)" if away.gold_gained else ""
+        parts.append(f"{away.quests_done} quest{'s' * (away.quests_done != 1)} done{gold}")
+    if away.evals:
+        parts.append(f"{away.evals} eval{'s' * (away.evals != 1)}")
+    if away.loot_steps:
+        parts.append(f"{len(away.loot_steps)} loot")
+    troubles = []
+    if away.crashes:
+        times = "once" if away.crashes == 1 else f"{away.crashes} times"
+        troubles.append(f"the engine crashed {times} and resumed from loot")
+    elif away.restarted:
+        troubles.append("the engine restarted meanwhile")
+    if away.interventions:
+        troubles.append(f"the watchdog stepped in {away.interventions}× (see the log)")
+    tail = "; " + "; ".join(troubles) if troubles else ""
+    return f"While you were away ({minutes:.0f} min): {', '.join(parts)}{tail}."
 
 
 SCREEN_KEYS: tuple[tuple[str, Any], ...] = (  # every screen and dialog: `?` lists their keys
@@ -162,7 +179,9 @@ class RealmApp(App[str]):
                 self.notify(warning, title="The engine says", severity="warning", timeout=20)
         match event:
             case p.Snapshot(away=away) if away is not None:
-                self.notify(away_text(away), title="Welcome back", timeout=12)
+                self.notify(
+                    away_text(away, (self.state.hero or "DIO").upper()), title="Welcome back", timeout=12
+                )
                 self.tavern.flash(f"Welcome back! +{away.steps_gained:,} steps")
             case p.SkillLevelledUp():
                 self.tavern.flash(f"🎓 SKILL UP! {event.name} level {event.level}")

@@ -115,6 +115,12 @@ class AwaySummary:
     levels_gained: int
     loot_steps: tuple[int, ...]
     restarted: bool  # the engine was (re)started while nobody watched
+    skill_levels: tuple[str, ...] = ()  # skill levels reached meanwhile: "BIN L3"
+    quests_done: int = 0
+    gold_gained: int = 0
+    evals: int = 0  # eval rounds
+    crashes: int = 0  # engines that died without stopping (and were resumed)
+    interventions: int = 0  # watchdog rollbacks and pauses
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,5 +114,8 @@ def mark_last_watched(w: Worker) -> None:
         "time": time.time(),
         "step": w.progress.step,
         "level": w.progress.level,
+        "gold": w.progress.gold,
+        "crashes": w.crashes,
+        "skills": {sid: track.level for sid, track in w.curriculum.tracks.items()},
     }
     w.write_status()

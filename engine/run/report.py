@@ -156,13 +156,31 @@ def away_summary(w: Worker) -> p.AwaySummary | None:
     seen = w.last_watched
     if not seen:
         return None
-    loot = [r["step"] for r in w.ledger.live_loot() if r["time"] > seen["time"]]
+    since = seen["time"]
+    loot = [r["step"] for r in w.ledger.live_loot() if r["time"] > since]
+    skills_then = seen.get("skills") or {}
+    reached = tuple(
+        f"{sid.upper()} L{track.level}"
+        for sid, track in w.curriculum.tracks.items()
+        if sid in skills_then and track.level > skills_then[sid]
+    )
+    evals = {r.get("step") for r in w.ledger.evals.all() if r.get("recorded_at", 0) > since}
+    quests = [r for r in w.ledger.quests.all() if r.get("recorded_at", 0) > since]
+    stepped_in = [
+        r for r in w.ledger.watchdog.all() if r.get("recorded_at", 0) > since and r.get("kind") != "skip"
+    ]
     return p.AwaySummary(
-        seconds=time.time() - seen["time"],
+        seconds=time.time() - since,
         steps_gained=w.progress.step - seen["step"],
         levels_gained=w.progress.level - seen["level"],
         loot_steps=tuple(loot),
-        restarted=w.started_at > seen["time"],
+        restarted=w.started_at > since,
+        skill_levels=reached,
+        quests_done=len(quests),
+        gold_gained=max(0, w.progress.gold - int(seen.get("gold", w.progress.gold))),
+        evals=len(evals),
+        crashes=max(0, w.crashes - int(seen.get("crashes", w.crashes))),
+        interventions=len(stepped_in),
     )
 
 
@@ -230,6 +248,7 @@ def status_dict(w: Worker) -> dict[str, Any]:
         "tasks": [asdict(t) for t in w.tasks.all()],
         "updated_at": time.time(),
         "last_watched": w.last_watched,
+        "crashes": w.crashes,  # engines that died without stopping, over the hero's life
         "masked_fraction": round(w.masked_fraction, 4),
         "skills": {
             sid: {"level": t.level, "evals": t.evals, "mastered": sorted(t.mastered)}

@@ -91,6 +91,7 @@ class Worker:
         self.stop_reason: str | None = None
         self.masked_fraction = 0.0
         self.last_watched: dict[str, Any] | None = None
+        self.crashes = 0  # engines of this hero that died without stopping (hero.json keeps the count)
         self.last_status = self.last_echo = time.monotonic()
         self.last_gpu_poll = 0.0
         self.memory_plan = ""
@@ -181,6 +182,7 @@ class Worker:
         self.samples: dict[str, SkillEval] = {}
         self._build_eval_sets()
         self.last_watched = before.get("last_watched")
+        self.crashes = int(before.get("crashes") or 0) + (died_at is not None)
         where = f"step {self.progress.step} (loot {resume.folder.name})" if resume else "a fresh start"
         trainable = trainable_params(self.hero.model)
         mode = f", {cfg.mode} ({trainable / 1e6:.2f}M trainable)" if cfg.mode != "full" else ""

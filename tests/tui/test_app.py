@@ -287,9 +287,15 @@ async def test_help_lists_every_binding_and_palette_has_every_action() -> None:
 async def test_away_summary_and_80x24_screen() -> None:
     engine = FakeEngine()
     app = RealmApp(engine.connector)
-    away = p.AwaySummary(seconds=600, steps_gained=1200, levels_gained=1, loot_steps=(1000,), restarted=False)
+    away = p.AwaySummary(seconds=600, steps_gained=1200, levels_gained=1, loot_steps=(1000,), restarted=True,
+                         skill_levels=("BIN L3",), quests_done=1, gold_gained=100, evals=12, crashes=1)  # fmt: skip
     async with app.run_test(size=(80, 24)) as pilot:
         await start(pilot, engine, snapshot(away=away))
+        welcome = next(n.message for n in app._notifications if n.title == "Welcome back")
+        assert welcome == (
+            "While you were away (10 min): DIO fought 1,200 steps, 1 level up, reached BIN L3, "
+            "1 quest done (+100 gold), 12 evals, 1 loot; the engine crashed once and resumed from loot."
+        )
         screen = app.export_screenshot()
         for text in ("Level", "1,500", "TRAINING", "3,210"):
             assert text in screen.replace("&#160;", " "), text
