@@ -75,6 +75,24 @@ FRAME_SECONDS = 0.5
 DOWN_LINES = 8  # of a traceback or the log: the last ones say what went wrong
 
 
+def champion_of(loot: p.LootInfo, earlier: Iterable[p.LootInfo]) -> str:
+    """The skills (and suites) by which ``loot`` beats every earlier loot: "bin, capitals";
+    "" when none (a first loot crowns nothing: there was no contest)."""
+    earlier = list(earlier)
+    if not earlier:
+        return ""
+    won = []
+    for score in loot.skills:
+        rivals = [(s.level, s.accuracy) for x in earlier for s in x.skills if s.skill == score.skill]
+        if rivals and score.accuracy > 0 and (score.level, score.accuracy) > max(rivals):
+            won.append(score.skill)
+    for suite, value in loot.metrics:
+        rivals_m = [v for x in earlier for name, v in x.metrics if name == suite]
+        if rivals_m and value > max(rivals_m):
+            won.append(suite)
+    return ", ".join(won)
+
+
 def help_text(binding: Binding) -> str:
     """What `?` says of a key: the longer tooltip where the footer's word is short."""
     return binding.tooltip or binding.description
@@ -174,32 +192,42 @@ class RealmApp(App[str]):
 
     def _celebrate(self, event: Any) -> None:
         """Moments: a banner in the battle panel, and a toast for the big ones."""
+        hero = (self.state.hero or "DIO").upper()
         if isinstance(event, p.Snapshot):
             for warning in event.warnings:  # a crash, a repaired ledger: said on every attach
                 self.notify(warning, title="The engine says", severity="warning", timeout=20)
         match event:
             case p.Snapshot(away=away) if away is not None:
-                self.notify(
-                    away_text(away, (self.state.hero or "DIO").upper()), title="Welcome back", timeout=12
-                )
+                self.notify(away_text(away, hero), title="Welcome back", timeout=12)
                 self.tavern.flash(f"Welcome back! +{away.steps_gained:,} steps")
             case p.SkillLevelledUp():
                 self.tavern.flash(f"🎓 SKILL UP! {event.name} level {event.level}")
                 self.notify(f"{event.name} reached level {event.level}!", title="Skill up", timeout=8)
             case p.LevelledUp():
-                self.tavern.flash(f"✨ LEVEL UP! DIO is now level {event.level} ✨")
-                self.notify(f"DIO reached level {event.level}!", title="Level up")
+                self.tavern.flash(f"✨ LEVEL UP! {hero} is now level {event.level} ✨")
+                self.notify(f"{hero} reached level {event.level}!", title="Level up")
             case p.CheckpointSaved():
                 self.tavern.flash(f"💎 Loot! {event.loot.name}")
+                crowned = champion_of(event.loot, self.state.loot[:-1])
+                if crowned:
+                    self.notify(f"{event.loot.name} is the best loot yet by {crowned}", title="New champion!")
             case p.Paused():
                 self.tavern.flash(f"⏸ PAUSED at step {event.step:,}")
-            case p.WatchdogIntervened(kind="rollback"):
-                self.tavern.flash(f"🛡 WATCHDOG! Back to {event.loot}, learning rate ×{event.lr_scale:g}")
-            case p.WatchdogIntervened(kind="skip"):
-                self.tavern.flash(f"🛡 Spike parried at step {event.step:,}")
+            case p.WatchdogIntervened():
+                self._watchdog(event, hero)
             case p.QuestCompleted():
                 self.tavern.flash(f"📜 QUEST COMPLETE! {event.quest.name} +{event.gold} gold")
                 self.notify(f"{event.quest.name}: +{event.gold} gold", title="Quest complete", timeout=8)
+
+    def _watchdog(self, event: p.WatchdogIntervened, hero: str) -> None:
+        if event.kind == "rollback":
+            self.tavern.flash(f"🛡 WATCHDOG! Back to {event.loot}, learning rate ×{event.lr_scale:g}")
+            self.notify(f"{event.reason}: back to {event.loot}, learning rate ×{event.lr_scale:g}",
+                        title="Watchdog", severity="warning", timeout=12)  # fmt: skip
+        elif event.kind == "pause":
+            self.notify(event.reason, title=f"Watchdog paused {hero}", severity="error", timeout=30)
+        else:
+            self.tavern.flash(f"🛡 Spike parried at step {event.step:,}")
 
     def _tell(self, event: Any) -> None:
         """Notices (refusals, replies, warnings) and the ends of the link."""

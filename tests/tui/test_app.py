@@ -468,3 +468,35 @@ async def test_time_to_the_next_goal_on_the_card_the_bar_and_the_guild() -> None
         assert isinstance(app.screen, GuildScreen)
         gate = shown(app.screen.query_one(SkillPanel), "#gate")
         assert "next level: at least 2 more evals ≥ 80% (~200 steps, ~1h06m)" in gate  # at 3 steps/min
+
+
+def test_a_champion_beats_every_earlier_loot() -> None:
+    from tui.app import champion_of
+
+    def loot(step: int, acc: float, level: int = 1, suite: float | None = None) -> p.LootInfo:
+        metrics = (("capitals", suite),) if suite is not None else ()
+        return p.LootInfo(step, f"step-{step:06d}", 0.0, "auto", 1.0, None, 1e-3, "",
+                          skills=(p.SkillScore("bin", level, acc, 8),), metrics=metrics)  # fmt: skip
+
+    assert champion_of(loot(10, 0.5), []) == ""  # the first loot crowns nothing
+    assert champion_of(loot(20, 0.6, suite=0.4), [loot(10, 0.5, suite=0.5)]) == "bin"
+    assert champion_of(loot(20, 0.1, level=2), [loot(10, 0.9)]) == "bin"  # a higher level wins
+    assert champion_of(loot(20, 0.5, suite=0.9), [loot(10, 0.5, suite=0.5)]) == "capitals"  # a tie is no win
+
+
+@pytest.mark.asyncio
+async def test_new_champion_and_watchdog_moments_are_toasts() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    first = p.LootInfo(
+        100, "step-000100", 0.0, "auto", 1.0, None, 1e-3, "", skills=(p.SkillScore("bin", 1, 0.5, 8),)
+    )
+    better = replace(first, step=200, name="step-000200", skills=(p.SkillScore("bin", 1, 0.75, 8),))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(loot=(first,)))
+        engine.send(p.CheckpointSaved(better))
+        engine.send(p.WatchdogIntervened(640, "pause", "3 rollbacks in 2,000 steps", 0.125))
+        await settle(pilot)
+        toasts = {n.title: n.message for n in app._notifications}
+        assert toasts["New champion!"] == "step-000200 is the best loot yet by bin"
+        assert toasts["Watchdog paused DIO"] == "3 rollbacks in 2,000 steps"
