@@ -458,11 +458,21 @@ async def test_time_to_the_next_goal_on_the_card_the_bar_and_the_guild() -> None
         assert "L2 in 12m" in card.render().plain  # 600 steps at 50 a minute
         assert "trained 1h05m" in card.detail
         assert "50 steps/min" in app.tavern.query_one(StatusBar).detail
-        slow = replace(paced, step=12_345, level=12, steps_per_minute=3.0)
+        slow = replace(
+            paced, step=12_345, level=12, steps_per_minute=3.0, grade="A 100", gold=12_345, atk=12.5
+        )
         engine.send(p.StepCompleted(12_345, 1, 1.0, 1.0, 1e-3, 0.5, 100.0, slow))
+        for _ in range(40):  # steps reach the screen at the next frame (FRAME_SECONDS)
+            await settle(pilot, 1)
+            if card.stats.step == 12_345:
+                break
         await settle(pilot)
         lines = visible_lines(card)
         assert any("XP" in line and "L13 in 3h38m" in line for line in lines), lines  # one line at 80x24
+        assert any("grade A 100" in line for line in lines), lines
+        assert any("⚙" in line for line in lines), "\n".join(
+            lines
+        )  # the card's last line still shows: nothing wrapped
         await pilot.press("g")
         await settle(pilot)
         assert isinstance(app.screen, GuildScreen)

@@ -60,9 +60,8 @@ class TavernScreen(Screen[None]):
         params = f"{state.params / 1e6:.1f}M params" if state.params else ""
         skills = " · ".join(skill_line(s) for s in state.skills)
         played = f"trained {duration(state.stats.seconds_trained)}" if state.stats.seconds_trained else ""
-        card.detail = " · ".join(x for x in (params, state.device, played) if x) + (
-            f"\n{skills}" if skills else ""
-        )
+        # The device is on the gear line (a GPU or "no GPU"), so the detail fits 80 columns.
+        card.detail = " · ".join(x for x in (params, played) if x) + (f"\n{skills}" if skills else "")
         plan = state.memory_plan.split(" (")[0]  # "est. 0.2 GiB RAM"
         card.gear = (
             (gear_line(state.gpu) + (f" · {plan}" if plan else "")) if state.link == "connected" else ""

@@ -63,20 +63,20 @@ class HeroCard(Widget):
         text.append(f" {xp * 100 // s.xp_per_level:>3}%")
         text.append(f"{eta}\n", style="dim")
         text.append("ATK ", style="bold red")
-        text.append(f"{s.atk:5.2f}   ")
+        text.append(f"{s.atk:.2f}  ")
         text.append("DEF ", style="bold blue")
-        text.append(f"{s.defense:5.2f}\n")
+        text.append(f"{s.defense:.2f}")
+        if s.grade:  # here, not on the loss line: at 80 columns that line wrapped
+            text.append("  grade ", style="dim")
+            text.append(s.grade, style="bold")
+        text.append("\n")
         text.append("ACC ", style="bold magenta")
         text.append(f"{s.acc:5.0%}   " if s.acc is not None else "  --    ")
         text.append("GOLD ", style="bold yellow")
         text.append(f"{s.gold:,}\n")
         loss = f"{s.train_loss:.3f}" if s.train_loss is not None else "--"
         val = f"{s.val_loss:.3f}" if s.val_loss is not None else "--"
-        text.append(f"loss {loss}  val {val}", style="dim")
-        if s.grade:
-            text.append("  grade ", style="dim")
-            text.append(s.grade, style="bold")
-        text.append("\n")
+        text.append(f"loss {loss}  val {val}\n", style="dim")
         text.append(self.detail, style="dim")
         if self.gear:
             text.append(f"\n{self.gear}", style="cyan")
