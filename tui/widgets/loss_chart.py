@@ -73,6 +73,9 @@ class LossChart(PlotextPlot):
         self.set_interval(REDRAW_SECONDS, self._redraw_if_dirty)
         self._redraw()
 
+    def on_resize(self) -> None:
+        self._dirty = True  # the ticks depend on the size: recompute them at the next redraw
+
     def set_series(self, train: Iterable[tuple[int, float]], val: Iterable[tuple[int, float]]) -> None:
         """Cheap: keeps references; the copy and downsampling happen at redraw time."""
         self._train_source = train
