@@ -290,8 +290,7 @@ class Worker:
                 break
             self.keeper.poll()
             if self.tasks.has_work(self.paused):
-                self.tasks.run_slice(self.paused)  # then commands again: a pause lands within a slice
-                self._refresh_status(time.monotonic())
+                self._task_slice()  # then commands again: a pause lands within a slice
                 continue
             if self.paused:
                 continue
@@ -323,6 +322,13 @@ class Worker:
             self._refresh_status(now)
         self.finish()
         return 0
+
+    def _task_slice(self) -> None:
+        info = self.tasks.run_slice(self.paused)
+        if info is not None and info.state in ("done", "failed"):
+            self.write_status()  # at once: while paused no training step would write it later
+        else:
+            self._refresh_status(time.monotonic())
 
     def _refresh_status(self, now: float) -> None:
         if now - self.last_status >= STATUS_INTERVAL:

@@ -104,6 +104,11 @@ def test_realm_train_status_socket_and_stop(tmp_path: Path, hatchling_dir: Path)
         assert client.hello().pid == train.pid
         client.request(p.Pause(), (p.Paused,), 60)
         wait_until(lambda: status()["state"] == "paused", what="paused status")
+        client.send(p.RunEval())  # asked for: it runs while paused, on the task board
+        wait_until(
+            lambda: any(t["kind"] == "eval" and t["state"] == "done" for t in status()["tasks"]),
+            what="the eval task done in realm status --json",
+        )
         client.send(p.Resume())
         client.close()
         wait_until(lambda: status()["state"] == "training", what="training again")

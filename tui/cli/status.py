@@ -73,6 +73,8 @@ def status_record(save: SaveDir) -> dict[str, Any]:
         "save_dir": str(save.root),
         "warnings": status.get("warnings", []),
         "grade": status.get("grade"),  # the run grade with its components, or None before one
+        "task": status.get("task") if pid else None,  # the task running now ("eval" 12/70…)
+        "tasks": status.get("tasks", []),  # the task board as last reported: finished, queued, running
     }
     if state == "crashed":
         record["error"] = status.get("error")
@@ -99,6 +101,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_tasks(rec: dict[str, Any]) -> None:
+    """The task running now and how many wait (the whole board is in --json)."""
+    task = rec.get("task")
+    if task:
+        print(f"  {task['kind']}: {task['label']} {task['done']}/{task['total']}")
+    queued = sum(1 for t in rec.get("tasks") or [] if t.get("state") == "queued")
+    if queued and rec["pid"]:
+        print(f"  {queued} task(s) queued (the task board: t in the game)")
+
+
 def print_status(save: SaveDir, rec: dict[str, Any]) -> None:
     loss = f"{rec['loss']:.4f}" if rec["loss"] is not None else "--"
     who = f"{save.name.upper()} ({rec['model']})"
@@ -118,6 +130,7 @@ def print_status(save: SaveDir, rec: dict[str, Any]) -> None:
             print(f"    {part['name']} {part['points']}/{part['out_of']}: {part['why']}")
     for skill_id, track in (rec.get("skills") or {}).items():
         print(f"  {skill_id.upper()} level {track['level']} (evals at this level: {len(track['evals'])})")
+    print_tasks(rec)
     quest = rec.get("quest")
     if quest:
         total = quest["rows"] * quest["epochs"]
