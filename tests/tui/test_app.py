@@ -457,7 +457,10 @@ async def test_time_to_the_next_goal_on_the_card_the_bar_and_the_guild() -> None
         card = app.tavern.query_one(HeroCard)
         assert "L2 in 12m" in card.render().plain  # 600 steps at 50 a minute
         assert "trained 1h05m" in card.detail
-        assert "50 steps/min" in app.tavern.query_one(StatusBar).detail
+        status_line = visible_lines(app.tavern.query_one(StatusBar))
+        assert (
+            len(status_line) == 1 and "50 steps/min" in status_line[0] and "learns from 20%" in status_line[0]
+        )
         slow = replace(
             paced, step=12_345, level=12, steps_per_minute=3.0, grade="A 100", gold=12_345, atk=12.5
         )

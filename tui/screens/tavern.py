@@ -87,9 +87,9 @@ class TavernScreen(Screen[None]):
         elif state.link == "lost":
             bar.detail = f"{state.error or 'the engine stopped'} · r restarts from the last loot"
         else:
-            # "trains on": the share of tokens with a loss (the assistant's answers); the
-            # rest (prompts, padding) are masked out
-            share = f" · trains on {1 - state.masked_fraction:.0%} of tokens" if state.masked_fraction else ""
+            # "learns from": the share of tokens with a loss (the assistant's answers); the
+            # rest (prompts, padding) are masked out (the bar's tooltip says so)
+            share = f" · learns from {1 - state.masked_fraction:.0%}" if state.masked_fraction else ""
             # The step is on the hero card; the bar has the pace (steps/min makes the ETAs).
             pace = state.stats.steps_per_minute
             speed = f"{pace:,.0f} steps/min · " if pace else f"step {state.stats.step:,} · "
