@@ -13,6 +13,7 @@ from textual.screen import Screen
 from engine.protocol import messages as p
 from tui.link import Connector, EngineLink
 from tui.messages import EngineMessage, ExportLoot, LinkLost, OpenOracle, SendCommand
+from tui.screens.achievements import AchievementsScreen
 from tui.screens.add_quest import AddQuestScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.engine_down import EngineDownScreen
@@ -64,6 +65,7 @@ SCREEN_KEYS: tuple[tuple[str, Any], ...] = (  # every screen and dialog: `?` lis
     ("Compare", CompareScreen),
     ("Oracle", OracleScreen),
     ("Tasks", TasksScreen),
+    ("Achievements", AchievementsScreen),
     ("Quit dialog", QuitScreen),
     ("Confirm", ConfirmScreen),
     ("Prompt", PromptScreen),
@@ -119,6 +121,7 @@ class RealmApp(App[str]):
         Binding("o", "oracle", "Oracle"),
         Binding("t", "tasks", "Tasks", show=False),
         Binding("p", "spar", "Spar", show=False),
+        Binding("a", "achievements", "Achievements", show=False),
         Binding("question_mark", "keys", "Keys", key_display="?"),
         Binding("q", "leave", "Quit"),
         Binding("r", "restart_engine", "Restart engine", show=False),
@@ -184,6 +187,8 @@ class RealmApp(App[str]):
         if board is not None and isinstance(event, (p.QuestBoard, p.QuestCompleted, p.Snapshot)):
             board.show(self.state.quests)
         self._route(event)
+        if isinstance(event, p.AchievementUnlocked):
+            self._achieved(event.achievement)
         if isinstance(event, (p.Paused, p.Resumed, p.Snapshot, p.Stopped)):
             self.refresh_bindings()  # the footer's space: Pause or Resume
         self.sub_title = f"{self.state.hero.upper()} · {self.state.model}" if self.state.hero else ""
@@ -254,6 +259,11 @@ class RealmApp(App[str]):
 
     def _find(self, kind: type[Any]) -> Any:
         return next((s for s in self.screen_stack if isinstance(s, kind)), None)
+
+    def _achieved(self, won: p.AchievementInfo) -> None:
+        self.notify(f"{won.title}: {won.how}", title="🏆 Achievement unlocked", timeout=8)
+        if isinstance(self.screen, AchievementsScreen):
+            self.screen.show(self.state.achievements)
 
     def _route(self, event: Any) -> None:
         """Vault and Oracle events go to their screens when open."""
@@ -337,6 +347,12 @@ class RealmApp(App[str]):
             self.notify("The engine is down: nothing to evaluate.", severity="error")
         else:
             self.notify("Evaluating every skill (results in the Guild)…", timeout=3)
+
+    def action_achievements(self) -> None:
+        if isinstance(self.screen, AchievementsScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(AchievementsScreen(self.state.achievements))
 
     def action_guild(self) -> None:
         if isinstance(self.screen, GuildScreen):
@@ -476,6 +492,9 @@ class RealmApp(App[str]):
         yield SystemCommand("Open the Oracle", "o: chat with DIO, live or any loot", self.action_oracle)
         yield SystemCommand("Show the task board", "t: evals and other work, with results", self.action_tasks)
         yield SystemCommand("Spar", "p: DIO's mistakes become a high-priority quest", self.action_spar)
+        yield SystemCommand(
+            "Show achievements", "a: unlocked and locked, and how to earn them", self.action_achievements
+        )
         yield SystemCommand(
             "Add a quest file", "a on the board: validate and queue a .jsonl file", self.action_add_quest
         )

@@ -53,6 +53,7 @@ class GameState:
     vault: p.VaultListed | None = None  # the latest full listing (kept-because, doomed, best)
     tasks: dict[int, p.TaskInfo] = field(default_factory=dict)  # the engine's task board, by id
     eval_every: int = 0  # steps between scheduled skill evals
+    achievements: tuple[p.AchievementInfo, ...] = ()  # every one, locked or not
 
     @property
     def active_quest(self) -> p.QuestInfo | None:
@@ -157,6 +158,7 @@ class GameState:
         self.memory_plan = event.memory_plan
         self.tasks = {t.id: t for t in event.tasks}
         self.eval_every = event.eval_every
+        self.achievements = event.achievements
 
     def _progress(self, event: p.Event) -> None:
         match event:
@@ -183,6 +185,8 @@ class GameState:
                 self._evaluated(event)
             case p.LogLine():
                 self.log.append(event.text)
+            case p.AchievementUnlocked(achievement=won):
+                self.achievements = tuple(won if a.id == won.id else a for a in self.achievements)
             case (
                 p.LevelledUp()
                 | p.SkillLevelledUp()

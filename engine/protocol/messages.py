@@ -18,7 +18,7 @@ from typing import Any, TypeAlias, get_args
 
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
 
-PROTOCOL_VERSION = 6
+PROTOCOL_VERSION = 7
 
 # --------------------------------------------------------------------------- values
 
@@ -121,6 +121,18 @@ class AwaySummary:
     evals: int = 0  # eval rounds
     crashes: int = 0  # engines that died without stopping (and were resumed)
     interventions: int = 0  # watchdog rollbacks and pauses
+
+
+@dataclass(frozen=True, slots=True)
+class AchievementInfo:
+    id: str
+    title: str
+    how: str  # how it is earned
+    step: int | None = None  # the step it was unlocked at; None: still locked
+
+    @property
+    def unlocked(self) -> bool:
+        return self.step is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -511,6 +523,7 @@ class Snapshot:
     warnings: tuple[str, ...] = ()  # what the engine had to repair or report when it started
     tasks: tuple[TaskInfo, ...] = ()  # the task board: recent finished, then queued and running
     eval_every: int = 0  # steps between scheduled skill evals (the gate's ETA)
+    achievements: tuple[AchievementInfo, ...] = ()  # every achievement, locked or not
 
 
 @dataclass(frozen=True, slots=True)
@@ -576,6 +589,13 @@ class WatchdogIntervened:
     reason: str
     lr_scale: float  # the learning rate's scale from now on
     loot: str = ""  # a rollback's target
+
+
+@dataclass(frozen=True, slots=True)
+class AchievementUnlocked:
+    """A milestone reached (engine/game/achievements.py); it changes nothing in training."""
+
+    achievement: AchievementInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -766,6 +786,7 @@ Event: TypeAlias = (
     | EvalCompleted
     | SkillLevelledUp
     | WatchdogIntervened
+    | AchievementUnlocked
     | LogLine
     | CommandRejected
     | EngineFailed

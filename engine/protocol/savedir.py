@@ -84,6 +84,11 @@ class SaveDir:
         return self.root / "watchdog.json"
 
     @property
+    def achievements(self) -> Path:
+        """Achievements unlocked, with their step (engine/game/achievements.py)."""
+        return self.root / "achievements.json"
+
+    @property
     def row_sizes(self) -> Path:
         """The measured example length of every skill level (a cache: see train/fit.py)."""
         return self.root / "row-sizes.json"

@@ -210,6 +210,7 @@ def snapshot(w: Worker, away: p.AwaySummary | None = None) -> p.Snapshot:
         warnings=tuple(w.warnings),
         tasks=w.tasks.all(),
         eval_every=w.config.game.eval_every,
+        achievements=w.achievements.infos(),
     )
 
 

@@ -26,6 +26,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection, Listener, answer_challenge, deliver_challenge
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,7 @@ class EngineServer:
         self._listener: Listener | None = None
         self._authkey = b""
         self._count = 0
+        self.observers: list[Callable[[Any], None]] = []  # see every event first (achievements)
 
     def attach(self, conn: Connection | Any) -> ClientSession:
         """Serve one already-open connection (a Pipe end in tests, or an accepted socket)."""
@@ -241,6 +243,8 @@ class EngineServer:
             self.attach(conn)
 
     def broadcast(self, event: Any) -> None:
+        for observe in list(self.observers):
+            observe(event)
         with self._lock:
             self.clients = [c for c in self.clients if c.alive]
             clients = list(self.clients)

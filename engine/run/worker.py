@@ -32,6 +32,7 @@ from engine.evals.skill_evals import (
     score_answers,
     validation_loss,
 )
+from engine.game.achievements import AchievementBook
 from engine.game.grade import GradeBook
 from engine.game.progress import GOLD_PER_QUEST, Progress
 from engine.model.gpu import POLL_SECONDS, GpuProbe
@@ -183,6 +184,10 @@ class Worker:
         self._build_eval_sets()
         self.last_watched = before.get("last_watched")
         self.crashes = int(before.get("crashes") or 0) + (died_at is not None)
+        self.achievements = AchievementBook(self.save.achievements, lambda: self.progress.step)
+        self.server.observers.append(self._achieve)
+        if died_at is not None:
+            self._unlocked(self.achievements.unlock("survived-crash"))
         where = f"step {self.progress.step} (loot {resume.folder.name})" if resume else "a fresh start"
         trainable = trainable_params(self.hero.model)
         mode = f", {cfg.mode} ({trainable / 1e6:.2f}M trainable)" if cfg.mode != "full" else ""
@@ -322,6 +327,17 @@ class Worker:
             self._refresh_status(now)
         self.finish()
         return 0
+
+    def _achieve(self, event: Any) -> None:
+        """Every event the engine sends passes here first: some earn an achievement."""
+        if not isinstance(event, p.AchievementUnlocked | p.LogLine | p.StepCompleted | p.OracleToken):
+            self._unlocked(self.achievements.earned(event))
+
+    def _unlocked(self, ids: list[str]) -> None:
+        for info in self.achievements.infos():
+            if info.id in ids:
+                self.note(f"Achievement unlocked: {info.title} ({info.how})")
+                self.server.broadcast(p.AchievementUnlocked(info))
 
     def _task_slice(self) -> None:
         info = self.tasks.run_slice(self.paused)

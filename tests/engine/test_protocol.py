@@ -135,6 +135,7 @@ SAMPLES = [
     p.EvalCompleted(step=100, val_loss=1.1, accuracy=0.5, problems=32, skill=SKILL),
     p.SkillLevelledUp(skill="bin", name="Binary", level=2, step=300),
     p.WatchdogIntervened(step=640, kind="rollback", reason="loss is NaN", lr_scale=0.5, loot="step-000500"),
+    p.AchievementUnlocked(p.AchievementInfo("first-loot", "Treasure hunter", "Save a first loot", 200)),
     p.LogLine("loot!"),
     p.CommandRejected("Pause", "why"),
     p.EngineFailed("RuntimeError: boom", "Traceback…"),

@@ -513,3 +513,30 @@ async def test_new_champion_and_watchdog_moments_are_toasts() -> None:
         toasts = {n.title: n.message for n in app._notifications}
         assert toasts["New champion!"] == "step-000200 is the best loot yet by bin"
         assert toasts["Watchdog paused DIO"] == "3 rollbacks in 2,000 steps"
+
+
+@pytest.mark.asyncio
+async def test_achievements_screen_and_unlock_toast() -> None:
+    from tui.screens.achievements import AchievementsScreen
+    from tui.widgets.keyed_table import KeyedTable
+
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    book = (
+        p.AchievementInfo("first-loot", "Treasure hunter", "Save a first loot", 200),
+        p.AchievementInfo("first-quest", "Questing", "Finish a first quest"),
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(achievements=book))
+        await pilot.press("a")
+        await settle(pilot)
+        assert isinstance(app.screen, AchievementsScreen)
+        assert "1 of 2 unlocked" in str(app.screen.query_one("#achievements-summary").render())
+        table = app.screen.query_one(KeyedTable)
+        assert [table.get_row_at(i)[0] for i in range(2)] == ["🏆", "🔒"]
+        engine.send(p.AchievementUnlocked(replace(book[1], step=900)))
+        await settle(pilot)
+        assert "2 of 2 unlocked" in str(app.screen.query_one("#achievements-summary").render())
+        assert table.get_row_at(1)[3] == "900"
+        toasts = {n.title: n.message for n in app._notifications}
+        assert toasts["🏆 Achievement unlocked"] == "Questing: Finish a first quest"

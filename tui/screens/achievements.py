@@ -1,0 +1,46 @@
+"""Achievements: every one, unlocked (with the step) or locked (with how to earn it).
+They are earned by the engine from what happens in training and never change it."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from engine.protocol import messages as p
+from tui.widgets.keyed_table import KeyedTable
+
+
+class AchievementsScreen(Screen[None]):
+    BINDINGS = [Binding("escape,a", "app.pop_screen", "Back")]
+
+    def __init__(self, achievements: tuple[p.AchievementInfo, ...]) -> None:
+        super().__init__()
+        self.achievements = achievements
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="🏆")
+        with Vertical(id="achievements"):
+            yield Static(id="achievements-summary")
+            yield KeyedTable(id="achievements-table", cursor_type="row", zebra_stripes=True)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(KeyedTable).add_columns("", "achievement", "how", "at step")
+        self.show(self.achievements)
+        self.query_one(KeyedTable).focus()
+
+    def show(self, achievements: tuple[p.AchievementInfo, ...]) -> None:
+        self.achievements = achievements
+        won = sum(a.unlocked for a in achievements)
+        summary = f"{won} of {len(achievements)} unlocked" if achievements else "The engine has not said yet."
+        self.query_one("#achievements-summary", Static).update(summary)
+        self.query_one(KeyedTable).replace_rows(
+            (
+                a.id,
+                ("🏆" if a.unlocked else "🔒", a.title, a.how, f"{a.step:,}" if a.step is not None else "—"),
+            )
+            for a in achievements
+        )
