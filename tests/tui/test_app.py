@@ -537,6 +537,6 @@ async def test_achievements_screen_and_unlock_toast() -> None:
         engine.send(p.AchievementUnlocked(replace(book[1], step=900)))
         await settle(pilot)
         assert "2 of 2 unlocked" in str(app.screen.query_one("#achievements-summary").render())
-        assert table.get_row_at(1)[3] == "900"
+        assert table.get_row_at(1)[2] == "900"
         toasts = {n.title: n.message for n in app._notifications}
         assert toasts["🏆 Achievement unlocked"] == "Questing: Finish a first quest"

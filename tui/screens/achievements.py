@@ -28,7 +28,9 @@ class AchievementsScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one(KeyedTable).add_columns("", "achievement", "how", "at step")
+        self.query_one(KeyedTable).add_columns(
+            "", "achievement", "at step", "how"
+        )  # "how" last: it is the long one
         self.show(self.achievements)
         self.query_one(KeyedTable).focus()
 
