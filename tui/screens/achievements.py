@@ -42,7 +42,7 @@ class AchievementsScreen(Screen[None]):
         self.query_one(KeyedTable).replace_rows(
             (
                 a.id,
-                ("🏆" if a.unlocked else "🔒", a.title, a.how, f"{a.step:,}" if a.step is not None else "—"),
+                ("🏆" if a.unlocked else "🔒", a.title, f"{a.step:,}" if a.step is not None else "—", a.how),
             )
             for a in achievements
         )
