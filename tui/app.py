@@ -15,6 +15,7 @@ from tui.link import Connector, EngineLink
 from tui.messages import EngineMessage, ExportLoot, LinkLost, OpenOracle, SendCommand
 from tui.screens.achievements import AchievementsScreen
 from tui.screens.add_quest import AddQuestScreen
+from tui.screens.campaign import CampaignScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.engine_down import EngineDownScreen
 from tui.screens.guild import GuildScreen
@@ -41,6 +42,8 @@ def away_text(away: p.AwaySummary, hero: str = "DIO") -> str:
     if away.quests_done:
         gold = f" (+{away.gold_gained:,} gold)" if away.gold_gained else ""
         parts.append(f"{away.quests_done} quest{'s' * (away.quests_done != 1)} done{gold}")
+    if away.phases:
+        parts.append("finished campaign phase " + " and ".join(away.phases))
     if away.evals:
         parts.append(f"{away.evals} eval{'s' * (away.evals != 1)}")
     if away.loot_steps:
@@ -66,6 +69,7 @@ SCREEN_KEYS: tuple[tuple[str, Any], ...] = (  # every screen and dialog: `?` lis
     ("Oracle", OracleScreen),
     ("Tasks", TasksScreen),
     ("Achievements", AchievementsScreen),
+    ("Campaign", CampaignScreen),
     ("Quit dialog", QuitScreen),
     ("Confirm", ConfirmScreen),
     ("Prompt", PromptScreen),
@@ -122,6 +126,13 @@ class RealmApp(App[str]):
         Binding("t", "tasks", "Tasks", show=False),
         Binding("p", "spar", "Spar", show=False),
         Binding("a", "achievements", "Achievements", show=False),
+        Binding(
+            "c",
+            "campaign",
+            "Campaign",
+            show=False,
+            tooltip="The campaign map: phases, the current one, its gate",
+        ),
         Binding("question_mark", "keys", "Keys", key_display="?"),
         Binding("q", "leave", "Quit"),
         Binding("r", "restart_engine", "Restart engine", show=False),
@@ -189,6 +200,9 @@ class RealmApp(App[str]):
         self._route(event)
         if isinstance(event, p.AchievementUnlocked):
             self._achieved(event.achievement)
+        campaign = self._find(CampaignScreen)
+        if campaign is not None and isinstance(event, (p.CampaignUpdated, p.Snapshot, p.EvalCompleted)):
+            campaign.show(self.state.campaign)
         if isinstance(event, (p.Paused, p.Resumed, p.Snapshot, p.Stopped)):
             self.refresh_bindings()  # the footer's space: Pause or Resume
         self.sub_title = f"{self.state.hero.upper()} · {self.state.model}" if self.state.hero else ""
@@ -220,6 +234,9 @@ class RealmApp(App[str]):
                 self.tavern.flash(f"⏸ PAUSED at step {event.step:,}")
             case p.WatchdogIntervened():
                 self._watchdog(event, hero)
+            case p.CampaignUpdated(news=news) if news:
+                self.tavern.flash("🗺 " + news.split(":")[0])
+                self.notify(news, title="🗺 Campaign", timeout=12)
             case p.QuestCompleted():
                 self.tavern.flash(f"📜 QUEST COMPLETE! {event.quest.name} +{event.gold} gold")
                 self.notify(f"{event.quest.name}: +{event.gold} gold", title="Quest complete", timeout=8)
@@ -243,6 +260,8 @@ class RealmApp(App[str]):
                 self.notify(event.message, title="Quests", timeout=5)
             case p.QuestReply(ok=False):
                 self.notify(event.message, title="Quests", severity="error", timeout=10)
+            case p.CampaignReply(ok=False):
+                self.notify(event.message, title="Campaign", severity="error", timeout=15)
             case p.SuiteReply(ok=False):
                 self.notify(event.message, title="Eval suites", severity="error", timeout=12)
             case p.VaultReply():
@@ -347,6 +366,12 @@ class RealmApp(App[str]):
             self.notify("The engine is down: nothing to evaluate.", severity="error")
         else:
             self.notify("Evaluating every skill (results in the Guild)…", timeout=3)
+
+    def action_campaign(self) -> None:
+        if isinstance(self.screen, CampaignScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(CampaignScreen(self.state.campaign))
 
     def action_achievements(self) -> None:
         if isinstance(self.screen, AchievementsScreen):
@@ -494,6 +519,11 @@ class RealmApp(App[str]):
         yield SystemCommand("Spar", "p: DIO's mistakes become a high-priority quest", self.action_spar)
         yield SystemCommand(
             "Show achievements", "a: unlocked and locked, and how to earn them", self.action_achievements
+        )
+        yield SystemCommand(
+            "Show the campaign map",
+            "c: phases, the current one, its gate; n starts one",
+            self.action_campaign,
         )
         yield SystemCommand(
             "Add a quest file", "a on the board: validate and queue a .jsonl file", self.action_add_quest

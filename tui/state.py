@@ -20,6 +20,8 @@ TASK_WORDS = {
     "loot-eval": "EVALUATING LOOT",
     "compare": "COMPARING",
     "ask": "ANSWERING",
+    "phase": "ENDING PHASE",
+    "gate": "TESTING GATE",
 }
 TASKS_KEPT = 20  # finished tasks remembered for the Tasks screen
 
@@ -54,6 +56,7 @@ class GameState:
     tasks: dict[int, p.TaskInfo] = field(default_factory=dict)  # the engine's task board, by id
     eval_every: int = 0  # steps between scheduled skill evals
     achievements: tuple[p.AchievementInfo, ...] = ()  # every one, locked or not
+    campaign: p.CampaignInfo | None = None  # the campaign DIO follows
 
     @property
     def active_quest(self) -> p.QuestInfo | None:
@@ -159,6 +162,7 @@ class GameState:
         self.tasks = {t.id: t for t in event.tasks}
         self.eval_every = event.eval_every
         self.achievements = event.achievements
+        self.campaign = event.campaign
 
     def _progress(self, event: p.Event) -> None:
         match event:
@@ -170,8 +174,8 @@ class GameState:
                 self.train_losses.append((event.step, event.smoothed_loss))
                 if event.quest is not None:
                     self._put_quest(event.quest)
-            case p.GpuTelemetry():
-                self.gpu = event.gpu
+            case p.GpuTelemetry() | p.CampaignUpdated() | p.AchievementUnlocked():
+                self._replaced(event)
             case p.QuestBoard() | p.VaultListed():
                 self._listed(event)
             case p.QuestCompleted():
@@ -185,14 +189,13 @@ class GameState:
                 self._evaluated(event)
             case p.LogLine():
                 self.log.append(event.text)
-            case p.AchievementUnlocked(achievement=won):
-                self.achievements = tuple(won if a.id == won.id else a for a in self.achievements)
             case (
                 p.LevelledUp()
                 | p.SkillLevelledUp()
                 | p.WatchdogIntervened()
                 | p.QuestRejected()
                 | p.QuestReply()
+                | p.CampaignReply()
                 | p.VaultReply()
                 | p.SuiteReply()
                 | p.LootCompared()
@@ -209,6 +212,16 @@ class GameState:
                 pass  # moments and replies the app shows; the rest is folded in apply()
             case _:
                 assert_never(event)
+
+    def _replaced(self, event: p.GpuTelemetry | p.CampaignUpdated | p.AchievementUnlocked) -> None:
+        """Events that replace one part of the state."""
+        if isinstance(event, p.GpuTelemetry):
+            self.gpu = event.gpu
+        elif isinstance(event, p.CampaignUpdated):
+            self.campaign = event.campaign
+        else:
+            won = event.achievement
+            self.achievements = tuple(won if a.id == won.id else a for a in self.achievements)
 
     def _evaluated(self, event: p.EvalCompleted) -> None:
         if not self.val_losses or self.val_losses[-1][0] != event.step:

@@ -74,7 +74,7 @@ def main() -> int:
     from engine.run import guard
     from engine.run.server import EngineServer
     from engine.run.tasks import run_to_end
-    from engine.run.worker import Worker
+    from engine.run.worker import RESTARTS, Worker
 
     config = with_overrides(HeroConfig(name="dio"), args.set)
     folder = Path(tempfile.mkdtemp(prefix="realm-bench-growth-"))
@@ -99,7 +99,7 @@ def main() -> int:
         stepped = worker._train_step()
         guard.after_step(worker, stepped)  # skips are recorded; a rollback ends the curve
         train_seconds += time.monotonic() - t0
-        if worker.stop_reason == "rewind" or worker.paused:
+        if worker.stop_reason in RESTARTS or worker.paused:
             say(f"  the watchdog stopped the curve at step {worker.progress.step}")
             break
         tokens += stepped.tokens

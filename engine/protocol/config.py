@@ -23,6 +23,7 @@ from typing import Any
 
 MODES = ("full", "lora", "qlora")
 PRECISIONS = ("auto", "fp32", "bf16")
+SCHEDULES = ("cosine", "linear", "constant")
 CHECKPOINTING = ("auto", "on", "off")
 QUEST_PRIORITIES = ("high", "normal", "low")
 QUEST_CHECKS = ("standard", "deep")
@@ -49,7 +50,9 @@ class TrainConfig:
     warmup_steps: int = 50
     """Steps of linear warmup."""
     decay_steps: int = 20_000
-    """Length of the cosine; an idle game trains on past it."""
+    """Length of the decay; an idle game trains on past it."""
+    schedule: str = "cosine"
+    """cosine | linear | constant: the shape after warmup (to lr × min_lr_ratio over decay_steps)."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
     grad_clip: float = 1.0
@@ -75,6 +78,7 @@ class TrainConfig:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
         _choice(self, "precision", PRECISIONS)
         _choice(self, "gradient_checkpointing", CHECKPOINTING)
+        _choice(self, "schedule", SCHEDULES)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any, TypeAlias, get_args
 
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
 
-PROTOCOL_VERSION = 7
+PROTOCOL_VERSION = 8
 
 # --------------------------------------------------------------------------- values
 
@@ -121,6 +121,36 @@ class AwaySummary:
     evals: int = 0  # eval rounds
     crashes: int = 0  # engines that died without stopping (and were resumed)
     interventions: int = 0  # watchdog rollbacks and pauses
+    phases: tuple[str, ...] = ()  # campaign phases finished meanwhile: "general (600 steps)"
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseInfo:
+    """One phase of a campaign, as the campaign map shows it."""
+
+    name: str
+    state: str  # "done" | "current" | "next"
+    skills: str  # "BIN ×1 · SY ×0.5"
+    length: str  # "600 steps", "until SY L3 (at most 3,000 steps)", "2 epochs of 1 quest"
+    schedule: str  # "lr 2e-03 cosine, warmup 50"
+    rehearsal: float  # share of examples from earlier phases
+    quests: int = 0
+    start_step: int | None = None
+    end_step: int | None = None
+    progress: float | None = None  # 0–1 of its length, when that is known
+    gate: str = ""  # where the gate stands: "SY L2 (needs L3) · bin20 72% (needs 80%)"
+    loot: str = ""  # the loot that ended it
+    result: str = ""  # how it ended and the skills' scores then
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignInfo:
+    name: str
+    phases: tuple[PhaseInfo, ...]
+    current: int  # index of the phase being trained (the last one once finished)
+    finished: bool = False
+    description: str = ""
+    when_done: str = "continue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +413,19 @@ class Ask:
     seed: int = 0  # for sampling: the same seed gives the same reply
 
 
+@dataclass(frozen=True, slots=True)
+class StartCampaign:
+    """Check a campaign file (the engine reads ``path`` and the quest files it names) and
+    follow it from this step; answered by a CampaignReply."""
+
+    path: str  # absolute
+
+
+@dataclass(frozen=True, slots=True)
+class EndCampaign:
+    """Leave the campaign: DIO goes back to the hero's own skills and schedule."""
+
+
 Command: TypeAlias = (
     Hello
     | Pause
@@ -396,6 +439,8 @@ Command: TypeAlias = (
     | SuiteCommand
     | Spar
     | Ask
+    | StartCampaign
+    | EndCampaign
 )
 COMMAND_TYPES: dict[str, type] = {cls.__name__: cls for cls in get_args(Command)}
 
@@ -524,6 +569,7 @@ class Snapshot:
     tasks: tuple[TaskInfo, ...] = ()  # the task board: recent finished, then queued and running
     eval_every: int = 0  # steps between scheduled skill evals (the gate's ETA)
     achievements: tuple[AchievementInfo, ...] = ()  # every achievement, locked or not
+    campaign: CampaignInfo | None = None  # the campaign DIO follows, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -596,6 +642,20 @@ class AchievementUnlocked:
     """A milestone reached (engine/game/achievements.py); it changes nothing in training."""
 
     achievement: AchievementInfo
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignUpdated:
+    """The campaign changed: started, a phase ended, finished, left (None)."""
+
+    campaign: CampaignInfo | None
+    news: str = ""  # "Phase general complete (600 steps): BIN 90% · SY 41%"
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignReply:
+    ok: bool
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -787,6 +847,8 @@ Event: TypeAlias = (
     | SkillLevelledUp
     | WatchdogIntervened
     | AchievementUnlocked
+    | CampaignUpdated
+    | CampaignReply
     | LogLine
     | CommandRejected
     | EngineFailed

@@ -89,6 +89,16 @@ class SaveDir:
         return self.root / "achievements.json"
 
     @property
+    def campaign(self) -> Path:
+        """The campaign being followed: ``campaign.json`` (the checked phases, quest paths
+        pointing at copies in ``campaign/``), and the user's file as given (``campaign/``)."""
+        return self.root / "campaign.json"
+
+    @property
+    def campaign_files(self) -> Path:
+        return self.root / "campaign"
+
+    @property
     def row_sizes(self) -> Path:
         """The measured example length of every skill level (a cache: see train/fit.py)."""
         return self.root / "row-sizes.json"

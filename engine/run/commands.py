@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from typing_extensions import assert_never
 
 from engine.protocol import messages as p
-from engine.run import report, suite_work, vault_work
+from engine.run import campaign_work, report, suite_work, vault_work
 from engine.run.server import ClientLeft, ClientSession
 
 if TYPE_CHECKING:
@@ -29,19 +29,8 @@ def handle(w: Worker, client: ClientSession, command: p.Command | ClientLeft) ->
     match command:
         case p.Hello():
             greet(w, client, command)
-        case p.Pause() | p.Resume():
-            pause = isinstance(command, p.Pause)
-            w.set_paused(pause)
-            # The loop only reads commands between steps, so by now stepping has stopped.
-            w.server.broadcast(p.Paused(w.progress.step) if pause else p.Resumed(w.progress.step))
-        case p.SaveNow():
-            save_on_demand(w, client)
-        case p.RunEval():
-            eval_on_demand(w, client)
-        case p.Stop():
-            w.stop_reason = "stop"
-        case p.Goodbye():
-            pass  # handled above, with a client leaving
+        case p.Pause() | p.Resume() | p.SaveNow() | p.RunEval() | p.Stop() | p.Goodbye():
+            control(w, client, command)
         case p.AddQuest() | p.CancelQuest() | p.RetryQuest() | p.SetQuestPriority():
             w.keeper.command(client, command)
         case (
@@ -57,8 +46,29 @@ def handle(w: Worker, client: ClientSession, command: p.Command | ClientLeft) ->
             vault_work.vault_command(w, client, command)
         case p.AddSuite() | p.ListSuites() | p.RunSuite() | p.CompareSuite() | p.Spar():
             suite_work.suite_command(w, client, command)
+        case p.StartCampaign() | p.EndCampaign():
+            campaign_work.command(w, client, command)
         case _:
             assert_never(command)
+
+
+def control(
+    w: Worker, client: ClientSession, command: p.Pause | p.Resume | p.SaveNow | p.RunEval | p.Stop | p.Goodbye
+) -> None:
+    match command:
+        case p.Pause() | p.Resume():
+            pause = isinstance(command, p.Pause)
+            w.set_paused(pause)
+            # The loop only reads commands between steps, so by now stepping has stopped.
+            w.server.broadcast(p.Paused(w.progress.step) if pause else p.Resumed(w.progress.step))
+        case p.SaveNow():
+            save_on_demand(w, client)
+        case p.RunEval():
+            eval_on_demand(w, client)
+        case p.Stop():
+            w.stop_reason = "stop"
+        case p.Goodbye():
+            pass  # handled above, with a client leaving
 
 
 def save_on_demand(w: Worker, client: ClientSession) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from engine.protocol import messages as p
 from engine.protocol.savedir import SaveDir
 from engine.quests.commands import info_dict
+from engine.run import campaign_work
 from engine.run.server import EngineServer
 from engine.store import commands as vault_commands
 from engine.store.atomic import write_json, write_text
@@ -181,6 +182,11 @@ def away_summary(w: Worker) -> p.AwaySummary | None:
         evals=len(evals),
         crashes=max(0, w.crashes - int(seen.get("crashes", w.crashes))),
         interventions=len(stepped_in),
+        phases=tuple(
+            f"{r.name} ({r.reason})"
+            for r in (w.campaign.state.history if w.campaign else [])
+            if r.ended_at > since
+        ),
     )
 
 
@@ -211,6 +217,7 @@ def snapshot(w: Worker, away: p.AwaySummary | None = None) -> p.Snapshot:
         tasks=w.tasks.all(),
         eval_every=w.config.game.eval_every,
         achievements=w.achievements.infos(),
+        campaign=campaign_work.info(w),
     )
 
 
@@ -260,6 +267,7 @@ def status_dict(w: Worker) -> dict[str, Any]:
         "memory_plan": w.memory_plan,
         "warnings": w.warnings[-10:],
         "grade": grade.to_dict() if (grade := w.grade_book.grade(len(w.watchdog.rollbacks))) else None,
+        "campaign": campaign_work.status(w),
     }
 
 

@@ -45,7 +45,7 @@ from engine.protocol.savedir import SaveDir, ended_without_stopping
 from engine.quests.commands import info_dict
 from engine.quests.keeper import QuestKeeper
 from engine.quests.queue import QuestQueue
-from engine.run import commands, guard, report, spar_work, suite_work
+from engine.run import campaign_work, commands, guard, report, spar_work, suite_work
 from engine.run.idle_gpu import IdleGpuGate
 from engine.run.report import Reporter
 from engine.run.server import EngineServer
@@ -66,6 +66,7 @@ from skills.registry import get_skill
 
 log = logging.getLogger("engine.run.worker")
 
+RESTARTS = ("rewind", campaign_work.RESTART)  # stop reasons after which a fresh worker goes on
 STATUS_INTERVAL = 2.0  # seconds between hero.json refreshes while training
 COMMANDS_PER_STEP = 32  # commands handled between two training steps (the rest wait)
 
@@ -144,10 +145,12 @@ class Worker:
             folder, adapter = base_folder(cfg, self.save), (resume.folder if resume else None)
         self.hero: LoadedHero = load_hero(folder, device, cfg.model_label, cfg.mode, cfg.lora, adapter)
         self.renderer = ChatRenderer(self.hero.tokenizer)
-        skills = [get_skill(skill_id) for skill_id in cfg.game.skills]
+        self.campaign = campaign_work.load(self, resume)
+        skills = [get_skill(skill_id) for skill_id in campaign_work.skill_ids(cfg, self.campaign)]
         caps = self._size_rows(skills)
         cfg = self.config  # seq_len and micro_batch are concrete from here on
-        self.curriculum = Curriculum(skills, cfg.game.skills, cfg.game.rehearsal, caps)
+        weights = campaign_work.weights(cfg, self.campaign)
+        self.curriculum = Curriculum(skills, weights, cfg.game.rehearsal, caps)
         if resume:
             self.curriculum.load(resume.meta.get("curriculum", {}))
             self._check_levels_fit()
@@ -156,7 +159,10 @@ class Worker:
         )
         torch.manual_seed(cfg.train.seed)
         self._plan_memory()
-        self.trainer = Trainer(self.hero.model, cfg.train, device)
+        phase_start = self.campaign.state.phase_start if self.campaign else 0
+        self.trainer = Trainer(
+            self.hero.model, campaign_work.train_config(cfg.train, self.campaign), device, phase_start
+        )
         # The batch split actually used: out-of-memory recovery may change it mid-run.
         self.micro_batch, self.grad_accum = cfg.train.micro_batch, cfg.train.grad_accum
         self.progress = Progress(xp_per_level=cfg.game.xp_per_level)
@@ -177,6 +183,10 @@ class Worker:
             self.report,
         )
         self.keeper.start(resume.meta if resume else {}, resume.folder.name if resume else None)
+        if self.campaign is not None:  # the rehearsal buffer reads quests through the keeper
+            self.stream.sources = campaign_work.sources(self)
+            self.stream_label = self.stream.label
+            campaign_work.begin(self)
         died_at = self._report_a_crash(before, resume)
         self.report.forget_after(self.progress.step, resume.meta.get("metrics_offset") if resume else 0)
         self.report.load_history(self.progress.step)
@@ -297,11 +307,11 @@ class Worker:
             if self.tasks.has_work(self.paused):
                 self._task_slice()  # then commands again: a pause lands within a slice
                 continue
-            if self.paused:
+            if self.paused or campaign_work.phase_over(self):
                 continue
             result = self._train_step()
             guard.after_step(self, result)
-            if self.stop_reason == "rewind":  # the watchdog rolled back: a new worker takes over
+            if self.stop_reason in RESTARTS:  # the watchdog rolled back: a new worker takes over
                 break
             if self.keeper.finished:
                 self.complete_quest()
@@ -315,6 +325,7 @@ class Worker:
                 suite_work.schedule_all(self, None)
             if step % game.eval_every == 0:
                 self.schedule_eval(loot_after=loot_due)  # the loot waits for its scores
+                campaign_work.after_eval_scheduled(self)
                 spar_work.retire_stale(self)
             elif loot_due:
                 self.take_loot("auto")
@@ -528,7 +539,7 @@ class Worker:
             self.server.broadcast(p.SkillLevelledUp(skill_id, name, new_level, step))
         if levelled:
             # Same position, new mix: deterministic, so a resumed run replays it exactly.
-            self.stream.sources = self.curriculum.sources()
+            self.stream.sources = campaign_work.sources(self)
             self._build_eval_sets()
         if loot_after and self.progress.step == step:
             self.take_loot("auto")
@@ -599,6 +610,7 @@ class Worker:
                 "watchdog": self.watchdog.to_dict(),
                 "grade_book": self.grade_book.to_dict(),
                 **self.keeper.meta(),
+                **campaign_work.state_meta(self),
                 **(extra or {}),
             },
             ledger_row={
@@ -620,7 +632,8 @@ class Worker:
 
     def finish(self) -> None:
         self.state = "stopping"
-        if self.stop_reason != "rewind":
+        restarting = self.stop_reason in RESTARTS
+        if not restarting:
             # A scheduled eval may open a skill gate: finish it, so the stop loot holds
             # what an uninterrupted run would have (questions asked are dropped).
             self.tasks.queue = type(self.tasks.queue)(t for t in self.tasks.queue if not t.asked)
@@ -628,10 +641,11 @@ class Worker:
         self.keeper.stop()
         live = self.ledger.live_loot()
         last = live[-1]["step"] if live else 0  # step 0 needs no loot: it is the base model
-        if last != self.progress.step and self.stop_reason != "rewind":  # a rewind saved already
+        if last != self.progress.step and not restarting:  # a rewind saved already
             self.take_loot("stop")
-        if self.stop_reason == "rewind":  # a new worker takes over at once: no Stopped
-            self.note(f"Rewinding: {self.config.name.upper()} leaves step {self.progress.step}")
+        if restarting:  # a new worker takes over at once: no Stopped
+            why = "Rewinding" if self.stop_reason == "rewind" else "Next campaign phase"
+            self.note(f"{why}: {self.config.name.upper()} leaves step {self.progress.step}")
             self.state = "stopped"  # a clean end: the next start must not report a crash
             self.write_status()
             return
@@ -660,7 +674,7 @@ def run_with_rewinds(worker: Worker, on_new: Callable[[Worker], None] | None = N
     its Snapshot. ``on_new`` sees each new worker (signal handlers, tests)."""
     while True:
         code = worker.run()
-        if worker.stop_reason != "rewind":
+        if worker.stop_reason not in RESTARTS:
             return code
         worker = Worker(worker.save, worker.config, worker.server, worker.echo, worker.echo_every)
         if on_new is not None:

@@ -58,10 +58,14 @@ class Curriculum:
         self.caps = {s.id: min(s.max_level, (caps or {}).get(s.id, s.max_level)) for s in skills}
 
     def sources(self) -> list[Source]:
-        """Mostly the current level of each skill, plus a rehearsal share of lower ones."""
+        """Mostly the current level of each skill, plus a rehearsal share of lower ones.
+        A skill without a weight is tracked and evaluated but not trained (a campaign
+        phase that leaves it out)."""
         out = []
         for skill_id, track in self.tracks.items():
-            skill, weight = self.skills[skill_id], self.weights.get(skill_id, 1.0)
+            skill, weight = self.skills[skill_id], self.weights.get(skill_id, 0.0)
+            if weight <= 0:
+                continue
             lower = list(range(max(1, track.level - REHEARSAL_LEVELS), track.level))
             share = self.rehearsal if lower else 0.0
             out.append(Source(skill, track.level, weight * (1 - share)))

@@ -10,6 +10,7 @@ example otherwise: the rehearsal that keeps DIO from forgetting.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,6 +32,23 @@ class Source:
         return f"{self.skill.id.upper()} L{self.level}"
 
 
+@dataclass(frozen=True)
+class RowsSource:
+    """Rendered rows drawn at random (a seeded pick per position): a finished quest
+    rehearsed by a later campaign phase."""
+
+    name: str
+    rows: tuple[Rendered, ...]
+    weight: float = 1.0
+
+    @property
+    def label(self) -> str:
+        return f"Quest {self.name}"
+
+
+AnySource = Source | RowsSource
+
+
 class QuestCursor(Protocol):
     share: float  # of examples while the quest lasts
     seen: int  # quest rows taken so far (all epochs)
@@ -47,7 +65,7 @@ class QuestCursor(Protocol):
 class SkillStream:
     def __init__(
         self,
-        sources: list[Source],
+        sources: Sequence[AnySource],
         renderer: ChatRenderer,
         seed: int,
         position: int = 0,
@@ -55,7 +73,7 @@ class SkillStream:
     ) -> None:
         if not sources:
             raise ValueError("the stream needs at least one source")
-        self.sources = sources
+        self._sources = list(sources)
         self.renderer = renderer
         self.seed = seed
         self.position = position
@@ -65,17 +83,31 @@ class SkillStream:
         self._peeked: tuple[tuple[int, int, bool], Rendered] | None = None
 
     @property
+    def sources(self) -> list[AnySource]:
+        return self._sources
+
+    @sources.setter
+    def sources(self, sources: Sequence[AnySource]) -> None:
+        """A new mix (a level-up, a campaign phase): an example peeked from the old mix is
+        dropped, so the next one comes from the new mix, as it does after a resume."""
+        if not sources:
+            raise ValueError("the stream needs at least one source")
+        self._sources = list(sources)
+        self._peeked = None
+
+    @property
     def label(self) -> str:
         """The main sources (rehearsal of lower levels is implied)."""
         top: dict[str, int] = {}
         for s in self.sources:
-            top[s.skill.id] = max(top.get(s.skill.id, 0), s.level)
+            if isinstance(s, Source):
+                top[s.skill.id] = max(top.get(s.skill.id, 0), s.level)
         skills = " + ".join(f"{sid.upper()} L{level}" for sid, level in top.items())
         if self.quest is not None and not self.quest.finished:
             return f"{self.quest.label} + {skills}"
         return skills
 
-    def _source_for(self, index: int) -> Source:
+    def _source_for(self, index: int) -> AnySource:
         if len(self.sources) == 1:
             return self.sources[0]
         rng = random.Random(f"stream/{self.seed}/{index}")
@@ -83,6 +115,9 @@ class SkillStream:
 
     def _render(self, index: int) -> Rendered:
         source = self._source_for(index)
+        if isinstance(source, RowsSource):  # rows were checked to fit when they were chosen
+            pick = random.Random(f"rows/{self.seed}/{index}").randrange(len(source.rows))
+            return source.rows[pick]
         base = index + self.seed * 1_000_003
         for attempt in range(REDRAWS):
             # Rows are sized to the longest sampled example of every level (train/fit.py);

@@ -36,12 +36,15 @@ Judge = Callable[[float, float], Verdict]  # (loss, grad norm) -> the watchdog's
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup, then cosine to ``min_lr_ratio``, then flat (the game never ends)."""
+    """Linear warmup, then the schedule's decay to ``min_lr_ratio`` (cosine or linear; a
+    constant schedule stays at 1), then flat (the game never ends)."""
     if step < cfg.warmup_steps:
         return (step + 1) / (cfg.warmup_steps + 1)
+    if cfg.schedule == "constant":
+        return 1.0
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.decay_steps - cfg.warmup_steps))
-    cosine = 0.5 * (1 + math.cos(math.pi * progress))
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine
+    shape = 1 - progress if cfg.schedule == "linear" else 0.5 * (1 + math.cos(math.pi * progress))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * shape
 
 
 def pick_precision(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -114,10 +117,14 @@ def token_loss_sum(model: Any, batch: PackedBatch) -> torch.Tensor:
 
 
 class Trainer:
-    def __init__(self, model: Any, cfg: TrainConfig, device: torch.device) -> None:
+    def __init__(self, model: Any, cfg: TrainConfig, device: torch.device, first_step: int = 0) -> None:
+        """``first_step``: where this schedule begins (a campaign phase starts its own
+        warmup and decay there; the step count itself runs on)."""
         self.model = model
         self.cfg = cfg
         self.device = device
+        self.first_step = first_step
+        self.lr_scale = 1.0
         self.autocast_dtype = pick_precision(cfg, device)
         decay: list[torch.nn.Parameter] = []
         no_decay: list[torch.nn.Parameter] = []
@@ -134,7 +141,10 @@ class Trainer:
             lr=cfg.lr,
             betas=(0.9, 0.95),
         )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: lr_factor(step, cfg))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: self.factor(step))
+
+    def factor(self, step: int) -> float:
+        return lr_factor(max(0, step - self.first_step), self.cfg)
 
     def _autocast(self) -> Any:
         if self.autocast_dtype is None:
@@ -143,8 +153,9 @@ class Trainer:
 
     def set_lr_scale(self, scale: float) -> None:
         """Scale the whole schedule (the watchdog's rollbacks): after a state load too."""
+        self.lr_scale = scale
         self.scheduler.base_lrs = [self.cfg.lr * scale for _ in self.optimizer.param_groups]
-        now = lr_factor(self.scheduler.last_epoch, self.cfg)
+        now = self.factor(self.scheduler.last_epoch)
         for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
             group["initial_lr"] = base
             group["lr"] = base * now
@@ -213,3 +224,5 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        # The saved base lr was that run's: this schedule's (a new campaign phase) wins.
+        self.set_lr_scale(self.lr_scale)

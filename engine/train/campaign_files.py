@@ -1,0 +1,205 @@
+"""A campaign in the save folder: checked, copied in, read back, left. Torch-free, so
+`realm campaign` can do it with DIO resting: ``python -m engine.train.campaign_files
+--save-dir DIR check|start|stop|status [FILE]`` (start and stop take the engine's lock;
+exit 3 when an engine holds it, and the CLI asks the engine instead). The last line
+printed is one JSON object: ``{"ok", "message", "data"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from engine.protocol.savedir import SaveDir
+from engine.store.atomic import read_json, write_json, write_text
+from engine.train.campaign import Campaign, CampaignError, parse_campaign
+from skills.registry import all_skills
+
+SHIPPED = Path(__file__).resolve().parent / "campaigns"
+EXIT_ENGINE_RUNNING = 3
+
+
+def known_skills() -> list[str]:
+    return [skill.id for skill in all_skills()]
+
+
+def hero_suites(save: SaveDir) -> list[str]:
+    return sorted(path.stem for path in (save.root / "suites").glob("*.jsonl"))
+
+
+def shipped() -> list[str]:
+    return sorted(path.stem for path in SHIPPED.glob("*.yaml"))
+
+
+def locate(name: str) -> Path:
+    """A path, or the name of a shipped campaign (``specialist``)."""
+    path = Path(name).expanduser()
+    if path.is_file() or path.suffix in (".yaml", ".yml") or "/" in name:
+        return path.absolute()
+    if (SHIPPED / f"{name}.yaml").is_file():
+        return SHIPPED / f"{name}.yaml"
+    return path.absolute()
+
+
+def check(save: SaveDir | None, source: Path) -> Campaign:
+    """The campaign in ``source``, checked against this install's skills, the quest files
+    it names and (for a hero) the hero's suites. CampaignError names the line."""
+    text = source.read_text(encoding="utf-8-sig")
+    return parse_campaign(text, known_skills(), source.parent, hero_suites(save) if save else None)
+
+
+def install(save: SaveDir, source: Path) -> Campaign:
+    """Check a campaign file and keep it in the save: the file and its quests are copied
+    (campaign/DATE/), so the campaign survives their moving away. Raises CampaignError
+    (naming the line) or OSError."""
+    campaign = check(save, source)
+    folder = save.campaign_files / time.strftime("%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(folder / source.name, source.read_text(encoding="utf-8-sig"))
+    phases = []
+    for i, phase in enumerate(campaign.phases):
+        copies = []
+        for quest in phase.quests:
+            copy = folder / f"phase{i + 1}-{Path(quest).name}"
+            shutil.copyfile(quest, copy)
+            copies.append(str(copy))
+        phases.append(replace(phase, quests=tuple(copies)))
+    kept = replace(campaign, phases=tuple(phases))
+    write_json(
+        save.campaign,
+        {
+            "campaign": kept.to_dict(),
+            "source": str(source),
+            "file": str(folder / source.name),
+            "started_at": time.time(),
+        },
+    )
+    return kept
+
+
+def stored(save: SaveDir) -> Campaign | None:
+    data = read_json(save.campaign, None)
+    if not isinstance(data, dict) or "campaign" not in data:
+        return None
+    return Campaign.from_dict(data["campaign"])
+
+
+def leave(save: SaveDir) -> None:
+    """The campaign file is kept aside (campaign/ended-….json), never deleted."""
+    if save.campaign.exists():
+        save.campaign_files.mkdir(parents=True, exist_ok=True)
+        save.campaign.rename(save.campaign_files / f"ended-{time.strftime('%Y%m%d-%H%M%S')}.json")
+
+
+def begins_message(campaign: Campaign, where: str) -> str:
+    first = campaign.phases[0]
+    return (
+        f"Campaign {campaign.name}: {len(campaign.phases)} phase(s); phase 1 ({first.name}, "
+        f"{first.length}) begins {where}"
+    )
+
+
+def resting_status(save: SaveDir) -> dict[str, Any] | None:
+    """With DIO resting: what the engine last wrote (hero.json), or the campaign not yet
+    begun (phases listed, none started)."""
+    campaign = stored(save)
+    if campaign is None:
+        return None
+    written = (read_json(save.status, {}) or {}).get("campaign")
+    if isinstance(written, dict) and written.get("name") == campaign.name:
+        return written
+    phases = [
+        {
+            "name": ph.name,
+            "state": "next",
+            "skills": " · ".join(f"{s.upper()} ×{w:g}" for s, w in ph.skills.items()),
+            "length": ph.length,
+            "schedule": "",
+            "rehearsal": campaign.rehearsal_of(i),
+            "quests": len(ph.quests),
+            "start_step": None,
+            "end_step": None,
+            "progress": None,
+            "gate": "",
+            "loot": "",
+            "result": "",
+        }
+        for i, ph in enumerate(campaign.phases)
+    ]
+    return {
+        "name": campaign.name,
+        "phases": phases,
+        "current": 0,
+        "finished": False,
+        "description": campaign.description,
+        "when_done": campaign.when_done,
+        "pending": True,
+    }
+
+
+def carry_out(save: SaveDir, action: str, file: str | None) -> tuple[bool, str, Any]:
+    if action == "status":
+        return True, "", resting_status(save)
+    if action == "check":
+        assert file is not None
+        source = locate(file)
+        campaign = check(save if save.config.exists() else None, source)
+        return (
+            True,
+            f"{source.name}: campaign {campaign.name} is valid, {len(campaign.phases)} phase(s)",
+            None,
+        )
+    if action == "start":
+        save.create()  # a hero not yet trained: its engine follows the campaign from step 0
+    lock = save.try_lock()
+    if lock is None:
+        raise EngineRunning
+    try:
+        if action == "stop":
+            followed = stored(save)
+            if followed is None:
+                return False, "DIO follows no campaign", None
+            leave(save)
+            return True, f"Left campaign {followed.name}: DIO trains its own skills from the next start", None
+        assert file is not None
+        current = stored(save)
+        if current is not None:
+            return False, f"DIO follows campaign {current.name}: `realm campaign stop` first", None
+        campaign = install(save, locate(file))
+        return True, begins_message(campaign, "when DIO next trains (`realm play` or `realm train`)"), None
+    finally:
+        lock.close()
+
+
+class EngineRunning(Exception):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.train.campaign_files")
+    parser.add_argument("--save-dir", required=True, type=Path)
+    parser.add_argument("action", choices=("check", "start", "stop", "status"))
+    parser.add_argument("file", nargs="?")
+    args = parser.parse_args(argv)
+    save = SaveDir(args.save_dir)
+    try:
+        ok, message, data = carry_out(save, args.action, args.file)
+    except EngineRunning:
+        return EXIT_ENGINE_RUNNING
+    except CampaignError as exc:
+        name = Path(args.file).name if args.file else "campaign"
+        ok, message, data = False, f"{name} {exc}", None
+    except OSError as exc:
+        ok, message, data = False, f"cannot read {args.file}: {exc.strerror or exc}", None
+    print(json.dumps({"ok": ok, "message": message, "data": data}))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
