@@ -36,6 +36,8 @@ ALL = (
     Achievement("quests-10", "Guild regular", "Finish 10 quests"),
     Achievement("sparring-fixed", "Learns from mistakes", "A sparring re-test fixes at least one mistake"),
     Achievement("own-suite", "Own yardstick", "Run one of your own eval suites"),
+    Achievement("campaign-phase", "Strategist", "Finish a campaign phase (realm campaign start specialist)"),
+    Achievement("campaign-done", "Campaign won", "Finish every phase of a campaign"),
     Achievement("survived-crash", "Unbreakable", "Resume after the engine died (kill -9, a power cut)"),
     Achievement(
         "watchdog", "Saved by the watchdog", "The watchdog rolls a bad step back and training goes on"
@@ -99,6 +101,11 @@ class AchievementBook:
                 return ["sparring-fixed"] if fixed and int(fixed.group(1)) > 0 else []
             case p.WatchdogIntervened(kind="rollback"):
                 return ["watchdog"]
+            case p.CampaignUpdated(campaign=campaign) if campaign is not None:
+                phases_done = any(phase.state == "done" for phase in campaign.phases)
+                return (["campaign-phase"] if phases_done else []) + (
+                    ["campaign-done"] if campaign.finished else []
+                )
         return []
 
 

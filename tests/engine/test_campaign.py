@@ -14,6 +14,7 @@ import torch
 from engine.protocol import messages as p
 from engine.protocol.config import TrainConfig
 from engine.protocol.savedir import SaveDir
+from engine.run import report
 from engine.run.server import EngineServer
 from engine.run.worker import Worker, run_with_rewinds
 from engine.train.campaign import CampaignError, parse_campaign
@@ -217,6 +218,11 @@ def test_two_phases_end_with_loot_and_the_second_rehearses_the_first(
     assert final is not None and final.finished and [ph.state for ph in final.phases] == ["done", "done"]
     status = json.loads(save.status.read_text())["campaign"]
     assert status["finished"] and status["phases"][1]["loot"] == "step-000011"
+    last.last_watched = {"time": 0.0, "step": 0, "level": 0}  # a player who left at the start
+    away = report.away_summary(last)
+    assert away is not None and away.phases == ("general (6 steps)", "special (5 steps)")
+    unlocked = json.loads(save.achievements.read_text())["unlocked"]
+    assert unlocked["campaign-phase"]["step"] == 6 and unlocked["campaign-done"]["step"] == 11
 
 
 def test_a_resumed_phase_makes_the_same_decisions(tmp_path: Path, hatchling_dir: Path) -> None:

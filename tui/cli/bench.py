@@ -52,6 +52,12 @@ def add_parsers(sub: Any) -> None:
         help="instead: accuracy on DIO's missed problems after a sparring quest vs as many plain steps",
     )
     kind.add_argument(
+        "--campaign",
+        action="store_true",
+        help="instead: a two-phase campaign with and without the rehearsal buffer: what the specialist "
+        "phase makes DIO forget",
+    )
+    kind.add_argument(
         "--growth",
         action="store_true",
         help="instead: a fresh hatchling's learning curve (step, minutes, each skill's level and accuracy)",
@@ -81,6 +87,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return subprocess.call(cmd)
     if args.soak is not None:
         cmd = [sys.executable, "-m", "engine.bench.soak", "--kills", str(args.soak)]
+        return subprocess.call(cmd + (["--json"] if args.json else []))
+    if args.campaign:
+        cmd = [sys.executable, "-m", "engine.bench.campaign"]
+        cmd += ["--steps1", str(args.steps), "--steps2", str(args.steps)] if args.steps else []
         return subprocess.call(cmd + (["--json"] if args.json else []))
     if args.growth:
         cmd = [sys.executable, "-m", "engine.bench.growth"]

@@ -11,11 +11,22 @@ from textual.widget import Widget
 from engine.protocol.messages import LootInfo
 
 # Why a loot was taken, as one icon: the feed, its legend and the Vault use these.
-REASON_ICON = {"auto": "⚱", "manual": "💎", "quest": "📜", "stop": "🛡", "rewind": "⏪", "adopted": "📥"}
+REASON_ICON = {
+    "auto": "⚱",
+    "manual": "💎",
+    "quest": "📜",
+    "phase": "🗺",
+    "campaign": "🚩",
+    "stop": "🛡",
+    "rewind": "⏪",
+    "adopted": "📥",
+}
 REASON_WORD = {  # (short, long)
     "auto": ("auto", "saved on schedule"),
     "manual": ("yours", "saved by you (s)"),
     "quest": ("quest", "a quest finished"),
+    "phase": ("phase", "a campaign phase ended"),
+    "campaign": ("campaign", "a campaign started or was left"),
     "stop": ("stop", "saved when DIO stopped"),
     "rewind": ("rewind", "where a rewind restarted"),
     "adopted": ("found", "a loot folder the ledger had lost, adopted"),
