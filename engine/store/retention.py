@@ -5,14 +5,15 @@ screen's "kept because" column and the engine's pruning after each loot all say 
 same thing. A loot is kept when any rule keeps it:
 
 - pinned by the user;
+- the loot that ended a campaign phase (a campaign has few; each is a milestone to compare);
 - the loot training resumes from (never deleted, whatever the budget);
 - the best by validation loss, and by each skill (its level first, then its accuracy:
   60% at level 3 beats 100% at level 1);
 - one of the ``keep_last`` newest (any reason: auto, save, quest, stop).
 
 Then the disk budget: while the kept loot weigh more than it, the oldest loot kept
-*only* for being recent goes. Pins, bests and the resume point are never deleted for
-space; when they alone are over the budget, ``over_budget`` says so.
+*only* for being recent goes. Pins, phase ends, bests and the resume point are never
+deleted for space; when they alone are over the budget, ``over_budget`` says so.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from engine.protocol.config import VaultConfig
 LOWER_IS_BETTER = ("val_loss", "train_loss")
 RESUME = "training resumes from it"
 PINNED = "pinned"
+PHASE_END = "ended a campaign phase"
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ def plan(
     for row in rows:
         if row.get("pinned"):
             reasons[row["name"]].append(PINNED)
+        if row.get("reason") == "phase":
+            reasons[row["name"]].append(PHASE_END)
     if resume_name in reasons:
         reasons[resume_name].append(RESUME)
     if policy.keep_best:

@@ -85,3 +85,12 @@ def test_a_loot_carries_its_suite_scores_to_the_game() -> None:
     info = loot_info({**row(10), "metrics": {"my-suite": 0.4, "capitals": 1}})
     assert info.metrics == (("capitals", 1.0), ("my-suite", 0.4))
     assert loot_info(row(20)).metrics == ()
+
+
+def test_the_loot_that_ended_a_campaign_phase_is_kept_even_over_budget() -> None:
+    rows = [row(10, "phase"), row(20), row(30), row(40, "phase"), row(50)]
+    plan = retention.plan(rows, VaultConfig(keep_last=1), "step-000050", budget_bytes=150)
+    assert kept(plan)["step-000010"] == (retention.PHASE_END,)
+    assert kept(plan)["step-000040"] == (retention.PHASE_END,)
+    assert {v.name for v in plan.doomed} == {"step-000020", "step-000030"}
+    assert plan.over_budget  # protected loot alone weigh more than the budget: said, not deleted
