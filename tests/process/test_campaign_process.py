@@ -77,5 +77,7 @@ def test_campaign_started_online_survives_kill_9(tmp_path: Path, hatchling_dir: 
     assert [after[s] for s in replayed] == [before[s] for s in replayed]  # same row, same mix, same lr
     status = campaign_status(save.root)
     assert status["current"] == 1 and status["phases"][1]["start_step"] == start2
+    summary = realm("status", "--saves", saves)
+    assert "campaign two: phase 2/2 special" in summary.stdout
     shown = realm("campaign", "status", "--saves", saves)
     assert shown.returncode == 0 and "▶ 2. special" in shown.stdout and "✓ 1. general" in shown.stdout

@@ -11,6 +11,7 @@ from engine.protocol import messages as p
 from tests.tui.conftest import FakeEngine, settle, snapshot, start
 from tests.tui.test_app import visible_lines
 from tui.app import RealmApp, away_text
+from tui.widgets.status_bar import StatusBar
 
 GENERAL = p.PhaseInfo(
     "general", "done", "BIN ×1 · SY ×1", "600 steps", "lr 2e-03 cosine, warmup 50", 0.0,
@@ -38,6 +39,8 @@ async def test_campaign_map_shows_phases_and_follows_the_news() -> None:
     app = RealmApp(engine.connector)
     async with app.run_test(size=(80, 24)) as pilot:
         await start(pilot, engine, snapshot(campaign=CAMPAIGN))
+        bar = app.tavern.query_one(StatusBar)
+        assert "🗺 specialist 2/2 · ARI L2" in bar.detail  # the phase, before what DIO trains on
         await pilot.press("c")
         await settle(pilot)
         assert isinstance(app.screen, CampaignScreen)

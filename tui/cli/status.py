@@ -75,6 +75,7 @@ def status_record(save: SaveDir) -> dict[str, Any]:
         "grade": status.get("grade"),  # the run grade with its components, or None before one
         "task": status.get("task") if pid else None,  # the task running now ("eval" 12/70…)
         "tasks": status.get("tasks", []),  # the task board as last reported: finished, queued, running
+        "campaign": status.get("campaign"),  # the campaign map (phases, current, gate), or None
     }
     if state == "crashed":
         record["error"] = status.get("error")
@@ -111,6 +112,18 @@ def print_tasks(rec: dict[str, Any]) -> None:
         print(f"  {queued} task(s) queued (the task board: t in the game)")
 
 
+def print_campaign(campaign: dict[str, Any] | None) -> None:
+    if not campaign:
+        return
+    phases = campaign["phases"]
+    if campaign["finished"]:
+        print(f"  campaign {campaign['name']}: complete ({len(phases)} phases)")
+        return
+    phase = phases[campaign["current"]]
+    gate = f": {phase['gate']}" if phase.get("gate") else ""
+    print(f"  campaign {campaign['name']}: phase {campaign['current'] + 1}/{len(phases)} {phase['name']}{gate}")
+
+
 def print_status(save: SaveDir, rec: dict[str, Any]) -> None:
     loss = f"{rec['loss']:.4f}" if rec["loss"] is not None else "--"
     who = f"{save.name.upper()} ({rec['model']})"
@@ -131,6 +144,7 @@ def print_status(save: SaveDir, rec: dict[str, Any]) -> None:
     for skill_id, track in (rec.get("skills") or {}).items():
         print(f"  {skill_id.upper()} level {track['level']} (evals at this level: {len(track['evals'])})")
     print_tasks(rec)
+    print_campaign(rec.get("campaign"))
     quest = rec.get("quest")
     if quest:
         total = quest["rows"] * quest["epochs"]

@@ -93,7 +93,7 @@ class TavernScreen(Screen[None]):
             # The step is on the hero card; the bar has the pace (steps/min makes the ETAs).
             pace = state.stats.steps_per_minute
             speed = f"{pace:,.0f} steps/min · " if pace else f"step {state.stats.step:,} · "
-            bar.detail = f"{speed}{_num(state.tokens_per_s)} tok/s · {state.source}{share}"
+            bar.detail = f"{speed}{_num(state.tokens_per_s)} tok/s · {_phase(state)}{state.source}{share}"
 
     def flash(self, banner: str) -> None:
         """A moment on screen (level up, loot) that clears itself."""
@@ -105,3 +105,11 @@ class TavernScreen(Screen[None]):
                 battle.banner = ""
 
         self.set_timer(4.0, clear)
+
+
+def _phase(state: GameState) -> str:
+    """The campaign phase being trained ("🗺 general 1/2 · "), or nothing."""
+    campaign = state.campaign
+    if campaign is None or campaign.finished:
+        return ""
+    return f"🗺 {campaign.phases[campaign.current].name} {campaign.current + 1}/{len(campaign.phases)} · "
