@@ -297,6 +297,8 @@ def _end_phase(w: Worker, run: CampaignRun, reason: str) -> TaskBody:
     nxt = "" if last else f"; phase {index + 2} ({run.campaign.phases[index + 1].name}) begins"
     w.note(f"CAMPAIGN: {news}{nxt}")
     w.server.broadcast(p.CampaignUpdated(info(w), news + nxt))
+    if w.stop_reason is not None:  # a stop came meanwhile: the loot starts the next phase later
+        return news
     if not last:
         w.stop_reason = RESTART
     else:
@@ -335,7 +337,7 @@ def command(w: Worker, client: ClientSession, cmd: p.StartCampaign | p.EndCampai
         )
         return
     try:
-        campaign = install(w.save, locate(cmd.path))
+        campaign = install(w.save, locate(cmd.path), replace_finished=run is not None)
     except CampaignError as exc:
         client.send(p.CampaignReply(False, f"{Path(cmd.path).name} {exc}"))
         return

@@ -86,13 +86,8 @@ def _scored_nothing(row: dict[str, Any], metric: str) -> bool:
     return result is not None and float(result["accuracy"]) == 0.0
 
 
-def plan(
-    rows: list[dict[str, Any]],
-    policy: VaultConfig,
-    resume_name: str | None,
-    budget_bytes: int | None,
-) -> Plan:
-    """The verdict on each live loot (``rows``: oldest first, each with ``size_bytes``)."""
+def _protected(rows: list[dict[str, Any]], resume_name: str | None) -> dict[str, list[str]]:
+    """Every loot's reasons to be kept whatever its age or size: a pin, a phase end, the resume point."""
     reasons: dict[str, list[str]] = {row["name"]: [] for row in rows}
     for row in rows:
         if row.get("pinned"):
@@ -101,6 +96,17 @@ def plan(
             reasons[row["name"]].append(PHASE_END)
     if resume_name in reasons:
         reasons[resume_name].append(RESUME)
+    return reasons
+
+
+def plan(
+    rows: list[dict[str, Any]],
+    policy: VaultConfig,
+    resume_name: str | None,
+    budget_bytes: int | None,
+) -> Plan:
+    """The verdict on each live loot (``rows``: oldest first, each with ``size_bytes``)."""
+    reasons = _protected(rows, resume_name)
     if policy.keep_best:
         for metric in ("val_loss", *skill_metrics(rows)):
             winner = best(rows, metric)

@@ -54,13 +54,15 @@ def check(save: SaveDir | None, source: Path) -> Campaign:
     return parse_campaign(text, known_skills(), source.parent, hero_suites(save) if save else None)
 
 
-def install(save: SaveDir, source: Path) -> Campaign:
+def install(save: SaveDir, source: Path, replace_finished: bool = False) -> Campaign:
     """Check a campaign file and keep it in the save: the file and its quests are copied
-    (campaign/DATE/), so the campaign survives their moving away. Raises CampaignError
-    (naming the line) or OSError."""
+    (campaign/DATE/), so the campaign survives their moving away. A finished campaign it
+    replaces is kept aside first. Raises CampaignError (naming the line) or OSError."""
     campaign = check(save, source)
-    folder = save.campaign_files / time.strftime("%Y%m%d-%H%M%S")
-    folder.mkdir(parents=True, exist_ok=True)
+    if replace_finished:
+        leave(save)
+    folder = _unused(save.campaign_files / time.strftime("%Y%m%d-%H%M%S"))
+    folder.mkdir(parents=True)
     write_text(folder / source.name, source.read_text(encoding="utf-8-sig"))
     phases = []
     for i, phase in enumerate(campaign.phases):
@@ -94,7 +96,16 @@ def leave(save: SaveDir) -> None:
     """The campaign file is kept aside (campaign/ended-….json), never deleted."""
     if save.campaign.exists():
         save.campaign_files.mkdir(parents=True, exist_ok=True)
-        save.campaign.rename(save.campaign_files / f"ended-{time.strftime('%Y%m%d-%H%M%S')}.json")
+        save.campaign.rename(_unused(save.campaign_files / f"ended-{time.strftime('%Y%m%d-%H%M%S')}.json"))
+
+
+def _unused(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``…: two in the same second never overwrite."""
+    candidate, n = path, 2
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    return candidate
 
 
 def begins_message(campaign: Campaign, where: str) -> str:
@@ -169,9 +180,10 @@ def carry_out(save: SaveDir, action: str, file: str | None) -> tuple[bool, str, 
             return True, f"Left campaign {followed.name}: DIO trains its own skills from the next start", None
         assert file is not None
         current = stored(save)
-        if current is not None:
+        finished = bool((resting_status(save) or {}).get("finished"))
+        if current is not None and not finished:
             return False, f"DIO follows campaign {current.name}: `realm campaign stop` first", None
-        campaign = install(save, locate(file))
+        campaign = install(save, locate(file), replace_finished=finished)
         return True, begins_message(campaign, "when DIO next trains (`realm play` or `realm train`)"), None
     finally:
         lock.close()

@@ -310,7 +310,12 @@ def test_realm_campaign_offline(tmp_path: Path, hatchling_dir: Path) -> None:
     assert [ph["name"] for ph in as_json["phases"]] == ["general", "specialist"]
     again = realm_here("campaign", "start", "specialist", "--saves", saves)
     assert again.returncode == 1 and "realm campaign stop" in again.stderr
+    # Once the engine has written it finished, a new campaign replaces it (kept aside first).
+    save.status.write_text(json.dumps({"campaign": {**as_json, "finished": True}}))
+    replaced = realm_here("campaign", "start", "specialist", "--saves", saves)
+    assert replaced.returncode == 0, replaced.stderr
+    assert len(list(save.campaign_files.glob("ended-*.json"))) == 1
     left = realm_here("campaign", "stop", "--saves", saves)
     assert left.returncode == 0 and not save.campaign.exists()
-    assert list(save.campaign_files.glob("ended-*.json"))  # kept aside, not deleted
+    assert len(list(save.campaign_files.glob("ended-*.json"))) == 2  # kept aside, not deleted
     assert "follows no campaign" in realm_here("campaign", "status", "--saves", saves).stdout
