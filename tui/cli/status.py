@@ -121,7 +121,9 @@ def print_campaign(campaign: dict[str, Any] | None) -> None:
         return
     phase = phases[campaign["current"]]
     gate = f": {phase['gate']}" if phase.get("gate") else ""
-    print(f"  campaign {campaign['name']}: phase {campaign['current'] + 1}/{len(phases)} {phase['name']}{gate}")
+    print(
+        f"  campaign {campaign['name']}: phase {campaign['current'] + 1}/{len(phases)} {phase['name']}{gate}"
+    )
 
 
 def print_status(save: SaveDir, rec: dict[str, Any]) -> None:

@@ -26,9 +26,9 @@ DOWN = "The engine is down: start it first (r)."
 
 
 def where(phase: p.PhaseInfo) -> str:
-    """The map's last column: how a phase ended, or where the current one stands."""
+    """The map's last column, short enough for 80 columns (the detail below has the rest)."""
     if phase.state == "done":
-        return f"{phase.start_step:,}–{phase.end_step:,}: {phase.result}"
+        return f"done at step {phase.end_step:,}"
     if phase.state == "current":
         done = f"{phase.progress:.0%} · " if phase.progress is not None else ""
         return f"{done}{phase.gate}"
@@ -92,7 +92,13 @@ class CampaignScreen(Screen[None]):
         table.replace_rows(
             (
                 str(i),
-                (MARKS.get(ph.state, " "), f"{i + 1}. {ph.name}", ph.skills, ph.length, where(ph)),
+                (
+                    MARKS.get(ph.state, " "),
+                    f"{i + 1}. {ph.name}",
+                    ph.skills,
+                    ph.length.split(" (")[0],
+                    where(ph),
+                ),
             )
             for i, ph in enumerate(campaign.phases)
         )
