@@ -319,3 +319,14 @@ def test_realm_campaign_offline(tmp_path: Path, hatchling_dir: Path) -> None:
     assert left.returncode == 0 and not save.campaign.exists()
     assert len(list(save.campaign_files.glob("ended-*.json"))) == 2  # kept aside, not deleted
     assert "follows no campaign" in realm_here("campaign", "status", "--saves", saves).stdout
+
+
+def test_the_documented_example_is_a_valid_campaign() -> None:
+    """`realm campaign --help` (and the README, which copies it) shows a file that parses."""
+    from tui.cli.campaign import CAMPAIGN_HELP
+
+    example = CAMPAIGN_HELP.split("\n\n")[1]
+    campaign = parse_campaign(example, known_skills())
+    assert [ph.name for ph in campaign.phases] == ["general", "specialist"]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert all(line.strip() in readme for line in example.splitlines())

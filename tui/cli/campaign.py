@@ -33,9 +33,9 @@ A campaign is a YAML file of phases, trained in order:
   phases:
     - name: general                 # required
       skills: {bin: 1.0, sy: 1.0}   # skill id: weight in the mix
-      quests: [extra.jsonl]         # quest files (paths relative to this file)
-      steps: 600                    # how long: steps, epochs (of its quests) or until
-      lr: 2.0e-3                    # optional: the hero's train.lr otherwise
+      quests: [extra.jsonl]         # quest files (paths relative to this file), queued high
+      steps: 600                    # how long: steps, epochs (passes over its quests) or until
+      lr: 2.0e-3                    # optional, else the hero's train.lr; so are the next three
       schedule: cosine              # cosine | linear | constant (after warmup_steps)
       warmup_steps: 50
       min_lr_ratio: 0.1
@@ -44,8 +44,8 @@ A campaign is a YAML file of phases, trained in order:
       skills: {sy: 1.0}
       until:                        # every condition must hold
         - {skill: sy, level: 3}     # a skill reaches a level
-        - {suite: bin20, score: 0.8}  # an eval suite (realm evals add) scores at least
-      max_steps: 3000               # with until: end the phase anyway after this many
+        - {suite: bin20, score: 0.8}  # an eval suite (realm evals add) scores at least 80%
+      max_steps: 3000               # with until: end the phase anyway after this many steps
       rehearsal: 0.2                # this phase's share of earlier phases (0: none)
       evals: [bin20]                # suites run on the loot that ends the phase
 
