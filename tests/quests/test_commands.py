@@ -31,7 +31,7 @@ def run_in_process(cmd: list[str], **_kwargs: Any) -> subprocess.CompletedProces
 
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tui.cli.quest.subprocess.run", run_in_process)
+    monkeypatch.setattr("tui.cli.common.subprocess.run", run_in_process)
 
 
 def test_realm_quest_with_the_engine_down(tmp_path: Path, offline: None) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,8 @@ from engine.protocol import messages as p
 from engine.protocol.client import EngineClient, EngineGone
 from engine.protocol.names import printable
 from engine.protocol.savedir import SaveDir
-from tui.cli.common import add_hero_args, save_from
+from tui.cli.common import add_hero_args, engine_side, save_from
 
-EXIT_ENGINE_RUNNING = 3
 REPLY_WAIT = 120.0  # the campaign's loot is saved before the reply
 
 CAMPAIGN_HELP = """\
@@ -91,15 +90,9 @@ def _file_arg(name: str) -> str:
 
 
 def offline(save: SaveDir, action: str, file: str | None) -> Reply | None:
-    cmd = [sys.executable, "-m", "engine.train.campaign_files", "--save-dir", str(save.root), action]
-    cmd += [file] if file else []
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode == EXIT_ENGINE_RUNNING:
-        return None
-    if done.returncode not in (0, 1) or not done.stdout.strip():
-        raise SystemExit(f"realm: {done.stderr.strip() or 'the campaign command failed'}")
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
-    return answer["ok"], answer["message"], answer["data"]
+    args = ["--save-dir", str(save.root), action, *([file] if file else [])]
+    answer = engine_side("engine.train.campaign_files", args, "campaign")
+    return None if answer is None else (answer["ok"], answer["message"], answer["data"])
 
 
 def online(save: SaveDir, action: str, file: str | None) -> Reply:
@@ -108,19 +101,13 @@ def online(save: SaveDir, action: str, file: str | None) -> Reply:
         if action == "status":
             client.close(goodbye=True)
             info = snapshot.campaign
-            return True, "", json.loads(json.dumps(_as_dict(info))) if info else None
+            return True, "", asdict(info) if info else None
         command = p.StartCampaign(file or "") if action == "start" else p.EndCampaign()
         reply = client.request(command, (p.CampaignReply, p.CommandRejected), REPLY_WAIT)
         client.close(goodbye=True)
     if isinstance(reply, p.CommandRejected):
         return False, reply.reason, None
     return reply.ok, reply.message, None
-
-
-def _as_dict(info: p.CampaignInfo) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(info)
 
 
 def show_map(data: dict[str, Any] | None) -> None:

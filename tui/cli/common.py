@@ -4,8 +4,12 @@ how a command fails (one clear line on stderr and a non-zero exit, never a trace
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from engine.protocol.savedir import SaveDir
 
@@ -41,3 +45,19 @@ def save_from(args: argparse.Namespace) -> SaveDir:
         raise SystemExit(f"realm: --hero {args.hero!r} must be a plain name like 'dio'")
     root = (args.saves.expanduser() if args.saves else default_saves_root()).absolute()
     return SaveDir(root / args.hero)
+
+
+EXIT_ENGINE_RUNNING = 3  # an engine-side offline command found the engine's lock taken
+
+
+def engine_side(module: str, args: list[str], what: str) -> dict[str, Any] | None:
+    """Run an engine-side command with DIO resting (``python -m MODULE ARGS``, which takes
+    the engine's lock where it writes): the JSON object its last line prints. None when an
+    engine holds the lock (started meanwhile): ask it over the socket instead."""
+    done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True)
+    if done.returncode == EXIT_ENGINE_RUNNING:
+        return None
+    if done.returncode not in (0, 1) or not done.stdout.strip():
+        raise SystemExit(f"realm: {done.stderr.strip() or f'the {what} command failed'}")
+    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return answer

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,9 @@ from engine.protocol import messages as p
 from engine.protocol.client import EngineClient, EngineGone
 from engine.protocol.names import printable
 from engine.protocol.savedir import SaveDir
-from tui.cli.common import add_hero_args, save_from
+from tui.cli.common import add_hero_args, engine_side, save_from
 
 RUN_WAIT = 1800.0  # a big suite on a big model
-EXIT_ENGINE_RUNNING = 3
 
 EVALS_HELP = """\
 A suite is a JSON-lines file of your questions, one per line:
@@ -114,16 +112,10 @@ def online(save: SaveDir, command: p.SuiteCommand) -> Reply:
 
 
 def offline(save: SaveDir, command: p.SuiteCommand, model: Path | None) -> Reply | None:
-    cmd = [sys.executable, "-m", "engine.evals.commands", "--save-dir", str(save.root)]
-    cmd += ["--command", json.dumps(p.command_to_dict(command))]
-    cmd += ["--model", str(model.expanduser().absolute())] if model else []
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode == EXIT_ENGINE_RUNNING:
-        return None
-    if done.returncode not in (0, 1) or not done.stdout.strip():
-        raise SystemExit(f"realm: {done.stderr.strip() or 'the suite command failed'}")
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
-    return answer["ok"], answer["message"], answer["data"]
+    args = ["--save-dir", str(save.root), "--command", json.dumps(p.command_to_dict(command))]
+    args += ["--model", str(model.expanduser().absolute())] if model else []
+    answer = engine_side("engine.evals.commands", args, "suite")
+    return None if answer is None else (answer["ok"], answer["message"], answer["data"])
 
 
 def show(args: argparse.Namespace, message: str, data: Any) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,9 @@ from engine.protocol.client import EngineClient, EngineGone
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
 from engine.protocol.names import printable
 from engine.protocol.savedir import SaveDir
-from tui.cli.common import add_hero_args, save_from
+from tui.cli.common import add_hero_args, engine_side, save_from
 
 REPLY_WAIT = 300.0  # a large file is validated before the reply
-EXIT_ENGINE_RUNNING = 3  # engine.quests.commands: an engine took the lock meanwhile
 
 QUEST_HELP = """\
 A quest is a training file (JSON lines). Drop one into saves/<hero>/inbox/ or add it here;
@@ -114,15 +112,12 @@ def offline(
 ) -> tuple[bool, str, tuple[p.QuestInfo, ...]] | None:
     """The engine is down: change the queue engine-side under its lock (None: an engine
     started meanwhile)."""
-    cmd = [sys.executable, "-m", "engine.quests.commands", "--save-dir", str(save.root)]
+    args = ["--save-dir", str(save.root)]
     if command is not None:
-        cmd += ["--command", json.dumps(p.command_to_dict(command))]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode == EXIT_ENGINE_RUNNING:
+        args += ["--command", json.dumps(p.command_to_dict(command))]
+    answer = engine_side("engine.quests.commands", args, "quest")
+    if answer is None:
         return None
-    if done.returncode not in (0, 1) or not done.stdout.strip():
-        raise SystemExit(f"realm: {done.stderr.strip() or 'the quest command failed'}")
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
     board = tuple(p.QuestInfo(**{**row, "notices": tuple(row.get("notices", ()))}) for row in answer["board"])
     return answer["ok"], answer["message"], board
 

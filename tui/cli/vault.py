@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -20,10 +19,9 @@ from engine.protocol import messages as p
 from engine.protocol.client import EngineClient, EngineGone
 from engine.protocol.names import printable
 from engine.protocol.savedir import SaveDir
-from tui.cli.common import add_hero_args, save_from
+from tui.cli.common import add_hero_args, engine_side, save_from
 
 REPLY_WAIT = 600.0  # eval and compare generate every eval problem (minutes on a big model)
-EXIT_ENGINE_RUNNING = 3
 
 VAULT_HELP = """\
 Loot are DIO's checkpoints. Each knows its step, reason (auto, manual, quest, stop,
@@ -124,15 +122,12 @@ def online(save: SaveDir, command: p.VaultCommand) -> Answer:
 
 def offline(save: SaveDir, command: p.VaultCommand) -> Answer | None:
     """The engine is down: engine-side, under its lock (None: an engine started meanwhile)."""
-    cmd = [sys.executable, "-m", "engine.store.commands", "--save-dir", str(save.root)]
+    args = ["--save-dir", str(save.root)]
     if not isinstance(command, p.ListLoot):
-        cmd += ["--command", json.dumps(p.command_to_dict(command))]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode == EXIT_ENGINE_RUNNING:
+        args += ["--command", json.dumps(p.command_to_dict(command))]
+    answer = engine_side("engine.store.commands", args, "vault")
+    if answer is None:
         return None
-    if done.returncode not in (0, 1) or not done.stdout.strip():
-        raise SystemExit(f"realm: {done.stderr.strip() or 'the vault command failed'}")
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
     return answer["ok"], answer["message"], p.vault_listed_from_dict(answer["vault"]), None
 
 
