@@ -146,6 +146,13 @@ def wait_until(predicate: Any, timeout: float = 120.0, what: str = "") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def after_last_resume(metrics: Path) -> tuple[int, dict[int, float]]:
+    """(the step the newest engine resumed from, step -> loss as that engine logged it)."""
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    start = max(i for i, row in enumerate(rows) if "resumed_from" in row)
+    return rows[start]["resumed_from"], {r["step"]: r["loss"] for r in rows[start:] if "loss" in r}
+
+
 def last_step(metrics: Path) -> int:
     steps = losses(metrics) if metrics.exists() else {}
     return max(steps, default=0)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, last_step, losses, make_hero, realm, wait_until
+from tests.conftest import ROOT, after_last_resume, last_step, losses, make_hero, realm, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -66,13 +66,8 @@ def test_campaign_started_online_survives_kill_9(tmp_path: Path, hatchling_dir: 
     subprocess.run(
         [*cmd, "--max-steps", str(killed_at + 2)], cwd=ROOT, check=True, timeout=300, capture_output=True
     )
-    rows = [json.loads(line) for line in save.metrics.read_text().splitlines()]
-    resumed_from = [r["resumed_from"] for r in rows if "resumed_from" in r][-1]
+    resumed_from, after = after_last_resume(save.metrics)
     assert start2 < resumed_from < killed_at
-    after = {}
-    for row in rows[[i for i, r in enumerate(rows) if r.get("resumed_from") == resumed_from][-1] :]:
-        if "loss" in row:
-            after[row["step"]] = row["loss"]
     replayed = range(resumed_from + 1, killed_at + 1)
     assert [after[s] for s in replayed] == [before[s] for s in replayed]  # same row, same mix, same lr
     status = campaign_status(save.root)

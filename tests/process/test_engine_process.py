@@ -18,7 +18,16 @@ import pytest
 from engine.protocol import messages as p
 from engine.protocol.client import EngineClient
 from engine.protocol.savedir import SaveDir
-from tests.conftest import ROOT, engine_process, last_step, losses, make_hero, realm, wait_until
+from tests.conftest import (
+    ROOT,
+    after_last_resume,
+    engine_process,
+    last_step,
+    losses,
+    make_hero,
+    realm,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -57,14 +66,9 @@ def test_kill_9_then_resume_loses_nothing(tmp_path: Path, hatchling_dir: Path) -
     subprocess.run(
         [*cmd, "--max-steps", str(killed_at + 5)], cwd=ROOT, check=True, timeout=300, capture_output=True
     )
-    rows = [json.loads(line) for line in save.metrics.read_text().splitlines()]
-    resumed_from = [r["resumed_from"] for r in rows if "resumed_from" in r][-1]
+    resumed_from, after = after_last_resume(save.metrics)
     assert resumed_from == max(int(n.split("-")[1]) for n in loot_before)
     assert resumed_from < killed_at
-    after: dict[int, float] = {}
-    for row in rows[[i for i, r in enumerate(rows) if r.get("resumed_from") == resumed_from][-1] :]:
-        if "loss" in row:
-            after[row["step"]] = row["loss"]
     replayed = range(resumed_from + 1, killed_at + 1)
     assert [after[s] for s in replayed] == [before[s] for s in replayed]
     loot_after = live_loot(save.ledger)
