@@ -56,6 +56,8 @@ def away_text(away: p.AwaySummary, hero: str = "DIO") -> str:
         troubles.append("the engine restarted meanwhile")
     if away.interventions:
         troubles.append(f"the watchdog stepped in {away.interventions}× (see the log)")
+    if away.grade:
+        parts.append(f"run grade {away.grade}")
     tail = "; " + "; ".join(troubles) if troubles else ""
     return f"While you were away ({minutes:.0f} min): {', '.join(parts)}{tail}."
 

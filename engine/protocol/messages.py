@@ -122,6 +122,7 @@ class AwaySummary:
     crashes: int = 0  # engines that died without stopping (and were resumed)
     interventions: int = 0  # watchdog rollbacks and pauses
     phases: tuple[str, ...] = ()  # campaign phases finished meanwhile: "general (600 steps)"
+    grade: str = ""  # the run grade now ("B 84"), when there is one
 
 
 @dataclass(frozen=True, slots=True)

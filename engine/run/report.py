@@ -187,6 +187,7 @@ def away_summary(w: Worker) -> p.AwaySummary | None:
             for r in (w.campaign.state.history if w.campaign else [])
             if r.ended_at > since
         ),
+        grade=w.progress.grade,
     )
 
 

@@ -92,6 +92,9 @@ async def test_campaign_map_starts_and_leaves_a_campaign() -> None:
 
 
 def test_away_text_names_the_phases_passed() -> None:
-    away = p.AwaySummary(600, 900, 1, (), False, phases=("general (600 steps)",), interventions=1)
+    away = p.AwaySummary(
+        600, 900, 1, (), False, phases=("general (600 steps)",), interventions=1, grade="B 84"
+    )
     text = away_text(away)
     assert "finished campaign phase general (600 steps)" in text and "watchdog stepped in 1×" in text
+    assert "run grade B 84" in text
