@@ -41,13 +41,6 @@ phases:
 """
 
 
-class Quiet:
-    observers: list[Any] = []
-
-    def broadcast(self, event: Any) -> None:
-        pass
-
-
 def accuracy(worker: Any, skill_id: str, level: int, problems: int) -> float:
     from engine.evals.skill_evals import answer_batches, score_answers
 

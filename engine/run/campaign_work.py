@@ -83,8 +83,11 @@ def load(w: Worker, resume: Resumable | None) -> CampaignRun | None:
         state = CampaignState.from_dict(saved)
     else:
         state = CampaignState(campaign.digest, phase_start=int(resume.meta["step"]) if resume else 0)
-    digests = [{_digest(q) for q in phase.quests} for phase in campaign.phases]
-    return CampaignRun(campaign, state, digests)
+    return following(campaign, state)
+
+
+def following(campaign: Campaign, state: CampaignState) -> CampaignRun:
+    return CampaignRun(campaign, state, [{_digest(q) for q in phase.quests} for phase in campaign.phases])
 
 
 # ---------------------------------------------------------------------- what a phase trains
@@ -200,7 +203,7 @@ class _Replies:
 
 
 def _open(run: CampaignRun, board: tuple[p.QuestInfo, ...]) -> bool:
-    mine = run.digests[run.index] if run.index < len(run.digests) else set()
+    mine = run.digests[run.index]
     return any(q.digest in mine and q.state in ("queued", "active") for q in board)
 
 
@@ -345,7 +348,7 @@ def command(w: Worker, client: ClientSession, cmd: p.StartCampaign | p.EndCampai
         client.send(p.CampaignReply(False, f"cannot read {cmd.path}: {exc.strerror or exc}"))
         return
     step = w.progress.step
-    w.campaign = CampaignRun(campaign, CampaignState(campaign.digest, phase_start=step))
+    w.campaign = following(campaign, CampaignState(campaign.digest, phase_start=step))
     message = begins_message(campaign, f"at step {step:,}")
     w.note(f"CAMPAIGN: {message}")
     if w.take_loot("campaign") is None:  # a full disk: the next start begins it
