@@ -15,15 +15,18 @@ from tui.link import Connector, EngineLink
 from tui.messages import EngineMessage, ExportLoot, LinkLost, OpenOracle, SendCommand
 from tui.screens.achievements import AchievementsScreen
 from tui.screens.add_quest import AddQuestScreen
+from tui.screens.armory import ArmoryScreen
 from tui.screens.campaign import CampaignScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.engine_down import EngineDownScreen
 from tui.screens.guild import GuildScreen
 from tui.screens.help import HelpScreen
+from tui.screens.log_book import LogBookScreen
 from tui.screens.oracle import OracleScreen
 from tui.screens.prompt import PromptScreen
 from tui.screens.quest_board import QuestBoardScreen
 from tui.screens.quit import QuitScreen
+from tui.screens.stats import StatsScreen
 from tui.screens.tasks import TasksScreen
 from tui.screens.tavern import TavernScreen
 from tui.screens.vault import CompareScreen, VaultScreen
@@ -72,13 +75,21 @@ SCREEN_KEYS: tuple[tuple[str, Any], ...] = (  # every screen and dialog: `?` lis
     ("Tasks", TasksScreen),
     ("Achievements", AchievementsScreen),
     ("Campaign", CampaignScreen),
+    ("Log book", LogBookScreen),
+    ("Stats", StatsScreen),
+    ("Armory", ArmoryScreen),
     ("Quit dialog", QuitScreen),
     ("Confirm", ConfirmScreen),
     ("Prompt", PromptScreen),
     ("Engine down", EngineDownScreen),
     ("Help", HelpScreen),
 )
-TOASTED = ("eval", "suite", "retest")  # finished tasks whose result is news
+TOASTED = ("eval", "suite", "retest")
+BELL_EVENTS = (
+    p.LevelledUp,
+    p.SkillLevelledUp,
+    p.QuestCompleted,
+)  # and the watchdog's alarms  # finished tasks whose result is news
 FRAME_SECONDS = 0.5
 DOWN_LINES = 8  # of a traceback or the log: the last ones say what went wrong
 
@@ -135,6 +146,15 @@ class RealmApp(App[str]):
             show=False,
             tooltip="The campaign map: phases, the current one, its gate",
         ),
+        Binding("l", "log_book", "Log", show=False, tooltip="The log book: every event, with filters"),
+        Binding(
+            "i",
+            "stats",
+            "Stats",
+            show=False,
+            tooltip="Stats: learning rate, grad norm, tokens, each skill's evals as a chart",
+        ),
+        Binding("m", "armory", "Armory", show=False, tooltip="The Armory: the hero's settings, checked"),
         Binding("question_mark", "keys", "Keys", key_display="?"),
         Binding("q", "leave", "Quit"),
         Binding("r", "restart_engine", "Restart engine", show=False),
@@ -179,6 +199,9 @@ class RealmApp(App[str]):
             board = self._board()
             if board is not None:
                 board.show(self.state.quests)  # live quest progress
+            stats = self._find(StatsScreen)
+            if stats is not None:
+                stats.show(self.state, chart=False)  # the numbers; the chart at each eval
 
     def on_unmount(self) -> None:
         self.link.close()
@@ -205,6 +228,7 @@ class RealmApp(App[str]):
         campaign = self._find(CampaignScreen)
         if campaign is not None and isinstance(event, (p.CampaignUpdated, p.Snapshot, p.EvalCompleted)):
             campaign.show(self.state.campaign)
+        self._route_more(event)
         if isinstance(event, (p.Paused, p.Resumed, p.Snapshot, p.Stopped)):
             self.refresh_bindings()  # the footer's space: Pause or Resume
         self.sub_title = f"{self.state.hero.upper()} · {self.state.model}" if self.state.hero else ""
@@ -214,6 +238,7 @@ class RealmApp(App[str]):
     def _celebrate(self, event: Any) -> None:
         """Moments: a banner in the battle panel, and a toast for the big ones."""
         hero = (self.state.hero or "DIO").upper()
+        self._ring(event)
         if isinstance(event, p.Snapshot):
             for warning in event.warnings:  # a crash, a repaired ledger: said on every attach
                 self.notify(warning, title="The engine says", severity="warning", timeout=20)
@@ -242,6 +267,28 @@ class RealmApp(App[str]):
             case p.QuestCompleted():
                 self.tavern.flash(f"📜 QUEST COMPLETE! {event.quest.name} +{event.gold} gold")
                 self.notify(f"{event.quest.name}: +{event.gold} gold", title="Quest complete", timeout=8)
+
+    def _route_more(self, event: Any) -> None:
+        """The log book, the stats screen and the Armory, when open."""
+        book, stats, armory = self._find(LogBookScreen), self._find(StatsScreen), self._find(ArmoryScreen)
+        if book is not None and isinstance(event, (p.LogLine, p.LogRead)):
+            book.show(self.state.log_rows, loaded=isinstance(event, p.LogRead) or book.loaded)
+        if stats is not None and isinstance(event, (p.EvalCompleted, p.Snapshot, p.ConfigReply)):
+            stats.show(self.state)
+        if isinstance(event, p.ConfigReply):
+            if armory is not None:
+                armory.replied(event)
+                armory.show(self.state.config, self.state.memory_plan, self.state.link == "connected")
+            elif not event.dry_run:
+                self.notify(event.message, title="Settings", severity="information" if event.ok else "error")
+        elif armory is not None and isinstance(event, p.Snapshot):
+            armory.show(self.state.config, self.state.memory_plan, True)
+
+    def _ring(self, event: Any) -> None:
+        """The terminal bell at a big moment, if the player turned it on (game.bell)."""
+        alarm = isinstance(event, p.WatchdogIntervened) and event.kind != "skip"
+        if self.state.bell and (alarm or isinstance(event, BELL_EVENTS)):
+            self.bell()
 
     def _watchdog(self, event: p.WatchdogIntervened, hero: str) -> None:
         if event.kind == "rollback":
@@ -374,6 +421,29 @@ class RealmApp(App[str]):
             self.pop_screen()
         else:
             self.push_screen(CampaignScreen(self.state.campaign))
+
+    def action_log_book(self) -> None:
+        if isinstance(self.screen, LogBookScreen):
+            self.pop_screen()
+            return
+        self.push_screen(LogBookScreen(self.state.log_rows))
+        if not self.link.send(p.ReadLog()):
+            self.notify(
+                "The engine is down: the log book shows this session's events only.", severity="warning"
+            )
+
+    def action_stats(self) -> None:
+        if isinstance(self.screen, StatsScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(StatsScreen(self.state))
+
+    def action_armory(self) -> None:
+        if isinstance(self.screen, ArmoryScreen):
+            self.pop_screen()
+        else:
+            connected = self.state.link == "connected"
+            self.push_screen(ArmoryScreen(self.state.config, self.state.memory_plan, connected))
 
     def action_achievements(self) -> None:
         if isinstance(self.screen, AchievementsScreen):
@@ -526,6 +596,13 @@ class RealmApp(App[str]):
             "Show the campaign map",
             "c: phases, the current one, its gate; n starts one",
             self.action_campaign,
+        )
+        yield SystemCommand("Open the log book", "l: every event, filtered by kind", self.action_log_book)
+        yield SystemCommand(
+            "Show the stats", "i: lr, grad norm, tokens/s, each skill's eval chart", self.action_stats
+        )
+        yield SystemCommand(
+            "Open the Armory (settings)", "m: change lr, skill mix, evals, vault…", self.action_armory
         )
         yield SystemCommand(
             "Add a quest file", "a on the board: validate and queue a .jsonl file", self.action_add_quest

@@ -3,8 +3,10 @@ folding is tested without a terminal."""
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from typing_extensions import assert_never
 
@@ -13,6 +15,7 @@ from tui.messages import LinkEvent, LinkLost, LinkWaiting
 
 CHART_POINTS = 600
 LOG_LINES = 100
+LOG_ROWS = 5000  # log book rows kept (events.jsonl holds them all)
 
 
 TASK_WORDS = {
@@ -57,6 +60,18 @@ class GameState:
     eval_every: int = 0  # steps between scheduled skill evals
     achievements: tuple[p.AchievementInfo, ...] = ()  # every one, locked or not
     campaign: p.CampaignInfo | None = None  # the campaign DIO follows
+    config: dict[str, Any] = field(default_factory=dict)  # config.json as the engine last said
+    lr: float | None = None  # the latest step's learning rate
+    grad_norm: float | None = None
+    lr_history: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=CHART_POINTS))
+    grad_history: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=CHART_POINTS))
+    skill_history: list[p.SkillPoint] = field(default_factory=list)  # each skill's evals, by step
+    log_rows: deque[p.LogLine] = field(default_factory=lambda: deque(maxlen=LOG_ROWS))  # the log book
+
+    @property
+    def bell(self) -> bool:
+        """The player's setting game.bell (off unless turned on)."""
+        return bool(self.config.get("game", {}).get("bell", False))
 
     @property
     def active_quest(self) -> p.QuestInfo | None:
@@ -163,17 +178,27 @@ class GameState:
         self.eval_every = event.eval_every
         self.achievements = event.achievements
         self.campaign = event.campaign
+        self._configured(event.config_json)
+        self.lr_history.clear()
+        self.lr_history.extend(event.lr_history)
+        self.grad_history.clear()
+        self.grad_history.extend(event.grad_history)
+        if event.lr_history:
+            self.lr, self.grad_norm = event.lr_history[-1][1], event.grad_history[-1][1]
+        self.skill_history = list(event.skill_history)
+
+    def _configured(self, config_json: str) -> None:
+        try:
+            config = json.loads(config_json) if config_json else {}
+        except ValueError:
+            return
+        if isinstance(config, dict):
+            self.config = config
 
     def _progress(self, event: p.Event) -> None:
         match event:
             case p.StepCompleted():
-                self.stats = event.stats
-                self.masked_fraction = event.masked_fraction
-                self.tokens_per_s = event.tokens_per_s
-                self.last_damage = event.loss
-                self.train_losses.append((event.step, event.smoothed_loss))
-                if event.quest is not None:
-                    self._put_quest(event.quest)
+                self._stepped(event)
             case p.GpuTelemetry() | p.CampaignUpdated() | p.AchievementUnlocked():
                 self._replaced(event)
             case p.QuestBoard() | p.VaultListed():
@@ -187,8 +212,8 @@ class GameState:
                 self._put_task(event.task)
             case p.EvalCompleted():
                 self._evaluated(event)
-            case p.LogLine():
-                self.log.append(event.text)
+            case p.LogLine() | p.LogRead() | p.ConfigReply():
+                self._noted(event)
             case (
                 p.LevelledUp()
                 | p.SkillLevelledUp()
@@ -213,6 +238,29 @@ class GameState:
             case _:
                 assert_never(event)
 
+    def _stepped(self, event: p.StepCompleted) -> None:
+        self.stats = event.stats
+        self.masked_fraction = event.masked_fraction
+        self.tokens_per_s = event.tokens_per_s
+        self.last_damage = event.loss
+        self.train_losses.append((event.step, event.smoothed_loss))
+        self.lr, self.grad_norm = event.lr, event.grad_norm
+        self.lr_history.append((event.step, event.lr))
+        self.grad_history.append((event.step, event.grad_norm))
+        if event.quest is not None:
+            self._put_quest(event.quest)
+
+    def _noted(self, event: p.LogLine | p.LogRead | p.ConfigReply) -> None:
+        """The log book's rows, and the config after a change the engine made."""
+        if isinstance(event, p.LogLine):
+            self.log.append(event.text)
+            self.log_rows.append(event)
+        elif isinstance(event, p.LogRead):
+            self.log_rows.clear()
+            self.log_rows.extend(event.rows)
+        elif event.ok and not event.dry_run:
+            self._configured(event.config_json)
+
     def _replaced(self, event: p.GpuTelemetry | p.CampaignUpdated | p.AchievementUnlocked) -> None:
         """Events that replace one part of the state."""
         if isinstance(event, p.GpuTelemetry):
@@ -228,3 +276,6 @@ class GameState:
             self.val_losses.append((event.step, event.val_loss))
         if event.skill is not None:
             self._put_skill(event.skill)
+            if event.accuracy is not None:
+                point = p.SkillPoint(event.step, event.skill.id, event.level, event.accuracy)
+                self.skill_history.append(point)

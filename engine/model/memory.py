@@ -152,9 +152,18 @@ def describe(est: Estimate, capacity: int | None, where: str) -> str:
 def plan_memory(model: Any, device: torch.device, config: HeroConfig) -> tuple[str, bool]:
     """(the plan as one line, whether even the chosen plan is over the GPU's memory).
     Turns gradient checkpointing on in ``model`` when the plan needs it."""
+    line, over, checkpointing = choose_plan(model.config, device, config)
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return line, over
+
+
+def choose_plan(model_config: Any, device: torch.device, config: HeroConfig) -> tuple[str, bool, bool]:
+    """(the plan as one line, over the GPU's memory?, gradient checkpointing?) for
+    ``config`` (concrete rows and length) on this model and device; changes nothing."""
     import torch  # here, so the estimate above needs no torch
 
-    shape = ModelShape.from_config(model.config)
+    shape = ModelShape.from_config(model_config)
     gpu = device.type == "cuda"
     bf16 = gpu and torch.cuda.is_bf16_supported() and config.train.precision != "fp32"
     capacity = torch.cuda.get_device_properties(device).total_memory if gpu else None
@@ -169,10 +178,8 @@ def plan_memory(model: Any, device: torch.device, config: HeroConfig) -> tuple[s
     checkpointing = wanted == "on" or (
         wanted == "auto" and capacity is not None and plan(False).total > AUTO_CHECKPOINTING_SHARE * capacity
     )
-    if checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     est = plan(checkpointing)
     line = describe(est, capacity, "VRAM" if gpu else "RAM")
     if checkpointing:
         line += " · gradient checkpointing on"
-    return line, capacity is not None and est.total > capacity
+    return line, capacity is not None and est.total > capacity, checkpointing

@@ -105,6 +105,9 @@ class GameConfig:
     """While a quest is active: its share of examples (the rest rehearses skills)."""
     quest_checks: str = "standard"
     """standard | deep (deep also drops answers leaked in their prompt): the default for quests."""
+    bell: bool = False
+    """Ring the terminal bell at level-ups, skill-ups, finished quests and watchdog alarms
+    (the game only; off by default)."""
 
     def __post_init__(self) -> None:
         _positive(self, "xp_per_level", "checkpoint_every", "eval_every", "val_examples")

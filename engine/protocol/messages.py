@@ -18,7 +18,7 @@ from typing import Any, TypeAlias, get_args
 
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
 
-PROTOCOL_VERSION = 8
+PROTOCOL_VERSION = 9
 
 # --------------------------------------------------------------------------- values
 
@@ -54,6 +54,31 @@ class SkillScore:
     level: int
     accuracy: float
     problems: int
+
+
+@dataclass(frozen=True, slots=True)
+class SkillPoint:
+    """One scheduled eval of one skill: the stats screen's chart."""
+
+    step: int
+    skill: str
+    level: int  # 0 where an old metrics row did not record it
+    accuracy: float
+
+
+# The log book's filters: what a row of events.jsonl is about.
+LOG_KINDS: tuple[str, ...] = (
+    "level",
+    "loot",
+    "quest",
+    "eval",
+    "campaign",
+    "achievement",
+    "watchdog",
+    "crash",
+    "run",
+    "other",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +452,23 @@ class EndCampaign:
     """Leave the campaign: DIO goes back to the hero's own skills and schedule."""
 
 
+@dataclass(frozen=True, slots=True)
+class ReadLog:
+    """The log book: the newest ``limit`` rows of events.jsonl; answered by a LogRead."""
+
+    limit: int = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class SetConfig:
+    """Change one setting of the hero's config ("train.lr", "game.skills.sy", "game.bell"),
+    validated like the file; answered by a ConfigReply saying when it applies."""
+
+    key: str
+    value: str  # as typed: "3e-4", "true", "cosine"
+    dry_run: bool = False  # check it and estimate its memory; change nothing
+
+
 Command: TypeAlias = (
     Hello
     | Pause
@@ -442,6 +484,8 @@ Command: TypeAlias = (
     | Ask
     | StartCampaign
     | EndCampaign
+    | ReadLog
+    | SetConfig
 )
 COMMAND_TYPES: dict[str, type] = {cls.__name__: cls for cls in get_args(Command)}
 
@@ -457,6 +501,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_new_tokens": (0, 4096),
     "seed": (0, 2**31 - 1),
     "problems": (0, 4096),
+    "limit": (1, 100_000),
 }
 
 
@@ -571,6 +616,10 @@ class Snapshot:
     eval_every: int = 0  # steps between scheduled skill evals (the gate's ETA)
     achievements: tuple[AchievementInfo, ...] = ()  # every achievement, locked or not
     campaign: CampaignInfo | None = None  # the campaign DIO follows, if any
+    config_json: str = ""  # the hero's config.json as the engine runs it (the Armory, the stats)
+    skill_history: tuple[SkillPoint, ...] = ()  # every skill eval still in metrics.jsonl
+    lr_history: tuple[tuple[int, float], ...] = ()  # (step, learning rate), recent
+    grad_history: tuple[tuple[int, float], ...] = ()  # (step, gradient norm), recent
 
 
 @dataclass(frozen=True, slots=True)
@@ -617,6 +666,7 @@ class EvalCompleted:
     accuracy: float | None
     problems: int
     skill: SkillInfo | None = None  # the skill's tree after this eval
+    level: int = 0  # the level this eval was at (before any level-up it caused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -663,6 +713,29 @@ class CampaignReply:
 class LogLine:
     text: str
     level: str = "info"  # "info" | "warning" | "error"
+    kind: str = "other"  # one of LOG_KINDS: the log book's filters
+    step: int = 0
+    time: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LogRead:
+    """The log book's rows (events.jsonl), oldest first; ``total`` counts every row."""
+
+    rows: tuple[LogLine, ...]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigReply:
+    """The answer to SetConfig: ``ok``, what happened, and the whole config after it.
+    ``applies`` is "now" (from the next step) or "restart" (saved; the next start uses it)."""
+
+    ok: bool
+    message: str
+    config_json: str = ""
+    applies: str = ""
+    dry_run: bool = False  # an answer to a check: nothing was changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -851,6 +924,8 @@ Event: TypeAlias = (
     | CampaignUpdated
     | CampaignReply
     | LogLine
+    | LogRead
+    | ConfigReply
     | CommandRejected
     | EngineFailed
     | Stopped

@@ -74,7 +74,7 @@ def load(w: Worker, resume: Resumable | None) -> CampaignRun | None:
     try:
         campaign = stored(w.save)
     except (KeyError, TypeError, ValueError) as exc:
-        w.warn(f"campaign.json cannot be read ({exc}); training without the campaign")
+        w.warn(f"campaign.json cannot be read ({exc}); training without the campaign", "campaign")
         return None
     if campaign is None:
         return None
@@ -161,7 +161,7 @@ def _quest_rows(w: Worker, path: str) -> tuple[Any, ...]:
     try:
         quest = read_quest(Path(path))
     except QuestRejected as exc:
-        w.warn(f"campaign: quest {Path(path).name} cannot be rehearsed: {exc}")
+        w.warn(f"campaign: quest {Path(path).name} cannot be rehearsed: {exc}", "campaign")
         return ()
     render = w.renderer.render_row
     report = check_rows(
@@ -298,7 +298,7 @@ def _end_phase(w: Worker, run: CampaignRun, reason: str) -> TaskBody:
     marks = " · ".join(f"{sid.upper()} {acc:.0%}" for sid, acc in scores.items())
     news = f"Phase {phase.name} complete ({reason}) at step {step:,}: {marks}"
     nxt = "" if last else f"; phase {index + 2} ({run.campaign.phases[index + 1].name}) begins"
-    w.note(f"CAMPAIGN: {news}{nxt}")
+    w.note(f"CAMPAIGN: {news}{nxt}", kind="campaign")
     w.server.broadcast(p.CampaignUpdated(info(w), news + nxt))
     if w.stop_reason is not None:  # a stop came meanwhile: the loot starts the next phase later
         return news
@@ -312,14 +312,14 @@ def _end_phase(w: Worker, run: CampaignRun, reason: str) -> TaskBody:
 def _finish(w: Worker, run: CampaignRun) -> None:
     name, when = run.campaign.name, run.campaign.when_done
     if when == "stop":
-        w.note(f"Campaign {name} is complete: DIO stops (when_done: stop)")
+        w.note(f"Campaign {name} is complete: DIO stops (when_done: stop)", kind="campaign")
         w.stop_reason = "campaign done"
     elif when == "pause":
-        w.note(f"Campaign {name} is complete: DIO pauses (when_done: pause); space goes on")
+        w.note(f"Campaign {name} is complete: DIO pauses (when_done: pause); space goes on", kind="campaign")
         w.set_paused(True)
         w.server.broadcast(p.Paused(w.progress.step))
     else:
-        w.note(f"Campaign {name} is complete: DIO goes on with the last phase's mix")
+        w.note(f"Campaign {name} is complete: DIO goes on with the last phase's mix", kind="campaign")
 
 
 # ---------------------------------------------------------------------- commands
@@ -350,7 +350,7 @@ def command(w: Worker, client: ClientSession, cmd: p.StartCampaign | p.EndCampai
     step = w.progress.step
     w.campaign = following(campaign, CampaignState(campaign.digest, phase_start=step))
     message = begins_message(campaign, f"at step {step:,}")
-    w.note(f"CAMPAIGN: {message}")
+    w.note(f"CAMPAIGN: {message}", kind="campaign")
     if w.take_loot("campaign") is None:  # a full disk: the next start begins it
         client.send(p.CampaignReply(False, f"{message}, once loot can be saved (the disk is full)"))
         return
@@ -367,7 +367,7 @@ def _end_command(w: Worker, client: ClientSession) -> None:
     leave(w.save)
     w.campaign = None
     message = f"Left campaign {run.campaign.name} at step {w.progress.step:,}: back to the hero's own skills"
-    w.note(message)
+    w.note(message, kind="campaign")
     w.take_loot("campaign")  # the hero's own mix and schedule from the restart on
     client.send(p.CampaignReply(True, message))
     w.server.broadcast(p.CampaignUpdated(None, message))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from typing_extensions import assert_never
 
 from engine.protocol import messages as p
-from engine.run import campaign_work, report, suite_work, vault_work
+from engine.run import campaign_work, logbook, report, settings_work, suite_work, vault_work
 from engine.run.server import ClientLeft, ClientSession
 
 if TYPE_CHECKING:
@@ -48,6 +48,10 @@ def handle(w: Worker, client: ClientSession, command: p.Command | ClientLeft) ->
             suite_work.suite_command(w, client, command)
         case p.StartCampaign() | p.EndCampaign():
             campaign_work.command(w, client, command)
+        case p.ReadLog():
+            client.send(logbook.read_log(w.save, command.limit))
+        case p.SetConfig():
+            settings_work.command(w, client, command)
         case _:
             assert_never(command)
 

@@ -97,9 +97,9 @@ def roll_back(w: Worker, verdict: Verdict) -> None:
 def record(w: Worker, kind: str, text: str, verdict: Verdict, loot: str = "") -> None:
     step = w.progress.step
     if kind == "skip":
-        w.note(text)  # routine: the log and the screen's event list, no toast
+        w.note(text, kind="watchdog")  # routine: the log and the screen's event list, no toast
     else:
-        w.warn(text)
+        w.warn(text, "watchdog")
     w.ledger.record_intervention(
         {"step": step, "kind": kind, "reason": verdict.reason, "lr_scale": w.watchdog.lr_scale, "loot": loot}
     )
@@ -118,7 +118,7 @@ def after_eval(w: Worker, step: int, val_loss: float) -> None:
     text = overfitting(w.val_watch, w.config.watchdog.overfit_evals)
     if text and not w.overfit_told:  # once per validation set, not at every eval after
         w.overfit_told = True
-        w.warn(f"Watchdog: {text}")
+        w.warn(f"Watchdog: {text}", "watchdog")
         w.ledger.record_intervention(
             {"step": step, "kind": "overfitting", "reason": text, "lr_scale": w.watchdog.lr_scale, "loot": ""}
         )

@@ -20,9 +20,10 @@ from engine.protocol import messages as p
 from engine.protocol.savedir import SaveDir
 from engine.quests.commands import info_dict
 from engine.run import campaign_work
+from engine.run.logbook import kind_of
 from engine.run.server import EngineServer
 from engine.store import commands as vault_commands
-from engine.store.atomic import write_json, write_text
+from engine.store.atomic import read_json, write_json, write_text
 from engine.store.history import load_history, tail_rows
 from engine.train.curriculum import GATE_WINDOW
 
@@ -33,18 +34,29 @@ log = logging.getLogger("engine.run.worker")
 
 STEP_EVENT_INTERVAL = 0.1  # seconds: StepCompleted is throttled to <= 10 per second
 HISTORY = 600  # chart points kept for a Snapshot
+SKILL_POINTS = 2000  # skill evals kept for a Snapshot (the stats screen's chart)
 LOG_LINES = 40
 
 
 class Reporter:
     """The engine's outputs: every UI, the log, events.jsonl and metrics.jsonl."""
 
-    def __init__(self, save: SaveDir, server: EngineServer, echo: Callable[[str], None] | None) -> None:
+    def __init__(
+        self,
+        save: SaveDir,
+        server: EngineServer,
+        echo: Callable[[str], None] | None,
+        step_of: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.save = save
+        self.step_of = step_of  # the step a note is written at (the log book shows it)
         self.server = server
         self.echo = echo  # headless progress lines (`realm train`)
         self.train_history: deque[tuple[int, float]] = deque(maxlen=HISTORY)
         self.val_history: deque[tuple[int, float]] = deque(maxlen=HISTORY)
+        self.lr_history: deque[tuple[int, float]] = deque(maxlen=HISTORY)
+        self.grad_history: deque[tuple[int, float]] = deque(maxlen=HISTORY)
+        self.skill_history: deque[p.SkillPoint] = deque(maxlen=SKILL_POINTS)
         self.log_lines: deque[str] = deque(maxlen=LOG_LINES)
         self.tokens_per_s = 0.0
         self._window_tokens = 0  # tokens since the last StepCompleted, for tokens/s
@@ -55,14 +67,18 @@ class Reporter:
     def broadcast(self, event: p.Event) -> None:
         self.server.broadcast(event)
 
-    def note(self, text: str, level: str = "info") -> None:
-        """A discrete happening: into the log file, events.jsonl, and every UI."""
+    def note(self, text: str, level: str = "info", kind: str = "") -> None:
+        """A discrete happening: into the log file, events.jsonl, and every UI. ``kind``
+        (one of LOG_KINDS, the log book's filter) is read from the text when not given."""
         getattr(log, "warning" if level == "warning" else "info")(text)
         self.log_lines.append(text)
-        self._append(self.save.events, {"time": time.time(), "level": level, "text": text})
-        self.broadcast(p.LogLine(text=text, level=level))
-        if self.echo and level != "info":
-            self.echo(text)
+        kind = kind if kind in p.LOG_KINDS else kind_of(text)
+        line = p.LogLine(text=text, level=level, kind=kind, step=self.step_of(), time=time.time())
+        self._append(
+            self.save.events,
+            {"time": line.time, "level": level, "kind": kind, "step": line.step, "text": text},
+        )
+        self.broadcast(line)
 
     def metric(self, row: dict[str, Any]) -> None:
         self._append(self.save.metrics, row)
@@ -104,10 +120,13 @@ class Reporter:
         write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def load_history(self, resumed_step: int) -> None:
-        train, val, lines = load_history(self.save, resumed_step, LOG_LINES)
-        self.train_history.extend(train)
-        self.val_history.extend(val)
-        self.log_lines.extend(lines)
+        history = load_history(self.save, resumed_step, LOG_LINES)
+        self.train_history.extend(history.train)
+        self.val_history.extend(history.val)
+        self.lr_history.extend(history.lr)
+        self.grad_history.extend(history.grad_norm)
+        self.skill_history.extend(history.skills)
+        self.log_lines.extend(history.lines)
 
     def start_clock(self) -> None:
         self._window_start = self._last_emit = time.monotonic()
@@ -219,6 +238,10 @@ def snapshot(w: Worker, away: p.AwaySummary | None = None) -> p.Snapshot:
         eval_every=w.config.game.eval_every,
         achievements=w.achievements.infos(),
         campaign=campaign_work.info(w),
+        config_json=json.dumps(read_json(w.save.config, None) or json.loads(w.config.to_json())),
+        skill_history=tuple(out.skill_history),
+        lr_history=tuple(out.lr_history),
+        grad_history=tuple(out.grad_history),
     )
 
 

@@ -107,7 +107,7 @@ def round_task(w: Worker, client: ClientSession, skill_id: str, count: int) -> T
 
 
 def _tell(w: Worker, client: ClientSession | None, ok: bool, message: str) -> str:
-    w.note(message, "info" if ok else "warning")
+    w.note(message, "info" if ok else "warning", "quest")
     if client is not None:
         client.send(p.QuestReply(ok, message))
     return message
@@ -162,5 +162,5 @@ def retire_stale(w: Worker) -> None:
                 f"{w.progress.step} (sparring.max_age_steps {limit})"
             )
             w.keeper.queue.fail(info, why)
-            w.note(f"{info.name} {why}")
+            w.note(f"{info.name} {why}", kind="quest")
             w.keeper.board_changed()

@@ -44,7 +44,7 @@ def suite_command(w: Worker, client: ClientSession, command: p.SuiteCommand | p.
         client.send(p.SuiteReply(False, str(exc.args[0])))
         return
     if message and not isinstance(command, p.CompareSuite):
-        w.note(message)
+        w.note(message, kind="eval")
     client.send(p.SuiteReply(True, message, json.dumps(data) if data is not None else ""))
 
 
@@ -85,7 +85,7 @@ def run(
     target = loot if loot is not None else f"live@{step}"
     runner.keep(w.ledger, result, target, step, loot if loot is not None else None)
     message = runner.summary(result, target)
-    w.note(message)
+    w.note(message, kind="eval")
     if client is not None:
         client.send(p.SuiteReply(True, message, json.dumps(result)))
     return message

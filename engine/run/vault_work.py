@@ -156,7 +156,7 @@ def vault_command(w: Worker, client: ClientSession, command: p.VaultCommand | p.
         client.send(p.VaultReply(False, str(exc)))
         return
     if message:
-        w.note(message)
+        w.note(message, kind="loot")
     listing = vault_commands.listed(w.vault, w.config.vault)
     if isinstance(command, p.ListLoot):
         client.send(listing)
@@ -190,7 +190,7 @@ def reply_when_done(
         message = f"compared {result.a} with {result.b}"
     else:
         message = str(result)
-        w.note(message)
+        w.note(message, kind="loot")
     client.send(p.VaultReply(True, message))
     w.server.broadcast(vault_commands.listed(w.vault, w.config.vault))
     return message

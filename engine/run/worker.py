@@ -83,7 +83,10 @@ class Worker:
         self.save = save
         self.config = config
         self.server = server
-        self.report = Reporter(save, server, echo)
+        # notes written while starting (before the progress is read) say step 0
+        self.report = Reporter(
+            save, server, echo, lambda: getattr(getattr(self, "progress", None), "step", 0)
+        )
         self.note = self.report.note
         self.echo = echo  # headless progress lines (`realm train`)
         self.echo_every = echo_every
@@ -262,13 +265,15 @@ class Worker:
         died_at = max(int(before.get("step") or 0), self.save.last_logged_step())
         loot = f"loot {resume.meta['step']}" if resume else "the base model"
         replayed = died_at - self.progress.step
-        self.warn(f"The engine died at step {died_at}; resuming from {loot} ({replayed} steps replayed)")
+        self.warn(
+            f"The engine died at step {died_at}; resuming from {loot} ({replayed} steps replayed)", "crash"
+        )
         return died_at
 
-    def warn(self, text: str) -> None:
+    def warn(self, text: str, kind: str = "") -> None:
         """A warning the player must see: the log, a toast, and `realm status`."""
         self.warnings.append(text)
-        self.note(text, "warning")
+        self.note(text, "warning", kind)
 
     def _plan_memory(self) -> None:
         self.memory_plan, over = plan_memory(self.hero.model, self.hero.device, self.config)
@@ -382,6 +387,8 @@ class Worker:
         self.masked_fraction = result.masked_fraction
         smoothed = self.progress.smoothed_loss or result.loss
         self.report.train_history.append((self.progress.step, smoothed))
+        self.report.lr_history.append((self.progress.step, result.lr))
+        self.report.grad_history.append((self.progress.step, result.grad_norm))
         self.report.metric(
             {
                 "step": self.progress.step,
@@ -505,11 +512,14 @@ class Worker:
                 self.warn(fit.capped_message(self.row_sizes, skill_id, cap, self.config.train.seq_len))
             scores = {"accuracy": result.accuracy, "level": level, "problems": result.problems, "step": step}
             self.eval_results[skill_id] = scores
+            self.report.skill_history.append(p.SkillPoint(step, skill_id, level, result.accuracy))
             # The live weights at this step; a loot saved at this step links to it by
             # carrying the same scores (never "the newest loot": other weights).
             self.ledger.record_eval({"skill": skill_id, "val_loss": val_loss, **scores})
             info = report.skill_info(self, skill_id)
-            self.server.broadcast(p.EvalCompleted(step, val_loss, result.accuracy, result.problems, info))
+            self.server.broadcast(
+                p.EvalCompleted(step, val_loss, result.accuracy, result.problems, info, level)
+            )
             gate = (
                 f"gate passed: level {new_level}"
                 if new_level is not None
@@ -528,6 +538,7 @@ class Worker:
                 "val_loss": round(val_loss, 6),
                 "acc": self.progress.accuracy,
                 "skills": {k: v.accuracy for k, v in self.samples.items()},
+                "levels": {k: v["level"] for k, v in self.eval_results.items()},
                 "grade": grade.to_dict() if grade else None,
             }
         )

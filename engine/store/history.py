@@ -1,23 +1,34 @@
 """History from disk for a Snapshot, so a UI that attaches after a restart sees the past
-(chart points and recent log lines). Rows from a timeline lost to a crash (steps after
+(chart points, the learning rate and gradient norm, each skill's evals, recent log lines). Rows from a timeline lost to a crash (steps after
 the loot the engine resumed from) are dropped."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.protocol import messages as p
 from engine.protocol.savedir import SaveDir
 
 METRICS_TAIL_BYTES = 400_000
 EVENTS_TAIL_BYTES = 50_000
 
 
-def load_history(
-    save: SaveDir, resumed_step: int, log_lines: int
-) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[str]]:
-    """(train points, validation points, log lines), oldest first."""
+@dataclass
+class History:
+    """What metrics.jsonl and events.jsonl remember, oldest first."""
+
+    train: list[tuple[int, float]] = field(default_factory=list)  # (step, smoothed loss)
+    val: list[tuple[int, float]] = field(default_factory=list)
+    lr: list[tuple[int, float]] = field(default_factory=list)
+    grad_norm: list[tuple[int, float]] = field(default_factory=list)
+    skills: list[p.SkillPoint] = field(default_factory=list)  # each skill at each eval
+    lines: list[str] = field(default_factory=list)
+
+
+def load_history(save: SaveDir, resumed_step: int, log_lines: int) -> History:
     rows: list[dict[str, Any]] = []
     if save.metrics.exists():
         for row in tail_rows(save.metrics, METRICS_TAIL_BYTES):
@@ -27,12 +38,19 @@ def load_history(
             elif "step" in row:
                 rows.append(row)
     rows = [r for r in rows if r["step"] <= resumed_step]
-    train = [(r["step"], r["smoothed"]) for r in rows if "smoothed" in r]
-    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
-    lines: list[str] = []
+    out = History(
+        train=[(r["step"], r["smoothed"]) for r in rows if "smoothed" in r],
+        val=[(r["step"], r["val_loss"]) for r in rows if "val_loss" in r],
+        lr=[(r["step"], r["lr"]) for r in rows if "lr" in r],
+        grad_norm=[(r["step"], r["grad_norm"]) for r in rows if "grad_norm" in r],
+    )
+    for r in rows:
+        levels = r.get("levels") or {}
+        for skill, accuracy in (r.get("skills") or {}).items():
+            out.skills.append(p.SkillPoint(r["step"], skill, int(levels.get(skill, 0)), float(accuracy)))
     if save.events.exists():
-        lines = [row["text"] for row in tail_rows(save.events, EVENTS_TAIL_BYTES)[-log_lines:]]
-    return train, val, lines
+        out.lines = [row["text"] for row in tail_rows(save.events, EVENTS_TAIL_BYTES)[-log_lines:]]
+    return out
 
 
 def tail_rows(path: Path, max_bytes: int) -> list[dict[str, Any]]:

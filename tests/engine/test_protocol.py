@@ -138,6 +138,8 @@ SAMPLES = [
     p.AchievementUnlocked(p.AchievementInfo("first-loot", "Treasure hunter", "Save a first loot", 200)),
     p.StartCampaign("/home/me/specialist.yaml"),
     p.EndCampaign(),
+    p.ReadLog(limit=50),
+    p.SetConfig("train.lr", "5e-4", dry_run=True),
     p.CampaignUpdated(
         p.CampaignInfo(
             "specialist",
@@ -171,6 +173,8 @@ SAMPLES = [
         news="Phase general complete",
     ),
     p.CampaignReply(False, "line 3: unknown key"),
+    p.LogRead(rows=(p.LogLine("Loot! Checkpoint step-000200 (auto)", "info", "loot", 200, 1.5e9),), total=1),
+    p.ConfigReply(True, "train.lr: 0.002 → 0.0005 (from the next step)", '{"name": "dio"}', "now"),
     p.LogLine("loot!"),
     p.CommandRejected("Pause", "why"),
     p.EngineFailed("RuntimeError: boom", "Traceback…"),

@@ -12,7 +12,21 @@ import contextlib
 import os
 import sys
 
-from tui.cli import bench, campaign, evals, export, heroes, oracle, play, quest, serve, skills, status, vault
+from tui.cli import (
+    bench,
+    campaign,
+    config,
+    evals,
+    export,
+    heroes,
+    oracle,
+    play,
+    quest,
+    serve,
+    skills,
+    status,
+    vault,
+)
 from tui.cli.common import DEFAULT_HERO, SAVES_ENV, default_saves_root
 
 EPILOG = f"""
@@ -30,7 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (play, status, heroes, skills, evals, quest, campaign, vault, oracle, serve, export, bench):
+    for group in (
+        play,
+        status,
+        heroes,
+        skills,
+        evals,
+        quest,
+        campaign,
+        config,
+        vault,
+        oracle,
+        serve,
+        export,
+        bench,
+    ):
         group.add_parsers(sub)
     return parser
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from textual_plotext import PlotextPlot
 
@@ -48,6 +49,8 @@ def ticks(lo: float, hi: float, count: int, whole: bool = False) -> list[float]:
 def tick_label(value: float, step: float) -> str:
     if step >= 1:
         return f"{value / 1000:g}k" if abs(value) >= 10_000 else f"{value:,.0f}"
+    if step < 1e-3:  # a learning rate: 2e-04 reads better than 0.000200
+        return f"{value:.0e}" if value else "0"
     decimals = max(0, -math.floor(math.log10(step)))
     return f"{value:.{decimals}f}"
 
@@ -58,6 +61,34 @@ def downsample(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
     stride = len(points) / MAX_POINTS
     picked = [points[int(i * stride)] for i in range(MAX_POINTS - 1)]
     return [*picked, points[-1]]
+
+
+def draw_axes(
+    plt: Any,
+    points: list[tuple[int, float]],
+    width: int,
+    height: int,
+    y_range: tuple[float, float] | None = None,
+) -> None:
+    """Round y ticks (every one labelled), whole-step x ticks, fitted to the widget's size;
+    ``y_range`` fixes the y limits (accuracy 0–100) instead of fitting the data."""
+    rows = max(2, (height or 10) - 4)  # what is left of the border and the x axis
+    columns = max(2, (width or 40) // 12)  # room for each step label
+    lo_y, hi_y = y_range or (min(v for _, v in points), max(v for _, v in points))
+    if hi_y - lo_y < 1e-12:
+        pad = abs(lo_y) * 0.5 or 0.5
+        lo_y, hi_y = lo_y - pad, hi_y + pad
+    y_ticks = ticks(lo_y, hi_y, min(5, rows // 2 + 1))
+    y_step = y_ticks[1] - y_ticks[0] if len(y_ticks) > 1 else 1.0
+    plt.ylim(min(y_ticks[0], lo_y), max(y_ticks[-1], hi_y))
+    plt.yticks(y_ticks, [tick_label(v, y_step) for v in y_ticks])
+    lo_x, hi_x = min(s for s, _ in points), max(s for s, _ in points)
+    if hi_x == lo_x:
+        lo_x, hi_x = max(0, lo_x - 1), hi_x + 1
+    x_ticks = ticks(lo_x, hi_x, min(5, columns), whole=True)
+    x_step = x_ticks[1] - x_ticks[0] if len(x_ticks) > 1 else 1.0
+    plt.xlim(lo_x, hi_x)
+    plt.xticks(x_ticks, [tick_label(v, x_step) for v in x_ticks])
 
 
 class LossChart(PlotextPlot):
@@ -107,23 +138,5 @@ class LossChart(PlotextPlot):
             xs, ys = [s for s, _ in self.val], [v for _, v in self.val]
             plt.plot(xs, ys, marker="hd", color=VAL_COLOUR)
             plt.scatter(xs, ys, marker="●", color=VAL_COLOUR)
-        self._axes(points)
+        draw_axes(self.plt, points, self.size.width, self.size.height)
         self.refresh()
-
-    def _axes(self, points: list[tuple[int, float]]) -> None:
-        rows = max(2, (self.size.height or 10) - 4)  # what is left of the border and the x axis
-        columns = max(2, (self.size.width or 40) // 12)  # room for each step label
-        lo_y, hi_y = min(v for _, v in points), max(v for _, v in points)
-        if hi_y - lo_y < 1e-6:
-            lo_y, hi_y = lo_y - 0.5, hi_y + 0.5
-        y_ticks = ticks(lo_y, hi_y, min(5, rows // 2 + 1))
-        y_step = y_ticks[1] - y_ticks[0] if len(y_ticks) > 1 else 1.0
-        self.plt.ylim(min(y_ticks[0], lo_y), max(y_ticks[-1], hi_y))
-        self.plt.yticks(y_ticks, [tick_label(v, y_step) for v in y_ticks])
-        lo_x, hi_x = min(s for s, _ in points), max(s for s, _ in points)
-        if hi_x == lo_x:
-            lo_x, hi_x = max(0, lo_x - 1), hi_x + 1
-        x_ticks = ticks(lo_x, hi_x, min(5, columns), whole=True)
-        x_step = x_ticks[1] - x_ticks[0] if len(x_ticks) > 1 else 1.0
-        self.plt.xlim(lo_x, hi_x)
-        self.plt.xticks(x_ticks, [tick_label(v, x_step) for v in x_ticks])

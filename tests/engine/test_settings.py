@@ -1,0 +1,174 @@
+"""Settings by key (`realm config`, the Armory, SetConfig) and the log book (ReadLog)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from engine.protocol import messages as p
+from engine.protocol import settings
+from engine.protocol.config import HeroConfig
+from engine.run.logbook import kind_of, read_log
+from tests.conftest import make_hero, realm_here, run_engine
+
+BASE = json.loads(HeroConfig(name="dio").to_json())
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("train.lrr", "1e-3", "did you mean train.lr"),
+        ("train.lr", "fast", "is a number"),
+        ("train.lr", "2", "lr must be in (0, 1)"),
+        ("vault.keep_last", "2.5", "whole number"),
+        ("vault.keep_last", "0", "keep_last must be > 0"),
+        ("watchdog.enabled", "maybe", "true or false"),
+        ("train.schedule", "wavy", "schedule must be one of"),
+        ("game.skills", "1", "game.skills.ID"),
+        ("game.skills.bin", "-1", "weight > 0"),
+        ("model", "/elsewhere", "make a new hero"),
+        ("name", "other", "cannot be changed"),
+        ("nonsense", "1", "realm config get"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_reason(key: str, value: str, says: str) -> None:
+    with pytest.raises(settings.SettingError) as refused:
+        settings.set_value(BASE, key, value)
+    assert says in str(refused.value)
+
+
+def test_a_setting_is_parsed_to_its_type_and_the_rest_is_kept() -> None:
+    out = settings.set_value(BASE, "train.lr", "5e-4")
+    assert out["train"]["lr"] == 5e-4 and isinstance(out["train"]["lr"], float)
+    assert out["game"] == BASE["game"] and BASE["train"]["lr"] == 2e-3  # the input is not changed
+    assert settings.set_value(BASE, "vault.keep_last", "7")["vault"]["keep_last"] == 7
+    assert settings.set_value(BASE, "game.bell", "on")["game"]["bell"] is True
+    mix = settings.set_value(BASE, "game.skills.sy", "0")["game"]["skills"]
+    assert mix == {"bin": 1.0}  # 0 takes a skill out of the mix
+    config = HeroConfig.from_dict(settings.set_value(BASE, "game.skills.ari", "0.5"))
+    assert config.game.skills == {"bin": 1.0, "sy": 0.3, "ari": 0.5}
+
+
+def test_every_key_can_be_read_and_says_when_it_applies() -> None:
+    config = HeroConfig(name="dio")
+    keys = settings.all_keys(config)
+    assert "train.lr" in keys and "game.skills.sy" in keys and "watchdog.enabled" in keys
+    assert all(settings.describe(config, k) for k in keys)  # every field explains itself
+    assert settings.applies("train.lr") == "now" and settings.applies("vault.keep_last") == "now"
+    assert settings.applies("train.seq_len") == "restart" and settings.applies("lora.rank") == "restart"
+
+
+def test_log_kinds_come_from_the_engine_words() -> None:
+    assert kind_of("LEVEL UP! DIO reached level 3") == "level"
+    assert kind_of("Loot! Checkpoint step-000200 (auto)") == "loot"
+    assert kind_of("Quest bin20.jsonl joins the normal queue: 20 rows") == "quest"
+    assert kind_of("Eval at step 100: BIN L1: 50%") == "eval"
+    assert kind_of("The engine died at step 310; resuming from loot 300") == "crash"
+    assert kind_of("DIO wakes on cpu at step 0 (base model): 3.4M params") == "run"
+    assert kind_of("DIO rolls back from step 1,200 to step-001000: NaN loss") == "watchdog"
+    assert kind_of("something new") == "other"
+
+
+@pytest.mark.slow
+def test_live_settings_reach_the_running_worker(tmp_path: Path, hatchling_dir: Path) -> None:
+    save, config = make_hero(tmp_path, hatchling_dir)
+    config = replace(config, train=replace(config.train, schedule="constant", warmup_steps=0))
+    save.config.write_text(config.to_json())
+    driver, worker, thread = run_engine(save, config)
+    try:
+        driver.send(p.Hello())
+        driver.wait_for(p.StepCompleted)
+        driver.send(p.SetConfig("train.lr", "5e-4", dry_run=True))
+        checked = driver.wait_for(p.ConfigReply)
+        assert checked.ok and checked.dry_run and "nothing changed" in checked.message
+        assert json.loads(save.config.read_text())["train"]["lr"] == 3e-3  # a dry run changes nothing
+
+        driver.send(p.SetConfig("train.lr", "5e-4"))
+        reply = driver.wait_for(p.ConfigReply)
+        assert reply.ok and reply.applies == "now", reply.message
+        assert json.loads(save.config.read_text())["train"]["lr"] == 5e-4
+        after = driver.wait_for(p.StepCompleted)
+        after = driver.wait_for(p.StepCompleted)
+        assert after.lr == pytest.approx(5e-4)  # constant schedule: the new peak at once
+
+        driver.send(p.SetConfig("train.seq_len", "256"))
+        later = driver.wait_for(p.ConfigReply)
+        assert later.ok and later.applies == "restart" and "memory" in later.message
+        assert json.loads(save.config.read_text())["train"]["seq_len"] == 256
+        assert worker.config.train.seq_len == 128  # the rows being trained keep their shape
+
+        driver.send(p.SetConfig("train.lr", "7"))
+        refused = driver.wait_for(p.ConfigReply)
+        assert not refused.ok and "lr must be in" in refused.message
+        assert json.loads(save.config.read_text())["train"]["lr"] == 5e-4
+
+        driver.send(p.SaveNow())
+        driver.wait_for(p.CheckpointSaved)
+        driver.send(p.ReadLog(limit=1000))
+        book = driver.wait_for(p.LogRead)
+        kinds = {row.kind for row in book.rows}
+        assert {"loot", "run"} <= kinds, kinds
+        assert any("train.lr: 0.003 → 0.0005" in row.text for row in book.rows)
+        assert book.rows[-1].step > 0
+    finally:
+        worker.request_stop("test over")
+        thread.join(60)
+    rows = read_log(save, 5).rows
+    assert len(rows) == 5 and rows[-1].kind == "run"  # "DIO rests at step N"
+
+
+@pytest.mark.slow
+def test_a_skill_weight_changes_the_mix_from_the_next_step(tmp_path: Path, hatchling_dir: Path) -> None:
+    save, config = make_hero(tmp_path, hatchling_dir, skills={"bin": 1.0, "sy": 1.0})
+    config = replace(config, train=replace(config.train, seq_len=256))  # SY L1 needs the room
+    save.config.write_text(config.to_json())
+    driver, worker, thread = run_engine(save, config)
+    try:
+        driver.send(p.Hello())
+        driver.wait_for(p.StepCompleted)
+        assert {s.skill.id for s in worker.stream.sources} == {"bin", "sy"}
+        driver.send(p.SetConfig("game.skills.sy", "0"))
+        assert driver.wait_for(p.ConfigReply).applies == "now"
+        driver.wait_for(p.StepCompleted)
+        assert {s.skill.id for s in worker.stream.sources} == {"bin"}
+        driver.send(p.SetConfig("game.skills.ari", "1"))
+        added = driver.wait_for(p.ConfigReply)
+        assert added.ok and added.applies == "restart"  # a new skill needs its eval sets
+    finally:
+        worker.request_stop("test over")
+        thread.join(60)
+
+
+def test_realm_config_offline_writes_the_file_under_the_lock(tmp_path: Path) -> None:
+    root = tmp_path / "saves"
+    done = realm_here("config", "set", "train.lr", "4e-4", "--saves", str(root))
+    assert done.returncode == 0, done.stderr
+    assert "train.lr: 0.002 → 0.0004" in done.stdout
+    assert json.loads((root / "dio" / "config.json").read_text())["train"]["lr"] == 4e-4
+    bad = realm_here("config", "set", "train.lr", "x", "--saves", str(root))
+    assert bad.returncode == 1 and "is a number" in bad.stderr
+    shown = realm_here("config", "get", "train.lr", "--saves", str(root))
+    assert shown.stdout.strip() == "0.0004"
+    listed = realm_here("config", "get", "--saves", str(root))
+    assert "train.lr" in listed.stdout and "restart" in listed.stdout
+
+
+def test_offline_change_is_refused_while_an_engine_holds_the_lock(tmp_path: Path) -> None:
+    from engine.protocol.savedir import SaveDir
+
+    save = SaveDir(tmp_path / "dio")
+    save.create()
+    lock = save.try_lock()
+    assert lock is not None
+    try:
+        args = ["--save-dir", str(save.root), "train.lr", "1e-3"]
+        done = subprocess.run([sys.executable, "-m", "engine.run.settings_work", *args], capture_output=True)
+        assert done.returncode == 3  # the CLI then asks the engine over the socket
+        assert not save.config.exists()
+    finally:
+        lock.close()
