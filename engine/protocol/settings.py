@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import MISSING, fields, is_dataclass
+from dataclasses import MISSING, fields
 from typing import Any
 
 from engine.protocol.config import HeroConfig, field_help
@@ -60,18 +60,20 @@ def applies(key: str) -> str:
     return "restart"
 
 
+SECTION_ORDER = ("train", "game", "vault", "evals", "watchdog", "sparring", "tasks", "oracle", "lora")
+
+
 def all_keys(config: HeroConfig) -> list[str]:
-    """Every settable key, in the order of the dataclasses (skills by id)."""
+    """Every settable key: the ones tuned most first (train, game), then by dataclass
+    field order (skills by id)."""
     keys: list[str] = []
-    for section in fields(config):
-        value = getattr(config, section.name)
-        if not is_dataclass(value):
-            continue
+    for section in SECTION_ORDER:
+        value = getattr(config, section)
         for f in fields(value):
             if f.name == "skills":
-                keys += [f"{section.name}.skills.{skill}" for skill in sorted(getattr(value, f.name))]
+                keys += [f"{section}.skills.{skill}" for skill in sorted(getattr(value, f.name))]
             else:
-                keys.append(f"{section.name}.{f.name}")
+                keys.append(f"{section}.{f.name}")
     return keys
 
 

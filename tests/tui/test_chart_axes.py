@@ -30,3 +30,10 @@ def test_step_ticks_are_whole_numbers_with_plain_labels() -> None:
     assert [tick_label(v, 1.0) for v in values] == ["0", "1", "2", "3"]
     assert tick_label(12_000, 2_000) == "12k" and tick_label(1_500, 500) == "1,500"
     assert [tick_label(v, 0.02) for v in ticks(0.61, 0.66, 4)] == ["0.62", "0.64", "0.66"]
+
+
+@pytest.mark.parametrize(("lo", "hi", "count"), [(0.37, 5.0, 1), (0.37, 5.0, 2), (0.0021, 0.0029, 1)])
+def test_a_short_chart_still_gets_two_labels_around_the_data(lo: float, hi: float, count: int) -> None:
+    values = ticks(lo, hi, count)
+    assert len(values) == 2 and values[0] <= lo and values[1] >= hi  # the y limits widen to them
+    assert tick_label(0.0015, 0.0005) == "0.0015"  # a learning rate keeps its second digit

@@ -43,14 +43,18 @@ def ticks(lo: float, hi: float, count: int, whole: bool = False) -> list[float]:
         if value >= lo - step * 1e-6:
             values.append(round(value, 10))
         value += step
-    return values or [lo]
+    if len(values) < 2:  # a short chart: the round values just outside the data, so two labels
+        values = [round(first, 10), round(math.ceil(hi / step - 1e-9) * step, 10)]
+        if values[0] == values[1]:
+            values[1] = round(values[0] + step, 10)
+    return values
 
 
 def tick_label(value: float, step: float) -> str:
     if step >= 1:
         return f"{value / 1000:g}k" if abs(value) >= 10_000 else f"{value:,.0f}"
     if step < 1e-3:  # a learning rate: 2e-04 reads better than 0.000200
-        return f"{value:.0e}" if value else "0"
+        return f"{value:.2g}"
     decimals = max(0, -math.floor(math.log10(step)))
     return f"{value:.{decimals}f}"
 
