@@ -178,3 +178,32 @@ async def test_the_bell_rings_only_when_the_player_turned_it_on() -> None:
         engine.send(p.WatchdogIntervened(step=3001, kind="skip", reason="spike", lr_scale=1.0))
         await settle(pilot)
         assert rings == [1]  # the level-up rings; a skipped spike is routine
+
+
+@pytest.mark.asyncio
+async def test_damage_numbers_rise_and_fade_and_the_portrait_grows_with_the_level() -> None:
+    from tui.widgets.battle import BattlePanel, portrait
+
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(stats=p.HeroStats(step=1500, level=5)))
+        panel = app.tavern.query_one(BattlePanel)
+        panel.float_timer.pause()  # the test moves the numbers itself
+        engine.send(p.StepCompleted(1501, 1, 0.348, 1.1, 0.002, 0.5, 3000.0, p.HeroStats(step=1501, level=5)))
+        await settle(pilot, rounds=25)  # the frame timer puts the step on screen
+
+        def float_row() -> int | None:
+            rows = [str(line) for line in panel.render().split("\n")]
+            return next((i for i, row in enumerate(rows) if "0.348" in row and "takes" not in row), None)
+
+        assert panel.floaters == [(0.348, 0)]
+        fresh = float_row()
+        assert fresh is not None
+        bar_line = str(panel.render().split("\n")[fresh + 1])
+        assert "🛡" in bar_line and "⚔" in bar_line  # right above a knight's HP bar
+        panel._rise()
+        assert float_row() == fresh - 1  # one row up, faded
+        panel._rise()
+        assert float_row() is None  # gone
+        assert "👑" in portrait(10, 0) and "⚔" not in portrait(1, 0)

@@ -71,6 +71,7 @@ class TavernScreen(Screen[None]):
         battle.damage = state.last_damage
         battle.source = state.source
         battle.hero = state.hero.upper() or "DIO"
+        battle.level = state.stats.level
         task = state.running_task
         if task is not None and task.kind != "ask":
             battle.news = f"📖 {task.label}: {task.done}/{task.total}" if task.total else f"📖 {task.label}…"

@@ -1,5 +1,7 @@
 """The battle panel: DIO fights the current task. Each step event is a blow; the
-damage DIO takes is the loss of that step. Every ``STEPS_PER_FOE`` steps a foe falls."""
+damage DIO takes is the loss of that step, and its number rises over the fight and fades
+(two rows: fresh, then faded, then gone). Every ``STEPS_PER_FOE`` steps a foe falls.
+DIO's portrait grows with its level: a sword at level 2, a shield at 5, a crown at 10."""
 
 from __future__ import annotations
 
@@ -11,7 +13,25 @@ from textual.widget import Widget
 STEPS_PER_FOE = 50
 FOES = ("Slime", "Goblin", "Wraith", "Golem", "Hydra", "Lich", "Wyvern", "Basilisk")
 DIO_POSES = ("(ง •̀_•́)ง", "(ง'̀-'́)ง", "ᕦ(ò_óˇ)ᕤ")
-POSE_CELLS = 12
+POSE_CELLS = 13
+# (from level, rank, what DIO carries before and after its pose)
+PORTRAITS = (
+    (0, "Novice", "", ""),
+    (2, "Squire", "", "⚔"),
+    (5, "Knight", "🛡", "⚔"),
+    (10, "Champion", "👑", "⚔"),
+)
+FLOAT_SECONDS = 0.6  # a damage number moves up a row this often, then fades out
+
+
+def portrait(level: int, step: int) -> str:
+    """DIO as its level shows it: the pose changes each blow, the gear with the level."""
+    _, _, before, after = rank_of(level)
+    return before + DIO_POSES[step % len(DIO_POSES)] + after
+
+
+def rank_of(level: int) -> tuple[int, str, str, str]:
+    return [p for p in PORTRAITS if level >= p[0]][-1]
 
 
 def foe_name(step: int, source: str) -> str:
@@ -27,6 +47,35 @@ class BattlePanel(Widget):
     news: reactive[str] = reactive("")
     quest: reactive[str] = reactive("")  # the active quest's progress line
     hero: reactive[str] = reactive("DIO")
+    level: reactive[int] = reactive(0)
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.floaters: list[tuple[float, int]] = []  # (damage, rows risen): newest first
+
+    def on_mount(self) -> None:
+        self.float_timer = self.set_interval(FLOAT_SECONDS, self._rise)
+
+    def watch_damage(self, old: float | None, new: float | None) -> None:
+        if new is not None and new != old:
+            self.floaters = [(new, 0), *self.floaters][:2]
+
+    def _rise(self) -> None:
+        """Each number goes up a row and fades; past the top row it is gone."""
+        if self.floaters:
+            self.floaters = [(d, age + 1) for d, age in self.floaters if age < 1]
+            self.refresh()
+
+    def _float_rows(self, left: int) -> Text:
+        """Two rows above the foe's HP bar: the newest damage bright, the last one faded."""
+        text = Text()
+        for row in (1, 0):  # the top row holds the older, risen number
+            text.append(" " * left)
+            shown = [d for d, age in self.floaters if age == row]
+            if shown:
+                text.append(f"{shown[0]:.3f}", style="dim red" if row else "bold red")  # no sign: see below
+            text.append("\n")
+        return text
 
     def render(self) -> Text:
         step = self.step
@@ -36,7 +85,8 @@ class BattlePanel(Widget):
         text = Text()
         text.append(f"Battle {step // STEPS_PER_FOE + 1}", style="bold")
         text.append(f"  vs {foe_name(step, self.source)}\n", style="bold red")
-        pose = DIO_POSES[step % len(DIO_POSES)]
+        text.append_text(self._float_rows(POSE_CELLS + width // 2 - 3))
+        pose = portrait(self.level, step)
         # Padded by terminal cells, not characters: the poses' combining marks would make
         # the HP bar's edge jump from step to step.
         text.append(pose + " " * max(1, POSE_CELLS - cell_len(pose)), style="cyan")

@@ -8,6 +8,7 @@ from textual.widget import Widget
 
 from engine.protocol.messages import GpuStats, HeroStats
 from tui.eta import level_eta
+from tui.widgets.battle import rank_of
 
 
 def gear_line(gpu: GpuStats) -> str:
@@ -56,8 +57,8 @@ class HeroCard(Widget):
         width = max(4, self.size.width - 9 - len(eta))
         xp = s.xp_into_level
         text = Text()
-        text.append(f"Level {s.level}", style="bold yellow")
-        text.append(f"   step {s.step:,}\n", style="dim")
+        text.append(f"Level {s.level} {rank_of(s.level)[1]}", style="bold yellow")
+        text.append(f"  step {s.step:,}\n", style="dim")
         text.append("XP ", style="bold")
         text.append(bar(xp / s.xp_per_level, width), style="green")
         text.append(f" {xp * 100 // s.xp_per_level:>3}%")
