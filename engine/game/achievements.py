@@ -36,6 +36,11 @@ ALL = (
     Achievement("quests-10", "Guild regular", "Finish 10 quests"),
     Achievement("sparring-fixed", "Learns from mistakes", "A sparring re-test fixes at least one mistake"),
     Achievement("own-suite", "Own yardstick", "Run one of your own eval suites"),
+    Achievement(
+        "beat-base",
+        "Student surpasses",
+        "Score above the base model on your own suite (realm evals run SUITE --loot base, then on loot)",
+    ),
     Achievement("campaign-phase", "Strategist", "Finish a campaign phase (realm campaign start specialist)"),
     Achievement("campaign-done", "Campaign won", "Finish every phase of a campaign"),
     Achievement("survived-crash", "Unbreakable", "Resume after the engine died (kill -9, a power cut)"),

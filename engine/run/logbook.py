@@ -25,7 +25,18 @@ _STARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 _WITHIN: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("watchdog", ("rolls back from step", "spike")),
     ("loot", (" pinned", " unpinned", " deleted", "pruned ", "training continues from")),
-    ("run", (" wakes ", "Memory plan", "Settings:", " rests at step", "leaves step", "Paused at step", "Resumed at step")),
+    (
+        "run",
+        (
+            " wakes ",
+            "Memory plan",
+            "Settings:",
+            " rests at step",
+            "leaves step",
+            "Paused at step",
+            "Resumed at step",
+        ),
+    ),
 )
 ROWS_BYTES = 4_000_000  # the tail of events.jsonl the log book reads (~30k rows)
 

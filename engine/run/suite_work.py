@@ -86,9 +86,20 @@ def run(
     runner.keep(w.ledger, result, target, step, loot if loot is not None else None)
     message = runner.summary(result, target)
     w.note(message, kind="eval")
+    if beats_base(runner.latest_runs(w.ledger, suite_name)):
+        w.unlocked(w.achievements.unlock("beat-base"))
     if client is not None:
         client.send(p.SuiteReply(True, message, json.dumps(result)))
     return message
+
+
+def beats_base(runs: dict[str, dict[str, Any]]) -> bool:
+    """Some trained weights (loot or live) scored above the base model on this suite."""
+    base = next((run for target, run in runs.items() if target.strip().lower() == "base"), None)
+    if base is None:
+        return False
+    trained = [run for target, run in runs.items() if target.strip().lower() != "base"]
+    return any(float(run["score"]) > float(base["score"]) for run in trained)
 
 
 def _refuse(client: ClientSession | None, why: str) -> str:

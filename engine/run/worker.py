@@ -200,7 +200,7 @@ class Worker:
         self.achievements = AchievementBook(self.save.achievements, lambda: self.progress.step)
         self.server.observers.append(self._achieve)
         if died_at is not None:
-            self._unlocked(self.achievements.unlock("survived-crash"))
+            self.unlocked(self.achievements.unlock("survived-crash"))
         where = f"step {self.progress.step} (loot {resume.folder.name})" if resume else "a fresh start"
         trainable = trainable_params(self.hero.model)
         mode = f", {cfg.mode} ({trainable / 1e6:.2f}M trainable)" if cfg.mode != "full" else ""
@@ -347,9 +347,9 @@ class Worker:
     def _achieve(self, event: Any) -> None:
         """Every event the engine sends passes here first: some earn an achievement."""
         if not isinstance(event, p.AchievementUnlocked | p.LogLine | p.StepCompleted | p.OracleToken):
-            self._unlocked(self.achievements.earned(event))
+            self.unlocked(self.achievements.earned(event))
 
-    def _unlocked(self, ids: list[str]) -> None:
+    def unlocked(self, ids: list[str]) -> None:
         for info in self.achievements.infos():
             if info.id in ids:
                 self.note(f"Achievement unlocked: {info.title} ({info.how})")

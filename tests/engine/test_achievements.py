@@ -50,3 +50,14 @@ def test_a_real_run_earns_its_first_achievements_and_a_crash_survived(
     unlocked = json.loads(save.achievements.read_text())["unlocked"]
     assert "survived-crash" in unlocked and unlocked["first-loot"]["step"] == 10  # not earned twice
     assert any(a.id == "survived-crash" and a.unlocked for a in worker.achievements.infos())
+
+
+def test_beating_the_base_model_needs_a_base_run_and_a_higher_trained_score() -> None:
+    from engine.run.suite_work import beats_base
+
+    loot = {"step-000200": {"score": 0.4}, "live@250": {"score": 0.3}}
+    assert not beats_base(loot)  # no base run to beat yet
+    assert not beats_base({**loot, "base": {"score": 0.4}})  # a tie is not a win
+    assert beats_base({**loot, "BASE": {"score": 0.35}})  # the loot's 0.4 beats it
+    assert not beats_base({"base": {"score": 0.1}})  # the base alone beats nothing
+    assert "beat-base" in {a.id for a in ALL}
