@@ -12,7 +12,8 @@ from typing import Any
 from engine.protocol.config import MODES, add_override_flags, override_args
 from engine.protocol.model_folder import model_folder_problem
 from engine.protocol.savedir import SaveDir
-from tui.cli.common import add_hero_args, save_from
+from tui.cli.common import DEFAULT_HERO, add_hero_args, save_from
+from tui.cli.heroes import hero_row, root_of
 from tui.link import EngineControl, engine_command
 
 
@@ -41,7 +42,8 @@ def add_parsers(sub: Any) -> None:
     )
     add_hero_args(play)
     add_model_args(play)
-    play.set_defaults(run=cmd_play)
+    # No --hero: the only hero, or a start screen to pick one when there are several.
+    play.set_defaults(run=cmd_play, hero=None)
 
     train = sub.add_parser(
         "train",
@@ -94,10 +96,32 @@ def check_mode(save: SaveDir, mode: str | None) -> list[str]:
     return ["--mode", mode]
 
 
+def pick_hero(args: argparse.Namespace) -> bool:
+    """Fill in args.hero (and --model/--mode for a new hero) when --hero was not given:
+    the only hero there is, else the start screen's choice. False: the player quit."""
+    if args.hero is not None:
+        return True
+    root = root_of(args)
+    folders = sorted(p for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
+    if len(folders) < 2 or args.model or args.mode or not sys.stdin.isatty():
+        args.hero = folders[0].name if len(folders) == 1 and not args.model else DEFAULT_HERO
+        return True
+    from tui.start import StartApp
+
+    heroes = [hero_row(SaveDir(folder)) for folder in folders]
+    choice = StartApp(heroes, any(Path("/dev").glob("nvidia[0-9]*"))).run()
+    if choice is None:
+        return False
+    args.hero, args.model, args.mode = choice.hero, choice.model, choice.mode
+    return True
+
+
 def cmd_play(args: argparse.Namespace) -> int:
     from tui.app import RealmApp
     from tui.saved import saved_state
 
+    if not pick_hero(args):
+        return 0
     save = save_from(args)
     control = EngineControl(save, check_model(save, args.model), check_mode(save, args.mode))
     control.start()
