@@ -26,6 +26,7 @@ from tui.screens.oracle import OracleScreen
 from tui.screens.prompt import PromptScreen
 from tui.screens.quest_board import QuestBoardScreen
 from tui.screens.quit import QuitScreen
+from tui.screens.start import StartScreen
 from tui.screens.stats import StatsScreen
 from tui.screens.tasks import TasksScreen
 from tui.screens.tavern import TavernScreen
@@ -78,6 +79,7 @@ SCREEN_KEYS: tuple[tuple[str, Any], ...] = (  # every screen and dialog: `?` lis
     ("Log book", LogBookScreen),
     ("Stats", StatsScreen),
     ("Armory", ArmoryScreen),
+    ("Start screen (realm play, several heroes)", StartScreen),
     ("Quit dialog", QuitScreen),
     ("Confirm", ConfirmScreen),
     ("Prompt", PromptScreen),
