@@ -418,59 +418,43 @@ class RealmApp(App[str]):
         else:
             self.notify("Evaluating every skill (results in the Guild)…", timeout=3)
 
-    def action_campaign(self) -> None:
-        if isinstance(self.screen, CampaignScreen):
+    def _toggle(self, kind: type[Screen[Any]], make: Callable[[], Screen[Any]]) -> bool:
+        """A screen's key closes it when it is on top, else opens it. True: opened."""
+        if isinstance(self.screen, kind):
             self.pop_screen()
-        else:
-            self.push_screen(CampaignScreen(self.state.campaign))
+            return False
+        self.push_screen(make())
+        return True
+
+    def action_campaign(self) -> None:
+        self._toggle(CampaignScreen, lambda: CampaignScreen(self.state.campaign))
 
     def action_log_book(self) -> None:
-        if isinstance(self.screen, LogBookScreen):
-            self.pop_screen()
-            return
-        self.push_screen(LogBookScreen(self.state.log_rows))
-        if not self.link.send(p.ReadLog()):
+        opened = self._toggle(LogBookScreen, lambda: LogBookScreen(self.state.log_rows))
+        if opened and not self.link.send(p.ReadLog()):
             self.notify(
                 "The engine is down: the log book shows this session's events only.", severity="warning"
             )
 
     def action_stats(self) -> None:
-        if isinstance(self.screen, StatsScreen):
-            self.pop_screen()
-        else:
-            self.push_screen(StatsScreen(self.state))
+        self._toggle(StatsScreen, lambda: StatsScreen(self.state))
 
     def action_armory(self) -> None:
-        if isinstance(self.screen, ArmoryScreen):
-            self.pop_screen()
-        else:
-            connected = self.state.link == "connected"
-            self.push_screen(ArmoryScreen(self.state.config, self.state.memory_plan, connected))
+        connected = self.state.link == "connected"
+        self._toggle(ArmoryScreen, lambda: ArmoryScreen(self.state.config, self.state.memory_plan, connected))
 
     def action_achievements(self) -> None:
-        if isinstance(self.screen, AchievementsScreen):
-            self.pop_screen()
-        else:
-            self.push_screen(AchievementsScreen(self.state.achievements))
+        self._toggle(AchievementsScreen, lambda: AchievementsScreen(self.state.achievements))
 
     def action_guild(self) -> None:
-        if isinstance(self.screen, GuildScreen):
-            self.pop_screen()
-        else:
-            stats = self.state.stats
-            self.push_screen(GuildScreen(self.state.skills, self.state.eval_every, stats.steps_per_minute))
+        pace = self.state.stats.steps_per_minute
+        self._toggle(GuildScreen, lambda: GuildScreen(self.state.skills, self.state.eval_every, pace))
 
     def _board(self) -> QuestBoardScreen | None:
-        for screen in self.screen_stack:
-            if isinstance(screen, QuestBoardScreen):
-                return screen
-        return None
+        return self._find(QuestBoardScreen)
 
     def action_quest_board(self) -> None:
-        if isinstance(self.screen, QuestBoardScreen):
-            self.pop_screen()
-        else:
-            self.push_screen(QuestBoardScreen(self.state.quests))
+        self._toggle(QuestBoardScreen, lambda: QuestBoardScreen(self.state.quests))
 
     def action_spar(self) -> None:
         if not self.link.send(p.Spar()):
@@ -479,22 +463,13 @@ class RealmApp(App[str]):
             self.notify("DIO spars: its mistakes become a high-priority quest…", timeout=4)
 
     def action_tasks(self) -> None:
-        if isinstance(self.screen, TasksScreen):
-            self.pop_screen()
-        else:
-            self.push_screen(TasksScreen(self.state.tasks))
+        self._toggle(TasksScreen, lambda: TasksScreen(self.state.tasks))
 
     def action_vault(self) -> None:
-        if isinstance(self.screen, VaultScreen):
-            self.pop_screen()
-        else:
-            self.push_screen(VaultScreen(self.state.vault, self.state.loot))
+        self._toggle(VaultScreen, lambda: VaultScreen(self.state.vault, self.state.loot))
 
     def action_oracle(self, loot: str | None = None) -> None:
-        if isinstance(self.screen, OracleScreen):
-            self.pop_screen()
-        else:
-            self.push_screen(OracleScreen(self.state.loot, loot))
+        self._toggle(OracleScreen, lambda: OracleScreen(self.state.loot, loot))
 
     def on_open_oracle(self, message: OpenOracle) -> None:
         self.action_oracle(message.loot)
