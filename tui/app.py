@@ -22,6 +22,7 @@ from tui.screens.engine_down import EngineDownScreen
 from tui.screens.guild import GuildScreen
 from tui.screens.help import HelpScreen
 from tui.screens.log_book import LogBookScreen
+from tui.screens.market import MarketScreen
 from tui.screens.oracle import OracleScreen
 from tui.screens.prompt import PromptScreen
 from tui.screens.quest_board import QuestBoardScreen
@@ -36,7 +37,7 @@ from tui.state import GameState
 
 def away_text(away: p.AwaySummary, hero: str = "DIO") -> str:
     """'While you were away (42 min): DIO fought 2,310 steps, 2 levels up, reached BIN L3,
-    1 quest done (+100 gold), 12 evals, 3 loot; the engine crashed once and resumed.'"""
+    1 quest done, +200 gold, 12 evals, 3 loot; the engine crashed once and resumed.'"""
     minutes = away.seconds / 60
     parts = [f"{hero} fought {away.steps_gained:,} steps"]
     if away.levels_gained:
@@ -44,8 +45,9 @@ def away_text(away: p.AwaySummary, hero: str = "DIO") -> str:
     if away.skill_levels:
         parts.append("reached " + " and ".join(away.skill_levels))
     if away.quests_done:
-        gold = f" (+{away.gold_gained:,} gold)" if away.gold_gained else ""
-        parts.append(f"{away.quests_done} quest{'s' * (away.quests_done != 1)} done{gold}")
+        parts.append(f"{away.quests_done} quest{'s' * (away.quests_done != 1)} done")
+    if away.gold_gained:
+        parts.append(f"+{away.gold_gained:,} gold")
     if away.phases:
         parts.append("finished campaign phase " + " and ".join(away.phases))
     if away.evals:
@@ -79,6 +81,7 @@ SCREEN_KEYS: tuple[tuple[str, Any], ...] = (  # every screen and dialog: `?` lis
     ("Log book", LogBookScreen),
     ("Stats", StatsScreen),
     ("Armory", ArmoryScreen),
+    ("Market", MarketScreen),
     ("Start screen (realm play, several heroes)", StartScreen),
     ("Quit dialog", QuitScreen),
     ("Confirm", ConfirmScreen),
@@ -157,6 +160,14 @@ class RealmApp(App[str]):
             tooltip="Stats: learning rate, grad norm, tokens, each skill's evals as a chart",
         ),
         Binding("m", "armory", "Armory", show=False, tooltip="The Armory: the hero's settings, checked"),
+        Binding(
+            "dollar_sign",
+            "market",
+            "Market",
+            key_display="$",
+            show=False,
+            tooltip="The Market: spend gold on a title, a portrait, a colour theme",
+        ),
         Binding("question_mark", "keys", "Keys", key_display="?"),
         Binding("q", "leave", "Quit"),
         Binding("r", "restart_engine", "Restart engine", show=False),
@@ -189,6 +200,7 @@ class RealmApp(App[str]):
     async def on_mount(self) -> None:
         await self.push_screen(self.tavern)
         self.tavern.show(self.state)
+        self._wear_theme()
         # Step events (up to 10/s) only fold into the state; the screen catches up at
         # FRAME_SECONDS, so watching costs training almost nothing (see `realm bench`).
         self.set_interval(FRAME_SECONDS, self._frame)
@@ -231,6 +243,8 @@ class RealmApp(App[str]):
         if campaign is not None and isinstance(event, (p.CampaignUpdated, p.Snapshot, p.EvalCompleted)):
             campaign.show(self.state.campaign)
         self._route_more(event)
+        if isinstance(event, (p.ShopReply, p.Snapshot)):
+            self._shopped(event)
         if isinstance(event, (p.Paused, p.Resumed, p.Snapshot, p.Stopped)):
             self.refresh_bindings()  # the footer's space: Pause or Resume
         self.sub_title = f"{self.state.hero.upper()} · {self.state.model}" if self.state.hero else ""
@@ -285,6 +299,20 @@ class RealmApp(App[str]):
                 self.notify(event.message, title="Settings", severity="information" if event.ok else "error")
         elif armory is not None and isinstance(event, p.Snapshot):
             armory.show(self.state.config, self.state.memory_plan, True)
+
+    def _shopped(self, event: p.ShopReply | p.Snapshot) -> None:
+        """The Market's answer: the looks worn now, everywhere; the word to whoever is there."""
+        self._wear_theme()
+        market = self._find(MarketScreen)
+        if market is not None:
+            market.show(self.state.shop, self.state.link == "connected")
+        if isinstance(event, p.ShopReply):
+            self.notify(event.message, title="Market", severity="information" if event.ok else "error")
+
+    def _wear_theme(self) -> None:
+        theme = self.state.looks.get("theme", "")
+        if theme and theme != self.theme and theme in self.available_themes:
+            self.theme = theme
 
     def _ring(self, event: Any) -> None:
         """The terminal bell at a big moment, if the player turned it on (game.bell)."""
@@ -443,6 +471,11 @@ class RealmApp(App[str]):
         connected = self.state.link == "connected"
         self._toggle(ArmoryScreen, lambda: ArmoryScreen(self.state.config, self.state.memory_plan, connected))
 
+    def action_market(self) -> None:
+        connected = self.state.link == "connected"
+        hero = (self.state.hero or "DIO").upper()
+        self._toggle(MarketScreen, lambda: MarketScreen(self.state.shop, hero, connected))
+
     def action_achievements(self) -> None:
         self._toggle(AchievementsScreen, lambda: AchievementsScreen(self.state.achievements))
 
@@ -549,8 +582,10 @@ class RealmApp(App[str]):
     # ------------------------------------------------------------------ palette
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        # Textual's own "Keys" and "Quit" would sit beside ours ("Show keys", "Leave the game").
-        yield from (c for c in super().get_system_commands(screen) if c.title not in ("Keys", "Quit"))
+        # Textual's own "Keys" and "Quit" would sit beside ours ("Show keys", "Leave the game");
+        # themes are the Market's (two free, the others for gold).
+        own = ("Keys", "Quit", "Theme")
+        yield from (c for c in super().get_system_commands(screen) if c.title not in own)
         yield SystemCommand(
             "Pause / resume training", "Space: DIO stops between steps", self.action_toggle_pause
         )
@@ -580,6 +615,9 @@ class RealmApp(App[str]):
         )
         yield SystemCommand(
             "Open the Armory (settings)", "m: change lr, skill mix, evals, vault…", self.action_armory
+        )
+        yield SystemCommand(
+            "Open the Market", "$: spend gold on a title, a portrait, a theme", self.action_market
         )
         yield SystemCommand(
             "Add a quest file", "a on the board: validate and queue a .jsonl file", self.action_add_quest

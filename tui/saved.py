@@ -30,6 +30,9 @@ def saved_state(save: SaveDir) -> GameState:
     state.device = str(status.get("device") or "")
     state.stats = stats_from(status, config)
     state.loot = saved_loot(status)
+    looks = status.get("looks")
+    if isinstance(looks, dict):  # the title, portrait and theme bought in the Market
+        state.looks = {str(k): str(v) for k, v in looks.items() if isinstance(v, str)}
     if state.stats.train_loss is not None and state.stats.step:
         state.train_losses.append((state.stats.step, state.stats.train_loss))
     return state

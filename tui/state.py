@@ -27,6 +27,7 @@ TASK_WORDS = {
     "gate": "TESTING GATE",
 }
 TASKS_KEPT = 20  # finished tasks remembered for the Tasks screen
+LOOK_KINDS = ("title", "portrait", "theme")
 
 
 @dataclass
@@ -67,6 +68,13 @@ class GameState:
     grad_history: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=CHART_POINTS))
     skill_history: list[p.SkillPoint] = field(default_factory=list)  # each skill's evals, by step
     log_rows: deque[p.LogLine] = field(default_factory=lambda: deque(maxlen=LOG_ROWS))  # the log book
+    shop: p.ShopInfo = field(default_factory=lambda: p.ShopInfo(purse=0))  # the Market
+    looks: dict[str, str] = field(default_factory=dict)  # worn: title, portrait, theme → look
+
+    def _shopped(self, shop: p.ShopInfo) -> None:
+        self.shop = shop
+        self.looks = {kind: shop.worn(kind) for kind in LOOK_KINDS}
+        self.stats = replace(self.stats, gold=shop.purse)
 
     @property
     def bell(self) -> bool:
@@ -186,6 +194,8 @@ class GameState:
         if event.lr_history:
             self.lr, self.grad_norm = event.lr_history[-1][1], event.grad_history[-1][1]
         self.skill_history = list(event.skill_history)
+        if event.shop.wares:
+            self._shopped(event.shop)
 
     def _configured(self, config_json: str) -> None:
         try:
@@ -214,6 +224,8 @@ class GameState:
                 self._evaluated(event)
             case p.LogLine() | p.LogRead() | p.ConfigReply():
                 self._noted(event)
+            case p.ShopReply():
+                self._shopped(event.shop)
             case (
                 p.LevelledUp()
                 | p.SkillLevelledUp()

@@ -9,6 +9,7 @@ from typing import Any
 from engine.protocol.messages import HeroStats
 
 GOLD_PER_QUEST = 100  # paid when a quest is finished
+GOLD_PER_LEVEL = 50  # paid at each hero level: an idle hero earns too (the Market, game/shop.py)
 SMOOTHING = 0.9  # EMA of the train loss (about 10 steps): ATK should not flicker per batch
 PACE_SMOOTHING = 0.98  # EMA of a step's seconds (about 50 steps): the ETAs' pace
 
@@ -20,7 +21,7 @@ class Progress:
     smoothed_loss: float | None = None
     val_loss: float | None = None
     accuracy: float | None = None
-    gold: int = 0
+    gold: int = 0  # earned over the hero's life; the purse is this minus what the Market took
     tokens_seen: int = 0
     grade: str = ""  # "B 84": the run grade after the latest eval (engine/game/grade.py)
     seconds_trained: float = 0.0  # time spent in training steps, over every session (saved with loot)
@@ -41,6 +42,8 @@ class Progress:
             self.step_seconds = (
                 seconds if pace is None else PACE_SMOOTHING * pace + (1 - PACE_SMOOTHING) * seconds
             )
+        if self.level > before:
+            self.gold += GOLD_PER_LEVEL
         if not math.isfinite(loss):
             pass  # a NaN step (the watchdog holds it back) must not poison the average
         elif self.smoothed_loss is None:
@@ -49,7 +52,8 @@ class Progress:
             self.smoothed_loss = SMOOTHING * self.smoothed_loss + (1 - SMOOTHING) * loss
         return self.level > before
 
-    def stats(self) -> HeroStats:
+    def stats(self, spent: int = 0) -> HeroStats:
+        """The hero card's numbers; gold is the purse (earned − ``spent`` in the Market)."""
         return HeroStats(
             step=self.step,
             level=self.level,
@@ -57,7 +61,7 @@ class Progress:
             atk=1.0 / self.smoothed_loss if self.smoothed_loss else 0.0,
             defense=1.0 / self.val_loss if self.val_loss else 0.0,
             acc=self.accuracy,
-            gold=self.gold,
+            gold=max(0, self.gold - spent),
             train_loss=self.smoothed_loss,
             val_loss=self.val_loss,
             tokens_seen=self.tokens_seen,

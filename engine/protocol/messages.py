@@ -18,7 +18,7 @@ from typing import Any, TypeAlias, get_args
 
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
 
-PROTOCOL_VERSION = 9
+PROTOCOL_VERSION = 10
 
 # --------------------------------------------------------------------------- values
 
@@ -189,6 +189,29 @@ class AchievementInfo:
     @property
     def unlocked(self) -> bool:
         return self.step is not None
+
+
+@dataclass(frozen=True, slots=True)
+class WareInfo:
+    """Something gold buys in the Market (engine/game/shop.py): looks only, never training."""
+
+    id: str
+    kind: str  # title | portrait | theme
+    name: str
+    price: int
+    look: str  # what the UI shows: a title's words, a portrait's id, a theme's name
+    owned: bool = False
+    worn: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ShopInfo:
+    purse: int  # gold to spend: earned (quests, levels) minus spent
+    wares: tuple[WareInfo, ...] = ()
+
+    def worn(self, kind: str) -> str:
+        """The look of the ware of this kind in use ("" when none)."""
+        return next((w.look for w in self.wares if w.kind == kind and w.worn), "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,6 +492,20 @@ class SetConfig:
     dry_run: bool = False  # check it and estimate its memory; change nothing
 
 
+@dataclass(frozen=True, slots=True)
+class Buy:
+    """Spend gold on a ware in the Market; it is worn at once. Answered by ShopReply."""
+
+    ware: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wear:
+    """Put on a ware already owned (a free one too). Answered by ShopReply."""
+
+    ware: str
+
+
 Command: TypeAlias = (
     Hello
     | Pause
@@ -486,6 +523,8 @@ Command: TypeAlias = (
     | EndCampaign
     | ReadLog
     | SetConfig
+    | Buy
+    | Wear
 )
 COMMAND_TYPES: dict[str, type] = {cls.__name__: cls for cls in get_args(Command)}
 
@@ -620,6 +659,7 @@ class Snapshot:
     skill_history: tuple[SkillPoint, ...] = ()  # every skill eval still in metrics.jsonl
     lr_history: tuple[tuple[int, float], ...] = ()  # (step, learning rate), recent
     grad_history: tuple[tuple[int, float], ...] = ()  # (step, gradient norm), recent
+    shop: ShopInfo = ShopInfo(purse=0)  # the Market: wares, owned and worn, the purse
 
 
 @dataclass(frozen=True, slots=True)
@@ -686,6 +726,15 @@ class WatchdogIntervened:
     reason: str
     lr_scale: float  # the learning rate's scale from now on
     loot: str = ""  # a rollback's target
+
+
+@dataclass(frozen=True, slots=True)
+class ShopReply:
+    """The answer to Buy or Wear: what happened, and the Market as it is now."""
+
+    ok: bool
+    message: str
+    shop: ShopInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -921,6 +970,7 @@ Event: TypeAlias = (
     | SkillLevelledUp
     | WatchdogIntervened
     | AchievementUnlocked
+    | ShopReply
     | CampaignUpdated
     | CampaignReply
     | LogLine

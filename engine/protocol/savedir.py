@@ -89,6 +89,11 @@ class SaveDir:
         return self.root / "achievements.json"
 
     @property
+    def shop(self) -> Path:
+        """The Market: wares bought with gold and the ones worn (engine/game/shop.py)."""
+        return self.root / "shop.json"
+
+    @property
     def campaign(self) -> Path:
         """The campaign being followed: ``campaign.json`` (the checked phases, quest paths
         pointing at copies in ``campaign/``), and the user's file as given (``campaign/``)."""

@@ -52,6 +52,8 @@ def handle(w: Worker, client: ClientSession, command: p.Command | ClientLeft) ->
             client.send(logbook.read_log(w.save, command.limit))
         case p.SetConfig():
             settings_work.command(w, client, command)
+        case p.Buy() | p.Wear():
+            shop_command(w, command)
         case _:
             assert_never(command)
 
@@ -121,6 +123,18 @@ def greet(w: Worker, client: ClientSession, hello: p.Hello) -> None:
     client.greeted = True
     w.last_watched = None
     w.write_status()
+
+
+def shop_command(w: Worker, command: p.Buy | p.Wear) -> None:
+    """The Market: every UI hears the answer (each wears the same looks)."""
+    if isinstance(command, p.Buy):
+        ok, message = w.shop.buy(command.ware, w.progress.gold, w.progress.step)
+    else:
+        ok, message = w.shop.wear(command.ware)
+    if ok:
+        w.note(f"Market: {message}", kind="other")
+        w.write_status()
+    w.server.broadcast(p.ShopReply(ok, message, w.shop.info(w.progress.gold)))
 
 
 def mark_last_watched(w: Worker) -> None:

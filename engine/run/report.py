@@ -219,7 +219,7 @@ def snapshot(w: Worker, away: p.AwaySummary | None = None) -> p.Snapshot:
         device=w.hero.device.type,
         state=w.state,
         pid=os.getpid(),
-        stats=w.progress.stats(),
+        stats=w.progress.stats(w.shop.spent),
         tokens_per_s=out.tokens_per_s,
         source=w.stream.label,
         train_losses=tuple(out.train_history),
@@ -242,6 +242,7 @@ def snapshot(w: Worker, away: p.AwaySummary | None = None) -> p.Snapshot:
         skill_history=tuple(out.skill_history),
         lr_history=tuple(out.lr_history),
         grad_history=tuple(out.grad_history),
+        shop=w.shop.info(w.progress.gold),
     )
 
 
@@ -268,7 +269,9 @@ def status_dict(w: Worker) -> dict[str, Any]:
         "loss": w.progress.smoothed_loss,
         "val_loss": w.progress.val_loss,
         "acc": w.progress.accuracy,
-        "gold": w.progress.gold,
+        "gold": w.shop.purse(w.progress.gold),  # to spend; "gold_earned" is the life's total
+        "gold_earned": w.progress.gold,
+        "looks": w.shop.looks(),  # title, portrait, theme worn: the first frame wears them
         "tokens_per_s": round(w.report.tokens_per_s, 1),
         "device": w.hero.device.type,
         "last_loot_step": last_loot_step(w),

@@ -34,7 +34,8 @@ from engine.evals.skill_evals import (
 )
 from engine.game.achievements import AchievementBook
 from engine.game.grade import GradeBook
-from engine.game.progress import GOLD_PER_QUEST, Progress
+from engine.game.progress import GOLD_PER_LEVEL, GOLD_PER_QUEST, Progress
+from engine.game.shop import Shop
 from engine.model.gpu import POLL_SECONDS, GpuProbe
 from engine.model.hero import LoadedHero, base_folder, load_hero, pick_device, trainable_params
 from engine.model.memory import plan_memory
@@ -198,6 +199,7 @@ class Worker:
         self.last_watched = before.get("last_watched")
         self.crashes = int(before.get("crashes") or 0) + (died_at is not None)
         self.achievements = AchievementBook(self.save.achievements, lambda: self.progress.step)
+        self.shop = Shop(self.save.shop)
         self.server.observers.append(self._achieve)
         if died_at is not None:
             self.unlocked(self.achievements.unlock("survived-crash"))
@@ -402,7 +404,7 @@ class Worker:
         )
         if levelled:
             level = self.progress.level
-            self.note(f"LEVEL UP! {self.config.name.upper()} reached level {level}")
+            self.note(f"LEVEL UP! {self.config.name.upper()} reached level {level}, +{GOLD_PER_LEVEL} gold")
             self.server.broadcast(p.LevelledUp(level=level, step=self.progress.step))
         return result
 
@@ -434,7 +436,7 @@ class Worker:
             lr=result.lr,
             grad_norm=result.grad_norm,
             tokens_per_s=self.report.tokens_per_s,
-            stats=self.progress.stats(),
+            stats=self.progress.stats(self.shop.spent),
             masked_fraction=result.masked_fraction,
             quest=self.keeper.live(),
         )

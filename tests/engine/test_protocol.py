@@ -140,6 +140,8 @@ SAMPLES = [
     p.EndCampaign(),
     p.ReadLog(limit=50),
     p.SetConfig("train.lr", "5e-4", dry_run=True),
+    p.Buy("portrait-cat"),
+    p.Wear("theme-light"),
     p.CampaignUpdated(
         p.CampaignInfo(
             "specialist",
@@ -175,6 +177,11 @@ SAMPLES = [
     p.CampaignReply(False, "line 3: unknown key"),
     p.LogRead(rows=(p.LogLine("Loot! Checkpoint step-000200 (auto)", "info", "loot", 200, 1.5e9),), total=1),
     p.ConfigReply(True, "train.lr: 0.002 → 0.0005 (from the next step)", '{"name": "dio"}', "now"),
+    p.ShopReply(
+        True,
+        "Bought Cat for 100 gold (20 left) and put it on",
+        p.ShopInfo(20, (p.WareInfo("portrait-cat", "portrait", "Cat", 100, "cat", owned=True, worn=True),)),
+    ),
     p.LogLine("loot!"),
     p.CommandRejected("Pause", "why"),
     p.EngineFailed("RuntimeError: boom", "Traceback…"),

@@ -294,7 +294,7 @@ async def test_away_summary_and_80x24_screen() -> None:
         welcome = next(n.message for n in app._notifications if n.title == "Welcome back")
         assert welcome == (
             "While you were away (10 min): DIO fought 1,200 steps, 1 level up, reached BIN L3, "
-            "1 quest done (+100 gold), 12 evals, 1 loot; the engine crashed once and resumed from loot."
+            "1 quest done, +100 gold, 12 evals, 1 loot; the engine crashed once and resumed from loot."
         )
         screen = app.export_screenshot()
         for text in ("Level", "1,500", "TRAINING", "3,210"):

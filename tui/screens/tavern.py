@@ -55,6 +55,7 @@ class TavernScreen(Screen[None]):
         """Push the state's values down into the widgets."""
         card = self.query_one(HeroCard)
         card.hero = state.hero or "DIO"
+        card.title = state.looks.get("title", "")
         card.model = state.model
         card.stats = state.stats
         params = f"{state.params / 1e6:.1f}M params" if state.params else ""
@@ -72,6 +73,7 @@ class TavernScreen(Screen[None]):
         battle.source = state.source
         battle.hero = state.hero.upper() or "DIO"
         battle.level = state.stats.level
+        battle.look = state.looks.get("portrait") or "dio"
         task = state.running_task
         if task is not None and task.kind != "ask":
             battle.news = f"📖 {task.label}: {task.done}/{task.total}" if task.total else f"📖 {task.label}…"

@@ -13,6 +13,14 @@ from textual.widget import Widget
 STEPS_PER_FOE = 50
 FOES = ("Slime", "Goblin", "Wraith", "Golem", "Hydra", "Lich", "Wyvern", "Basilisk")
 DIO_POSES = ("(ง •̀_•́)ง", "(ง'̀-'́)ง", "ᕦ(ò_óˇ)ᕤ")
+# Portraits bought in the Market (engine/game/shop.py names them by these ids); each pose
+# fits 10 cells, so with the level's gear it stays inside POSE_CELLS.
+POSE_SETS = {
+    "dio": DIO_POSES,
+    "cat": ("(=^･ω･^=)", "(=^-ω-^=)", "(=ﾟωﾟ=)ﾉ"),
+    "robot": ("[o_o]", "[O_O]", "[¬º-°]¬"),
+    "wizard": ("(∩ᐛ)⊃━☆", "(∩｀-´)⊃━☆", "(∩ᐛ)⊃━★"),
+}
 POSE_CELLS = 13
 # (from level, rank, what DIO carries before and after its pose)
 PORTRAITS = (
@@ -24,10 +32,12 @@ PORTRAITS = (
 FLOAT_SECONDS = 0.6  # a damage number moves up a row this often, then fades out
 
 
-def portrait(level: int, step: int) -> str:
-    """DIO as its level shows it: the pose changes each blow, the gear with the level."""
+def portrait(level: int, step: int, look: str = "dio") -> str:
+    """DIO as its level shows it: the pose changes each blow, the gear with the level;
+    ``look`` is the portrait worn (an unknown one: DIO's own)."""
     _, _, before, after = rank_of(level)
-    return before + DIO_POSES[step % len(DIO_POSES)] + after
+    poses = POSE_SETS.get(look, DIO_POSES)
+    return before + poses[step % len(poses)] + after
 
 
 def rank_of(level: int) -> tuple[int, str, str, str]:
@@ -48,6 +58,7 @@ class BattlePanel(Widget):
     quest: reactive[str] = reactive("")  # the active quest's progress line
     hero: reactive[str] = reactive("DIO")
     level: reactive[int] = reactive(0)
+    look: reactive[str] = reactive("dio")  # the portrait worn (the Market)
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -86,7 +97,7 @@ class BattlePanel(Widget):
         text.append(f"Battle {step // STEPS_PER_FOE + 1}", style="bold")
         text.append(f"  vs {foe_name(step, self.source)}\n", style="bold red")
         text.append_text(self._float_rows(POSE_CELLS + width // 2 - 3))
-        pose = portrait(self.level, step)
+        pose = portrait(self.level, step, self.look)
         # Padded by terminal cells, not characters: the poses' combining marks would make
         # the HP bar's edge jump from step to step.
         text.append(pose + " " * max(1, POSE_CELLS - cell_len(pose)), style="cyan")

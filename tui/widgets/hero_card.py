@@ -36,7 +36,7 @@ CARD_HELP = (
     "ATK: 1 / the smoothed training loss (higher is better)\n"
     "DEF: 1 / the validation loss\n"
     "ACC: the mean of each skill's latest eval accuracy (each skill's own is on the line below)\n"
-    "GOLD: earned by finished quests\n"
+    "GOLD: earned by finished quests and hero levels; spend it in the Market ($)\n"
     "L2 in 12m: the next level at the pace of the last ~50 steps\n"
     "grade: the run's health, A-F (realm status explains each part)"
 )
@@ -45,6 +45,7 @@ CARD_HELP = (
 class HeroCard(Widget):
     stats: reactive[HeroStats] = reactive(HeroStats, layout=False)
     hero: reactive[str] = reactive("DIO")
+    title: reactive[str] = reactive("")  # bought in the Market: "the Tireless"
     model: reactive[str] = reactive("")
     detail: reactive[str] = reactive("")
     gear: reactive[str] = reactive("")  # the GPU (gear) and its memory (mana)
@@ -87,7 +88,11 @@ class HeroCard(Widget):
         self.tooltip = CARD_HELP
 
     def watch_hero(self) -> None:
-        self.border_title = f"{self.hero.upper()} · {self.model}" if self.model else self.hero.upper()
+        name = f"{self.hero.upper()} {self.title}".rstrip()
+        self.border_title = f"{name} · {self.model}" if self.model else name
 
     def watch_model(self) -> None:
+        self.watch_hero()
+
+    def watch_title(self) -> None:
         self.watch_hero()
