@@ -42,6 +42,21 @@ def add_parsers(sub: Any) -> None:
     )
     add_hero_args(play)
     add_model_args(play)
+    web = play.add_argument_group("in a browser")
+    web.add_argument(
+        "--web",
+        action="store_true",
+        help="serve the game as a web page (textual-serve) instead of drawing it here: open the "
+        "address it prints; every tab is a view of the same DIO, and Ctrl+C stops serving, "
+        "not training",
+    )
+    web.add_argument("--port", type=int, default=8000, help="--web: the port to serve on (default 8000)")
+    web.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="--web: the address to listen on (default 127.0.0.1, this machine only: the page "
+        "has no login; over SSH use `ssh -L 8000:localhost:8000 HOST`)",
+    )
     # No --hero: the only hero, or a start screen to pick one when there are several.
     play.set_defaults(run=cmd_play, hero=None)
 
@@ -103,7 +118,8 @@ def pick_hero(args: argparse.Namespace) -> bool:
         return True
     root = root_of(args)
     folders = sorted(p for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
-    if len(folders) < 2 or args.model or args.mode or not sys.stdin.isatty():
+    chooser = sys.stdin.isatty() and not args.web  # the browser page has no start screen
+    if len(folders) < 2 or args.model or args.mode or not chooser:
         args.hero = folders[0].name if len(folders) == 1 and not args.model else DEFAULT_HERO
         return True
     from tui.start import StartApp
@@ -120,11 +136,17 @@ def cmd_play(args: argparse.Namespace) -> int:
     from tui.app import RealmApp
     from tui.saved import saved_state
 
+    if args.web:
+        from tui.web import check_address
+
+        check_address(args.host, args.port)
     if not pick_hero(args):
         return 0
     save = save_from(args)
     control = EngineControl(save, check_model(save, args.model), check_mode(save, args.mode))
     control.start()
+    if args.web:
+        return serve_web(save, args.host, args.port)
     app = RealmApp(
         connector=control.connect,
         engine_alive=control.alive,
@@ -151,6 +173,17 @@ def cmd_play(args: argparse.Namespace) -> int:
         tail = save.log_tail(5)
         if tail:
             print(tail)
+    return 0
+
+
+def serve_web(save: SaveDir, host: str, port: int) -> int:
+    from tui.web import serve
+
+    serve(save, host, port)
+    pid = save.engine_pid()
+    if pid:
+        print(f"Stopped serving. {save.name.upper()} keeps training in the background (pid {pid}); "
+              "realm stop to save and stop.")  # fmt: skip
     return 0
 
 
