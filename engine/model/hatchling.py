@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
+from engine.model.hatchling_spec import EXTRA_TOKENS, PRETOKENIZERS, SPECIAL_TOKENS, HatchlingSpec
 from skills.registry import all_skills
+
+__all__ = ["CHAT_TEMPLATE", "EXTRA_TOKENS", "PRETOKENIZERS", "SPECIAL_TOKENS", "HatchlingSpec", "hatch"]
 
 # ChatML, the format Qwen3 uses. The hatchling has no thinking mode, so the
 # generation prompt is the bare assistant header.
@@ -26,39 +28,6 @@ CHAT_TEMPLATE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
-PRETOKENIZERS = ("gpt2", "split")
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-EXTRA_TOKENS = ["<think>", "</think>"]
-
-
-@dataclass(frozen=True)
-class HatchlingSpec:
-    """Sized so it learns visibly on two CPU cores (about 3.4M parameters)."""
-
-    vocab_size: int = 1024
-    hidden_size: int = 256
-    intermediate_size: int = 768
-    layers: int = 4
-    heads: int = 4
-    kv_heads: int = 2
-    max_positions: int = 2048
-    seed: int = 0
-    # gpt2: byte-level BPE with single digits (the default). split: spaces, punctuation
-    # and capitals as pieces of their own; tried for SY in issue #13 and not kept (SY
-    # examples 70% longer; quoting SY tiles gave the same ids without it).
-    pretokenizer: str = "gpt2"
-
-    def __post_init__(self) -> None:
-        if self.pretokenizer not in PRETOKENIZERS:
-            raise ValueError(f"pretokenizer must be one of {', '.join(PRETOKENIZERS)}")
-        if self.hidden_size % self.heads:
-            raise ValueError("hidden_size must be a multiple of heads")
-        if self.heads % self.kv_heads:
-            raise ValueError("heads must be a multiple of kv_heads")
-        if self.vocab_size < 300:
-            raise ValueError("vocab_size must leave room for the 256 byte tokens")
-
-
 _ENGLISH = (
     "The hero trains every day. What is the answer? Solve the puzzle and show your work. "
     "Answer with the number only. Please explain step by step. The quick brown fox jumps "

@@ -163,16 +163,23 @@ def choose_plan(model_config: Any, device: torch.device, config: HeroConfig) -> 
     ``config`` (concrete rows and length) on this model and device; changes nothing."""
     import torch  # here, so the estimate above needs no torch
 
-    shape = ModelShape.from_config(model_config)
     gpu = device.type == "cuda"
     bf16 = gpu and torch.cuda.is_bf16_supported() and config.train.precision != "fp32"
     capacity = torch.cuda.get_device_properties(device).total_memory if gpu else None
+    train = config.train
+    rows_shape = (train.micro_batch, train.seq_len)
+    return plan_for(ModelShape.from_config(model_config), config, rows_shape, capacity, bf16)
+
+
+def plan_for(
+    shape: ModelShape, config: HeroConfig, rows_shape: tuple[int, int], capacity: int | None, bf16: bool
+) -> tuple[str, bool, bool]:
+    """choose_plan without torch: ``capacity`` is the GPU's memory (None: the CPU)."""
+    gpu = capacity is not None
+    rows, seq_len = rows_shape
 
     def plan(checkpointing: bool) -> Estimate:
-        train = config.train
-        return estimate(
-            shape, config.mode, train.micro_batch, train.seq_len, gpu, bf16, config.lora.rank, checkpointing
-        )
+        return estimate(shape, config.mode, rows, seq_len, gpu, bf16, config.lora.rank, checkpointing)
 
     wanted = config.train.gradient_checkpointing
     checkpointing = wanted == "on" or (

@@ -133,6 +133,7 @@ def offline(save: SaveDir, key: str, value: str, dry_run: bool) -> tuple[bool, s
     else:
         data = read_json(save.config, None) or {}
     new_data, what = changed(data, key, value)
+    what += _offline_memory(save, key, new_data)
     if dry_run:
         return True, f"{what} — a dry run: nothing changed", json.dumps(new_data)
     save.create()
@@ -144,6 +145,19 @@ def offline(save: SaveDir, key: str, value: str, dry_run: bool) -> tuple[bool, s
     finally:
         lock.close()
     return True, f"{what} (saved; applies when DIO next starts)", json.dumps(new_data)
+
+
+def _offline_memory(save: SaveDir, key: str, data: dict[str, Any]) -> str:
+    """A batch-shape change's memory estimate from the model folder's config.json (no
+    weights loaded); "" when there is no estimate to give."""
+    if key not in BATCH_KEYS:
+        return ""
+    from engine.model.estimate import hero_estimate
+
+    try:
+        return f" · memory: {hero_estimate(HeroConfig.from_dict(data), save.base_model)}"
+    except (OSError, ValueError, TypeError) as exc:
+        return f" · no memory estimate ({exc})"
 
 
 class EngineRunning(Exception):

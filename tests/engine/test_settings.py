@@ -158,6 +158,24 @@ def test_realm_config_offline_writes_the_file_under_the_lock(tmp_path: Path) -> 
     assert "train.lr" in listed.stdout and "restart" in listed.stdout
 
 
+def test_an_offline_batch_change_says_the_memory_it_needs(tmp_path: Path) -> None:
+    import re
+
+    root = str(tmp_path / "saves")
+
+    def gib(text: str) -> float:
+        found = re.search(r"memory: est\. ([0-9.]+) GiB RAM", text)
+        assert found, text
+        return float(found.group(1))
+
+    small = realm_here("config", "set", "train.micro_batch", "8", "--dry-run", "--saves", root)
+    big = realm_here("config", "set", "train.micro_batch", "64", "--dry-run", "--saves", root)
+    assert small.returncode == big.returncode == 0, small.stderr + big.stderr
+    assert "nothing changed" in big.stdout and gib(big.stdout) > gib(small.stdout)
+    plain = realm_here("config", "set", "train.lr", "1e-3", "--dry-run", "--saves", root)
+    assert "memory" not in plain.stdout  # only the batch's shape changes the memory
+
+
 def test_offline_change_is_refused_while_an_engine_holds_the_lock(tmp_path: Path) -> None:
     from engine.protocol.savedir import SaveDir
 

@@ -62,3 +62,55 @@ async def test_escape_quits_without_choosing() -> None:
         await pilot.press("escape")
         await settle(pilot)
     assert app.return_value is None
+
+
+QWEN3_06B = {  # Qwen3-0.6B's published shape (no weights needed for the estimate)
+    "model_type": "qwen3",
+    "hidden_size": 1024,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "vocab_size": 151936,
+    "tie_word_embeddings": True,
+}
+
+
+@pytest.mark.asyncio
+async def test_a_new_hero_shows_the_memory_it_would_need(tmp_path: Path) -> None:
+    import json
+
+    from textual.widgets import Input, Select
+
+    folder = tmp_path / "qwen"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(QWEN3_06B))
+    (folder / "model.safetensors").write_bytes(b"")
+    (folder / "tokenizer.json").write_text("{}")
+    app = StartApp(HEROES, gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+
+        async def estimate_says() -> str:
+            for _ in range(100):  # the estimate runs in a subprocess: up to ~10 s
+                await settle(pilot, 2)
+                text = str(app.screen.query_one("#new-estimate").render())
+                if "est." in text or "no memory" in text:
+                    return text
+            raise AssertionError("no estimate shown")
+
+        hatchling = await estimate_says()
+        assert "est. 0.2 GiB RAM" in hatchling and "automatic batch" in hatchling
+        app.screen.query_one("#new-model", Input).value = str(folder)
+        full = await estimate_says()
+        while full == hatchling:
+            full = await estimate_says()
+        assert "weights 2.2, optimizer 6.7" in full, full  # 0.6B params × 4 B; AdamW + grads 12 B
+        app.screen.query_one("#new-mode", Select).value = "lora"
+        await settle(pilot)
+        lora = await estimate_says()
+        while lora == full:
+            lora = await estimate_says()
+        assert "optimizer 0.1" in lora, lora  # only the adapters train

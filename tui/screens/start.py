@@ -5,10 +5,14 @@ before the Tavern's App.run())."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -44,6 +48,27 @@ def new_hero_problem(name: str, model: str, mode: str, taken: set[str], gpu: boo
     return None
 
 
+ESTIMATE_DELAY = 0.4  # seconds after the last key: one estimate per pause in typing
+
+
+def new_hero_estimate(model: str, mode: str) -> str:
+    """The memory a new hero would need, from the engine's own estimate
+    (engine/model/estimate.py, in a subprocess: this side never loads torch)."""
+    args = [sys.executable, "-m", "engine.model.estimate", "--mode", mode]
+    if model:
+        args += ["--model", str(Path(model).expanduser().resolve())]
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+        return f"no memory estimate: {exc}"
+    if not answer.get("ok"):
+        return str(answer.get("message") or "no memory estimate")
+    where = "this GPU" if answer.get("device") != "cpu" else "this machine's CPU"
+    over = " — more than the GPU has: try lora or qlora" if answer.get("over") else ""
+    return f"Memory on {where}, automatic batch: {answer['line']}{over}"
+
+
 class StartScreen(Screen[Choice | None]):
     BINDINGS = [
         Binding("enter", "pick", "Play", tooltip="Play the highlighted hero"),
@@ -68,6 +93,7 @@ class StartScreen(Screen[Choice | None]):
                 )
                 yield Select([(mode, mode) for mode in MODES], value="full", allow_blank=False, id="new-mode")
                 yield Static(id="new-check")
+                yield Static(id="new-estimate")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -94,6 +120,44 @@ class StartScreen(Screen[Choice | None]):
         self.query_one("#start-new").display = True
         self.query_one("#new-check", Static).update("Enter makes the hero; Esc goes back to the list.")
         self.query_one("#new-name", Input).focus()
+        self._estimate_soon()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "new-model":
+            self._estimate_soon()
+
+    def on_select_changed(self, _event: Select.Changed) -> None:
+        self._estimate_soon()
+
+    def _estimate_soon(self) -> None:
+        """The memory estimate for the model and mode as typed, once typing pauses."""
+        timer = getattr(self, "_estimate_timer", None)
+        if timer is not None:
+            timer.stop()
+        self._estimate_timer = self.set_timer(ESTIMATE_DELAY, self._estimate)
+
+    def _estimate(self) -> None:
+        model = self.query_one("#new-model", Input).value.strip()
+        mode = str(self.query_one("#new-mode", Select).value)
+        problem = model_folder_problem(Path(model).expanduser().resolve()) if model else None
+        if problem is not None:
+            self.query_one("#new-estimate", Static).update("")  # the check says what is wrong
+            return
+        self.query_one("#new-estimate", Static).update("Estimating the memory it needs…")
+
+        def work() -> None:
+            text = new_hero_estimate(model, mode)
+            self.app.call_from_thread(self._estimated, model, mode, text)
+
+        self.run_worker(work, thread=True, exclusive=True, group="estimate")
+
+    def _estimated(self, model: str, mode: str, text: str) -> None:
+        now = (
+            self.query_one("#new-model", Input).value.strip(),
+            str(self.query_one("#new-mode", Select).value),
+        )
+        if now == (model, mode):  # not for a folder or mode changed since
+            self.query_one("#new-estimate", Static).update(Text(text))
 
     def on_input_submitted(self, _event: Input.Submitted) -> None:
         self._create()
