@@ -12,7 +12,15 @@ from textual.screen import Screen
 
 from engine.protocol import messages as p
 from tui.link import Connector, EngineLink
-from tui.messages import EngineMessage, ExportLoot, LinkLost, OpenOracle, SendCommand
+from tui.messages import (
+    EngineMessage,
+    ExportLoot,
+    LinkLost,
+    OpenOracle,
+    OpenStats,
+    OpenVault,
+    SendCommand,
+)
 from tui.screens.achievements import AchievementsScreen
 from tui.screens.add_quest import AddQuestScreen
 from tui.screens.armory import ArmoryScreen
@@ -498,8 +506,19 @@ class RealmApp(App[str]):
     def action_tasks(self) -> None:
         self._toggle(TasksScreen, lambda: TasksScreen(self.state.tasks))
 
-    def action_vault(self) -> None:
-        self._toggle(VaultScreen, lambda: VaultScreen(self.state.vault, self.state.loot))
+    def action_vault(self, focus: str | None = None) -> None:
+        self._toggle(VaultScreen, lambda: VaultScreen(self.state.vault, self.state.loot, focus))
+
+    def on_open_vault(self, message: OpenVault) -> None:
+        if not isinstance(self.screen, VaultScreen):
+            self.action_vault(message.loot)
+
+    def on_open_stats(self, message: OpenStats) -> None:
+        """The Vault's i: the stats at one loot (on top of the Vault; Esc goes back to it)."""
+        listed = self.state.vault.loot if self.state.vault else ()
+        loot = next((x for x in (*listed, *self.state.loot) if x.name == message.loot), None)
+        if loot is not None:
+            self.push_screen(StatsScreen(self.state, loot))
 
     def action_oracle(self, loot: str | None = None) -> None:
         self._toggle(OracleScreen, lambda: OracleScreen(self.state.loot, loot))

@@ -71,3 +71,19 @@ class OpenOracle(Message):
     def __init__(self, loot: str | None) -> None:
         super().__init__()
         self.loot = loot
+
+
+class OpenStats(Message):
+    """Open the stats at a loot (the Vault's i): its numbers, its step marked on the chart."""
+
+    def __init__(self, loot: str) -> None:
+        super().__init__()
+        self.loot = loot
+
+
+class OpenVault(Message):
+    """Open the Vault with a loot highlighted (a click on the loot feed)."""
+
+    def __init__(self, loot: str) -> None:
+        super().__init__()
+        self.loot = loot

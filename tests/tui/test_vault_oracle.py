@@ -186,3 +186,36 @@ async def test_a_running_eval_shows_its_progress_and_its_result() -> None:
         assert isinstance(app.screen, TasksScreen)
         row = app.screen.query_one(KeyedTable).get_row_at(0)
         assert row[1] == "eval at step 1,500" and row[4].startswith("BIN L2")
+
+
+@pytest.mark.asyncio
+async def test_the_loot_feed_and_the_vault_lead_to_the_numbers_at_a_loot() -> None:
+    from tui.screens.stats import StatsScreen
+    from tui.widgets.history_chart import HistoryChart
+    from tui.widgets.loot_feed import LootFeed
+
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    graded = loot(200, 0.75, val_loss=0.61, metrics=(("capitals", 0.5),))
+    history = tuple((s, 0.5 + s / 1000) for s in range(150, 260, 10))  # grad norm by step
+    async with app.run_test(size=(80, 24)) as pilot:
+        evals = (p.SkillPoint(100, "bin", 1, 0.25), p.SkillPoint(200, "bin", 1, 0.75))
+        everything = snapshot(
+            loot=(loot(100, 0.25), graded, loot(300)), grad_history=history, skill_history=evals
+        )
+        await start(pilot, engine, everything)
+        feed = app.tavern.query_one(LootFeed)
+        await pilot.click(LootFeed, offset=(feed.content_region.x - feed.region.x + 3, 2))  # row 2: step 200
+        await settle(pilot)
+        screen = vault(app)
+        assert screen.selected() is not None and screen.selected().name == "step-000200"  # type: ignore[union-attr]
+        await pilot.press("i")
+        await settle(pilot)
+        assert isinstance(app.screen, StatsScreen)
+        numbers = str(app.screen.query_one("#stats-numbers").render())
+        assert "At step-000200 (step 200, ⚱ auto): loss 1.000 · val 0.610 · lr 0.001" in numbers
+        assert "grad norm 0.70" in numbers and "BIN L1 75%" in numbers and "capitals 50%" in numbers
+        assert "step-000200" in str(app.screen.query_one(HistoryChart).border_subtitle)  # the marker
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, VaultScreen)  # back where the player came from

@@ -5,18 +5,47 @@ or of the learning rate and gradient norm (`g` switches)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from engine.protocol import messages as p
 from tui.state import GameState
 from tui.widgets.history_chart import HistoryChart
+from tui.widgets.loot_feed import REASON_ICON, REASON_WORD
 
 CHARTS = ("skills", "lr", "grad")
+
+
+def near(history: Iterable[tuple[int, float]], step: int) -> float | None:
+    """The value logged at ``step`` or the last one before it (None: not in the history)."""
+    before = [value for at, value in history if at <= step]
+    return before[-1] if before else None
+
+
+def loot_line(state: GameState, loot: p.LootInfo) -> str:
+    """'At step-001200 (step 1,200, 💎 yours): loss 0.530 · val 0.610 · lr 0.0015 · grad
+    norm 0.82 · BIN L2 84% · capitals 71%': the numbers of the run where the loot was taken."""
+    parts = [f"loss {loot.train_loss:.3f}" if loot.train_loss is not None else "loss --"]
+    if loot.val_loss is not None:
+        parts.append(f"val {loot.val_loss:.3f}")
+    parts.append(f"lr {loot.lr:.2g}")
+    grad = near(state.grad_history, loot.step)
+    if grad is not None:
+        parts.append(f"grad norm {grad:.2f}")
+    parts += [f"{s.skill.upper()} L{s.level} {s.accuracy:.0%}" for s in loot.skills]
+    parts += [f"{suite} {score:.0%}" for suite, score in loot.metrics]
+    if not loot.skills:
+        parts.append("not evaluated (e in the Vault)")
+    why = REASON_WORD.get(loot.reason, (loot.reason, ""))[0]
+    head = f"At {loot.name} (step {loot.step:,}, {REASON_ICON.get(loot.reason, '•')} {why})"
+    return f"{head}: {' · '.join(parts)}"
 
 
 def schedule_line(state: GameState) -> str:
@@ -82,10 +111,12 @@ class StatsScreen(Screen[None]):
         Binding("g", "next_chart", "Chart", tooltip="Chart: skill accuracy, learning rate, gradient norm"),
     ]
 
-    def __init__(self, state: GameState) -> None:
+    def __init__(self, state: GameState, loot: p.LootInfo | None = None) -> None:
+        """``loot``: open at a loot (the Vault's i): its numbers first, its step marked."""
         super().__init__()
         self.state = state
         self.chart = "skills"
+        self.loot = loot
 
     def compose(self) -> ComposeResult:
         yield Header(icon="📈")
@@ -100,14 +131,16 @@ class StatsScreen(Screen[None]):
     def show(self, state: GameState, chart: bool = True) -> None:
         """The numbers (cheap, every frame); the chart only when ``chart``."""
         self.state = state
-        self.query_one("#stats-numbers", Static).update(
-            "\n".join((schedule_line(state), grad_line(state), pace_line(state), sources_line(state)))
-        )
+        lines = [schedule_line(state), grad_line(state), pace_line(state), sources_line(state)]
+        if self.loot is not None:
+            lines.insert(0, loot_line(state, self.loot))
+        self.query_one("#stats-numbers", Static).update(Text("\n".join(lines)))
         if chart:
             self._chart()
 
     def _chart(self) -> None:
         chart = self.query_one(HistoryChart)
+        chart.marker = (self.loot.step, self.loot.name) if self.loot is not None else None
         if self.chart == "skills":
             series: dict[str, list[tuple[int, float]]] = {}
             for point in self.state.skill_history:

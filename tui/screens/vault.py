@@ -22,7 +22,7 @@ from textual.widgets import Footer, Header, Static
 
 from engine.protocol import messages as p
 from tui.cli.vault import size
-from tui.messages import ExportLoot, OpenOracle, SendCommand
+from tui.messages import ExportLoot, OpenOracle, OpenStats, SendCommand
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.prompt import PromptScreen
 from tui.widgets.keyed_table import KeyedTable
@@ -79,13 +79,18 @@ class VaultScreen(Screen[None]):
         Binding("x", "export", "Export"),
         Binding("r", "rewind", "Rewind"),
         Binding("d,delete", "delete", "Delete"),
+        Binding("i", "stats", "Stats", tooltip="The numbers at the highlighted loot: lr, grad norm, evals"),
     ]
 
-    def __init__(self, listing: p.VaultListed | None, loot: list[p.LootInfo]) -> None:
+    def __init__(
+        self, listing: p.VaultListed | None, loot: list[p.LootInfo], focus: str | None = None
+    ) -> None:
+        """``focus``: the loot to highlight first (a click on the Tavern's loot feed)."""
         super().__init__()
         self.listing = listing or p.VaultListed(loot=tuple(loot))
         self.sort_index = 0
         self.marked: str | None = None
+        self.focus_name = focus
 
     def compose(self) -> ComposeResult:
         yield Header(icon="💎")
@@ -97,7 +102,10 @@ class VaultScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.show(self.listing)
-        self.query_one(KeyedTable).focus()
+        table = self.query_one(KeyedTable)
+        if self.focus_name is not None and self.focus_name in table.rows:
+            table.move_cursor(row=table.get_row_index(self.focus_name), animate=False)
+        table.focus()
         self.post_message(SendCommand(p.ListLoot(), DOWN))  # the full picture: kept-because, doomed
 
     # ------------------------------------------------------------------ drawing
@@ -222,6 +230,10 @@ class VaultScreen(Screen[None]):
     def action_ask(self) -> None:
         if loot := self._need():
             self.post_message(OpenOracle(loot.name))
+
+    def action_stats(self) -> None:
+        if loot := self._need():
+            self.post_message(OpenStats(loot.name))
 
     def action_export(self) -> None:
         loot = self._need()

@@ -21,6 +21,7 @@ class HistoryChart(PlotextPlot):
         self.series: dict[str, Series] = {}
         self.y_range: tuple[float, float] | None = None
         self.empty_text = "nothing yet"
+        self.marker: tuple[int, str] | None = None  # (step, label): a loot's step, drawn as a line
 
     def on_resize(self) -> None:
         self.draw()
@@ -53,6 +54,11 @@ class HistoryChart(PlotextPlot):
             if len(pts) < 40:  # few points (evals): each one visible
                 plt.scatter(xs, ys, marker="●", color=colour)
             legend.append(f"[{LEGEND_COLOURS[i % len(LEGEND_COLOURS)]}]● {name}[/]")
+        if self.marker is not None:
+            plt.vline(self.marker[0], "white")
+            legend.append(f"[white]│ {self.marker[1]}[/]")
         self.border_subtitle = " ".join(legend)
+        if self.marker is not None:  # the axes reach the marked step too
+            points.append((self.marker[0], points[0][1]))
         draw_axes(self.plt, points, self.size.width, self.size.height, self.y_range)
         self.refresh()

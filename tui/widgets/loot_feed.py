@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 
 from rich.text import Text
+from textual import events
 from textual.reactive import reactive
 from textual.widget import Widget
 
 from engine.protocol.messages import LootInfo
+from tui.messages import OpenVault
 
 # Why a loot was taken, as one icon: the feed, its legend and the Vault use these.
 REASON_ICON = {
@@ -51,18 +53,29 @@ class LootFeed(Widget):
 
     def on_mount(self) -> None:
         self.border_title = "loot"
-        self.tooltip = "\n".join(f"{REASON_ICON[r]} {REASON_WORD[r][1]}" for r in REASON_ICON)
+        icons = "\n".join(f"{REASON_ICON[r]} {REASON_WORD[r][1]}" for r in REASON_ICON)
+        self.tooltip = f"{icons}\nClick a loot: the Vault at it (there, i: the numbers at that loot)"
         self.set_interval(30, self.refresh)  # keep the "ago" column honest
 
     def watch_loot(self) -> None:
         self.border_subtitle = legend({item.reason for item in self.loot[-50:]})
+
+    def shown(self) -> list[LootInfo]:
+        """The loot in the order they are drawn, one a row (newest first)."""
+        return list(reversed(self.loot[-50:]))
+
+    def on_click(self, event: events.Click) -> None:
+        at = event.get_content_offset(self)
+        rows = self.shown()
+        if at is not None and 0 <= at.y < len(rows):
+            self.post_message(OpenVault(rows[at.y].name))
 
     def render(self) -> Text:
         text = Text()
         if not self.loot:
             return Text("no loot yet — press s to save", style="dim")
         now = time.time()
-        for item in reversed(self.loot[-50:]):
+        for item in self.shown():
             icon = REASON_ICON.get(item.reason, "⚱")
             loss = f"{item.train_loss:.3f}" if item.train_loss is not None else "--"
             text.append(f"{icon} ", style="yellow")
