@@ -4,6 +4,7 @@ pushed down into the Tavern's widgets."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from textual.app import App, SystemCommand
@@ -224,6 +225,9 @@ class RealmApp(App[str]):
             stats = self._find(StatsScreen)
             if stats is not None:
                 stats.show(self.state, chart=False)  # the numbers; the chart at each eval
+            market = self._find(MarketScreen)
+            if market is not None:  # a level pays gold: the purse grows while it is open
+                market.show(self._shop_now(), self.state.link == "connected")
 
     def on_unmount(self) -> None:
         self.link.close()
@@ -313,9 +317,13 @@ class RealmApp(App[str]):
         self._wear_theme()
         market = self._find(MarketScreen)
         if market is not None:
-            market.show(self.state.shop, self.state.link == "connected")
+            market.show(self._shop_now(), self.state.link == "connected")
         if isinstance(event, p.ShopReply):
             self.notify(event.message, title="Market", severity="information" if event.ok else "error")
+
+    def _shop_now(self) -> p.ShopInfo:
+        """The Market with the gold the hero card shows now (each level pays into it)."""
+        return replace(self.state.shop, purse=self.state.stats.gold)
 
     def _wear_theme(self) -> None:
         theme = self.state.looks.get("theme", "")
@@ -482,7 +490,7 @@ class RealmApp(App[str]):
     def action_market(self) -> None:
         connected = self.state.link == "connected"
         hero = (self.state.hero or "DIO").upper()
-        self._toggle(MarketScreen, lambda: MarketScreen(self.state.shop, hero, connected))
+        self._toggle(MarketScreen, lambda: MarketScreen(self._shop_now(), hero, connected))
 
     def action_achievements(self) -> None:
         self._toggle(AchievementsScreen, lambda: AchievementsScreen(self.state.achievements))

@@ -57,6 +57,11 @@ async def test_the_market_sells_what_the_purse_holds(tmp_path: Path) -> None:
         await highlight(pilot, app, "theme-light")  # free: worn, not bought
         await pilot.press("enter")
         assert await engine.expect(p.Wear) == p.Wear("theme-light")
+        richer = replace(STATS, step=1501, gold=170)  # a level paid 50 while the Market is open
+        engine.send(p.StepCompleted(1501, 1, 1.0, 1.0, 1e-3, 0.5, 100.0, richer))
+        await pilot.pause(0.7)  # a frame
+        await settle(pilot)
+        assert "Purse: 170 gold" in " ".join(visible_lines(app.screen.query_one("#market-summary")))
         await pilot.press("$")
         await settle(pilot)
         assert not isinstance(app.screen, MarketScreen)  # $ closes it too

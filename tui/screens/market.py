@@ -33,7 +33,7 @@ def state_cell(ware: p.WareInfo, purse: int) -> Text:
 def preview(ware: p.WareInfo, hero: str) -> str:
     """What the ware looks like on this hero."""
     if ware.kind == "title":
-        return f"{hero} {ware.look}".rstrip() + " — on the hero card"
+        return f"{hero} {ware.look or '(no title)'} — on the hero card"
     if ware.kind == "portrait":
         return "  ".join(POSE_SETS.get(ware.look, ())) + " — in the battle"
     return f"the {ware.name} colours for every screen (Textual theme {ware.look})"
@@ -41,7 +41,10 @@ def preview(ware: p.WareInfo, hero: str) -> str:
 
 class MarketScreen(Screen[None]):
     BINDINGS = [
-        Binding("enter", "take", "Buy / wear", tooltip="Buy the highlighted ware, or wear it if it is yours"),
+        # b as well as Enter: the table's own Enter hides a screen binding from the footer.
+        Binding(
+            "b,enter", "take", "Buy / wear", tooltip="Buy the highlighted ware, or wear it if it is yours"
+        ),
         Binding("escape,dollar_sign", "app.pop_screen", "Back", key_display="esc"),
     ]
 
@@ -65,6 +68,14 @@ class MarketScreen(Screen[None]):
         self.query_one(KeyedTable).focus()
 
     def show(self, shop: p.ShopInfo, connected: bool = True) -> None:
+        """``shop.purse``: the gold now (the app passes the hero card's, which grows with
+        every level, not only the purse of the engine's last Market answer)."""
+        if (
+            self.is_mounted
+            and (shop, connected) == (self.shop, self.connected)
+            and self.query_one(KeyedTable).row_count
+        ):
+            return  # every frame calls this; redraw only what changed
         self.shop, self.connected = shop, connected
         if not shop.wares:
             summary = "The Market opens once the engine has said what it sells."
