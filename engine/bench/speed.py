@@ -22,6 +22,7 @@ import argparse
 import copy
 import json
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -181,6 +182,72 @@ def build_model(args: argparse.Namespace, device: torch.device) -> tuple[Any, An
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Ours against its peers (engine/bench/peers.py), each run its own process; LoRA and
+    --no-peers keep the single-process comparison with the padded loop."""
+    if args.mode != "full" or args.no_peers:
+        return measure_in_process(args)
+    from engine.bench import peers
+
+    device = pick_device()
+    torch.manual_seed(0)
+    model, tokenizer, label = build_model(args, device)
+    model_dir = saved(model, tokenizer, args)
+    renderer = ChatRenderer(tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pool = examples(renderer, args.rows * 16 * (args.steps + 4), seed=1, seq_len=args.seq_len)
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32)
+    fpt = flops_per_token(model, args.seq_len)
+    shape = ModelShape.from_config(model.config)
+    del model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    found = peers.compare(
+        args, model_dir, pool, pad, lambda text: print(f"  {text}", file=sys.stderr, flush=True)
+    )
+    runs = found["contenders"]
+    ours, base = runs["ours"]["tokens_per_s"]["median"], runs["padded"]["tokens_per_s"]["median"]
+    est = estimate(shape, args.mode, args.rows, args.seq_len, device.type == "cuda", bf16)
+    return {
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)",
+        "model": label,
+        "params": shape.params,
+        "mode": args.mode,
+        "dtype": "bf16 autocast" if bf16 else "fp32",
+        "rows": args.rows,
+        "seq_len": args.seq_len,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "ours_tokens_per_s": ours,
+        "baseline_tokens_per_s": base,
+        "ratio": round(ours / base, 3),
+        "flops_per_token": fpt,
+        "peak_flops": round(peak),
+        "mfu": round(ours * fpt / peak, 4),
+        "baseline_mfu": round(base * fpt / peak, 4),
+        "ours_peak_memory_mb": runs["ours"]["peak_memory_mb"]["median"],
+        "baseline_peak_memory_mb": runs["padded"]["peak_memory_mb"]["median"],
+        "estimate_gib": est.as_dict(),
+        **found,
+        "peer_mfu": {
+            name: round(info["tokens_per_s"] * fpt / peak, 4) for name, info in found["peers"].items()
+        },
+    }
+
+
+def saved(model: Any, tokenizer: Any, args: argparse.Namespace) -> str:
+    """A folder every contender loads the same initial weights from."""
+    if args.model:
+        return str(args.model)
+    folder = tempfile.mkdtemp(prefix="realm-bench-init-")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def measure_in_process(args: argparse.Namespace) -> dict[str, Any]:
     device = pick_device()
     check_mode(args.mode, device)
     torch.manual_seed(0)
@@ -266,6 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=8, help="rows per step (default 8)")
     parser.add_argument("--seq-len", type=int, default=256, help="row length (default 256)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs of each contender, alternating (default 3)"
+    )
+    parser.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="only ours vs the padded loop, in one process (skips TRL and the transformers Trainer)",
+    )
     parser.add_argument(
         "--estimate",
         action="store_true",

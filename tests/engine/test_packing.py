@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -88,3 +89,40 @@ def test_lean_loss_equals_the_plain_loss_and_its_gradient(hatchling_dir: Path, m
     torch.testing.assert_close(lean, plain, atol=1e-3, rtol=1e-5)
     for a, p in zip(lean_grads, model.parameters(), strict=True):
         torch.testing.assert_close(a, p.grad, atol=1e-5, rtol=1e-4)
+
+
+def _alone_vs_flattened(model: torch.nn.Module, examples: list, batch: dict) -> None:  # type: ignore[type-arg]
+    """Each example's logits in a flattened batch equal its logits alone. use_cache=False as
+    each peer trains (TRL sets it; the bench sets it for the Trainer peer): with a cache,
+    transformers skips the block-diagonal mask and a flattened row attends across examples."""
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "completion_mask")}
+    inputs["use_cache"] = False
+    with torch.no_grad():
+        flat = model(**inputs).logits[0]
+        offset = 0
+        for example in examples:
+            alone = model(input_ids=torch.tensor([example.input_ids])).logits[0]
+            n = len(example)
+            torch.testing.assert_close(flat[offset : offset + n], alone, atol=1e-4, rtol=1e-4)
+            offset += n
+    assert offset == flat.size(0)  # nothing else in the row
+
+
+def test_the_peers_layouts_never_attend_across_examples(hatchling_dir: Path) -> None:
+    """What `realm bench` compares us with packs the same way (docs/benchmarks.md): TRL's
+    padding-free collator and transformers' DataCollatorWithFlattening."""
+    trl = pytest.importorskip("trl.trainer.sft_trainer")
+    from transformers import DataCollatorWithFlattening
+
+    from engine.bench.peers import labelled
+
+    tok = AutoTokenizer.from_pretrained(hatchling_dir)
+    model = AutoModelForCausalLM.from_pretrained(hatchling_dir, attn_implementation="sdpa").eval()
+    renderer = ChatRenderer(tok)
+    skill = get_skill("ari")
+    examples = [renderer.render(skill.generate(3, i).training_messages()) for i in range(4)]
+    rows = labelled(examples)  # what TRL's dataset preparation makes of completion_mask
+    trl_batch = trl.DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id, padding_free=True)(rows)
+    assert trl_batch["input_ids"].size(0) == 1 and "attention_mask" not in trl_batch  # one flat row
+    _alone_vs_flattened(model, examples, trl_batch)
+    _alone_vs_flattened(model, examples, DataCollatorWithFlattening()(rows))

@@ -12,11 +12,15 @@ from typing import Any
 def add_parsers(sub: Any) -> None:
     bench = sub.add_parser(
         "bench",
-        help="measure: training speed vs a plain HF loop (+MFU), the game's cost, evals, quests, memory",
-        description="Default: our training step vs a straightforward padded Hugging Face loop on "
-        "the same model, data, batch and length, in one engine process: tokens/s of each, the "
-        "ratio, peak memory and MFU against a matmul peak measured at start (a hatchling on a "
-        "CPU; Qwen3-0.6B on a GPU). --game: what the game costs training (tokens/s headless vs "
+        help="measure: training speed vs TRL and the HF Trainer (+MFU), the game's cost, evals, quests, memory",
+        description="Default: our training step vs what a practitioner would run instead — TRL's "
+        "SFTTrainer (packing bfd, padding-free, completion-only loss), transformers' Trainer with "
+        "DataCollatorWithFlattening, and a padded loop as the floor — on the same initial weights, "
+        "examples, target tokens per step and optimizer, each run its own process, alternating, "
+        "min/median/max of --repeats: tokens/s (all and answer tokens), the ratio, MFU against a "
+        "matmul peak measured at start, peak memory, and each one's loss on the same first batch "
+        "(they must agree). A hatchling on a CPU; Qwen3-0.6B on a GPU. TRL needs the bench extra: "
+        "pip install 'realm-of-training[bench]'. --game: what the game costs training (tokens/s headless vs "
         "watched, pause latency, first frame, memory); a few minutes on a 2-core CPU.",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
@@ -74,14 +78,23 @@ def add_parsers(sub: Any) -> None:
         metavar="N",
         help="instead: kill -9 a training engine N times and count lost or inconsistent loot and quests",
     )
-    bench.add_argument("--repeats", type=int, default=2, help="--game: runs of each kind (default 2)")
+    bench.add_argument(
+        "--repeats",
+        type=int,
+        help="runs of each contender, alternating (default 3; --game: runs of each kind, default 2)",
+    )
+    bench.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="speed: only ours vs the padded loop in one process (no TRL, no transformers Trainer)",
+    )
     bench.add_argument("--seeds", type=int, help="--sparring: repeat with training seeds 1..N (default 1)")
     bench.set_defaults(run=cmd_bench)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.game:
-        cmd = [sys.executable, "-m", "engine.bench.game", "--repeats", str(args.repeats)]
+        cmd = [sys.executable, "-m", "engine.bench.game", "--repeats", str(args.repeats or 2)]
         cmd += ["--steps", str(args.steps)] if args.steps else []
         cmd += ["--json"] if args.json else []
         return subprocess.call(cmd)
@@ -107,10 +120,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         module = "engine.bench.evals" if args.evals else "engine.bench.quests"
         return subprocess.call([sys.executable, "-m", module])
     cmd = [sys.executable, "-m", "engine.bench.speed"]
-    for flag in ("steps", "rows", "seq_len", "model", "mode"):
+    for flag in ("steps", "rows", "seq_len", "model", "mode", "repeats"):
         value = getattr(args, flag)
         if value is not None:
             cmd += [f"--{flag.replace('_', '-')}", str(value)]
     cmd += ["--json"] if args.json else []
+    cmd += ["--no-peers"] if args.no_peers else []
     cmd += ["--estimate"] if args.estimate else []
     return subprocess.call(cmd)
