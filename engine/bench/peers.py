@@ -6,7 +6,8 @@
               flattened row, position_ids restart per example), completion-only loss
   hf_flatten  transformers' Trainer + DataCollatorWithFlattening (the same padding-free
               layout, labels -100 outside the answers)
-  padded      the floor: one example per row padded to seq_len, a plain loop
+  padded      the floor: one example per row, padded to the batch's longest (what a
+              collator with padding=True gives), a plain loop
 
 Every contender gets the same thing: the weights of one saved folder, the same examples
 (pre-tokenised: the same ids and answer masks) in the same order, about the same target
@@ -181,7 +182,8 @@ def run_padded(args: argparse.Namespace, model: Any, pool: list[Any], pad: int, 
     recorder, cursor = Recorder(), 0
 
     def answers_only(chunk: list[Any]) -> dict[str, Any]:
-        batch = padded_batch(chunk, args.seq_len, pad, device)
+        # Padded to the batch's longest example, as a collator with padding=True does.
+        batch = padded_batch(chunk, max(len(ex) for ex in chunk), pad, device)
         for row, ex in enumerate(chunk):  # completion-only, like every other contender
             keep = torch.tensor(ex.trainable, device=device)
             batch["labels"][row, : len(ex)] = batch["labels"][row, : len(ex)].masked_fill(~keep, -100)
@@ -409,6 +411,25 @@ def summarise(runs: dict[str, list[dict[str, Any]]], per_step: int) -> dict[str,
     }
     out["skipped"] = {n: why for n in PEERS if (why := missing(n)) is not None}
     return out
+
+
+def table(result: dict[str, Any]) -> str:
+    """The comparison as a person reads it (the JSON holds the same and more)."""
+    lines = [f"  {'contender':11} {'tokens/s (min/median/max)':>27} {'answer tok/s':>13} {'ours ÷':>7} "
+             f"{'peak MB':>8} {'same-batch loss':>16}"]  # fmt: skip
+    ours = result["contenders"]["ours"]["tokens_per_s"]["median"]
+    for name, info in result["contenders"].items():
+        t = info["tokens_per_s"]
+        ratio = "" if name == "ours" else f"{ours / t['median']:.2f}×"
+        agree = "" if info["losses_agree"] else " DISAGREES"
+        lines.append(
+            f"  {name:11} {t['min']:>8,.0f} /{t['median']:>8,.0f} /{t['max']:>8,.0f} "
+            f"{info['target_tokens_per_s']['median']:>13,.0f} {ratio:>7} {info['peak_memory_mb']['median']:>8,.0f} "
+            f"{info['same_batch_loss']:>16.5f}{agree}"
+        )
+    for name, why in result.get("skipped", {}).items():
+        lines.append(f"  {name:11} skipped: {why}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,6 +98,12 @@ def examples(renderer: ChatRenderer, count: int, seed: int, seq_len: int) -> lis
     return pool
 
 
+def pool_size(rows: int, seq_len: int, steps: int) -> int:
+    """Examples enough for every step and a margin: skill examples are 30–80 tokens, so
+    a step of rows × seq_len tokens holds up to rows · seq_len / 24 of them."""
+    return (rows * seq_len // 24 + rows) * (steps + 4)
+
+
 def padded_batch(
     chunk: list[Rendered], seq_len: int, pad: int, device: torch.device
 ) -> dict[str, torch.Tensor]:
@@ -194,7 +200,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     model_dir = saved(model, tokenizer, args)
     renderer = ChatRenderer(tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    pool = examples(renderer, args.rows * 16 * (args.steps + 4), seed=1, seq_len=args.seq_len)
+    pool = examples(renderer, pool_size(args.rows, args.seq_len, args.steps), seed=1, seq_len=args.seq_len)
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32)
     fpt = flops_per_token(model, args.seq_len)
@@ -359,6 +365,11 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     result = measure(args)
+    if "contenders" in result and not args.json:
+        from engine.bench.peers import table
+
+        print(table(result))
+        result = {k: v for k, v in result.items() if k not in ("contenders", "peers", "skipped")}
     show(result, args.json)
     return 0
 

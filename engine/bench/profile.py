@@ -1,0 +1,102 @@
+"""Where one training step's time goes (`python -m engine.bench.profile`): host-side
+packing, the forward pass with the loss, the backward pass, clipping, the optimizer step,
+and what is left (Python between them). The same model, examples and step as
+`realm bench`'s "ours"; each phase timed on its own, with a device sync on a GPU.
+
+Prints one line per phase (ms per step, share of the step), or one JSON object (--json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+PHASES = ("packing", "forward + loss", "backward", "clip", "optimizer", "other")
+
+
+def profile(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.bench.speed import _sync, examples, pool_size
+    from engine.model.hatchling import hatch
+    from engine.model.hero import load_hero, pick_device
+    from engine.protocol.config import TrainConfig
+    from engine.train.chat import ChatRenderer
+    from engine.train.packing import ListSource, pack_rows
+    from engine.train.trainer import Trainer, token_loss_sum
+
+    device = pick_device()
+    torch.manual_seed(0)
+    folder = Path(args.model) if args.model else hatch(Path(tempfile.mkdtemp(prefix="realm-profile-")))
+    hero = load_hero(folder, device, "profile")
+    model, tokenizer = hero.model, hero.tokenizer
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pool = examples(
+        ChatRenderer(tokenizer), pool_size(args.rows, args.seq_len, args.steps), seed=1, seq_len=args.seq_len
+    )
+    cfg = TrainConfig(micro_batch=args.rows, seq_len=args.seq_len, warmup_steps=0, schedule="constant")
+    trainer = Trainer(model, cfg, device)
+    source = ListSource(pool)
+    spent: dict[str, list[float]] = {phase: [] for phase in PHASES}
+
+    def timed(phase: str, work: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        out = work()
+        _sync(device)
+        spent[phase].append(time.perf_counter() - start)
+        return out
+
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    for step in range(args.steps + 2):
+        began = time.perf_counter()
+        batch = timed("packing", lambda: pack_rows(source, args.rows, args.seq_len, pad).to(device))
+        loss = timed("forward + loss", lambda b=batch: token_loss_sum(model, b) / b.target_tokens)  # type: ignore[misc]
+        timed("backward", loss.backward)
+        timed("clip", lambda: torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf))
+        timed("optimizer", lambda: (trainer.optimizer.step(), trainer.optimizer.zero_grad(set_to_none=True)))
+        total = time.perf_counter() - began
+        spent["other"].append(total - sum(spent[p][-1] for p in PHASES if p != "other"))
+        if step < 2:  # warm-up steps are not counted
+            for phase in PHASES:
+                spent[phase].pop()
+    per_step = {phase: statistics.median(values) * 1000 for phase, values in spent.items()}
+    whole = sum(per_step.values())
+    return {
+        "device": str(device),
+        "rows": args.rows,
+        "seq_len": args.seq_len,
+        "steps": args.steps,
+        "ms_per_step": round(whole, 1),
+        "phases_ms": {phase: round(ms, 2) for phase, ms in per_step.items()},
+        "phases_share": {phase: round(ms / whole, 3) for phase, ms in per_step.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.bench.profile", description=__doc__)
+    parser.add_argument("--model", help="a local HF model folder (default: a fresh hatchling)")
+    parser.add_argument("--rows", type=int, default=8)
+    parser.add_argument("--seq-len", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = profile(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for phase in PHASES:
+            print(f"  {phase:15} {result['phases_ms'][phase]:8.2f} ms  {result['phases_share'][phase]:6.1%}")
+        print(f"  {'step':15} {result['ms_per_step']:8.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
