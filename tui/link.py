@@ -24,9 +24,15 @@ from engine.protocol.savedir import SaveDir
 from tui.messages import EngineMessage, LinkLost, LinkWaiting
 
 
-def engine_command(save: SaveDir, model: str | None = None, extra: list[str] | None = None) -> list[str]:
-    """The command line of the hero's engine process."""
+def engine_command(
+    save: SaveDir, model: str | None = None, extra: list[str] | None = None, gpus: int = 1
+) -> list[str]:
+    """The command line of the hero's engine process; with ``gpus`` > 1, torchrun starts
+    that many ranks of it (rank 0 is the engine; engine/train/team.py)."""
     cmd = [sys.executable, "-m", "engine", "--save-dir", str(save.root)]
+    if gpus > 1:
+        launch = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}", "-m", "engine"]
+        cmd = [sys.executable, *launch, "--save-dir", str(save.root)]
     if model:
         cmd += ["--model", model]
     return cmd + (extra or [])
@@ -35,10 +41,13 @@ def engine_command(save: SaveDir, model: str | None = None, extra: list[str] | N
 class EngineControl:
     """One hero's engine process, seen from the game and the CLI."""
 
-    def __init__(self, save: SaveDir, model: str | None = None, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, save: SaveDir, model: str | None = None, extra: list[str] | None = None, gpus: int = 1
+    ) -> None:
         self.save = save
         self.model = model
         self.extra = extra or []
+        self.gpus = gpus
         self._spawned: subprocess.Popen[bytes] | None = None  # alive while it loads torch
 
     def connect(self) -> EngineClient:
@@ -61,7 +70,7 @@ class EngineControl:
         log = open(self.save.log, "ab")
         try:
             self._spawned = subprocess.Popen(
-                engine_command(self.save, self.model, self.extra),
+                engine_command(self.save, self.model, self.extra, self.gpus),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

@@ -8,6 +8,7 @@ SIGINT save loot and stop; SIGHUP is ignored (the engine outlives its terminal).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -99,6 +100,12 @@ def quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.train.team import rank_of_process, world_size
+
+    if world_size() > 1 and rank_of_process() > 0:  # torchrun's other ranks only train
+        from engine.run.replica import run_replica
+
+        return run_replica()
     stop = StopOnSignal()
     args = build_parser().parse_args(argv)
     save = SaveDir(args.save_dir.expanduser().absolute())
@@ -147,15 +154,21 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
     quiet_libraries()
     from engine.run.worker import Worker, run_with_rewinds
     from engine.train.fit import RowsTooShort
+    from engine.train.team import Team
 
     server = EngineServer()
     echo = (lambda line: print(line, flush=True)) if foreground else None
     worker = Worker(save, config, server, echo=echo)
+    worker.team = Team.from_env()  # waits for torchrun's other ranks, if any
     stop.attach(worker)
     try:
         worker.start()
         server.listen(save.socket, load_or_create_authkey(save))
-        return run_with_rewinds(worker, stop.attach)
+        code = run_with_rewinds(worker, stop.attach)
+        if worker.team is not None:
+            with contextlib.suppress(RuntimeError):  # a rank is gone already (why it stopped)
+                worker.team.tell({"op": "stop"})  # after the stop loot: the other ranks end
+        return code
     except RowsTooShort as exc:  # a setting to change, not a crash
         logging.getLogger("engine").error("%s", exc)
         server.broadcast(p.EngineFailed(error=str(exc), traceback=""))
@@ -176,3 +189,5 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
         return 1
     finally:
         server.close(save.socket)
+        if worker.team is not None:
+            worker.team.close()

@@ -21,6 +21,7 @@ from dataclasses import replace
 from functools import partial
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -60,12 +61,18 @@ from engine.train.chat import ChatRenderer
 from engine.train.curriculum import Curriculum
 from engine.train.packing import pack_rows
 from engine.train.stream import SkillStream
+from engine.train.team import Team
 from engine.train.trainer import StepResult, Trainer
 from engine.train.watchdog import Watchdog
 from skills.base import Problem
 from skills.registry import get_skill
 
 log = logging.getLogger("engine.run.worker")
+
+
+class TeamBroken(Exception):
+    """A collective failed during a step: another rank of a multi-GPU run died."""
+
 
 RESTARTS = ("rewind", campaign_work.RESTART)  # stop reasons after which a fresh worker goes on
 STATUS_INTERVAL = 2.0  # seconds between hero.json refreshes while training
@@ -107,6 +114,7 @@ class Worker:
         self.eval_step: int | None = None
         self.eval_results: dict[str, dict[str, Any]] = {}
         self.successor: Worker | None = None  # the worker a rewind started (tests follow it)
+        self.team: Team | None = None  # the other ranks of a multi-GPU run (engine/train/team.py)
         self.tasks = TaskBoard(server.broadcast)
         self.told_capped: set[str] = set()  # skills whose level cap was announced this run
         self.watchdog = Watchdog(config.watchdog)  # the loot's own replaces it at start
@@ -165,7 +173,11 @@ class Worker:
         self._plan_memory()
         phase_start = self.campaign.state.phase_start if self.campaign else 0
         self.trainer = Trainer(
-            self.hero.model, campaign_work.train_config(cfg.train, self.campaign), device, phase_start
+            self.hero.model,
+            campaign_work.train_config(cfg.train, self.campaign),
+            device,
+            phase_start,
+            self.team,
         )
         # The batch split actually used: out-of-memory recovery may change it mid-run.
         self.micro_batch, self.grad_accum = cfg.train.micro_batch, cfg.train.grad_accum
@@ -173,6 +185,7 @@ class Worker:
         if resume:
             self._restore(resume)
         guard.start(self, resume.meta if resume else None, resume.folder.name if resume else None)
+        self._brief_team(folder, adapter)
         self.grade_book = GradeBook.from_dict(resume.meta.get("grade_book") if resume else None)
         self.grade_book.uniform_loss = math.log(len(self.hero.tokenizer))
         self.stream_label = self.stream.label
@@ -212,6 +225,23 @@ class Worker:
         self.report.metric({"resumed_from": self.progress.step, "time": time.time(), "died_at": died_at})
         self.state = "training"
         self.write_status()
+
+    def _brief_team(self, folder: Path, adapter: Path | None) -> None:
+        """The other ranks load what this rank loaded and take its exact state."""
+        if self.team is None:
+            return
+        self.team.tell(
+            {
+                "op": "sync",
+                "config": self.config,
+                "folder": str(folder),
+                "adapter": str(adapter) if adapter else None,
+                "train": self.trainer.cfg,
+                "first_step": self.trainer.first_step,
+            }
+        )
+        self.team.copy_state(self.hero.model, self.trainer)
+        self.note(f"Training on {self.team.world} ranks (rank 0 is this engine)")
 
     def _size_rows(self, skills: list[Any]) -> dict[str, int]:
         """Rows that hold every skill level whole (train/fit.py): auto seq_len and
@@ -316,7 +346,9 @@ class Worker:
                 continue
             if self.paused or campaign_work.phase_over(self):
                 continue
-            result = self._train_step()
+            result = self._step_or_stop()
+            if result is None:
+                break
             guard.after_step(self, result)
             if self.stop_reason in RESTARTS:  # the watchdog rolled back: a new worker takes over
                 break
@@ -324,20 +356,7 @@ class Worker:
                 self.complete_quest()
             now = time.monotonic()
             self.report.step_done(result.tokens, partial(self._step_event, result), now)
-            step = self.progress.step
-            game = self.config.game
-            loot_due = step % game.checkpoint_every == 0
-            every = self.config.evals.every_steps
-            if every and step % every == 0:
-                suite_work.schedule_all(self, None)
-            if step % game.eval_every == 0:
-                self.schedule_eval(loot_after=loot_due)  # the loot waits for its scores
-                campaign_work.after_eval_scheduled(self)
-                spar_work.retire_stale(self)
-            elif loot_due:
-                self.take_loot("auto")
-            if game.max_steps and step >= game.max_steps:
-                self.stop_reason = "max_steps"
+            self._on_schedule(self.progress.step)
             if self.gpu.available and now - self.last_gpu_poll >= POLL_SECONDS:
                 self.gpu_stats = self.gpu.read()
                 self.server.broadcast(p.GpuTelemetry(self.gpu_stats))
@@ -345,6 +364,22 @@ class Worker:
             self._refresh_status(now)
         self.finish()
         return 0
+
+    def _on_schedule(self, step: int) -> None:
+        """What falls due at this step: suites, evals (then their loot), loot, the end."""
+        game = self.config.game
+        loot_due = step % game.checkpoint_every == 0
+        every = self.config.evals.every_steps
+        if every and step % every == 0:
+            suite_work.schedule_all(self, None)
+        if step % game.eval_every == 0:
+            self.schedule_eval(loot_after=loot_due)  # the loot waits for its scores
+            campaign_work.after_eval_scheduled(self)
+            spar_work.retire_stale(self)
+        elif loot_due:
+            self.take_loot("auto")
+        if game.max_steps and step >= game.max_steps:
+            self.stop_reason = "max_steps"
 
     def _achieve(self, event: Any) -> None:
         """Every event the engine sends passes here first: some earn an achievement."""
@@ -380,7 +415,20 @@ class Worker:
         if self.stream.label != self.stream_label:  # a level-up, a quest: new data, new history
             self.stream_label = self.stream.label
             self.watchdog.forget_history()
-        result = self.trainer.step(micro, guard.judge_for(self))
+        if self.team is None:
+            result = self.trainer.step(micro, guard.judge_for(self))
+        else:  # every rank gets the whole batch and trains its share
+            order = {
+                "op": "step",
+                "micro": micro,
+                "train": self.trainer.cfg,
+                "lr_scale": self.trainer.lr_scale,
+            }
+            try:
+                self.team.tell(order)
+                result = self.trainer.step(micro, guard.judge_for(self))
+            except RuntimeError as exc:  # gloo / NCCL: a peer is gone
+                raise TeamBroken(str(exc).splitlines()[0]) from exc
         if result.oom_splits:
             self._after_oom(result.oom_splits)
         levelled = self.progress.record_step(result.loss, result.tokens, time.monotonic() - started)
@@ -407,6 +455,27 @@ class Worker:
             self.note(f"LEVEL UP! {self.config.name.upper()} reached level {level}, +{GOLD_PER_LEVEL} gold")
             self.server.broadcast(p.LevelledUp(level=level, step=self.progress.step))
         return result
+
+    def _step_or_stop(self) -> StepResult | None:
+        """One training step; None when another rank died (this one keeps what it has)."""
+        try:
+            return self._train_step()
+        except TeamBroken as exc:
+            self._rank_lost(exc)
+            return None
+
+    def _rank_lost(self, exc: TeamBroken) -> None:
+        """The step that failed changed nothing here (the update comes after the last
+        collective), so the weights and optimizer are those of the last finished step:
+        the stop loot keeps them and the next start resumes from it."""
+        self.trainer.optimizer.zero_grad(set_to_none=True)
+        self.note(
+            f"A training rank stopped ({exc}); saving loot at step {self.progress.step} and stopping. "
+            "Start again to resume from it.",
+            "warning",
+            kind="crash",
+        )
+        self.stop_reason = "a rank stopped"
 
     def _after_oom(self, splits: int) -> None:
         """Keep the smaller micro-batch the trainer fell back to, with more accumulation:
@@ -689,7 +758,9 @@ def run_with_rewinds(worker: Worker, on_new: Callable[[Worker], None] | None = N
         code = worker.run()
         if worker.stop_reason not in RESTARTS:
             return code
+        team = worker.team
         worker = Worker(worker.save, worker.config, worker.server, worker.echo, worker.echo_every)
+        worker.team = team
         if on_new is not None:
             on_new(worker)
         gc.collect()  # the old model's memory, before the new one loads

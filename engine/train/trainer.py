@@ -9,7 +9,7 @@ import math
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,9 @@ from torch.utils.checkpoint import checkpoint
 from engine.protocol.config import TrainConfig
 from engine.train.packing import IGNORE, PackedBatch
 from engine.train.watchdog import OK, Verdict
+
+if TYPE_CHECKING:
+    from engine.train.team import Team
 
 
 @dataclass(frozen=True)
@@ -117,10 +120,19 @@ def token_loss_sum(model: Any, batch: PackedBatch) -> torch.Tensor:
 
 
 class Trainer:
-    def __init__(self, model: Any, cfg: TrainConfig, device: torch.device, first_step: int = 0) -> None:
+    def __init__(
+        self,
+        model: Any,
+        cfg: TrainConfig,
+        device: torch.device,
+        first_step: int = 0,
+        team: Team | None = None,
+    ) -> None:
         """``first_step``: where this schedule begins (a campaign phase starts its own
-        warmup and decay there; the step count itself runs on)."""
+        warmup and decay there; the step count itself runs on). ``team``: the ranks of a
+        multi-GPU run (engine/train/team.py); each step then trains this rank's share."""
         self.model = model
+        self.team = team
         self.cfg = cfg
         self.device = device
         self.first_step = first_step
@@ -163,7 +175,10 @@ class Trainer:
     def step(self, micro_batches: list[PackedBatch], judge: Judge | None = None) -> StepResult:
         """One optimizer step. Out of memory does not end the run: the micro-batches are
         halved (the same rows, so the same effective batch and gradient) and the step is
-        tried again; the caller keeps the smaller size for the steps after."""
+        tried again; the caller keeps the smaller size for the steps after (one process
+        only: with several ranks the others would wait in a collective that never comes)."""
+        if self.team is not None:
+            return self._step(micro_batches, judge)
         splits = 0
         while True:
             try:
@@ -191,17 +206,22 @@ class Trainer:
         if total_targets == 0:
             raise ValueError("a step with no target tokens (nothing to learn from)")
         loss_sum = 0.0
-        for batch in micro_batches:
+        for batch in self.team.share(micro_batches) if self.team else micro_batches:
             batch = batch.to(self.device)
             with self._autocast():
                 loss = token_loss_sum(self.model, batch)
             (loss / total_targets).backward()
             loss_sum += float(loss.detach())
         params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.team is not None:  # every rank's gradients, summed: the whole batch's
+            loss_sum = self.team.sum_grads(params, loss_sum)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf))
         lr = float(self.scheduler.get_last_lr()[0])
         verdict = judge(loss_sum / total_targets, grad_norm) if judge is not None else None
-        if verdict is None or verdict.action == OK:
+        apply = verdict is None or verdict.action == OK
+        if self.team is not None:
+            apply = self.team.agree(apply)  # rank 0's watchdog decides for every rank
+        if apply:
             self.optimizer.step()
             verdict = None
         # A held-back step still counts: the schedule follows the step number.

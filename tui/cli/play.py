@@ -31,6 +31,28 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_gpus_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--gpus",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train on N GPUs of this machine (torchrun, DDP: rank 0 is the engine the game talks to, "
+        "the others only train; the same global batch and losses as one GPU). On a machine "
+        "without a GPU, N processes on the CPU (gloo): for trying it out. Default 1.",
+    )
+
+
+def check_gpus(gpus: int) -> int:
+    """Refuse a rank count this machine cannot run, before anything starts."""
+    if gpus < 1:
+        raise SystemExit(f"realm: --gpus {gpus}: at least 1")
+    have = len(list(Path("/dev").glob("nvidia[0-9]*")))
+    if have and gpus > have:
+        raise SystemExit(f"realm: --gpus {gpus}: this machine has {have} GPU(s)")
+    return gpus
+
+
 def add_parsers(sub: Any) -> None:
     play = sub.add_parser(
         "play",
@@ -42,6 +64,7 @@ def add_parsers(sub: Any) -> None:
     )
     add_hero_args(play)
     add_model_args(play)
+    add_gpus_arg(play)
     web = play.add_argument_group("in a browser")
     web.add_argument(
         "--web",
@@ -70,6 +93,7 @@ def add_parsers(sub: Any) -> None:
     )
     add_hero_args(train)
     add_model_args(train)
+    add_gpus_arg(train)
     add_override_flags(train)
     train.set_defaults(run=cmd_train)
 
@@ -143,7 +167,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     if not pick_hero(args):
         return 0
     save = save_from(args)
-    control = EngineControl(save, check_model(save, args.model), check_mode(save, args.mode))
+    gpus = check_gpus(args.gpus)
+    control = EngineControl(save, check_model(save, args.model), check_mode(save, args.mode), gpus)
     control.start()
     if args.web:
         return serve_web(save, args.host, args.port)
@@ -201,7 +226,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 3
     save.create()
     save.clean_stale()
-    cmd = engine_command(save, model, ["--foreground", *mode, *override_args(args)])
-    print(f"Training {save.name} in the foreground; Ctrl+C saves and stops.", flush=True)
+    gpus = check_gpus(args.gpus)
+    cmd = engine_command(save, model, ["--foreground", *mode, *override_args(args)], gpus)
+    ranks = f" on {gpus} ranks" if gpus > 1 else ""
+    print(f"Training {save.name} in the foreground{ranks}; Ctrl+C saves and stops.", flush=True)
     os.execv(cmd[0], cmd)  # become the engine: signals reach it directly
     return 0  # not reached

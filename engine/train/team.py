@@ -1,0 +1,141 @@
+"""Training on several GPUs (or processes) with PyTorch's own distributed engine.
+
+`realm train --gpus N` starts N ranks with torchrun. Rank 0 is the engine the game talks
+to (the save folder's single writer, the socket, loot, evals, quests); the other ranks only
+train. Each step, rank 0 packs the whole global batch as one process would and sends it
+(``tell``); every rank computes the gradients of its share of the micro-batches (or of
+their rows), the ranks sum them (``sum_grads``: one all-reduce, as DDP does), and every
+rank clips and steps the same optimizer on the same gradients. The gradient is the one a
+single process gets for the same global batch (normalised by the step's target tokens, not
+averaged per rank), so the losses match a single-process run up to float rounding.
+
+Rank 0 also sends its weights and optimizer state (``copy_state``) whenever it (re)starts:
+a resume, a watchdog rollback, a rewind, a new campaign phase. A rank that dies ends the
+collective calls of the others with an error, so the whole run stops and resumes from the
+last loot like any crash.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+import torch
+
+from engine.train.packing import PackedBatch
+
+# A pause, an eval or the Oracle on rank 0 keeps the other ranks waiting: for days if need be.
+WAIT = timedelta(days=30)
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank_of_process() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+class Team:
+    def __init__(self, rank: int, world: int, device: torch.device) -> None:
+        self.rank = rank
+        self.world = world
+        self.device = device
+
+    @classmethod
+    def from_env(cls) -> Team | None:
+        """The team torchrun set up in the environment; None for a single process."""
+        if world_size() <= 1:
+            return None
+        import torch.distributed as dist
+
+        if torch.cuda.is_available():
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            device, backend = torch.device("cuda", local), "nccl"
+        else:
+            device, backend = torch.device("cpu"), "gloo"
+        dist.init_process_group(backend, timeout=WAIT)
+        return cls(dist.get_rank(), dist.get_world_size(), device)
+
+    @property
+    def leader(self) -> bool:
+        return self.rank == 0
+
+    def tell(self, order: dict[str, Any] | None) -> dict[str, Any]:
+        """Rank 0's order (``order`` on rank 0, ignored elsewhere), as every rank gets it."""
+        import torch.distributed as dist
+
+        box = [order if self.leader else None]
+        dist.broadcast_object_list(box, src=0)
+        received: dict[str, Any] = box[0]  # type: ignore[assignment]
+        return received
+
+    def share(self, micro: list[PackedBatch]) -> list[PackedBatch]:
+        """This rank's part of the global batch: whole micro-batches when they divide
+        among the ranks, else an equal share of each micro-batch's rows."""
+        if len(micro) % self.world == 0:
+            return micro[self.rank :: self.world]
+        return [rows_of(batch, self.rank, self.world) for batch in micro]
+
+    def sum_grads(self, params: list[torch.nn.Parameter], loss_sum: float) -> float:
+        """Every rank's gradients summed into each rank's (one flat all-reduce), and the
+        summed loss returned."""
+        import torch.distributed as dist
+
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1).float() for g in grads])
+        dist.all_reduce(flat)
+        offset = 0
+        for param, grad in zip(params, grads, strict=True):
+            n = grad.numel()
+            param.grad = flat[offset : offset + n].view_as(param).to(grad.dtype)
+            offset += n
+        total = torch.tensor([loss_sum], dtype=torch.float64, device=flat.device)
+        dist.all_reduce(total)
+        return float(total.item())
+
+    def agree(self, apply: bool) -> bool:
+        """Rank 0's decision (the watchdog's) on whether this step's update is applied."""
+        return bool(self.tell({"apply": apply} if self.leader else None)["apply"])
+
+    def copy_state(self, model: Any, trainer: Any) -> None:
+        """Rank 0's weights and optimizer + schedule state into every rank."""
+        import torch.distributed as dist
+
+        for tensor in model.state_dict().values():
+            dist.broadcast(tensor, src=0)
+        state = self.tell(
+            {"trainer": trainer.state_dict(), "lr_scale": trainer.lr_scale} if self.leader else None
+        )
+        if not self.leader:
+            trainer.load_state_dict(state["trainer"])
+            trainer.set_lr_scale(state["lr_scale"])
+
+    def close(self) -> None:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def rows_of(batch: PackedBatch, rank: int, world: int) -> PackedBatch:
+    """Rows rank, rank + world, … of a packed batch (its share when micro-batches do not
+    divide among the ranks)."""
+    rows = batch.input_ids.size(0)
+    if rows % world:
+        raise ValueError(
+            f"{rows} rows per micro-batch cannot be shared by {world} ranks: make train.micro_batch "
+            f"or train.grad_accum a multiple of {world}"
+        )
+    pick = slice(rank, rows, world)
+    row_tokens = batch.row_tokens[pick] if batch.row_tokens else ()
+    return PackedBatch(
+        batch.input_ids[pick].contiguous(),
+        batch.position_ids[pick].contiguous(),
+        batch.targets[pick].contiguous(),
+        batch.examples,  # not used for the gradient; kept for the record
+        sum(row_tokens) if row_tokens else batch.real_tokens // world,
+        row_tokens,
+    )

@@ -1,0 +1,92 @@
+"""`realm train --gpus 2` on this CPU: two torchrun ranks on gloo train exactly like one
+process with the same global batch, and a rank killed with -9 ends the run with the other
+rank's loot saved, from which the next start resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, last_step, losses, make_hero, realm, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def hero_with(root: Path, hatchling: Path, name: str, micro_batch: int, grad_accum: int) -> Path:
+    save, config = make_hero(root, hatchling, name=name)
+    train = replace(config.train, micro_batch=micro_batch, grad_accum=grad_accum)
+    save.config.write_text(replace(config, train=train).to_json())
+    return save.root
+
+
+def rank_pids(save_dir: Path) -> dict[int, int]:
+    """rank → pid of the engine processes torchrun started for this hero."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"engine" in cmdline and str(save_dir).encode() in cmdline:
+            rank = next((int(v[5:]) for v in environ if v.startswith(b"RANK=")), None)
+            if rank is not None and b"torch.distributed.run" not in b" ".join(cmdline):
+                found[rank] = int(entry.name)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("micro_batch", "grad_accum"),
+    [(2, 2), (4, 1)],  # whole micro-batches per rank; one micro-batch's rows shared
+    ids=["micro-batches", "rows"],
+)
+def test_two_ranks_train_like_one_process(
+    tmp_path: Path, hatchling_dir: Path, micro_batch: int, grad_accum: int
+) -> None:
+    saves = tmp_path / "saves"
+    one = hero_with(saves, hatchling_dir, "one", micro_batch, grad_accum)
+    two = hero_with(saves, hatchling_dir, "two", micro_batch, grad_accum)
+    alone = realm("train", "--hero", "one", "--saves", str(saves), "--max-steps", "5")
+    ranks = realm("train", "--hero", "two", "--saves", str(saves), "--max-steps", "5", "--gpus", "2")
+    assert alone.returncode == 0 and ranks.returncode == 0, ranks.stdout[-2000:] + ranks.stderr[-2000:]
+    assert "Training on 2 ranks" in ranks.stdout + ranks.stderr
+    single, shared = losses(one / "metrics.jsonl"), losses(two / "metrics.jsonl")
+    assert sorted(single) == sorted(shared) == [1, 2, 3, 4, 5]
+    for step in single:
+        assert shared[step] == pytest.approx(single[step], rel=1e-5, abs=1e-6), step
+    assert not rank_pids(two)  # every rank ended
+
+
+def test_a_killed_rank_ends_the_run_and_the_next_start_resumes(tmp_path: Path, hatchling_dir: Path) -> None:
+    saves = tmp_path / "saves"
+    hero = hero_with(saves, hatchling_dir, "dio", 2, 2)
+    cmd = [sys.executable, "-m", "tui.cli", "train", "--saves", str(saves), "--gpus", "2"]
+    run = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: last_step(hero / "metrics.jsonl") >= 8, 120, "a few steps on two ranks")
+        pids = rank_pids(hero)
+        assert set(pids) == {0, 1}, pids
+        os.kill(pids[1], signal.SIGKILL)
+        run.wait(90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    out = run.stdout.read() if run.stdout else ""
+    assert not rank_pids(hero), out[-2000:]
+    status = json.loads((hero / "hero.json").read_text())
+    # Rank 0 kept the last finished step: a stop loot there, not a crash.
+    assert status["state"] == "stopped" and status["last_loot_step"] == status["step"] >= 8, out[-2000:]
+    assert "A training rank stopped" in (hero / "events.jsonl").read_text()
+    again = realm("train", "--saves", str(saves), "--gpus", "2", "--max-steps", str(status["step"] + 2))
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert f"wakes on cpu at step {status['step']}" in again.stdout + again.stderr
+    assert last_step(hero / "metrics.jsonl") == status["step"] + 2
