@@ -218,6 +218,26 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     )
     runs = found["contenders"]
     ours, base = runs["ours"]["tokens_per_s"]["median"], runs["padded"]["tokens_per_s"]["median"]
+    memory = (runs["ours"]["peak_memory_mb"]["median"], runs["padded"]["peak_memory_mb"]["median"])
+    result = figures(args, device, label, shape, (ours, base), memory, fpt, peak)
+    result["repeats"] = args.repeats
+    peer_mfu = {name: round(info["tokens_per_s"] * fpt / peak, 4) for name, info in found["peers"].items()}
+    return {**result, **found, "peer_mfu": peer_mfu}
+
+
+def figures(
+    args: argparse.Namespace,
+    device: torch.device,
+    label: str,
+    shape: ModelShape,
+    speeds: tuple[float, float],
+    memory: tuple[float, float],
+    fpt: float,
+    peak: float,
+) -> dict[str, Any]:
+    """The keys `realm bench --json` has always had: ours and the padded baseline."""
+    ours, base = speeds
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     est = estimate(shape, args.mode, args.rows, args.seq_len, device.type == "cuda", bf16)
     return {
         "device": torch.cuda.get_device_name(device)
@@ -230,21 +250,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "rows": args.rows,
         "seq_len": args.seq_len,
         "steps": args.steps,
-        "repeats": args.repeats,
-        "ours_tokens_per_s": ours,
-        "baseline_tokens_per_s": base,
+        "ours_tokens_per_s": round(ours, 1),
+        "baseline_tokens_per_s": round(base, 1),
         "ratio": round(ours / base, 3),
         "flops_per_token": fpt,
         "peak_flops": round(peak),
         "mfu": round(ours * fpt / peak, 4),
         "baseline_mfu": round(base * fpt / peak, 4),
-        "ours_peak_memory_mb": runs["ours"]["peak_memory_mb"]["median"],
-        "baseline_peak_memory_mb": runs["padded"]["peak_memory_mb"]["median"],
+        "ours_peak_memory_mb": round(memory[0], 1),
+        "baseline_peak_memory_mb": round(memory[1], 1),
         "estimate_gib": est.as_dict(),
-        **found,
-        "peer_mfu": {
-            name: round(info["tokens_per_s"] * fpt / peak, 4) for name, info in found["peers"].items()
-        },
     }
 
 
@@ -281,29 +296,7 @@ def measure_in_process(args: argparse.Namespace) -> dict[str, Any]:
         torch.cuda.empty_cache()
     base, base_mem = run_baseline(baseline_model, cfg, pool, pad, device, args.steps)
     shape = ModelShape.from_config(baseline_model.config)
-    est = estimate(shape, args.mode, args.rows, args.seq_len, device.type == "cuda", bf16)
-    return {
-        "device": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"cpu ({torch.get_num_threads()} threads)",
-        "model": label,
-        "params": shape.params,
-        "mode": args.mode,
-        "dtype": "bf16 autocast" if bf16 else "fp32",
-        "rows": args.rows,
-        "seq_len": args.seq_len,
-        "steps": args.steps,
-        "ours_tokens_per_s": round(ours, 1),
-        "baseline_tokens_per_s": round(base, 1),
-        "ratio": round(ours / base, 3),
-        "flops_per_token": fpt,
-        "peak_flops": round(peak),
-        "mfu": round(ours * fpt / peak, 4),
-        "baseline_mfu": round(base * fpt / peak, 4),
-        "ours_peak_memory_mb": round(ours_mem, 1),
-        "baseline_peak_memory_mb": round(base_mem, 1),
-        "estimate_gib": est.as_dict(),
-    }
+    return figures(args, device, label, shape, (ours, base), (ours_mem, base_mem), fpt, peak)
 
 
 def memory_estimates(args: argparse.Namespace) -> dict[str, Any]:
