@@ -17,6 +17,10 @@ and bf16 autocast on a GPU, no gradient checkpointing. TRL's own defaults turn b
 gradient checkpointing on; on a CPU without bf16 units that is what made it look 34×
 slower than us (docs/benchmarks.md), so they are turned off here as a competent user would.
 
+With --mode lora every contender trains the same peft LoRA adapters (our defaults, dropout
+off so the losses stay comparable), added to the same weights with the same seed: TRL and
+the transformers Trainer get the peft model, as a user who calls get_peft_model would pass.
+
 Each run is its own process (clean memory, its own peak), contenders alternate, and the
 summary keeps min/median/max of the repeats. The first losses of each contender are kept
 too: on the same data they must agree, or the comparison is of a mis-configured peer.
@@ -35,6 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.protocol.config import LoraConfig
+
 CONTENDERS = ("ours", "trl", "hf_flatten", "padded")
 PEERS = ("trl", "hf_flatten", "padded")
 WARMUP = 2  # steps left out of the timing
@@ -42,6 +48,7 @@ FIRST_LOSSES = 5
 SAME_BATCH = 8  # examples every contender scores with its own loss before training
 AGREE = 1e-3  # relative: on the same batch and weights, every loss must be ours
 MISSING = {"trl": "trl", "hf_flatten": "datasets"}  # the module each peer needs
+BENCH_LORA = LoraConfig(dropout=0.0)  # our adapter defaults; dropout would make losses differ
 
 
 # ---------------------------------------------------------------------- one run (a child)
@@ -175,7 +182,10 @@ def run_padded(args: argparse.Namespace, model: Any, pool: list[Any], pad: int, 
 
     cfg = TrainConfig()
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay
+        [p for p in model.parameters() if p.requires_grad],
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+        weight_decay=cfg.weight_decay,
     )
     autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
     model.train()
@@ -198,7 +208,7 @@ def run_padded(args: argparse.Namespace, model: Any, pool: list[Any], pad: int, 
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             loss = model(**batch).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         _sync(device)
@@ -299,13 +309,15 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from engine.bench.speed import examples
-    from engine.model.hero import load_hero, pick_device
+    from engine.model.hero import add_adapters, load_hero, pick_device
     from engine.train.chat import ChatRenderer
 
     device = pick_device()
     torch.manual_seed(0)
     hero = load_hero(Path(args.model_dir), device, "bench")
     model, tokenizer = hero.model, hero.tokenizer
+    if args.mode == "lora":
+        model = add_adapters(model, BENCH_LORA, None)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     pool = examples(ChatRenderer(tokenizer), args.pool, seed=1, seq_len=args.seq_len)
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -346,7 +358,7 @@ def examples_per_step(pool: list[Any], rows: int, seq_len: int, steps: int, pad:
 
 def child(name: str, args: argparse.Namespace, model_dir: str, per_step: int, pool: int) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "engine.bench.peers", "--one", name, "--model-dir", model_dir,
-           "--rows", str(args.rows), "--seq-len", str(args.seq_len), "--steps", str(args.steps),
+           "--mode", args.mode, "--rows", str(args.rows), "--seq-len", str(args.seq_len), "--steps", str(args.steps),
            "--examples-per-step", str(per_step), "--pool", str(pool)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -436,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.bench.peers", description=__doc__)
     parser.add_argument("--one", choices=CONTENDERS, required=True, help="run this contender once")
     parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--mode", choices=("full", "lora"), default="full")
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20)

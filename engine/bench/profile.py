@@ -2,6 +2,7 @@
 packing, the forward pass with the loss, the backward pass, clipping, the optimizer step,
 and what is left (Python between them). The same model, examples and step as
 `realm bench`'s "ours"; each phase timed on its own, with a device sync on a GPU.
+--compile runs the decoder through torch.compile first, to see whether it pays here.
 
 Prints one line per phase (ms per step, share of the step), or one JSON object (--json).
 """
@@ -42,6 +43,15 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         ChatRenderer(tokenizer), pool_size(args.rows, args.seq_len, args.steps), seed=1, seq_len=args.seq_len
     )
     cfg = TrainConfig(micro_batch=args.rows, seq_len=args.seq_len, warmup_steps=0, schedule="constant")
+    compiled_in = 0.0
+    if args.compile:
+        # The decoder only: the loss's masked, chunked head has data-dependent shapes.
+        began = time.perf_counter()
+        model.get_decoder().compile()
+        warm = pack_rows(ListSource(pool[:64]), args.rows, args.seq_len, pad).to(device)
+        token_loss_sum(model, warm).backward()  # compiles forward and backward once
+        model.zero_grad(set_to_none=True)
+        compiled_in = time.perf_counter() - began
     trainer = Trainer(model, cfg, device)
     source = ListSource(pool)
     spent: dict[str, list[float]] = {phase: [] for phase in PHASES}
@@ -74,6 +84,8 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         "rows": args.rows,
         "seq_len": args.seq_len,
         "steps": args.steps,
+        "compile": args.compile,
+        "compile_s": round(compiled_in, 1),
         "ms_per_step": round(whole, 1),
         "phases_ms": {phase: round(ms, 2) for phase, ms in per_step.items()},
         "phases_share": {phase: round(ms / whole, 3) for phase, ms in per_step.items()},
@@ -86,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the decoder first (its compile time is reported apart)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     result = profile(args)
@@ -95,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         for phase in PHASES:
             print(f"  {phase:15} {result['phases_ms'][phase]:8.2f} ms  {result['phases_share'][phase]:6.1%}")
         print(f"  {'step':15} {result['ms_per_step']:8.2f} ms")
+        if args.compile:
+            print(f"  (torch.compile took {result['compile_s']:.1f} s before the first step)")
     return 0
 
 

@@ -10,7 +10,8 @@ and length:
 
 Both count real (non-padding) tokens. MFU = tokens/s × FLOPs per token / a peak measured
 here with a large matmul in the training dtype; FLOPs per token = 6N + 12·L·d·s (PaLM,
-appendix B; N counts the output layer, not the embedding lookup). On a CPU the model is
+appendix B; N counts the output layer, not the embedding lookup; with LoRA the frozen
+weights get no gradient of their own: 4N + 2·adapters + 12·L·d·s). On a CPU the model is
 a fresh hatchling; on a GPU it is Qwen3-0.6B — random weights from its published config
 unless --model names a local folder (the JSON says which). Prints one JSON object with
 --json (ours_tokens_per_s, baseline_tokens_per_s, ratio, mfu, peak_flops, device, …).
@@ -82,12 +83,15 @@ def _sync(device: torch.device) -> None:
 
 
 def flops_per_token(model: Any, seq_len: int) -> float:
+    """2N forward + 2N for the input gradients + 2 per trained weight for its gradient:
+    6N when every weight trains, about 4N with LoRA on a frozen base."""
     config = model.config
     total = sum(p.numel() for p in model.parameters())
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     embed = config.vocab_size * config.hidden_size
     tied = bool(getattr(config, "tie_word_embeddings", True))
     n = total if tied else total - embed  # the output layer is a matmul; the lookup is not
-    return 6 * n + 12 * config.num_hidden_layers * config.hidden_size * seq_len
+    return 4 * n + 2 * min(trained, n) + 12 * config.num_hidden_layers * config.hidden_size * seq_len
 
 
 def examples(renderer: ChatRenderer, count: int, seed: int, seq_len: int) -> list[Rendered]:
@@ -193,9 +197,9 @@ def build_model(args: argparse.Namespace, device: torch.device) -> tuple[Any, An
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Ours against its peers (engine/bench/peers.py), each run its own process; LoRA and
-    --no-peers keep the single-process comparison with the padded loop."""
-    if args.mode != "full" or args.no_peers:
+    """Ours against its peers (engine/bench/peers.py), each run its own process, in full
+    or LoRA mode; --no-peers keeps the single-process comparison with the padded loop."""
+    if args.no_peers:
         return measure_in_process(args)
     from engine.bench import peers
 
@@ -208,6 +212,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     pool = examples(renderer, pool_size(args.rows, args.seq_len, args.steps), seed=1, seq_len=args.seq_len)
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32)
+    if args.mode == "lora":  # the adapters every contender adds (after the base is saved)
+        model = add_adapters(model, peers.BENCH_LORA, None)
     fpt = flops_per_token(model, args.seq_len)
     shape = ModelShape.from_config(model.config)
     del model

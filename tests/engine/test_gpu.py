@@ -38,3 +38,27 @@ def test_bf16_autocast_and_nvml_on_a_gpu(tmp_path: Path, hatchling_dir: Path) ->
         assert pick_precision(config.train, torch.device("cuda")) == torch.bfloat16
     stats = GpuProbe().read()
     assert stats.available and stats.memory_total and stats.memory_total > 0
+
+
+def test_every_gpu_path_runs_and_a_real_oom_is_recovered() -> None:
+    """`realm bench --gpu-paths` in this process on a Qwen3-0.6B-shaped model: full in fp32
+    weights with bf16 autocast, lora on a bf16 base, qlora on NF4, flash-attention 2 where
+    installed, NVML, and a micro-batch too big to fit that the Trainer splits."""
+    import argparse
+
+    from engine.bench.gpu_paths import run
+
+    args = argparse.Namespace(rows=4, seq_len=512, steps=3, oom_rows=512, no_oom=False)
+    result = run(args)
+    modes = result["modes"]
+    assert result["bf16_supported"] and modes["full"]["autocast"] == "bfloat16"
+    assert modes["lora"]["weights_dtype"] == "bfloat16"
+    assert modes["qlora"]["four_bit_layers"] > 0
+    for mode, ran in modes.items():
+        assert ran["losses_finite"], mode
+        # The start screen's estimate must not promise a run fits when it does not.
+        assert ran["peak_memory_mb"] / 1024 <= ran["estimate_gib"]["total"] * 1.5, (mode, ran)
+        if result["flash_attn_2_installed"] and mode != "full":  # 16-bit weights
+            assert ran["attention"] == "flash_attention_2", mode
+    assert result["out_of_memory"]["recovered"], result["out_of_memory"]
+    assert result["nvml_after_full"]["available"]

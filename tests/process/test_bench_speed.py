@@ -13,10 +13,13 @@ from tests.conftest import realm
 pytestmark = pytest.mark.slow
 
 
-def test_bench_json_has_the_promised_figures(hatchling_dir: Path) -> None:
+@pytest.mark.parametrize("mode", ["full", "lora"])
+def test_bench_json_has_the_promised_figures(hatchling_dir: Path, mode: str) -> None:
     out = realm(
         "bench",
         "--json",
+        "--mode",
+        mode,
         "--model",
         str(hatchling_dir),
         "--steps",
@@ -36,7 +39,7 @@ def test_bench_json_has_the_promised_figures(hatchling_dir: Path) -> None:
     assert result["ours_tokens_per_s"] > 0 and result["baseline_tokens_per_s"] > 0
     assert abs(result["ratio"] - result["ours_tokens_per_s"] / result["baseline_tokens_per_s"]) < 0.01
     assert result["mfu"] > 0 and result["peak_flops"] > 1e8
-    assert result["device"].startswith("cpu")
+    assert result["device"].startswith("cpu") and result["mode"] == mode
     # The peers a practitioner would pick instead, each fed the same examples and init:
     # each scores the same first batch as ours (a mis-configured peer would not).
     assert set(result["peers"]) == {"trl", "hf_flatten", "padded"}, result.get("skipped")

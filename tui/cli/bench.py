@@ -78,6 +78,13 @@ def add_parsers(sub: Any) -> None:
         metavar="N",
         help="instead: kill -9 a training engine N times and count lost or inconsistent loot and quests",
     )
+    kind.add_argument(
+        "--gpu-paths",
+        action="store_true",
+        help="instead: every training path run once (full, lora, qlora on a 4-bit base, bf16, flash-attention, "
+        "NVML, a real OOM recovered), with peak memory vs the estimate: Qwen3-0.6B-shaped on a GPU, "
+        "the hatchling on a CPU (the GPU-only checks then say why they were skipped)",
+    )
     bench.add_argument(
         "--repeats",
         type=int,
@@ -115,6 +122,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         cmd = [sys.executable, "-m", f"engine.bench.{module}"]
         cmd += ["--steps", str(args.steps)] if args.steps else []
         cmd += ["--seeds", str(args.seeds)] if args.seeds and args.sparring else []
+        return subprocess.call(cmd + (["--json"] if args.json else []))
+    if args.gpu_paths:
+        cmd = [sys.executable, "-m", "engine.bench.gpu_paths"]
+        for flag in ("steps", "rows", "seq_len"):
+            if getattr(args, flag) is not None:
+                cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
         return subprocess.call(cmd + (["--json"] if args.json else []))
     if args.evals or args.quests:
         module = "engine.bench.evals" if args.evals else "engine.bench.quests"
