@@ -589,7 +589,7 @@ class RealmApp(App[str]):
             self.stopping = True
             self.state.engine_state = "stopping"
             self.tavern.show(self.state)
-            self.tavern.flash("Saving loot before DIO rests…")
+            self.tavern.flash(f"Saving loot before {(self.state.hero or 'DIO').upper()} rests…")
             if not self.link.send(p.Stop()):
                 self.exit("stopped")
 

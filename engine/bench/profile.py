@@ -2,7 +2,7 @@
 packing, the forward pass with the loss, the backward pass, clipping, the optimizer step,
 and what is left (Python between them). The same model, examples and step as
 `realm bench`'s "ours"; each phase timed on its own, with a device sync on a GPU.
---compile runs the decoder through torch.compile first, to see whether it pays here.
+--compile turns train.compile on (the model body through torch.compile) to see whether it pays.
 
 Prints one line per phase (ms per step, share of the step), or one JSON object (--json).
 """
@@ -16,6 +16,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +43,17 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     pool = examples(
         ChatRenderer(tokenizer), pool_size(args.rows, args.seq_len, args.steps), seed=1, seq_len=args.seq_len
     )
-    cfg = TrainConfig(micro_batch=args.rows, seq_len=args.seq_len, warmup_steps=0, schedule="constant")
+    cfg = TrainConfig(
+        micro_batch=args.rows, seq_len=args.seq_len, warmup_steps=0, schedule="constant", compile=args.compile
+    )
+    trainer = Trainer(model, cfg, device)
     compiled_in = 0.0
-    if args.compile:
-        # The decoder only: the loss's masked, chunked head has data-dependent shapes.
+    if args.compile:  # train.compile: the body compiled, the loss's chunked head eager
         began = time.perf_counter()
-        model.get_decoder().compile()
         warm = pack_rows(ListSource(pool[:64]), args.rows, args.seq_len, pad).to(device)
-        token_loss_sum(model, warm).backward()  # compiles forward and backward once
+        token_loss_sum(model, warm, trainer.body).backward()  # compiles forward and backward once
         model.zero_grad(set_to_none=True)
         compiled_in = time.perf_counter() - began
-    trainer = Trainer(model, cfg, device)
     source = ListSource(pool)
     spent: dict[str, list[float]] = {phase: [] for phase in PHASES}
 
@@ -68,7 +69,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     for step in range(args.steps + 2):
         began = time.perf_counter()
         batch = timed("packing", lambda: pack_rows(source, args.rows, args.seq_len, pad).to(device))
-        loss = timed("forward + loss", lambda b=batch: token_loss_sum(model, b) / b.target_tokens)  # type: ignore[misc]
+        loss = timed("forward + loss", partial(mean_loss, model, batch, trainer.body))
         timed("backward", loss.backward)
         timed("clip", lambda: torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf))
         timed("optimizer", lambda: (trainer.optimizer.step(), trainer.optimizer.zero_grad(set_to_none=True)))
@@ -90,6 +91,12 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         "phases_ms": {phase: round(ms, 2) for phase, ms in per_step.items()},
         "phases_share": {phase: round(ms / whole, 3) for phase, ms in per_step.items()},
     }
+
+
+def mean_loss(model: Any, batch: Any, body: Any) -> Any:
+    from engine.train.trainer import token_loss_sum
+
+    return token_loss_sum(model, batch, body) / batch.target_tokens
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,7 +56,8 @@ def command(w: Worker, client: ClientSession, cmd: p.SetConfig) -> None:
         return
     when = _when(w, cmd.key)
     memory = _memory(w, cmd.key, HeroConfig.from_dict(new_data))
-    message = f"{what} ({'from the next step' if when == 'now' else 'saved; applies when DIO next starts'})"
+    later = f"saved; applies when {w.config.name.upper()} next starts"
+    message = f"{what} ({'from the next step' if when == 'now' else later})"
     if memory:
         message += f" · memory: {memory}"
     if cmd.dry_run:
@@ -144,7 +145,8 @@ def offline(save: SaveDir, key: str, value: str, dry_run: bool) -> tuple[bool, s
         write_json(save.config, new_data)
     finally:
         lock.close()
-    return True, f"{what} (saved; applies when DIO next starts)", json.dumps(new_data)
+    hero = str(new_data.get("name") or save.root.name).upper()
+    return True, f"{what} (saved; applies when {hero} next starts)", json.dumps(new_data)
 
 
 def _offline_memory(save: SaveDir, key: str, data: dict[str, Any]) -> str:

@@ -82,17 +82,28 @@ def _split_head(model: Any) -> tuple[Any, Any] | None:
     return decoder, head
 
 
+def compiled_body(model: Any) -> Any:
+    """The transformer body through torch.compile, for training steps only: a wrapper, so
+    the module itself (and generate() in evals and the Oracle, whose shapes change every
+    token) stays eager. The chunked loss stays eager too: its shapes follow the answers."""
+    parts = _split_head(model)
+    if parts is None:
+        return None
+    return torch.compile(parts[0])
+
+
 def _chunk_loss(head: Any, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
 
 
-def token_loss_sum(model: Any, batch: PackedBatch) -> torch.Tensor:
+def token_loss_sum(model: Any, batch: PackedBatch, body: Any = None) -> torch.Tensor:
     """Summed cross-entropy over the batch's target tokens (targets are pre-shifted).
 
     Memory-lean: the output layer runs only on positions that have a target (prompts and
     padding have none), CE_CHUNK of them at a time, each chunk recomputed in the backward
     pass, so the rows × seq_len × vocab logits (11 GiB for Qwen3's 151k vocabulary at
-    8 × 1024) are never held at once. Equal to the plain loss (tests/engine/test_packing.py)."""
+    8 × 1024) are never held at once. Equal to the plain loss (tests/engine/test_packing.py).
+    ``body``: the model's transformer body to call instead (a torch.compile'd one)."""
     parts = _split_head(model)
     if parts is None:
         logits = packed_logits(model, batch.input_ids, batch.position_ids)
@@ -103,7 +114,9 @@ def token_loss_sum(model: Any, batch: PackedBatch) -> torch.Tensor:
             reduction="sum",
         )
     decoder, head = parts
-    out = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False)
+    out = (decoder if body is None else body)(
+        input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False
+    )
     hidden = out.last_hidden_state
     targets = batch.targets.view(-1)
     keep = targets != IGNORE
@@ -158,6 +171,7 @@ class Trainer:
             fused=device.type in ("cpu", "cuda"),
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: self.factor(step))
+        self.body = compiled_body(model) if cfg.compile else None
 
     def factor(self, step: int) -> float:
         return lr_factor(max(0, step - self.first_step), self.cfg)
@@ -213,7 +227,7 @@ class Trainer:
         for batch in self.team.share(micro_batches) if self.team else micro_batches:
             batch = batch.to(self.device)
             with self._autocast():
-                loss = token_loss_sum(self.model, batch)
+                loss = token_loss_sum(self.model, batch, self.body)
             (loss / total_targets).backward()
             loss_sum += float(loss.detach())
         params = [p for p in self.model.parameters() if p.requires_grad]

@@ -84,7 +84,7 @@ def cmd_get(save: SaveDir, key: str | None, as_json: bool) -> int:
         when = "now    " if settings.applies(k) == "now" else "restart"
         help_line = settings.describe(config, k)[:60]
         print(printable(f"{k:<{width}}  {settings.show(values[k]):<10}  {when}  {help_line}"))
-    print("\n`now`: applies from DIO's next step; `restart`: saved, applies when DIO next starts.")
+    print("\n`now`: applies from DIO's next step; `restart`: saved, applies when the hero next starts.")
     return 0
 
 

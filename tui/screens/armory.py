@@ -70,7 +70,7 @@ class ArmoryScreen(Screen[None]):
         self.config, self.memory_plan, self.connected = config, memory_plan, connected
         hero = config_of(config)
         summary = f"memory now: {memory_plan or '—'}\n"
-        summary += "[dim]now = from the next step · restart = saved, applies when DIO next starts[/]"
+        summary += "[dim]now = from the next step · restart = saved, applies when the hero next starts[/]"
         if not connected:
             summary += (
                 "\n[b]The engine is down:[/] settings can be changed with `realm config set KEY VALUE`."
