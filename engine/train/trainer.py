@@ -223,17 +223,20 @@ class Trainer:
         total_targets = sum(b.target_tokens for b in micro_batches)
         if total_targets == 0:
             raise ValueError("a step with no target tokens (nothing to learn from)")
-        loss_sum = 0.0
+        # Summed on the device: the host waits for the GPU once a step (loss and grad norm
+        # read together below), not once per micro-batch.
+        losses = torch.zeros((), dtype=torch.float64, device=self.device)  # as exact as a Python float
         for batch in self.team.share(micro_batches) if self.team else micro_batches:
             batch = batch.to(self.device)
             with self._autocast():
                 loss = token_loss_sum(self.model, batch, self.body)
             (loss / total_targets).backward()
-            loss_sum += float(loss.detach())
+            losses += loss.detach().double()
         params = [p for p in self.model.parameters() if p.requires_grad]
         if self.team is not None:  # every rank's gradients, summed: the whole batch's
-            loss_sum = self.team.sum_grads(params, loss_sum)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf))
+            losses.fill_(self.team.sum_grads(params, float(losses)))
+        norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf)
+        loss_sum, grad_norm = torch.stack([losses, norm.double().to(losses.device)]).tolist()
         lr = float(self.scheduler.get_last_lr()[0])
         verdict = judge(loss_sum / total_targets, grad_norm) if judge is not None else None
         apply = verdict is None or verdict.action == OK

@@ -124,8 +124,8 @@ def poison(
     (nan: a poisoned batch; a large number: a spike)."""
     real = trainer_module.token_loss_sum
 
-    def faulty(model: Any, batch: Any) -> Any:
-        loss = real(model, batch)
+    def faulty(model: Any, batch: Any, body: Any = None) -> Any:
+        loss = real(model, batch, body)
         live = worker_steps["worker"]
         while live.successor is not None:
             live = live.successor
@@ -174,8 +174,8 @@ def test_a_poisoned_batch_rolls_back_lowers_the_lr_and_training_goes_on(
     first_poison = {"done": False}
     real = trainer_module.token_loss_sum
 
-    def once(model: Any, batch: Any) -> Any:  # the batch is poisoned the first time only
-        loss = real(model, batch)
+    def once(model: Any, batch: Any, body: Any = None) -> Any:  # poisoned the first time only
+        loss = real(model, batch, body)
         live = holder["worker"]
         while live.successor is not None:
             live = live.successor
