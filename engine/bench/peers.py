@@ -44,6 +44,14 @@ from engine.protocol.config import LoraConfig
 CONTENDERS = ("ours", "trl", "hf_flatten", "padded")
 PEERS = ("trl", "hf_flatten", "padded")
 WARMUP = 2  # steps left out of the timing
+
+
+def warmup(args: argparse.Namespace) -> int:
+    """Steps left out of the timing: with --compile also the peers' recompiles (their
+    padding-free batches change shape every step until torch marks the length dynamic)."""
+    return WARMUP + 3 if getattr(args, "compile", False) else WARMUP
+
+
 FIRST_LOSSES = 5
 SAME_BATCH = 8  # examples every contender scores with its own loss before training
 AGREE = 1e-3  # relative: on the same batch and weights, every loss must be ours
@@ -57,7 +65,8 @@ BENCH_LORA = LoraConfig(dropout=0.0)  # our adapter defaults; dropout would make
 class Recorder:
     """Times and tokens of each optimizer step, and the first losses."""
 
-    def __init__(self) -> None:
+    def __init__(self, warmup: int = WARMUP) -> None:
+        self.warmup = warmup
         self.same_batch_loss = math.nan  # its loss on the first SAME_BATCH examples, before training
         self.ends: list[float] = []
         self.tokens: list[int] = []
@@ -67,13 +76,13 @@ class Recorder:
     def summary(self, device: Any) -> dict[str, Any]:
         from engine.bench.speed import peak_memory_mb
 
-        timed = slice(WARMUP, len(self.ends))
-        seconds = self.ends[-1] - self.ends[WARMUP - 1]
+        timed = slice(self.warmup, len(self.ends))
+        seconds = self.ends[-1] - self.ends[self.warmup - 1]
         tokens, targets = sum(self.tokens[timed]), sum(self.targets[timed])
         return {
             "tokens_per_s": tokens / seconds,
             "target_tokens_per_s": targets / seconds,
-            "target_tokens_per_step": targets / max(1, len(self.ends) - WARMUP),
+            "target_tokens_per_step": targets / max(1, len(self.ends) - self.warmup),
             "first_losses": [round(x, 4) for x in self.losses[:FIRST_LOSSES]],
             "same_batch_loss": self.same_batch_loss,
             "peak_memory_mb": round(peak_memory_mb(device), 1),
@@ -102,7 +111,7 @@ def hf_arguments(args: argparse.Namespace, out: str, batch: int, bf16: bool) -> 
     return dict(
         output_dir=out,
         per_device_train_batch_size=batch,
-        max_steps=WARMUP + args.steps,
+        max_steps=warmup(args) + args.steps,
         learning_rate=cfg.lr,
         lr_scheduler_type="constant",
         warmup_steps=0,
@@ -121,6 +130,7 @@ def hf_arguments(args: argparse.Namespace, out: str, batch: int, bf16: bool) -> 
         bf16=bf16,
         gradient_checkpointing=False,
         use_cpu=not _cuda(),
+        torch_compile=args.compile,  # what a user of these trainers turns on to compile
     )
 
 
@@ -156,13 +166,15 @@ def run_ours(args: argparse.Namespace, model: Any, pool: list[Any], pad: int, de
     from engine.train.packing import ListSource, pack_rows
     from engine.train.trainer import Trainer, token_loss_sum
 
-    cfg = TrainConfig(micro_batch=args.rows, seq_len=args.seq_len, warmup_steps=0, schedule="constant")
+    cfg = TrainConfig(
+        micro_batch=args.rows, seq_len=args.seq_len, warmup_steps=0, schedule="constant", compile=args.compile
+    )
     trainer = Trainer(model, cfg, device)
-    source, recorder = ListSource(pool), Recorder()
+    source, recorder = ListSource(pool), Recorder(warmup(args))
     with torch.no_grad():
         first = pack_rows(ListSource(pool[:SAME_BATCH]), None, args.seq_len, pad).to(device)
         recorder.same_batch_loss = float(token_loss_sum(model, first)) / first.target_tokens
-    for _ in range(WARMUP + args.steps):
+    for _ in range(warmup(args) + args.steps):
         batch = pack_rows(source, args.rows, args.seq_len, pad)
         result = trainer.step([batch])
         _sync(device)
@@ -189,7 +201,7 @@ def run_padded(args: argparse.Namespace, model: Any, pool: list[Any], pad: int, 
     )
     autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
     model.train()
-    recorder, cursor = Recorder(), 0
+    recorder, cursor = Recorder(warmup(args)), 0
 
     def answers_only(chunk: list[Any]) -> dict[str, Any]:
         # Padded to the batch's longest example, as a collator with padding=True does.
@@ -201,7 +213,9 @@ def run_padded(args: argparse.Namespace, model: Any, pool: list[Any], pad: int, 
 
     with torch.no_grad():
         recorder.same_batch_loss = float(model(**answers_only(pool[:SAME_BATCH])).loss)
-    for _ in range(WARMUP + args.steps):
+    if args.compile:
+        model = torch.compile(model)
+    for _ in range(warmup(args) + args.steps):
         chunk = pool[cursor : cursor + args.examples_per_step]
         cursor += args.examples_per_step
         batch = answers_only(chunk)
@@ -229,7 +243,7 @@ def run_trl(args: argparse.Namespace, model: Any, pool: list[Any], tokenizer: An
             "completion_mask": [[int(t) for t in ex.trainable] for ex in pool],
         }
     )
-    recorder = Recorder()
+    recorder = Recorder(warmup(args))
     with tempfile.TemporaryDirectory() as out:
         config = SFTConfig(
             max_length=args.seq_len,
@@ -291,7 +305,7 @@ def run_hf_flatten(args: argparse.Namespace, model: Any, pool: list[Any], bf16: 
             ],
         }
     )
-    recorder = Recorder()
+    recorder = Recorder(warmup(args))
     with tempfile.TemporaryDirectory() as out:
         hf_args = TrainingArguments(**hf_arguments(args, out, args.examples_per_step, bf16))
         collator = counted(DataCollatorWithFlattening(), recorder)
@@ -360,6 +374,7 @@ def child(name: str, args: argparse.Namespace, model_dir: str, per_step: int, po
     cmd = [sys.executable, "-m", "engine.bench.peers", "--one", name, "--model-dir", model_dir,
            "--mode", args.mode, "--rows", str(args.rows), "--seq-len", str(args.seq_len), "--steps", str(args.steps),
            "--examples-per-step", str(per_step), "--pool", str(pool)]  # fmt: skip
+    cmd += ["--compile"] if args.compile else []
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-3:]
@@ -380,7 +395,7 @@ def compare(
     args: argparse.Namespace, model_dir: str, pool: list[Any], pad: int, progress: Any
 ) -> dict[str, Any]:
     """Every contender ``args.repeats`` times, alternating; min/median/max of each."""
-    per_step = examples_per_step(pool, args.rows, args.seq_len, WARMUP + args.steps, pad)
+    per_step = examples_per_step(pool, args.rows, args.seq_len, warmup(args) + args.steps, pad)
     names = [n for n in CONTENDERS if missing(n) is None]
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for round_ in range(args.repeats):
@@ -449,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one", choices=CONTENDERS, required=True, help="run this contender once")
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--mode", choices=("full", "lora"), default="full")
+    parser.add_argument("--compile", action="store_true", help="torch.compile every contender")
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20)

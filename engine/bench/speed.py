@@ -227,6 +227,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     memory = (runs["ours"]["peak_memory_mb"]["median"], runs["padded"]["peak_memory_mb"]["median"])
     result = figures(args, device, label, shape, (ours, base), memory, fpt, peak)
     result["repeats"] = args.repeats
+    result["compile"] = args.compile
     peer_mfu = {name: round(info["tokens_per_s"] * fpt / peak, 4) for name, info in found["peers"].items()}
     return {**result, **found, "peer_mfu": peer_mfu}
 
@@ -286,7 +287,7 @@ def measure_in_process(args: argparse.Namespace) -> dict[str, Any]:
     model, tokenizer, label = build_model(args, device)
     renderer = ChatRenderer(tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    cfg = TrainConfig(micro_batch=args.rows, seq_len=args.seq_len, warmup_steps=0)
+    cfg = TrainConfig(micro_batch=args.rows, seq_len=args.seq_len, warmup_steps=0, compile=args.compile)
     per_step = args.rows * 16  # enough examples for packing many per row
     pool = examples(renderer, per_step * (args.steps + 4), seed=1, seq_len=cfg.seq_len)
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -300,7 +301,8 @@ def measure_in_process(args: argparse.Namespace) -> dict[str, Any]:
     del model
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    base, base_mem = run_baseline(baseline_model, cfg, pool, pad, device, args.steps)
+    compiled = torch.compile(baseline_model) if args.compile else baseline_model
+    base, base_mem = run_baseline(compiled, cfg, pool, pad, device, args.steps)
     shape = ModelShape.from_config(baseline_model.config)
     return figures(args, device, label, shape, (ours, base), (ours_mem, base_mem), fpt, peak)
 
@@ -345,6 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs of each contender, alternating (default 3)"
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile every contender: ours with train.compile, TRL and the Trainer with "
+        "torch_compile=True, the padded loop's model (compiles are left out of the timing)",
     )
     parser.add_argument(
         "--no-peers",

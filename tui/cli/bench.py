@@ -91,6 +91,11 @@ def add_parsers(sub: Any) -> None:
         help="runs of each contender, alternating (default 3; --game: runs of each kind, default 2)",
     )
     bench.add_argument(
+        "--compile",
+        action="store_true",
+        help="speed: torch.compile every contender (ours with train.compile, the peers with torch_compile)",
+    )
+    bench.add_argument(
         "--no-peers",
         action="store_true",
         help="speed: only ours vs the padded loop in one process (no TRL, no transformers Trainer)",
@@ -139,5 +144,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
             cmd += [f"--{flag.replace('_', '-')}", str(value)]
     cmd += ["--json"] if args.json else []
     cmd += ["--no-peers"] if args.no_peers else []
+    cmd += ["--compile"] if args.compile else []
     cmd += ["--estimate"] if args.estimate else []
     return subprocess.call(cmd)
