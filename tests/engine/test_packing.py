@@ -26,12 +26,7 @@ def test_packed_logits_match_unpacked(hatchling_dir: Path) -> None:
     assert batch.input_ids.size(0) == 1 and batch.examples == 5  # all in one row
     with torch.no_grad():
         packed = packed_logits(model, batch.input_ids, batch.position_ids)[0]
-        offset = 0
-        for example in examples:
-            alone = model(input_ids=torch.tensor([example.input_ids])).logits[0]
-            n = len(example)
-            torch.testing.assert_close(packed[offset : offset + n], alone, atol=1e-4, rtol=1e-4)
-            offset += n
+        _each_as_alone(model, packed, examples)
 
 
 def test_targets_are_shifted_assistant_tokens(hatchling_dir: Path) -> None:
@@ -99,13 +94,20 @@ def _alone_vs_flattened(model: torch.nn.Module, examples: list, batch: dict) -> 
     inputs["use_cache"] = False
     with torch.no_grad():
         flat = model(**inputs).logits[0]
-        offset = 0
-        for example in examples:
-            alone = model(input_ids=torch.tensor([example.input_ids])).logits[0]
-            n = len(example)
-            torch.testing.assert_close(flat[offset : offset + n], alone, atol=1e-4, rtol=1e-4)
-            offset += n
+        offset = _each_as_alone(model, flat, examples)
     assert offset == flat.size(0)  # nothing else in the row
+
+
+def _each_as_alone(model: torch.nn.Module, row: torch.Tensor, examples: list) -> int:  # type: ignore[type-arg]
+    """Each example's logits in ``row`` (one after another from its start) equal its logits
+    alone; the position after the last example."""
+    offset = 0
+    for example in examples:
+        alone = model(input_ids=torch.tensor([example.input_ids])).logits[0]
+        n = len(example)
+        torch.testing.assert_close(row[offset : offset + n], alone, atol=1e-4, rtol=1e-4)
+        offset += n
+    return offset
 
 
 def test_the_peers_layouts_never_attend_across_examples(hatchling_dir: Path) -> None:
