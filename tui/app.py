@@ -319,7 +319,10 @@ class RealmApp(App[str]):
         if market is not None:
             market.show(self._shop_now(), self.state.link == "connected")
         if isinstance(event, p.ShopReply):
-            self.notify(event.message, title="Market", severity="information" if event.ok else "error")
+            if market is not None:
+                market.say(event.message, event.ok)
+            else:
+                self.notify(event.message, title="Market", severity="information" if event.ok else "error")
 
     def _shop_now(self) -> p.ShopInfo:
         """The Market with the gold the hero card shows now (each level pays into it)."""

@@ -49,11 +49,16 @@ async def test_the_market_sells_what_the_purse_holds(tmp_path: Path) -> None:
         await pilot.press("enter")
         await settle(pilot)
         assert not engine.conn.poll()  # nothing asked of the engine
-        assert any("costs 200 gold" in str(n.message) for n in app._notifications)
+        word = app.screen.query_one("#market-word")
+        assert "costs 200 gold" in " ".join(visible_lines(word))  # under the wares, not a toast
+        assert not app._notifications  # nothing covers the prices at 80×24
         await highlight(pilot, app, "portrait-cat")
         await pilot.press("enter")
         asked = await engine.expect(p.Buy)
         assert asked == p.Buy("portrait-cat")
+        engine.send(p.ShopReply(True, "Bought Cat for 100 gold (20 left) and put it on", app.state.shop))
+        await settle(pilot)
+        assert "Bought Cat" in " ".join(visible_lines(word))
         await highlight(pilot, app, "theme-light")  # free: worn, not bought
         await pilot.press("enter")
         assert await engine.expect(p.Wear) == p.Wear("theme-light")

@@ -60,6 +60,8 @@ class MarketScreen(Screen[None]):
             yield Static(id="market-summary")
             yield KeyedTable(id="market-table", cursor_type="row", zebra_stripes=True)
             yield Static(id="market-preview")
+            # The Market's answers, here rather than as toasts: a toast at 80×24 covers the prices.
+            yield Static(id="market-word")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -87,6 +89,10 @@ class MarketScreen(Screen[None]):
         self.query_one(KeyedTable).replace_rows((w.id, self._row(w)) for w in shop.wares)
         self._preview()
 
+    def say(self, message: str, ok: bool = True) -> None:
+        """The last answer (a purchase, a refusal) under the wares."""
+        self.query_one("#market-word", Static).update(Text(message, style="green" if ok else "yellow"))
+
     def _row(self, ware: p.WareInfo) -> tuple[str | Text, ...]:
         price = f"{ware.price:,}" if ware.price else "free"
         return (KIND_WORDS.get(ware.kind, ware.kind), ware.name, price, state_cell(ware, self.shop.purse))
@@ -111,10 +117,7 @@ class MarketScreen(Screen[None]):
         if ware is None:
             return
         if not ware.owned and ware.price > self.shop.purse:
-            self.notify(
-                f"{ware.name} costs {ware.price:,} gold; the purse holds {self.shop.purse:,}. {EARNING}",
-                severity="warning",
-            )
+            self.say(f"{ware.name} costs {ware.price:,} gold; the purse holds {self.shop.purse:,}.", ok=False)
             return
         command: p.Command = p.Wear(ware.id) if ware.owned else p.Buy(ware.id)
         self.post_message(SendCommand(command, "The engine is down: the Market is closed."))
