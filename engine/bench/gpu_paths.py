@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,32 +32,22 @@ MODES = ("full", "lora", "qlora")
 
 
 def model_folder(device: torch.device) -> tuple[Path, str]:
-    """A saved folder every mode loads from: Qwen3-0.6B-shaped on a GPU, else the hatchling."""
-    from engine.model.hatchling import build_tokenizer, hatch
-
-    folder = Path(tempfile.mkdtemp(prefix="realm-gpu-paths-"))
-    if device.type != "cuda":
-        return hatch(folder), "hatchling (fresh)"
-    from transformers import AutoModelForCausalLM, Qwen3Config
-
-    from engine.bench.speed import QWEN3_06B
+    """A saved folder every mode loads from: `realm bench`'s model (Qwen3-0.6B-shaped on a
+    GPU, a fresh hatchling elsewhere), saved once."""
+    from engine.bench.speed import build_model, saved
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(Qwen3Config(**QWEN3_06B), dtype=torch.float32)
-    model.save_pretrained(folder)
-    build_tokenizer(1024).save_pretrained(folder)  # its ids fit any vocabulary
-    return folder, "Qwen3-0.6B config, random init"
-
-
-def peak_mb(device: torch.device) -> float:
-    from engine.bench.speed import peak_memory_mb
-
-    return round(peak_memory_mb(device), 1)
+    model, tokenizer, label = build_model(argparse.Namespace(model=None), device)
+    folder = Path(saved(model, tokenizer, argparse.Namespace(model=None)))
+    del model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return folder, label
 
 
 def train_mode(folder: Path, mode: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """A few steps in ``mode``, timed after two warm-up steps."""
-    from engine.bench.speed import _sync, examples, pool_size
+    from engine.bench.speed import _sync, examples, peak_memory_mb, pool_size
     from engine.model.hero import HeroLoadError, load_hero
     from engine.model.memory import ModelShape, estimate
     from engine.protocol.config import TrainConfig
@@ -103,7 +92,7 @@ def train_mode(folder: Path, mode: str, args: argparse.Namespace, device: torch.
         "first_loss": round(losses[0], 4),
         "last_loss": round(losses[-1], 4),
         "losses_finite": all(math.isfinite(x) for x in losses),
-        "peak_memory_mb": peak_mb(device),
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
         "peak_is": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "process peak RSS",
         "estimate_gib": est.as_dict(),
     }
