@@ -2,7 +2,9 @@
 packing, the forward pass with the loss, the backward pass, clipping, the optimizer step,
 and what is left (Python between them). The same model, examples and step as
 `realm bench`'s "ours"; each phase timed on its own, with a device sync on a GPU.
---compile turns train.compile on (the model body through torch.compile) to see whether it pays.
+--compile turns train.compile on (the model body through torch.compile) to see whether it pays;
+--masked attends packed rows with SDPA's block-diagonal mask instead of example by example
+(engine/model/segments.py), to see what that saves.
 
 Prints one line per phase (ms per step, share of the step), or one JSON object (--json).
 """
@@ -39,6 +41,9 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     folder = Path(args.model) if args.model else hatch(Path(tempfile.mkdtemp(prefix="realm-profile-")))
     hero = load_hero(folder, device, "profile")
     model, tokenizer = hero.model, hero.tokenizer
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if args.masked and base.config._attn_implementation == "sdpa_segments":
+        base.set_attn_implementation("sdpa")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     pool = examples(
         ChatRenderer(tokenizer), pool_size(args.rows, args.seq_len, args.steps), seed=1, seq_len=args.seq_len
@@ -86,6 +91,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         "seq_len": args.seq_len,
         "steps": args.steps,
         "compile": args.compile,
+        "attention": base.config._attn_implementation,
         "compile_s": round(compiled_in, 1),
         "ms_per_step": round(whole, 1),
         "phases_ms": {phase: round(ms, 2) for phase, ms in per_step.items()},
@@ -109,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         "--compile",
         action="store_true",
         help="torch.compile the decoder first (its compile time is reported apart)",
+    )
+    parser.add_argument(
+        "--masked",
+        action="store_true",
+        help="attend packed rows with SDPA's block-diagonal mask, not example by example",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

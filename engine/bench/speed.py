@@ -9,9 +9,11 @@ and length:
             -100, ``model(**batch).loss.backward()``, AdamW: the straightforward HF loop
 
 Both count real (non-padding) tokens. MFU = tokens/s × FLOPs per token / a peak measured
-here with a large matmul in the training dtype; FLOPs per token = 6N + 12·L·d·s (PaLM,
+here with a large matmul in the training dtype; FLOPs per token = 6N + 12·L·d·c (PaLM,
 appendix B; N counts the output layer, not the embedding lookup; with LoRA the frozen
-weights get no gradient of their own: 4N + 2·adapters + 12·L·d·s). On a CPU the model is
+weights get no gradient of their own: 4N + 2·adapters + 12·L·d·c), where c is the length of
+the token's own example averaged over tokens (``attention_context`` in the JSON), not the
+row's: packed examples never attend to each other, so that work is not model FLOPs. On a CPU the model is
 a fresh hatchling; on a GPU it is Qwen3-0.6B — random weights from its published config
 unless --model names a local folder (the JSON says which). Prints one JSON object with
 --json (ours_tokens_per_s, baseline_tokens_per_s, ratio, mfu, peak_flops, device, …).
@@ -82,16 +84,25 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def flops_per_token(model: Any, seq_len: int) -> float:
+def flops_per_token(model: Any, context: float) -> float:
     """2N forward + 2N for the input gradients + 2 per trained weight for its gradient:
-    6N when every weight trains, about 4N with LoRA on a frozen base."""
+    6N when every weight trains, about 4N with LoRA on a frozen base; plus attention,
+    12 · layers · hidden · context (nanoGPT's count). ``context``: the tokens a token
+    attends over — its example's length for packed examples (attention_context), not the
+    row's: work spent attending across examples and then masked is not model FLOPs."""
     config = model.config
     total = sum(p.numel() for p in model.parameters())
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     embed = config.vocab_size * config.hidden_size
     tied = bool(getattr(config, "tie_word_embeddings", True))
     n = total if tied else total - embed  # the output layer is a matmul; the lookup is not
-    return 4 * n + 2 * min(trained, n) + 12 * config.num_hidden_layers * config.hidden_size * seq_len
+    return 4 * n + 2 * min(trained, n) + 12 * config.num_hidden_layers * config.hidden_size * context
+
+
+def attention_context(pool: list[Rendered]) -> float:
+    """The mean, over tokens, of the length of the example each belongs to (Σl² / Σl)."""
+    lengths = [len(example) for example in pool]
+    return sum(n * n for n in lengths) / max(1, sum(lengths))
 
 
 def examples(renderer: ChatRenderer, count: int, seed: int, seq_len: int) -> list[Rendered]:
@@ -214,7 +225,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32)
     if args.mode == "lora":  # the adapters every contender adds (after the base is saved)
         model = add_adapters(model, peers.BENCH_LORA, None)
-    fpt = flops_per_token(model, args.seq_len)
+    context = attention_context(pool)
+    fpt = flops_per_token(model, context)
     shape = ModelShape.from_config(model.config)
     del model
     if device.type == "cuda":
@@ -231,6 +243,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     result = figures(args, device, label, shape, (ours, base), memory, fpt, peak)
     result["repeats"] = args.repeats
     result["compile"] = args.compile
+    result["attention_context"] = round(context, 1)
     peer_mfu = {name: round(info["tokens_per_s"] * fpt / peak, 4) for name, info in found["peers"].items()}
     return {**result, **found, "peer_mfu": peer_mfu}
 
@@ -299,7 +312,7 @@ def measure_in_process(args: argparse.Namespace) -> dict[str, Any]:
     if args.mode == "lora":
         model = add_adapters(model, LoraConfig(), None)
         baseline_model = add_adapters(baseline_model, LoraConfig(), None)
-    fpt = flops_per_token(model, args.seq_len)
+    fpt = flops_per_token(model, attention_context(pool))
     ours, ours_mem = run_ours(model, cfg, pool, pad, device, args.steps)
     del model
     if device.type == "cuda":

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from engine.model.segments import switch_to_segments
 from engine.protocol.config import HeroConfig, LoraConfig
 from engine.protocol.savedir import SaveDir
 
@@ -67,8 +68,9 @@ def check_mode(mode: str, device: torch.device) -> None:
 
 def pick_attention(device: torch.device, dtype: torch.dtype) -> str:
     """flash-attention 2 (varlen over the packed position resets) when it is installed
-    and the weights are 16-bit on a GPU; otherwise SDPA, where transformers derives the
-    block-diagonal mask from the resets (tests/engine/test_packing.py proves that path)."""
+    and the weights are 16-bit on a GPU; otherwise SDPA, which load_hero then switches to
+    ``sdpa_segments`` (each packed example attended on its own, engine/model/segments.py).
+    Both paths are proved by tests/engine/test_packing.py and test_segments.py."""
     if device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16):
         return "sdpa"
     from transformers.utils import is_flash_attn_2_available
@@ -115,6 +117,9 @@ def load_hero(
         raise HeroLoadError(f"cannot load a causal LM from {folder}: {exc}") from exc
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    # SDPA heroes attend each packed example on its own in training (engine/model/segments.py);
+    # a model that does not dispatch through transformers' attention interface keeps SDPA.
+    switch_to_segments(model)
     if mode == "qlora":
         from peft import prepare_model_for_kbit_training
 

@@ -68,7 +68,8 @@ class PackedBatch:
                     self.targets[sl],
                     round(self.examples * share),
                     real,
-                    tuple(rows[sl]),
+                    # unknown stays unknown: the attention plan reads these as where padding starts
+                    tuple(rows[sl]) if self.row_tokens else (),
                 )
             )
         return parts[0], parts[1]

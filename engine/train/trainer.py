@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from engine.model.segments import plan_segments, use_segments
 from engine.protocol.config import TrainConfig
 from engine.train.packing import IGNORE, PackedBatch
 from engine.train.watchdog import OK, Verdict
@@ -60,11 +61,25 @@ def pick_precision(cfg: TrainConfig, device: torch.device) -> torch.dtype | None
     return torch.bfloat16 if bf16_ok else None
 
 
-def packed_logits(model: Any, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+def packed_logits(
+    model: Any, input_ids: torch.Tensor, position_ids: torch.Tensor, row_tokens: tuple[int, ...] = ()
+) -> torch.Tensor:
     """Forward a packed batch. ``use_cache=False`` matters: with a KV cache present,
     transformers skips deriving the block-diagonal mask from the position resets, and
     packed examples would attend to each other (tests/engine/test_packing.py catches it)."""
-    return model(input_ids=input_ids, position_ids=position_ids, use_cache=False).logits
+    extra = attention_kwargs(model, position_ids, row_tokens)
+    return model(input_ids=input_ids, position_ids=position_ids, use_cache=False, **extra).logits
+
+
+def attention_kwargs(model: Any, position_ids: torch.Tensor, row_tokens: tuple[int, ...]) -> dict[str, Any]:
+    """The segment plan for a model on ``sdpa_segments`` (engine/model/segments.py): each
+    packed example attended on its own instead of a masked row, where that saves enough
+    work to pay. Built on the host from the positions (on a GPU that reads them back once
+    per micro-batch)."""
+    if not use_segments(model):
+        return {}
+    plan = plan_segments(position_ids, row_tokens)
+    return {"segments": plan.to(position_ids.device)} if plan.pays else {}
 
 
 CE_CHUNK = 1024  # target tokens per output-layer chunk
@@ -106,7 +121,7 @@ def token_loss_sum(model: Any, batch: PackedBatch, body: Any = None) -> torch.Te
     ``body``: the model's transformer body to call instead (a torch.compile'd one)."""
     parts = _split_head(model)
     if parts is None:
-        logits = packed_logits(model, batch.input_ids, batch.position_ids)
+        logits = packed_logits(model, batch.input_ids, batch.position_ids, batch.row_tokens)
         return F.cross_entropy(
             logits.view(-1, logits.size(-1)).float(),
             batch.targets.view(-1),
@@ -114,8 +129,9 @@ def token_loss_sum(model: Any, batch: PackedBatch, body: Any = None) -> torch.Te
             reduction="sum",
         )
     decoder, head = parts
+    extra = attention_kwargs(model, batch.position_ids, batch.row_tokens)
     out = (decoder if body is None else body)(
-        input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False
+        input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False, **extra
     )
     hidden = out.last_hidden_state
     targets = batch.targets.view(-1)

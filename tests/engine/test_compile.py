@@ -41,3 +41,44 @@ def test_compiled_steps_train_like_eager_ones(hatchling_dir: Path) -> None:
     assert not isinstance(model.get_decoder(), torch._dynamo.eval_frame.OptimizedModule)
     for a, b in zip(model.parameters(), eager_model.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_compiled_steps_attend_segments_outside_the_graph(
+    hatchling_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With segments (engine/model/segments.py), the compiled body leaves the segment
+    attention to eager code (its shapes change every batch) and trains as the eager
+    masked pass does, without a recompile per batch."""
+    from engine.model import segments
+
+    monkeypatch.setattr(segments, "PAYS_FROM", 0)  # segments at every batch, so the test is small
+    tokenizer = AutoTokenizer.from_pretrained(hatchling_dir)
+    model = AutoModelForCausalLM.from_pretrained(hatchling_dir, attn_implementation="sdpa")
+    masked_model = copy.deepcopy(model)
+    assert segments.switch_to_segments(model)
+    cfg = TrainConfig(micro_batch=2, seq_len=256, warmup_steps=0, schedule="constant")
+    source = ListSource(examples(ChatRenderer(tokenizer), 100, seed=2, seq_len=256))
+    batches = [pack_rows(source, 2, 256, tokenizer.pad_token_id) for _ in range(3)]
+    calls = 0
+    real = segments._attend_segments
+
+    def counting(*args: object) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(segments, "_attend_segments", torch.compiler.disable(counting))
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled = Trainer(model, replace(cfg, compile=True), torch.device("cpu"))
+    masked = Trainer(masked_model, cfg, torch.device("cpu"))
+    for batch in batches:
+        ours, reference = compiled.step([batch]), masked.step([batch])
+        assert ours.loss == pytest.approx(reference.loss, rel=1e-4)
+        assert ours.grad_norm == pytest.approx(reference.grad_norm, rel=1e-3)
+    assert calls == 3 * model.config.num_hidden_layers  # each layer, each batch, in eager code
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
+    # a graph for each stretch between attention calls, and no more for the later batches
+    torch._dynamo.utils.counters.clear()
+    compiled.step([batches[0]])
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 0

@@ -25,7 +25,7 @@ def test_gpu_paths_trains_each_mode_it_can_and_says_why_not_the_others() -> None
         ran = modes[mode]
         assert ran["losses_finite"] and ran["tokens_per_s"] > 0, (mode, ran)
         assert math.isfinite(ran["first_loss"]) and ran["last_loss"] < ran["first_loss"] + 1.0
-        assert ran["attention"] == "sdpa" and ran["autocast"] == "none (fp32)"  # a CPU: no bf16
+        assert ran["attention"] == "sdpa_segments" and ran["autocast"] == "none (fp32)"  # a CPU: no bf16
         assert ran["peak_memory_mb"] > 0 and ran["estimate_gib"]["total"] > 0
     assert modes["lora"]["trainable_params"] < modes["full"]["trainable_params"] / 10
     assert (

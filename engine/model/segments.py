@@ -1,0 +1,212 @@
+"""Attention over packed examples, one example at a time: ``sdpa_segments``.
+
+A packed row holds several examples; with plain SDPA every row computes its whole
+seq_len × seq_len score matrix and a block-diagonal mask throws most of it away (at 1024
+tokens a row of 40-token examples keeps about 4% of it). Here the training step passes a
+``SegmentPlan`` (from the rows' position resets) and each example is attended on its own:
+the examples are gathered into a few batches of similar length (lengths rounded up to a
+power of two), each goes through ``scaled_dot_product_attention`` with ``is_causal``, and
+the outputs are scattered back. Same maths as the mask (tests/engine/test_segments.py
+compares logits and gradients), a fraction of the work; padding is not attended at all.
+
+It is a transformers attention backend (``AttentionInterface``), so it sits inside any
+model that dispatches attention through that interface (Llama, Qwen, Mistral, …). Without
+a plan — ``generate()`` in evals and the Oracle, with its KV cache and left padding — it
+is exactly transformers' SDPA. On a GPU with flash-attention 2 installed, heroes use that
+instead (its varlen kernel does the same from the position resets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+NAME = "sdpa_segments"
+MIN_BUCKET = 16  # shorter examples share the 16-token bucket: tiny matmuls cost their overhead
+PAYS_FROM = 4  # segments are used when they compute at most a quarter of the masked cells
+
+
+@dataclass(frozen=True)
+class Bucket:
+    examples: int
+    length: int  # slots per example: the bucket's longest, rounded up
+    gather: torch.Tensor  # [examples · length] flat token index of each slot (padded ones repeat one)
+    keep: torch.Tensor  # indices into those slots of the real tokens, in the plan's scatter order
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """Where each packed example lies in the flattened [rows · seq_len] tokens."""
+
+    buckets: tuple[Bucket, ...]
+    scatter: torch.Tensor  # flat token index of every valid slot, buckets in order
+    tokens: int  # rows · seq_len
+
+    def to(self, device: torch.device | str) -> SegmentPlan:
+        return SegmentPlan(
+            tuple(Bucket(b.examples, b.length, b.gather.to(device), b.keep.to(device)) for b in self.buckets),
+            self.scatter.to(device),
+            self.tokens,
+            self.rows,
+            self.seq_len,
+        )
+
+    rows: int
+    seq_len: int
+
+    @property
+    def score_cells(self) -> int:
+        """Query × key cells the buckets compute (before causal skipping): the work done."""
+        return sum(b.examples * b.length**2 for b in self.buckets)
+
+    @property
+    def pays(self) -> bool:
+        """Whether attending example by example beats one masked pass per row. Gathering
+        and scattering cost about what a few-fold saving of score cells gains: at 8 × 256
+        (cells ÷ 2.7) it was even eager and slower compiled; at 2 × 1024 (÷ 10) 1.4× faster
+        per step (docs/benchmarks.md)."""
+        return self.rows * self.seq_len**2 >= PAYS_FROM * self.score_cells
+
+
+def _bucket_length(n: int) -> int:
+    return max(MIN_BUCKET, 1 << (n - 1).bit_length())
+
+
+def spans(position_ids: torch.Tensor, row_tokens: tuple[int, ...] = ()) -> list[tuple[int, int]]:
+    """(flat start, length) of every example: a new one starts where a position is 0.
+    Tokens past a row's ``row_tokens`` are padding and belong to none."""
+    seq_len = position_ids.size(1)
+    found: list[tuple[int, int]] = []
+    for row, positions in enumerate(position_ids.detach().cpu().tolist()):
+        real = row_tokens[row] if row_tokens else seq_len
+        starts = [t for t, p in enumerate(positions[:real]) if p == 0 or t == 0]
+        for i, start in enumerate(starts):
+            end = starts[i + 1] if i + 1 < len(starts) else real
+            found.append((row * seq_len + start, end - start))
+    return found
+
+
+def plan_segments(position_ids: torch.Tensor, row_tokens: tuple[int, ...] = ()) -> SegmentPlan:
+    """The plan for a packed batch (built on the host from its positions)."""
+    by_length: dict[int, list[tuple[int, int]]] = {}
+    for start, length in spans(position_ids, row_tokens):
+        by_length.setdefault(_bucket_length(length), []).append((start, length))
+    buckets: list[Bucket] = []
+    scatter: list[torch.Tensor] = []
+    for size in sorted(by_length):
+        members = by_length[size]
+        starts = torch.tensor([s for s, _ in members])
+        lengths = torch.tensor([n for _, n in members])
+        offsets = torch.arange(size)
+        valid = offsets[None, :] < lengths[:, None]
+        # a padded slot reads its example's first token: any real index will do, as causal
+        # attention never lets a real token see the slots after it
+        gather = (starts[:, None] + torch.where(valid, offsets[None, :], 0)).flatten()
+        keep = valid.flatten().nonzero().flatten()
+        buckets.append(Bucket(len(members), size, gather, keep))
+        scatter.append(gather[keep])
+    flat = torch.cat(scatter) if scatter else torch.zeros(0, dtype=torch.long)
+    rows, seq_len = position_ids.shape
+    return SegmentPlan(tuple(buckets), flat, rows * seq_len, rows, seq_len)
+
+
+def segment_attention(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    segments: SegmentPlan | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """The attention backend. query [batch, heads, q_len, dim], key/value [batch,
+    kv_heads, kv_len, dim]; returns [batch, q_len, heads, dim] like every backend."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    rows, _, q_len, _ = query.shape
+    usable = (
+        segments is not None
+        and key.size(2) == q_len  # no KV cache
+        and segments.tokens == rows * q_len
+        and kwargs.get("sliding_window") is None
+        and kwargs.get("softcap") is None
+    )
+    if not usable:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    assert segments is not None
+    return _attend_segments(module, query, key, value, dropout, scaling, segments), None
+
+
+# Outside torch.compile's graph (train.compile): the plan's shapes change with every batch,
+# and tracing them recompiles per batch (1,006 tokens/s against 4,473 with this break, at
+# 2 × 1024 on this CPU). The layers around it stay compiled.
+@torch.compiler.disable
+def _attend_segments(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    dropout: float,
+    scaling: float | None,
+    segments: SegmentPlan,
+) -> torch.Tensor:
+    rows, heads, q_len, dim = query.shape
+    kv_heads = key.size(1)
+    q = query.transpose(1, 2).reshape(rows * q_len, heads, dim)
+    k = key.transpose(1, 2).reshape(rows * q_len, kv_heads, dim)
+    v = value.transpose(1, 2).reshape(rows * q_len, kv_heads, dim)
+    pieces = []
+    for b in segments.buckets:
+        # index_select rather than fancy indexing: its backward is an index_add, not the
+        # slower accumulating index_put
+        out = F.scaled_dot_product_attention(
+            q.index_select(0, b.gather).view(b.examples, b.length, heads, dim).transpose(1, 2),
+            k.index_select(0, b.gather).view(b.examples, b.length, kv_heads, dim).transpose(1, 2),
+            v.index_select(0, b.gather).view(b.examples, b.length, kv_heads, dim).transpose(1, 2),
+            dropout_p=dropout if module.training else 0.0,
+            is_causal=True,
+            scale=scaling,
+            enable_gqa=kv_heads != heads,
+        )
+        pieces.append(out.transpose(1, 2).reshape(b.examples * b.length, heads, dim).index_select(0, b.keep))
+    # padding tokens (in no segment) get zeros: they carry no target and nothing reads them
+    merged = q.new_zeros(rows * q_len, heads, dim)
+    if pieces:
+        merged = merged.index_copy(0, segments.scatter, torch.cat(pieces))
+    return merged.view(rows, q_len, heads, dim)
+
+
+def register() -> None:
+    """Make ``sdpa_segments`` a transformers attention backend (idempotent). Its masks
+    are SDPA's, for the calls that come without a plan."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    AttentionInterface.register(NAME, segment_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
+
+
+def use_segments(model: Any) -> bool:
+    """Whether this model's attention takes a plan (set at load by engine/model/hero.py)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return getattr(getattr(base, "config", None), "_attn_implementation", None) == NAME
+
+
+def switch_to_segments(model: Any) -> bool:
+    """Use ``sdpa_segments`` in a model that runs on SDPA and dispatches attention through
+    transformers' interface; False (model untouched) otherwise."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(base.config, "_attn_implementation", None) != "sdpa":
+        return False
+    if not getattr(base, "_supports_attention_backend", False):
+        return False
+    register()
+    base.set_attn_implementation(NAME)
+    return use_segments(model)
