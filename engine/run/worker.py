@@ -222,6 +222,12 @@ class Worker:
         self.note(
             f"{self.config.name.upper()} wakes on {device.type} at {where}: {self.hero.params / 1e6:.1f}M params{mode}"
         )
+        base = (
+            self.hero.model.get_base_model()
+            if hasattr(self.hero.model, "get_base_model")
+            else self.hero.model
+        )
+        log.info("attention: %s", getattr(base.config, "_attn_implementation", "?"))  # for a speed question
         self.report.metric({"resumed_from": self.progress.step, "time": time.time(), "died_at": died_at})
         self.state = "training"
         self.write_status()
