@@ -31,6 +31,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     from engine.bench.speed import _sync, examples, pool_size
     from engine.model.hatchling import hatch
     from engine.model.hero import load_hero, pick_device
+    from engine.model.segments import attention_of, unwrapped, use_segments
     from engine.protocol.config import TrainConfig
     from engine.train.chat import ChatRenderer
     from engine.train.packing import ListSource, pack_rows
@@ -41,9 +42,8 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     folder = Path(args.model) if args.model else hatch(Path(tempfile.mkdtemp(prefix="realm-profile-")))
     hero = load_hero(folder, device, "profile")
     model, tokenizer = hero.model, hero.tokenizer
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if args.masked and base.config._attn_implementation == "sdpa_segments":
-        base.set_attn_implementation("sdpa")
+    if args.masked and use_segments(model):
+        unwrapped(model).set_attn_implementation("sdpa")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     pool = examples(
         ChatRenderer(tokenizer), pool_size(args.rows, args.seq_len, args.steps), seed=1, seq_len=args.seq_len
@@ -91,7 +91,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         "seq_len": args.seq_len,
         "steps": args.steps,
         "compile": args.compile,
-        "attention": base.config._attn_implementation,
+        "attention": attention_of(model),
         "compile_s": round(compiled_in, 1),
         "ms_per_step": round(whole, 1),
         "phases_ms": {phase: round(ms, 2) for phase, ms in per_step.items()},

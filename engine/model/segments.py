@@ -193,17 +193,26 @@ def register() -> None:
     ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
 
 
+def unwrapped(model: Any) -> Any:
+    """The transformers model itself, under a peft wrapper or not."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def attention_of(model: Any) -> str:
+    """The attention backend the model runs ("sdpa_segments", "sdpa", "flash_attention_2", …)."""
+    return str(getattr(getattr(unwrapped(model), "config", None), "_attn_implementation", "?"))
+
+
 def use_segments(model: Any) -> bool:
     """Whether this model's attention takes a plan (set at load by engine/model/hero.py)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return getattr(getattr(base, "config", None), "_attn_implementation", None) == NAME
+    return attention_of(model) == NAME
 
 
 def switch_to_segments(model: Any) -> bool:
     """Use ``sdpa_segments`` in a model that runs on SDPA and dispatches attention through
     transformers' interface; False (model untouched) otherwise."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if getattr(base.config, "_attn_implementation", None) != "sdpa":
+    base = unwrapped(model)
+    if attention_of(base) != "sdpa":
         return False
     if not getattr(base, "_supports_attention_backend", False):
         return False

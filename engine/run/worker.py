@@ -40,6 +40,7 @@ from engine.game.shop import Shop
 from engine.model.gpu import POLL_SECONDS, GpuProbe
 from engine.model.hero import LoadedHero, base_folder, load_hero, pick_device, trainable_params
 from engine.model.memory import plan_memory
+from engine.model.segments import attention_of
 from engine.oracle.chat import LootCopies
 from engine.protocol import messages as p
 from engine.protocol.config import HeroConfig
@@ -222,12 +223,7 @@ class Worker:
         self.note(
             f"{self.config.name.upper()} wakes on {device.type} at {where}: {self.hero.params / 1e6:.1f}M params{mode}"
         )
-        base = (
-            self.hero.model.get_base_model()
-            if hasattr(self.hero.model, "get_base_model")
-            else self.hero.model
-        )
-        log.info("attention: %s", getattr(base.config, "_attn_implementation", "?"))  # for a speed question
+        log.info("attention: %s", attention_of(self.hero.model))  # for a speed question
         self.report.metric({"resumed_from": self.progress.step, "time": time.time(), "died_at": died_at})
         self.state = "training"
         self.write_status()

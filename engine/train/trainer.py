@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from engine.model.segments import plan_segments, use_segments
+from engine.model.segments import plan_segments, unwrapped, use_segments
 from engine.protocol.config import TrainConfig
 from engine.train.packing import IGNORE, PackedBatch
 from engine.train.watchdog import OK, Verdict
@@ -88,7 +88,7 @@ CE_CHUNK = 1024  # target tokens per output-layer chunk
 def _split_head(model: Any) -> tuple[Any, Any] | None:
     """(the transformer body, the output layer), peft-wrapped or not; None when the
     model does not expose them (the plain logits path is used then)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrapped(model)
     get_decoder = getattr(base, "get_decoder", None)
     head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
     decoder = get_decoder() if callable(get_decoder) else None
