@@ -43,19 +43,20 @@ class SegmentPlan:
 
     buckets: tuple[Bucket, ...]
     scatter: torch.Tensor  # flat token index of every valid slot, buckets in order
-    tokens: int  # rows · seq_len
+    rows: int
+    seq_len: int
 
     def to(self, device: torch.device | str) -> SegmentPlan:
         return SegmentPlan(
             tuple(Bucket(b.examples, b.length, b.gather.to(device), b.keep.to(device)) for b in self.buckets),
             self.scatter.to(device),
-            self.tokens,
             self.rows,
             self.seq_len,
         )
 
-    rows: int
-    seq_len: int
+    @property
+    def tokens(self) -> int:
+        return self.rows * self.seq_len
 
     @property
     def score_cells(self) -> int:
@@ -64,11 +65,15 @@ class SegmentPlan:
 
     @property
     def pays(self) -> bool:
-        """Whether attending example by example beats one masked pass per row. Gathering
-        and scattering cost about what a few-fold saving of score cells gains: at 8 × 256
-        (cells ÷ 2.7) it was even eager and slower compiled; at 2 × 1024 (÷ 10) 1.4× faster
-        per step (docs/benchmarks.md)."""
-        return self.rows * self.seq_len**2 >= PAYS_FROM * self.score_cells
+        return _pays(self.rows, self.seq_len, self.score_cells)
+
+
+def _pays(rows: int, seq_len: int, score_cells: int) -> bool:
+    """Whether attending example by example beats one masked pass per row. Gathering and
+    scattering cost about what a few-fold saving of score cells gains: at 8 × 256 (cells
+    ÷ 2.7) it was even eager and slower compiled; at 2 × 1024 (÷ 10) 1.5× faster per step
+    (docs/benchmarks.md)."""
+    return rows * seq_len**2 >= PAYS_FROM * score_cells
 
 
 def _bucket_length(n: int) -> int:
@@ -89,11 +94,30 @@ def spans(position_ids: torch.Tensor, row_tokens: tuple[int, ...] = ()) -> list[
     return found
 
 
-def plan_segments(position_ids: torch.Tensor, row_tokens: tuple[int, ...] = ()) -> SegmentPlan:
-    """The plan for a packed batch (built on the host from its positions)."""
+def _by_bucket(position_ids: torch.Tensor, row_tokens: tuple[int, ...]) -> dict[int, list[tuple[int, int]]]:
     by_length: dict[int, list[tuple[int, int]]] = {}
     for start, length in spans(position_ids, row_tokens):
         by_length.setdefault(_bucket_length(length), []).append((start, length))
+    return by_length
+
+
+def plan_if_it_pays(position_ids: torch.Tensor, row_tokens: tuple[int, ...] = ()) -> SegmentPlan | None:
+    """The training step's plan, or None where the masked pass is the better deal; decided
+    from the examples' lengths before any index tensor is built (short rows, the game's
+    usual case, then cost one walk over the positions)."""
+    by_length = _by_bucket(position_ids, row_tokens)
+    rows, seq_len = position_ids.shape
+    cells = sum(len(members) * size**2 for size, members in by_length.items())
+    return _plan(by_length, rows, seq_len) if _pays(rows, seq_len, cells) else None
+
+
+def plan_segments(position_ids: torch.Tensor, row_tokens: tuple[int, ...] = ()) -> SegmentPlan:
+    """The plan for a packed batch (built on the host from its positions)."""
+    rows, seq_len = position_ids.shape
+    return _plan(_by_bucket(position_ids, row_tokens), rows, seq_len)
+
+
+def _plan(by_length: dict[int, list[tuple[int, int]]], rows: int, seq_len: int) -> SegmentPlan:
     buckets: list[Bucket] = []
     scatter: list[torch.Tensor] = []
     for size in sorted(by_length):
@@ -109,8 +133,7 @@ def plan_segments(position_ids: torch.Tensor, row_tokens: tuple[int, ...] = ()) 
         buckets.append(Bucket(len(members), size, gather, keep))
         scatter.append(gather[keep])
     flat = torch.cat(scatter) if scatter else torch.zeros(0, dtype=torch.long)
-    rows, seq_len = position_ids.shape
-    return SegmentPlan(tuple(buckets), flat, rows * seq_len, rows, seq_len)
+    return SegmentPlan(tuple(buckets), flat, rows, seq_len)
 
 
 def segment_attention(

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from engine.model.segments import plan_segments, unwrapped, use_segments
+from engine.model.segments import plan_if_it_pays, unwrapped, use_segments
 from engine.protocol.config import TrainConfig
 from engine.train.packing import IGNORE, PackedBatch
 from engine.train.watchdog import OK, Verdict
@@ -76,10 +76,8 @@ def attention_kwargs(model: Any, position_ids: torch.Tensor, row_tokens: tuple[i
     packed example attended on its own instead of a masked row, where that saves enough
     work to pay. Built on the host from the positions (on a GPU that reads them back once
     per micro-batch)."""
-    if not use_segments(model):
-        return {}
-    plan = plan_segments(position_ids, row_tokens)
-    return {"segments": plan.to(position_ids.device)} if plan.pays else {}
+    plan = plan_if_it_pays(position_ids, row_tokens) if use_segments(model) else None
+    return {"segments": plan.to(position_ids.device)} if plan is not None else {}
 
 
 CE_CHUNK = 1024  # target tokens per output-layer chunk
