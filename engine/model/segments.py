@@ -4,9 +4,9 @@ A packed row holds several examples; with plain SDPA every row computes its whol
 seq_len × seq_len score matrix and a block-diagonal mask throws most of it away (at 1024
 tokens a row of 40-token examples keeps about 4% of it). Here the training step passes a
 ``SegmentPlan`` (from the rows' position resets) and each example is attended on its own:
-the examples are gathered into a few batches of similar length (lengths rounded up to a
-power of two), each goes through ``scaled_dot_product_attention`` with ``is_causal``, and
-the outputs are scattered back. Same maths as the mask (tests/engine/test_segments.py
+the examples are gathered into a few batches of similar length (grouped by power of two,
+each padded to its longest), each goes through ``scaled_dot_product_attention`` with
+``is_causal``, and the outputs are scattered back. Same maths as the mask (tests/engine/test_segments.py
 compares logits and gradients), a fraction of the work; padding is not attended at all.
 
 It is a transformers attention backend (``AttentionInterface``), so it sits inside any
@@ -26,13 +26,14 @@ import torch.nn.functional as F
 
 NAME = "sdpa_segments"
 MIN_BUCKET = 16  # shorter examples share the 16-token bucket: tiny matmuls cost their overhead
-PAYS_FROM = 4  # segments are used when they compute at most a quarter of the masked cells
+SLOT_MULTIPLE = 8  # a bucket's examples are padded to its longest, rounded up to this
+PAYS_FROM = 2  # segments are used when they compute at most half of the masked cells
 
 
 @dataclass(frozen=True)
 class Bucket:
     examples: int
-    length: int  # slots per example: the bucket's longest, rounded up
+    length: int  # slots per example: the bucket's longest, rounded up to SLOT_MULTIPLE
     gather: torch.Tensor  # [examples · length] flat token index of each slot (padded ones repeat one)
     keep: torch.Tensor  # indices into those slots of the real tokens, in the plan's scatter order
 
@@ -69,15 +70,24 @@ class SegmentPlan:
 
 
 def _pays(rows: int, seq_len: int, score_cells: int) -> bool:
-    """Whether attending example by example beats one masked pass per row. Gathering and
-    scattering cost about what a few-fold saving of score cells gains: at 8 × 256 (cells
-    ÷ 2.7) it was even eager and slower compiled; at 2 × 1024 (÷ 10) 1.5× faster per step
-    (docs/benchmarks.md)."""
+    """Whether attending example by example beats one masked pass per row: gathering and
+    scattering cost something, so it must save enough score cells. Measured forward +
+    backward on this CPU with buckets padded to their longest (docs/benchmarks.md): cells
+    ÷ 2.4 at 16 × 128 and 8 × 256, 7–10% faster eager and 4% compiled; ÷ 5 at 4 × 512, 26%;
+    ÷ 10 at 2 × 1024, 1.5× (padded to powers of two then). A row that one example fills
+    (÷ 1) only pays the overhead."""
     return rows * seq_len**2 >= PAYS_FROM * score_cells
 
 
 def _bucket_length(n: int) -> int:
     return max(MIN_BUCKET, 1 << (n - 1).bit_length())
+
+
+def _slots(size: int, members: list[tuple[int, int]]) -> int:
+    """Slots per example in a bucket: its longest member rounded up, not the bucket's power
+    of two (a bucket of 65–100-token examples attends 104 × 104, not 128 × 128)."""
+    longest = max(n for _, n in members)
+    return min(size, -(-longest // SLOT_MULTIPLE) * SLOT_MULTIPLE)
 
 
 def spans(position_ids: torch.Tensor, row_tokens: tuple[int, ...] = ()) -> list[tuple[int, int]]:
@@ -107,7 +117,7 @@ def plan_if_it_pays(position_ids: torch.Tensor, row_tokens: tuple[int, ...] = ()
     usual case, then cost one walk over the positions)."""
     by_length = _by_bucket(position_ids, row_tokens)
     rows, seq_len = position_ids.shape
-    cells = sum(len(members) * size**2 for size, members in by_length.items())
+    cells = sum(len(members) * _slots(size, members) ** 2 for size, members in by_length.items())
     return _plan(by_length, rows, seq_len) if _pays(rows, seq_len, cells) else None
 
 
@@ -122,15 +132,16 @@ def _plan(by_length: dict[int, list[tuple[int, int]]], rows: int, seq_len: int) 
     scatter: list[torch.Tensor] = []
     for size in sorted(by_length):
         members = by_length[size]
+        slots = _slots(size, members)
         starts = torch.tensor([s for s, _ in members])
         lengths = torch.tensor([n for _, n in members])
-        offsets = torch.arange(size)
+        offsets = torch.arange(slots)
         valid = offsets[None, :] < lengths[:, None]
         # a padded slot reads its example's first token: any real index will do, as causal
         # attention never lets a real token see the slots after it
         gather = (starts[:, None] + torch.where(valid, offsets[None, :], 0)).flatten()
         keep = valid.flatten().nonzero().flatten()
-        buckets.append(Bucket(len(members), size, gather, keep))
+        buckets.append(Bucket(len(members), slots, gather, keep))
         scatter.append(gather[keep])
     flat = torch.cat(scatter) if scatter else torch.zeros(0, dtype=torch.long)
     return SegmentPlan(tuple(buckets), flat, rows, seq_len)

@@ -53,9 +53,11 @@ def test_the_plan_finds_each_example_and_leaves_padding_out() -> None:
     positions = torch.tensor([[0, 1, 2, 0, 1, 0, 1, 2, 3, *range(11)], list(range(20))])
     assert segments.spans(positions, (9, 20)) == [(0, 3), (3, 2), (5, 4), (20, 20)]
     plan = segments.plan_segments(positions, (9, 20))
-    assert [(b.examples, b.length) for b in plan.buckets] == [(3, 16), (1, 32)]
+    # grouped by power of two (16, 32), each padded to its longest rounded up to 8 (4 → 8,
+    # 20 → 24), not to the power of two
+    assert [(b.examples, b.length) for b in plan.buckets] == [(3, 8), (1, 24)]
     assert sorted(plan.scatter.tolist()) == list(range(9)) + list(range(20, 40))  # no padding
-    assert plan.score_cells == 3 * 16**2 + 32**2
+    assert plan.score_cells == 3 * 8**2 + 24**2
     # without row lengths the padding is a segment of its own (attended, never joined)
     assert segments.spans(positions)[3] == (9, 11)
 
@@ -65,6 +67,11 @@ def test_the_plan_pays_for_long_rows_of_short_examples_only() -> None:
     assert segments.plan_segments(short).pays
     whole = torch.arange(1024).repeat(2, 1)  # one example fills each row
     assert not segments.plan_segments(whole).pays
+    long_and_short = torch.cat([torch.arange(768), torch.arange(256)]).repeat(2, 1)  # cells ÷ 1.6
+    assert not segments.plan_segments(long_and_short).pays
+    halves = torch.arange(512).repeat(2, 2)  # cells ÷ 2: pays (at ÷ 2.4, 8 × 256, 7–10% faster)
+    assert segments.plan_segments(halves).pays
+    assert segments.plan_if_it_pays(halves) is not None and segments.plan_if_it_pays(whole) is None
 
 
 def test_segments_give_the_masked_logits_and_gradients(
