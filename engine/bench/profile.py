@@ -4,7 +4,8 @@ and what is left (Python between them). The same model, examples and step as
 `realm bench`'s "ours"; each phase timed on its own, with a device sync on a GPU.
 --compile turns train.compile on (the model body through torch.compile) to see whether it pays;
 --masked attends packed rows with SDPA's block-diagonal mask instead of example by example
-(engine/model/segments.py), to see what that saves.
+(engine/model/segments.py), to see what that saves; --unfused keeps the model's own RMSNorm
+instead of engine/model/fused.py's.
 
 Prints one line per phase (ms per step, share of the step), or one JSON object (--json).
 """
@@ -29,6 +30,7 @@ PHASES = ("packing", "forward + loss", "backward", "clip", "optimizer", "other")
 
 def profile(args: argparse.Namespace) -> dict[str, Any]:
     from engine.bench.speed import _sync, examples, pool_size
+    from engine.model.fused import fused_norms, unfuse_rms_norms
     from engine.model.hatchling import hatch
     from engine.model.hero import load_hero, pick_device
     from engine.model.segments import attention_of, unwrapped, use_segments
@@ -44,6 +46,8 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     model, tokenizer = hero.model, hero.tokenizer
     if args.masked and use_segments(model):
         unwrapped(model).set_attn_implementation("sdpa")
+    if args.unfused:
+        unfuse_rms_norms(model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     pool = examples(
         ChatRenderer(tokenizer), pool_size(args.rows, args.seq_len, args.steps), seed=1, seq_len=args.seq_len
@@ -92,6 +96,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         "steps": args.steps,
         "compile": args.compile,
         "attention": attention_of(model),
+        "fused_norms": fused_norms(model),
         "compile_s": round(compiled_in, 1),
         "ms_per_step": round(whole, 1),
         "phases_ms": {phase: round(ms, 2) for phase, ms in per_step.items()},
@@ -120,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         "--masked",
         action="store_true",
         help="attend packed rows with SDPA's block-diagonal mask, not example by example",
+    )
+    parser.add_argument(
+        "--unfused",
+        action="store_true",
+        help="keep the model's own RMSNorm, not engine/model/fused.py's",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

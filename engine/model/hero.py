@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from engine.model.fused import fuse_rms_norms
 from engine.model.segments import switch_to_segments
 from engine.protocol.config import HeroConfig, LoraConfig
 from engine.protocol.savedir import SaveDir
@@ -120,6 +121,8 @@ def load_hero(
     # SDPA heroes attend each packed example on its own in training (engine/model/segments.py);
     # a model that does not dispatch through transformers' attention interface keeps SDPA.
     switch_to_segments(model)
+    # RMSNorm with a hand-written backward (engine/model/fused.py): fewer passes over memory
+    fuse_rms_norms(model)
     if mode == "qlora":
         from peft import prepare_model_for_kbit_training
 

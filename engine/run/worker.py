@@ -37,6 +37,7 @@ from engine.game.achievements import AchievementBook
 from engine.game.grade import GradeBook
 from engine.game.progress import GOLD_PER_LEVEL, GOLD_PER_QUEST, Progress
 from engine.game.shop import Shop
+from engine.model.fused import fused_norms
 from engine.model.gpu import POLL_SECONDS, GpuProbe
 from engine.model.hero import LoadedHero, base_folder, load_hero, pick_device, trainable_params
 from engine.model.memory import plan_memory
@@ -223,7 +224,10 @@ class Worker:
         self.note(
             f"{self.config.name.upper()} wakes on {device.type} at {where}: {self.hero.params / 1e6:.1f}M params{mode}"
         )
-        log.info("attention: %s", attention_of(self.hero.model))  # for a speed question
+        # for a speed question: which attention and how many norms run engine/model's own code
+        log.info(
+            "attention: %s; fused RMSNorm: %d", attention_of(self.hero.model), fused_norms(self.hero.model)
+        )
         self.report.metric({"resumed_from": self.progress.step, "time": time.time(), "died_at": died_at})
         self.state = "training"
         self.write_status()

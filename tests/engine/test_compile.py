@@ -12,6 +12,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from engine.bench.speed import examples
+from engine.model.fused import fuse_rms_norms, fused_norms
 from engine.protocol.config import TrainConfig
 from engine.train.chat import ChatRenderer
 from engine.train.packing import ListSource, pack_rows
@@ -24,6 +25,9 @@ def test_compiled_steps_train_like_eager_ones(hatchling_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(hatchling_dir)
     model = AutoModelForCausalLM.from_pretrained(hatchling_dir, attn_implementation="sdpa")
     eager_model = copy.deepcopy(model)
+    # the compiled one with the hand-written RMSNorm (as load_hero gives it), the eager one
+    # with the model's own
+    assert fuse_rms_norms(model) == fused_norms(model) > 0 and fused_norms(eager_model) == 0
     cfg = TrainConfig(micro_batch=4, seq_len=128, warmup_steps=0, schedule="constant")
     source = ListSource(examples(ChatRenderer(tokenizer), 120, seed=1, seq_len=128))
     batches = [pack_rows(source, 4, 128, tokenizer.pad_token_id) for _ in range(3)]
