@@ -2,12 +2,12 @@
 
 Decoder models write RMSNorm as six tensor operations (cast, pow, mean, rsqrt, two
 multiplies), and autograd records each, so its backward walks the activations another
-ten or so times. On this CPU that made the norms (four per Qwen3 layer and one at the
-end) about a sixth of a training step. Here the backward is written out by hand, from the
-normalised activations and the per-token scale saved by the forward: three passes instead
-of about ten, 3.3× faster forward + backward on a [2, 1024, 256] activation
-(docs/benchmarks.md). Liger does the same on GPUs with Triton; nothing like it ships for
-CPUs, and this is plain torch, so it runs everywhere.
+ten or so times. Here the backward is written out by hand, from the normalised
+activations and the per-token scale saved by the forward: a few passes instead of about
+ten. On this CPU: 3.3× faster forward + backward on one [2, 1024, 256] activation, and
+2.5–4% off the hatchling's whole forward + backward (four norms a layer are small next to
+the matmuls; docs/benchmarks.md). Liger does this on GPUs with Triton; nothing like it
+ships for CPUs, and this is plain torch, so it runs everywhere (not measured on a GPU).
 
 A norm is switched only after a self-check: its own forward and ours must agree on its
 real weights and a random input, so a variant that computes something else (Gemma's
