@@ -6,8 +6,9 @@ tokens a row of 40-token examples keeps about 4% of it). Here the training step 
 ``SegmentPlan`` (from the rows' position resets) and each example is attended on its own:
 the examples are gathered into a few batches of similar length (grouped by power of two,
 each padded to its longest), each goes through ``scaled_dot_product_attention`` with
-``is_causal``, and the outputs are scattered back. Same maths as the mask (tests/engine/test_segments.py
-compares logits and gradients), a fraction of the work; padding is not attended at all.
+``is_causal``, and the outputs are scattered back. Same maths as the mask
+(tests/engine/test_segments.py compares logits and gradients), a fraction of the work;
+padding is not attended at all.
 
 It is a transformers attention backend (``AttentionInterface``), so it sits inside any
 model that dispatches attention through that interface (Llama, Qwen, Mistral, …). Without
@@ -113,8 +114,8 @@ def _by_bucket(position_ids: torch.Tensor, row_tokens: tuple[int, ...]) -> dict[
 
 def plan_if_it_pays(position_ids: torch.Tensor, row_tokens: tuple[int, ...] = ()) -> SegmentPlan | None:
     """The training step's plan, or None where the masked pass is the better deal; decided
-    from the examples' lengths before any index tensor is built (short rows, the game's
-    usual case, then cost one walk over the positions)."""
+    from the examples' lengths before any index tensor is built (rows of one or two examples
+    then cost one walk over the positions)."""
     by_length = _by_bucket(position_ids, row_tokens)
     rows, seq_len = position_ids.shape
     cells = sum(len(members) * _slots(size, members) ** 2 for size, members in by_length.items())

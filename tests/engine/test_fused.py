@@ -87,6 +87,12 @@ def test_a_norm_that_computes_something_else_keeps_its_own_forward() -> None:
     assert torch.allclose(model[0](x), OffsetRMSNorm.forward(model[0], x))
 
 
+def test_norms_without_real_weights_are_left_alone() -> None:
+    with torch.device("meta"):  # how a model looks before accelerate places its weights
+        model = torch.nn.Sequential(Qwen3RMSNorm(16))
+    assert fuse_rms_norms(model) == 0 and "forward" not in vars(model[0])
+
+
 @pytest.mark.parametrize("mode", ["full", "lora"])
 def test_every_loaded_hero_trains_with_it(hatchling_dir: Path, mode: str) -> None:
     hero = load_hero(hatchling_dir, torch.device("cpu"), "t", mode=mode, lora=LoraConfig(dropout=0.0))
