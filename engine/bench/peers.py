@@ -325,7 +325,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     from engine.bench.speed import examples
     from engine.model.fused import unfuse_rms_norms
     from engine.model.hero import add_adapters, load_hero, pick_device
-    from engine.model.segments import unwrapped, use_segments
+    from engine.model.segments import switch_to_sdpa
     from engine.train.chat import ChatRenderer
 
     device = pick_device()
@@ -334,8 +334,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     model, tokenizer = hero.model, hero.tokenizer
     if args.one != "ours":  # the peers run the model as transformers loads it
         unfuse_rms_norms(model)
-        if use_segments(model):
-            unwrapped(model).set_attn_implementation("sdpa")
+        switch_to_sdpa(model)
     if args.mode == "lora":
         model = add_adapters(model, BENCH_LORA, None)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -33,7 +33,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     from engine.model.fused import fused_norms, unfuse_rms_norms
     from engine.model.hatchling import hatch
     from engine.model.hero import load_hero, pick_device
-    from engine.model.segments import attention_of, unwrapped, use_segments
+    from engine.model.segments import attention_of, switch_to_sdpa
     from engine.protocol.config import TrainConfig
     from engine.train.chat import ChatRenderer
     from engine.train.packing import ListSource, pack_rows
@@ -44,8 +44,8 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     folder = Path(args.model) if args.model else hatch(Path(tempfile.mkdtemp(prefix="realm-profile-")))
     hero = load_hero(folder, device, "profile")
     model, tokenizer = hero.model, hero.tokenizer
-    if args.masked and use_segments(model):
-        unwrapped(model).set_attn_implementation("sdpa")
+    if args.masked:
+        switch_to_sdpa(model)
     if args.unfused:
         unfuse_rms_norms(model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

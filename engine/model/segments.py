@@ -254,3 +254,9 @@ def switch_to_segments(model: Any) -> bool:
     register()
     base.set_attn_implementation(NAME)
     return use_segments(model)
+
+
+def switch_to_sdpa(model: Any) -> None:
+    """Back to transformers' own SDPA (the benchmarks' masked pass and peers)."""
+    if use_segments(model):
+        unwrapped(model).set_attn_implementation("sdpa")
