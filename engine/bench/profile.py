@@ -5,7 +5,8 @@ and what is left (Python between them). The same model, examples and step as
 --compile turns train.compile on (the model body through torch.compile) to see whether it pays;
 --masked attends packed rows with SDPA's block-diagonal mask instead of example by example
 (engine/model/segments.py), to see what that saves; --unfused keeps the model's own RMSNorm
-instead of engine/model/fused.py's.
+instead of engine/model/fused.py's; --malloc-default leaves glibc's malloc as it is
+instead of keeping freed host memory as the engine does (engine/run/host_memory.py).
 
 Prints one line per phase (ms per step, share of the step), or one JSON object (--json).
 """
@@ -35,11 +36,13 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     from engine.model.hero import load_hero, pick_device
     from engine.model.segments import attention_of, switch_to_sdpa
     from engine.protocol.config import TrainConfig
+    from engine.run.host_memory import keep_freed_memory
     from engine.train.chat import ChatRenderer
     from engine.train.packing import ListSource, pack_rows
     from engine.train.trainer import Trainer, token_loss_sum
 
     device = pick_device()
+    kept = False if args.malloc_default else keep_freed_memory()  # as the engine does at start
     torch.manual_seed(0)
     folder = Path(args.model) if args.model else hatch(Path(tempfile.mkdtemp(prefix="realm-profile-")))
     hero = load_hero(folder, device, "profile")
@@ -97,6 +100,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         "compile": args.compile,
         "attention": attention_of(model),
         "fused_norms": fused_norms(model),
+        "host_memory_kept": kept,
         "compile_s": round(compiled_in, 1),
         "ms_per_step": round(whole, 1),
         "phases_ms": {phase: round(ms, 2) for phase, ms in per_step.items()},
@@ -130,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         "--unfused",
         action="store_true",
         help="keep the model's own RMSNorm, not engine/model/fused.py's",
+    )
+    parser.add_argument(
+        "--malloc-default",
+        action="store_true",
+        help="leave glibc's malloc as it is, not keeping freed memory as the engine does",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

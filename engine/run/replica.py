@@ -35,12 +35,14 @@ def run_replica() -> int:
 
     quiet_libraries()
     from engine.model.hero import load_hero
+    from engine.run.host_memory import keep_freed_memory
     from engine.train.team import Team
     from engine.train.trainer import Trainer
 
     team = Team.from_env()
     if team is None:
         return 2
+    keep_freed_memory()  # as rank 0 does
     trainer: Any = None
     try:
         while True:
