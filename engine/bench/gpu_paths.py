@@ -79,7 +79,7 @@ def train_mode(folder: Path, mode: str, args: argparse.Namespace, device: torch.
     _sync(device)
     seconds = time.perf_counter() - start
     config = model.config
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    bf16 = pick_precision(cfg, device) is not None
     est = estimate(ModelShape.from_config(config), mode, args.rows, args.seq_len, device.type == "cuda", bf16)
     autocast = pick_precision(cfg, device)
     out = {
@@ -143,7 +143,7 @@ def telemetry() -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from transformers.utils import is_flash_attn_2_available
 
-    from engine.model.hero import pick_device
+    from engine.model.hero import has_bf16, pick_device
 
     device = pick_device()
     folder, label = model_folder(device)
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "model": label,
         "torch": torch.__version__,
-        "bf16_supported": device.type == "cuda" and torch.cuda.is_bf16_supported(),
+        "bf16_supported": has_bf16(device),
         "flash_attn_2_installed": is_flash_attn_2_available(),
         "rows": args.rows,
         "seq_len": args.seq_len,

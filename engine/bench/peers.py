@@ -12,14 +12,20 @@
 Every contender gets the same thing: the weights of one saved folder, the same examples
 (pre-tokenised: the same ids and answer masks) in the same order, about the same target
 tokens per optimizer step (peers batch as many examples as our packing puts in a step),
-AdamW with our betas, weight decay and clipping, a constant learning rate, fp32 on a CPU
-and bf16 autocast on a GPU, no gradient checkpointing. TRL's own defaults turn bf16 and
-gradient checkpointing on; on a CPU without bf16 units that is what made it look 34×
-slower than us (docs/benchmarks.md), so they are turned off here as a competent user would.
+AdamW with our betas, weight decay and clipping, a constant learning rate, the same
+precision (--precision; auto: bf16 autocast where bf16 runs at full speed — a GPU, or a
+CPU with AVX512_BF16 or AMX — else fp32, as the engine decides), no gradient
+checkpointing. TRL's own defaults turn gradient checkpointing on (and bf16 wherever it
+is asked for); that is what made it look 34× slower than us at first (docs/benchmarks.md),
+so they are set here as a competent user would.
 
 With --mode lora every contender trains the same peft LoRA adapters (our defaults, dropout
 off so the losses stay comparable), added to the same weights with the same seed: TRL and
 the transformers Trainer get the peft model, as a user who calls get_peft_model would pass.
+
+"ours" runs as the engine does, freed host memory kept (engine/run/host_memory.py); the
+peers get glibc's default, as their users do (set the MALLOC_* variables that module names
+to give every contender the same).
 
 Each run is its own process (clean memory, its own peak), contenders alternate, and the
 summary keeps min/median/max of the repeats. The first losses of each contender are kept
@@ -39,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.protocol.config import LoraConfig
+from engine.protocol.config import PRECISIONS, LoraConfig
 
 CONTENDERS = ("ours", "trl", "hf_flatten", "padded")
 PEERS = ("trl", "hf_flatten", "padded")
@@ -167,7 +173,12 @@ def run_ours(args: argparse.Namespace, model: Any, pool: list[Any], pad: int, de
     from engine.train.trainer import Trainer, token_loss_sum
 
     cfg = TrainConfig(
-        micro_batch=args.rows, seq_len=args.seq_len, warmup_steps=0, schedule="constant", compile=args.compile
+        micro_batch=args.rows,
+        seq_len=args.seq_len,
+        warmup_steps=0,
+        schedule="constant",
+        compile=args.compile,
+        precision=args.precision,
     )
     trainer = Trainer(model, cfg, device)
     source, recorder = ListSource(pool), Recorder(warmup(args))
@@ -189,7 +200,7 @@ def run_padded(args: argparse.Namespace, model: Any, pool: list[Any], pad: int, 
     """One example per row, padded; labels only on the answers; our optimizer settings."""
     import torch
 
-    from engine.bench.speed import _sync, padded_batch
+    from engine.bench.speed import _sync, bench_bf16, padded_batch
     from engine.protocol.config import TrainConfig
 
     cfg = TrainConfig()
@@ -199,7 +210,7 @@ def run_padded(args: argparse.Namespace, model: Any, pool: list[Any], pad: int, 
         betas=(0.9, 0.95),
         weight_decay=cfg.weight_decay,
     )
-    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    autocast = bench_bf16(args, device)
     model.train()
     recorder, cursor = Recorder(warmup(args)), 0
 
@@ -322,13 +333,16 @@ def run_hf_flatten(args: argparse.Namespace, model: Any, pool: list[Any], bf16: 
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from engine.bench.speed import examples
+    from engine.bench.speed import bench_bf16, examples
     from engine.model.fused import unfuse_rms_norms
     from engine.model.hero import add_adapters, load_hero, pick_device
     from engine.model.segments import switch_to_sdpa
+    from engine.run.host_memory import keep_freed_memory
     from engine.train.chat import ChatRenderer
 
     device = pick_device()
+    if args.one == "ours":  # what the engine does at start (engine/run/host_memory.py)
+        keep_freed_memory()
     torch.manual_seed(0)
     hero = load_hero(Path(args.model_dir), device, "bench")
     model, tokenizer = hero.model, hero.tokenizer
@@ -339,7 +353,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         model = add_adapters(model, BENCH_LORA, None)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     pool = examples(ChatRenderer(tokenizer), args.pool, seed=1, seq_len=args.seq_len)
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    bf16 = bench_bf16(args, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     if args.one == "ours":
@@ -378,7 +392,7 @@ def examples_per_step(pool: list[Any], rows: int, seq_len: int, steps: int, pad:
 def child(name: str, args: argparse.Namespace, model_dir: str, per_step: int, pool: int) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "engine.bench.peers", "--one", name, "--model-dir", model_dir,
            "--mode", args.mode, "--rows", str(args.rows), "--seq-len", str(args.seq_len), "--steps", str(args.steps),
-           "--examples-per-step", str(per_step), "--pool", str(pool)]  # fmt: skip
+           "--examples-per-step", str(per_step), "--pool", str(pool), "--precision", args.precision]  # fmt: skip
     cmd += ["--compile"] if args.compile else []
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -470,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--mode", choices=("full", "lora"), default="full")
     parser.add_argument("--compile", action="store_true", help="torch.compile every contender")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as realm bench's")
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20)

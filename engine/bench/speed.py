@@ -4,7 +4,8 @@
 and length:
 
   ours      pack_rows (several examples per row, position resets, assistant-only targets)
-            + Trainer.step (AdamW, clipping, the memory-lean loss, bf16 autocast on a GPU)
+            + Trainer.step (AdamW, clipping, the memory-lean loss, bf16 autocast where it runs
+            at full speed: --precision)
   baseline  one example per row padded to seq_len, labels = the input with padding set to
             -100, ``model(**batch).loss.backward()``, AdamW: the straightforward HF loop
 
@@ -36,11 +37,12 @@ import torch
 from engine.bench.output import show
 from engine.model.hero import add_adapters, check_mode, load_hero, pick_device
 from engine.model.memory import ModelShape, estimate
-from engine.protocol.config import LoraConfig, TrainConfig
+from engine.protocol.config import PRECISIONS, LoraConfig, TrainConfig
+from engine.run.host_memory import keep_freed_memory
 from engine.train.chat import ChatRenderer, Rendered
 from engine.train.packing import IGNORE, ListSource, pack_rows
 from engine.train.stream import SkillStream, Source
-from engine.train.trainer import Trainer
+from engine.train.trainer import Trainer, pick_precision
 from skills.registry import get_skill
 
 QWEN3_06B: dict[str, Any] = dict(
@@ -77,6 +79,12 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, trials: int = 7) -> fl
         _sync(device)
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 * reps / best
+
+
+def bench_bf16(args: argparse.Namespace, device: torch.device) -> bool:
+    """Whether every contender trains under bf16 autocast: --precision, decided as the
+    engine decides train.precision (auto: where bf16 runs at full speed, has_bf16)."""
+    return pick_precision(TrainConfig(precision=args.precision), device) is not None
 
 
 def _sync(device: torch.device) -> None:
@@ -165,7 +173,7 @@ def run_baseline(
     model: Any, cfg: TrainConfig, pool: list[Rendered], pad: int, device: torch.device, steps: int
 ) -> tuple[float, float]:
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    autocast = pick_precision(cfg, device) is not None
     model.train()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -221,7 +229,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     renderer = ChatRenderer(tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     pool = examples(renderer, pool_size(args.rows, args.seq_len, args.steps), seed=1, seq_len=args.seq_len)
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    bf16 = bench_bf16(args, device)
     peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32)
     if args.mode == "lora":  # the adapters every contender adds (after the base is saved)
         model = add_adapters(model, peers.BENCH_LORA, None)
@@ -260,7 +268,7 @@ def figures(
 ) -> dict[str, Any]:
     """The keys `realm bench --json` has always had: ours and the padded baseline."""
     ours, base = speeds
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    bf16 = bench_bf16(args, device)
     est = estimate(shape, args.mode, args.rows, args.seq_len, device.type == "cuda", bf16)
     return {
         "device": torch.cuda.get_device_name(device)
@@ -297,16 +305,23 @@ def saved(model: Any, tokenizer: Any, args: argparse.Namespace) -> str:
 
 
 def measure_in_process(args: argparse.Namespace) -> dict[str, Any]:
+    keep_freed_memory()  # as the engine does at start; the padded loop shares this process
     device = pick_device()
     check_mode(args.mode, device)
     torch.manual_seed(0)
     model, tokenizer, label = build_model(args, device)
     renderer = ChatRenderer(tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    cfg = TrainConfig(micro_batch=args.rows, seq_len=args.seq_len, warmup_steps=0, compile=args.compile)
+    cfg = TrainConfig(
+        micro_batch=args.rows,
+        seq_len=args.seq_len,
+        warmup_steps=0,
+        compile=args.compile,
+        precision=args.precision,
+    )
     per_step = args.rows * 16  # enough examples for packing many per row
     pool = examples(renderer, per_step * (args.steps + 4), seed=1, seq_len=cfg.seq_len)
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    bf16 = bench_bf16(args, device)
     peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32)
     baseline_model = copy.deepcopy(model)
     if args.mode == "lora":
@@ -361,6 +376,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=8, help="rows per step (default 8)")
     parser.add_argument("--seq-len", type=int, default=256, help="row length (default 256)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="every contender's: auto (bf16 autocast where bf16 runs at full speed: a GPU, or a "
+        "CPU with AVX512_BF16/AMX; else fp32, as train.precision decides), fp32 or bf16",
+    )
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs of each contender, alternating (default 3)"
     )

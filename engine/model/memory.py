@@ -163,8 +163,10 @@ def choose_plan(model_config: Any, device: torch.device, config: HeroConfig) -> 
     ``config`` (concrete rows and length) on this model and device; changes nothing."""
     import torch  # here, so the estimate above needs no torch
 
+    from engine.model.hero import has_bf16
+
     gpu = device.type == "cuda"
-    bf16 = gpu and torch.cuda.is_bf16_supported() and config.train.precision != "fp32"
+    bf16 = has_bf16(device) and config.train.precision != "fp32"
     capacity = torch.cuda.get_device_properties(device).total_memory if gpu else None
     train = config.train
     rows_shape = (train.micro_batch, train.seq_len)

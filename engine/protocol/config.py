@@ -58,7 +58,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     """Gradient norm clip (0: off)."""
     precision: str = "auto"
-    """auto | fp32 | bf16 (auto: bf16 autocast on a GPU that has it)."""
+    """auto | fp32 | bf16 (auto: bf16 autocast where bf16 runs at full speed: a GPU that has
+    it, or a CPU with AVX512_BF16 or AMX units; fp32 elsewhere)."""
     threads: int = 0
     """torch CPU threads; 0 lets torch decide."""
     gradient_checkpointing: str = "auto"

@@ -50,6 +50,7 @@ from engine.quests.commands import info_dict
 from engine.quests.keeper import QuestKeeper
 from engine.quests.queue import QuestQueue
 from engine.run import campaign_work, commands, guard, report, spar_work, suite_work
+from engine.run.host_memory import keep_freed_memory
 from engine.run.idle_gpu import IdleGpuGate
 from engine.run.report import Reporter
 from engine.run.server import EngineServer
@@ -126,6 +127,7 @@ class Worker:
         self.val_levels: tuple[tuple[str, int], ...] = ()
         self.val_watch: list[tuple[int, float, float]] = []
         self.overfit_told = False
+        self.host_memory_kept = False  # engine/run/host_memory.py, set at start
 
     # ------------------------------------------------------------------ start-up
 
@@ -134,6 +136,7 @@ class Worker:
         self.save.create()
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
+        self.host_memory_kept = keep_freed_memory()  # fewer page faults a CPU step
         before = read_json(self.save.status, {}) or {}  # what the last engine left
         self.ledger = Ledger(self.save.ledger)
         if self.ledger.moved_aside is not None:
@@ -224,9 +227,13 @@ class Worker:
         self.note(
             f"{self.config.name.upper()} wakes on {device.type} at {where}: {self.hero.params / 1e6:.1f}M params{mode}"
         )
-        # for a speed question: which attention and how many norms run engine/model's own code
+        # for a speed question: precision, attention, how many norms run engine/model's own code
         log.info(
-            "attention: %s; fused RMSNorm: %d", attention_of(self.hero.model), fused_norms(self.hero.model)
+            "precision: %s; attention: %s; fused RMSNorm: %d; freed host memory kept: %s",
+            "bf16 autocast" if self.trainer.autocast_dtype == torch.bfloat16 else "fp32",
+            attention_of(self.hero.model),
+            fused_norms(self.hero.model),
+            "yes" if self.host_memory_kept else "no",
         )
         self.report.metric({"resumed_from": self.progress.step, "time": time.time(), "died_at": died_at})
         self.state = "training"

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from engine.model.hero import has_bf16
 from engine.model.segments import plan_if_it_pays, unwrapped, use_segments
 from engine.protocol.config import TrainConfig
 from engine.train.packing import IGNORE, PackedBatch
@@ -55,9 +56,12 @@ def pick_precision(cfg: TrainConfig, device: torch.device) -> torch.dtype | None
     """The autocast dtype, or None for plain fp32."""
     if cfg.precision == "fp32":
         return None
-    bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    bf16_ok = has_bf16(device)
     if cfg.precision == "bf16" and not bf16_ok:
-        raise ValueError("precision bf16 needs a CUDA GPU that supports bfloat16")
+        raise ValueError(
+            "precision bf16 needs a GPU that supports bfloat16 or a CPU with bfloat16 units "
+            "(AVX512_BF16 or AMX); this one would emulate it, slower than fp32: use precision auto"
+        )
     return torch.bfloat16 if bf16_ok else None
 
 
@@ -81,6 +85,11 @@ def attention_kwargs(model: Any, position_ids: torch.Tensor, row_tokens: tuple[i
 
 
 CE_CHUNK = 1024  # target tokens per output-layer chunk
+# The target rows are padded (with ignored targets) to a multiple of this, so the output
+# layer sees a handful of shapes, not a new one every step: under bf16 autocast on a CPU,
+# oneDNN builds and caches a kernel per matmul shape, and a new row count every step grew
+# the process by ~5 MB a step (docs/benchmarks.md).
+TARGET_ROW_MULTIPLE = 64
 
 
 def _split_head(model: Any) -> tuple[Any, Any] | None:
@@ -106,7 +115,7 @@ def compiled_body(model: Any) -> Any:
 
 
 def _chunk_loss(head: Any, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
+    return F.cross_entropy(head(hidden).float(), targets, ignore_index=IGNORE, reduction="sum")
 
 
 def token_loss_sum(model: Any, batch: PackedBatch, body: Any = None) -> torch.Tensor:
@@ -136,6 +145,10 @@ def token_loss_sum(model: Any, batch: PackedBatch, body: Any = None) -> torch.Te
     keep = targets != IGNORE
     hidden = hidden.reshape(-1, hidden.size(-1))[keep]
     targets = targets[keep]
+    extra_rows = -targets.numel() % TARGET_ROW_MULTIPLE
+    if extra_rows:
+        hidden = F.pad(hidden, (0, 0, 0, extra_rows))
+        targets = F.pad(targets, (0, extra_rows), value=IGNORE)
     total = hidden.new_zeros((), dtype=torch.float32)
     for start in range(0, targets.numel(), CE_CHUNK):
         h, t = hidden[start : start + CE_CHUNK], targets[start : start + CE_CHUNK]

@@ -28,7 +28,8 @@ def test_compiled_steps_train_like_eager_ones(hatchling_dir: Path) -> None:
     # the compiled one with the hand-written RMSNorm (as load_hero gives it), the eager one
     # with the model's own
     assert fuse_rms_norms(model) == fused_norms(model) > 0 and fused_norms(eager_model) == 0
-    cfg = TrainConfig(micro_batch=4, seq_len=128, warmup_steps=0, schedule="constant")
+    # fp32: compiled and eager bf16 round at different points, so they would differ by more
+    cfg = TrainConfig(micro_batch=4, seq_len=128, warmup_steps=0, schedule="constant", precision="fp32")
     source = ListSource(examples(ChatRenderer(tokenizer), 120, seed=1, seq_len=128))
     batches = [pack_rows(source, 4, 128, tokenizer.pad_token_id) for _ in range(3)]
     torch._dynamo.reset()
@@ -43,8 +44,12 @@ def test_compiled_steps_train_like_eager_ones(hatchling_dir: Path) -> None:
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # it really compiled
     # The module is untouched: generate() (evals, the Oracle) runs it eagerly.
     assert not isinstance(model.get_decoder(), torch._dynamo.eval_frame.OptimizedModule)
+    # AdamW moves a weight up to ~lr a step whatever its gradient's size, so rounding-level
+    # gradient differences on near-zero gradients show up at that scale: 5% of the most
+    # any weight could have moved (1e-4 flat failed by a hair on a faster CPU, 2026-11-25)
+    bound = 0.05 * cfg.lr * len(batches)
     for a, b in zip(model.parameters(), eager_model.parameters(), strict=True):
-        assert torch.allclose(a, b, atol=1e-4)
+        assert torch.allclose(a, b, atol=bound), (a - b).abs().max()
 
 
 def test_compiled_steps_attend_segments_outside_the_graph(
@@ -60,7 +65,7 @@ def test_compiled_steps_attend_segments_outside_the_graph(
     model = AutoModelForCausalLM.from_pretrained(hatchling_dir, attn_implementation="sdpa")
     masked_model = copy.deepcopy(model)
     assert segments.switch_to_segments(model)
-    cfg = TrainConfig(micro_batch=2, seq_len=256, warmup_steps=0, schedule="constant")
+    cfg = TrainConfig(micro_batch=2, seq_len=256, warmup_steps=0, schedule="constant", precision="fp32")
     source = ListSource(examples(ChatRenderer(tokenizer), 100, seed=2, seq_len=256))
     batches = [pack_rows(source, 2, 256, tokenizer.pad_token_id) for _ in range(3)]
     calls = 0

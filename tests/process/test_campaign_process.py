@@ -73,6 +73,6 @@ def test_campaign_started_online_survives_kill_9(tmp_path: Path, hatchling_dir: 
     status = campaign_status(save.root)
     assert status["current"] == 1 and status["phases"][1]["start_step"] == start2
     summary = realm("status", "--saves", saves)
-    assert "campaign two: phase 2/2 special" in summary.stdout
+    assert "campaign two: phase 2/2 special" in summary.stdout, summary.stdout.splitlines()
     shown = realm("campaign", "status", "--saves", saves)
     assert shown.returncode == 0 and "▶ 2. special" in shown.stdout and "✓ 1. general" in shown.stdout

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from typing import Any
 
+from engine.protocol.config import PRECISIONS
+
 
 def add_parsers(sub: Any) -> None:
     bench = sub.add_parser(
@@ -96,6 +98,12 @@ def add_parsers(sub: Any) -> None:
         help="speed: torch.compile every contender (ours with train.compile, the peers with torch_compile)",
     )
     bench.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="speed: every contender's precision (default auto: bf16 autocast where bf16 runs at full "
+        "speed, a GPU or a CPU with AVX512_BF16/AMX units, as train.precision decides; else fp32)",
+    )
+    bench.add_argument(
         "--no-peers",
         action="store_true",
         help="speed: only ours vs the padded loop in one process (no TRL, no transformers Trainer)",
@@ -138,7 +146,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         module = "engine.bench.evals" if args.evals else "engine.bench.quests"
         return subprocess.call([sys.executable, "-m", module])
     cmd = [sys.executable, "-m", "engine.bench.speed"]
-    for flag in ("steps", "rows", "seq_len", "model", "mode", "repeats"):
+    for flag in ("steps", "rows", "seq_len", "model", "mode", "repeats", "precision"):
         value = getattr(args, flag)
         if value is not None:
             cmd += [f"--{flag.replace('_', '-')}", str(value)]

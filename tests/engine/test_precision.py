@@ -1,0 +1,115 @@
+"""train.precision: bf16 autocast wherever bf16 runs at full speed (a GPU that has it, a CPU
+with AVX512_BF16 or AMX units), fp32 elsewhere; an explicit bf16 that would be emulated
+is refused with a message saying why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.model.hero import has_bf16
+from engine.protocol.config import TrainConfig
+from engine.train.trainer import pick_precision
+
+CPU = torch.device("cpu")
+
+
+def _cpu_units(monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+
+
+@pytest.mark.parametrize(("avx512_bf16", "amx"), [(True, False), (False, True), (True, True)])
+def test_auto_picks_bf16_on_a_cpu_with_bf16_units(
+    monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool
+) -> None:
+    _cpu_units(monkeypatch, avx512_bf16, amx)
+    assert has_bf16(CPU)
+    assert pick_precision(TrainConfig(), CPU) == torch.bfloat16
+    assert pick_precision(TrainConfig(precision="bf16"), CPU) == torch.bfloat16
+    assert pick_precision(TrainConfig(precision="fp32"), CPU) is None
+
+
+def test_a_cpu_without_bf16_units_trains_in_fp32_and_refuses_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    _cpu_units(monkeypatch, False, False)
+    assert not has_bf16(CPU)
+    assert pick_precision(TrainConfig(), CPU) is None
+    with pytest.raises(ValueError, match="AVX512_BF16 or AMX"):
+        pick_precision(TrainConfig(precision="bf16"), CPU)
+
+
+def test_a_torch_without_the_checks_counts_as_no_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert not has_bf16(CPU)
+
+
+def test_has_bf16_matches_what_the_cpu_says_it_has() -> None:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo here")
+    flags = set(cpuinfo.read_text().split())
+    assert has_bf16(CPU) == bool({"avx512_bf16", "amx_bf16", "amx_tile"} & flags)
+
+
+def test_a_bf16_autocast_step_on_a_cpu_learns_like_fp32(hatchling_dir: Path) -> None:
+    from engine.bench.speed import examples, pool_size
+    from engine.model.hero import load_hero
+    from engine.train.chat import ChatRenderer
+    from engine.train.packing import ListSource, pack_rows
+    from engine.train.trainer import Trainer
+
+    losses: dict[str, list[float]] = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        hero = load_hero(hatchling_dir, CPU, "t")
+        pool = examples(ChatRenderer(hero.tokenizer), pool_size(2, 128, 12), seed=1, seq_len=128)
+        source = ListSource(pool)
+        cfg = TrainConfig(micro_batch=2, seq_len=128, warmup_steps=0, lr=3e-3)
+        trainer = Trainer(hero.model, cfg, CPU)
+        # forced, so the test runs on a CPU without bf16 units too (emulated there: slower)
+        trainer.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
+        losses[precision] = [
+            trainer.step([pack_rows(source, 2, 128, hero.tokenizer.pad_token_id)]).loss for _ in range(12)
+        ]
+    fp32, bf16 = losses["fp32"], losses["bf16"]
+    assert bf16 != fp32  # autocast really changed the arithmetic
+    assert abs(bf16[0] - fp32[0]) < 0.02 * fp32[0]  # the same model on the same batch
+    assert bf16[-1] < bf16[0] * 0.8 and abs(bf16[-1] - fp32[-1]) < 0.1 * fp32[0]
+
+
+def test_the_output_layer_sees_few_shapes_whatever_the_target_count(hatchling_dir: Path) -> None:
+    """Under bf16 autocast on a CPU, oneDNN caches a kernel per matmul shape: a new target
+    count every step grew the process ~5 MB a step. Target rows are padded to a multiple of
+    TARGET_ROW_MULTIPLE (ignored targets), and the loss is unchanged by the padding."""
+    import torch.nn.functional as F
+
+    from engine.bench.speed import examples
+    from engine.model.hero import load_hero
+    from engine.train.chat import ChatRenderer
+    from engine.train.packing import IGNORE, ListSource, pack_rows
+    from engine.train.trainer import TARGET_ROW_MULTIPLE, token_loss_sum
+
+    hero = load_hero(hatchling_dir, CPU, "t")
+    head = hero.model.get_output_embeddings()
+    rows_seen: list[int] = []
+    head.register_forward_hook(lambda _m, args, _o: rows_seen.append(args[0].shape[0]))
+    source = ListSource(examples(ChatRenderer(hero.tokenizer), 60, seed=3, seq_len=128))
+    counts = set()
+    with torch.no_grad():
+        for _ in range(6):
+            batch = pack_rows(source, 2, 128, hero.tokenizer.pad_token_id)
+            counts.add(batch.target_tokens)
+            loss = token_loss_sum(hero.model, batch)
+            logits = hero.model(
+                input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False
+            ).logits
+            plain = F.cross_entropy(
+                logits.view(-1, logits.size(-1)), batch.targets.view(-1), ignore_index=IGNORE, reduction="sum"
+            )
+            assert float(loss) == pytest.approx(float(plain), rel=1e-5)
+    assert len(counts) > 1  # the batches really had different target counts
+    padded = rows_seen[0::2]  # token_loss_sum's call, then the plain forward's (all rows)
+    assert padded and all(rows % TARGET_ROW_MULTIPLE == 0 for rows in padded), padded
