@@ -403,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
         help="only the memory estimate for full, lora and qlora (no training; --model or Qwen3-0.6B)",
     )
     args = parser.parse_args(argv)
+    try:  # a precision this machine cannot run is said before any model is built
+        bench_bf16(args, pick_device())
+    except ValueError as exc:
+        print(f"realm bench: {exc}", file=sys.stderr)
+        return 2
     if args.estimate:
         result = memory_estimates(args)
         print(json.dumps(result) if args.json else "\n".join(f"  {k:8} {v}" for k, v in result.items()))

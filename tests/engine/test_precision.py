@@ -113,3 +113,13 @@ def test_the_output_layer_sees_few_shapes_whatever_the_target_count(hatchling_di
     assert len(counts) > 1  # the batches really had different target counts
     padded = rows_seen[0::2]  # token_loss_sum's call, then the plain forward's (all rows)
     assert padded and all(rows % TARGET_ROW_MULTIPLE == 0 for rows in padded), padded
+
+
+def test_bench_refuses_bf16_where_it_would_be_emulated(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.bench import speed
+
+    _cpu_units(monkeypatch, False, False)
+    assert speed.main(["--precision", "bf16", "--no-peers", "--steps", "1"]) == 2
+    assert "AVX512_BF16 or AMX" in capsys.readouterr().err
