@@ -79,9 +79,9 @@ def train_mode(folder: Path, mode: str, args: argparse.Namespace, device: torch.
     _sync(device)
     seconds = time.perf_counter() - start
     config = model.config
-    bf16 = pick_precision(cfg, device) is not None
-    est = estimate(ModelShape.from_config(config), mode, args.rows, args.seq_len, device.type == "cuda", bf16)
     autocast = pick_precision(cfg, device)
+    bf16 = autocast is not None
+    est = estimate(ModelShape.from_config(config), mode, args.rows, args.seq_len, device.type == "cuda", bf16)
     out = {
         "attention": getattr(config, "_attn_implementation", "?"),
         "weights_dtype": str(next(model.parameters()).dtype).removeprefix("torch."),

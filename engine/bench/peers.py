@@ -15,9 +15,9 @@ tokens per optimizer step (peers batch as many examples as our packing puts in a
 AdamW with our betas, weight decay and clipping, a constant learning rate, the same
 precision (--precision; auto: bf16 autocast where bf16 runs at full speed — a GPU, or a
 CPU with AVX512_BF16 or AMX — else fp32, as the engine decides), no gradient
-checkpointing. TRL's own defaults turn gradient checkpointing on (and bf16 wherever it
-is asked for); that is what made it look 34× slower than us at first (docs/benchmarks.md),
-so they are set here as a competent user would.
+checkpointing. TRL's own defaults turn bf16 and gradient checkpointing on; with those it
+looked 34× slower than us at first (docs/benchmarks.md), so both are set here as for every
+other contender, as a competent user would.
 
 With --mode lora every contender trains the same peft LoRA adapters (our defaults, dropout
 off so the losses stay comparable), added to the same weights with the same seed: TRL and
