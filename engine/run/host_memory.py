@@ -7,7 +7,7 @@ takes every page again as a page fault: ~7,000 minor faults a step at 8 × 256, 
 kernel zeroing ~30 MB of pages the step then overwrites. Telling malloc to keep freed
 memory (a high trim threshold, some top padding, and a fixed mmap threshold so large
 tensors come from the heap rather than their own mmap) took that to ~300 faults a step
-and made the step 4–8% faster (docs/benchmarks.md). Peak memory does not change: what is
+and made fp32 steps 2–8% faster (docs/benchmarks.md). Peak memory does not change: what is
 kept is what the step itself needed a moment ago.
 
 glibc only (Linux); elsewhere, or when the user set any MALLOC_* variable or a malloc

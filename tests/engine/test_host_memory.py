@@ -47,9 +47,14 @@ print(kept, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 4)
 glibc_only = pytest.mark.skipif(host_memory._glibc() is None, reason="needs glibc's malloc (Linux)")
 
 
-def _faults_per_step(variant: str, precision: str = "fp32", **extra_env: str) -> tuple[bool, int]:
+def _environment(**extra: str) -> dict[str, str]:
+    """This process's environment without the user's own malloc settings, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not host_memory.user_tuned({k: v})}
-    env.update(extra_env)
+    return {**env, **extra}
+
+
+def _faults_per_step(variant: str, precision: str = "fp32", **extra_env: str) -> tuple[bool, int]:
+    env = _environment(**extra_env)
     done = subprocess.run(
         [sys.executable, "-c", STEPS, variant, precision],
         cwd=ROOT,
@@ -72,8 +77,7 @@ def test_kept_memory_takes_most_page_faults_out_of_a_training_step() -> None:
 
 
 def _kept_in_fresh_interpreter(**extra_env: str) -> bool:
-    env = {k: v for k, v in os.environ.items() if not host_memory.user_tuned({k: v})}
-    env.update(extra_env)
+    env = _environment(**extra_env)
     code = "from engine.run.host_memory import keep_freed_memory as k; print(k(), k())"
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
