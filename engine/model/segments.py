@@ -19,6 +19,7 @@ instead (its varlen kernel does the same from the position resets).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,11 @@ NAME = "sdpa_segments"
 MIN_BUCKET = 16  # shorter examples share the 16-token bucket: tiny matmuls cost their overhead
 SLOT_MULTIPLE = 8  # a bucket's examples are padded to its longest, rounded up to this
 PAYS_FROM = 2  # segments are used when they compute at most half of the masked cells
+# On a CPU, torch's flash-attention kernel is 1.5-6x slower in bf16 than in fp32 for short
+# sequences (forward + backward, 16-160 tokens; even at 384, faster from 512 on: measured on
+# a 2-core AVX512_BF16 EPYC, docs/benchmarks.md), so under bf16 autocast shorter attention
+# runs in fp32 there and casts its output back. The matmuls around it stay bf16.
+CPU_BF16_ATTENTION_FROM = 512
 
 
 @dataclass(frozen=True)
@@ -172,9 +178,18 @@ def segment_attention(
         and kwargs.get("softcap") is None
     )
     if not usable:
-        return sdpa_attention_forward(
-            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
-        )
+        if not (module.training and _upcast(query, key.size(2))):
+            return sdpa_attention_forward(
+                module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+            )
+        if attention_mask is not None and attention_mask.is_floating_point():
+            attention_mask = attention_mask.float()
+        with torch.autocast("cpu", enabled=False):
+            out, weights = sdpa_attention_forward(
+                module, query.float(), key.float(), value.float(), attention_mask, dropout=dropout,
+                scaling=scaling, **kwargs,
+            )  # fmt: skip
+        return out.to(query.dtype), weights
     assert segments is not None
     return _attend_segments(module, query, key, value, dropout, scaling, segments), None
 
@@ -201,21 +216,41 @@ def _attend_segments(
     for b in segments.buckets:
         # index_select rather than fancy indexing: its backward is an index_add, not the
         # slower accumulating index_put
-        out = F.scaled_dot_product_attention(
-            q.index_select(0, b.gather).view(b.examples, b.length, heads, dim).transpose(1, 2),
-            k.index_select(0, b.gather).view(b.examples, b.length, kv_heads, dim).transpose(1, 2),
-            v.index_select(0, b.gather).view(b.examples, b.length, kv_heads, dim).transpose(1, 2),
-            dropout_p=dropout if module.training else 0.0,
-            is_causal=True,
-            scale=scaling,
-            enable_gqa=kv_heads != heads,
-        )
+        upcast = _upcast(query, b.length)
+        dtype = torch.float32 if upcast else query.dtype
+        with torch.autocast("cpu", enabled=False) if upcast else contextlib.nullcontext():
+            out = F.scaled_dot_product_attention(
+                q.index_select(0, b.gather).view(b.examples, b.length, heads, dim).transpose(1, 2).to(dtype),
+                k.index_select(0, b.gather)
+                .view(b.examples, b.length, kv_heads, dim)
+                .transpose(1, 2)
+                .to(dtype),
+                v.index_select(0, b.gather)
+                .view(b.examples, b.length, kv_heads, dim)
+                .transpose(1, 2)
+                .to(dtype),
+                dropout_p=dropout if module.training else 0.0,
+                is_causal=True,
+                scale=scaling,
+                enable_gqa=kv_heads != heads,
+            )
+        if upcast:
+            out = out.to(query.dtype)
         pieces.append(out.transpose(1, 2).reshape(b.examples * b.length, heads, dim).index_select(0, b.keep))
     # padding tokens (in no segment) get zeros: they carry no target and nothing reads them
     merged = q.new_zeros(rows * q_len, heads, dim)
     if pieces:
         merged = merged.index_copy(0, segments.scatter, torch.cat(pieces))
     return merged.view(rows, q_len, heads, dim)
+
+
+def _upcast(query: torch.Tensor, length: int) -> bool:
+    """Whether attention over ``length`` tokens would run in bf16 on a CPU (bf16 inputs, or
+    bf16 autocast, which casts SDPA's inputs) where fp32 is faster (CPU_BF16_ATTENTION_FROM)."""
+    if query.device.type != "cpu" or length >= CPU_BF16_ATTENTION_FROM:
+        return False
+    autocast_bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    return query.dtype == torch.bfloat16 or autocast_bf16
 
 
 def register() -> None:

@@ -41,7 +41,7 @@ from engine.model.fused import fused_norms
 from engine.model.gpu import POLL_SECONDS, GpuProbe
 from engine.model.hero import LoadedHero, base_folder, load_hero, pick_device, trainable_params
 from engine.model.memory import plan_memory
-from engine.model.segments import attention_of
+from engine.model.segments import CPU_BF16_ATTENTION_FROM, attention_of
 from engine.oracle.chat import LootCopies
 from engine.protocol import messages as p
 from engine.protocol.config import HeroConfig
@@ -228,10 +228,13 @@ class Worker:
             f"{self.config.name.upper()} wakes on {device.type} at {where}: {self.hero.params / 1e6:.1f}M params{mode}"
         )
         # for a speed question: precision, attention, how many norms run engine/model's own code
+        bf16 = self.trainer.autocast_dtype == torch.bfloat16
+        cpu_bf16 = bf16 and device.type == "cpu"  # short attention upcast (engine/model/segments.py)
         log.info(
             "precision: %s; attention: %s; fused RMSNorm: %d; freed host memory kept: %s",
-            "bf16 autocast" if self.trainer.autocast_dtype == torch.bfloat16 else "fp32",
-            attention_of(self.hero.model),
+            "bf16 autocast" if bf16 else "fp32",
+            attention_of(self.hero.model)
+            + (f", fp32 below {CPU_BF16_ATTENTION_FROM} tokens" if cpu_bf16 else ""),
             fused_norms(self.hero.model),
             "yes" if self.host_memory_kept else "no",
         )

@@ -131,3 +131,49 @@ def test_a_hero_trains_on_segments_and_generates_as_sdpa(hatchling_dir: Path) ->
         ours = hero.model.eval().generate(**inputs, **settings)
         theirs = plain.generate(**inputs, **settings)
     assert torch.equal(ours, theirs)
+
+
+class _Layer(torch.nn.Module):
+    """What the backends read of an attention module: whether it trains, its GQA groups."""
+
+    num_key_value_groups = 2
+
+
+def _qkv(rows: int, length: int) -> tuple[torch.Tensor, ...]:
+    gen = torch.Generator().manual_seed(0)
+    shapes = ((rows, 4, length, 64), (rows, 2, length, 64), (rows, 2, length, 64))
+    return tuple(torch.randn(*s, generator=gen).bfloat16() for s in shapes)
+
+
+def _reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Causal SDPA of one example a row in ``dtype``, as [rows, q_len, heads, dim]."""
+    out = torch.nn.functional.scaled_dot_product_attention(
+        q.to(dtype), k.to(dtype), v.to(dtype), is_causal=True, enable_gqa=True
+    )
+    return out.transpose(1, 2).bfloat16()
+
+
+@pytest.mark.parametrize("planned", [True, False], ids=["segments", "masked"])
+def test_short_attention_under_cpu_bf16_autocast_runs_in_fp32(planned: bool) -> None:
+    # torch's CPU flash-attention kernel is slower in bf16 than in fp32 below ~512 tokens
+    # (docs/benchmarks.md), so under bf16 autocast it runs in fp32 there; longer, autocast decides
+    layer = _Layer().train()
+    for length, dtype in ((64, torch.float32), (segments.CPU_BF16_ATTENTION_FROM, torch.bfloat16)):
+        q, k, v = _qkv(2, length)
+        positions = torch.arange(length).repeat(2, 1)  # one example a row
+        plan = segments.plan_segments(positions) if planned else None
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = segments.segment_attention(layer, q, k, v, None, segments=plan, is_causal=True)
+        assert out.dtype == torch.bfloat16
+        assert torch.equal(out, _reference(q, k, v, dtype)), (length, dtype)
+        other = torch.bfloat16 if dtype == torch.float32 else torch.float32
+        assert not torch.equal(out, _reference(q, k, v, other))  # the dtypes are told apart
+
+
+def test_fp32_attention_is_kept_where_nothing_is_bf16() -> None:
+    q = torch.zeros(1, 4, 8, 64)
+    assert not segments._upcast(q, 8)  # fp32, no autocast: nothing to change
+    assert segments._upcast(q.bfloat16(), 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert segments._upcast(q, 8)
+        assert not segments._upcast(q, segments.CPU_BF16_ATTENTION_FROM)
