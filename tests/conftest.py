@@ -66,6 +66,14 @@ def hero(tmp_path: Path, hatchling_dir: Path) -> tuple[SaveDir, HeroConfig]:
     return make_hero(tmp_path / "saves", hatchling_dir)
 
 
+def newest_worker(worker: Any) -> Any:
+    """The worker training now: a rewind, a watchdog rollback or a campaign phase hands over
+    to a successor on the same thread."""
+    while worker.successor is not None:
+        worker = worker.successor
+    return worker
+
+
 def run_engine(save: SaveDir, config: HeroConfig) -> Any:
     """A worker on a thread of this process, with the one client on the other end of a Pipe."""
     from engine.run.worker import run_in_thread

@@ -22,6 +22,7 @@ from engine.model.hero import base_folder
 from engine.protocol.config import HeroConfig
 from engine.protocol.savedir import SaveDir
 from engine.store.ledger import Ledger
+from engine.store.vault import main_line
 
 MODEL_FILES = ("*.safetensors", "*.json", "*.jinja", "tokenizer*", "*.model", "*.txt")
 SKIP = {"meta.json", "trainer.pt", "adapter_config.json"}
@@ -32,7 +33,9 @@ def pick_loot(save: SaveDir, name: str | None) -> Path:
     if not live:
         raise SystemExit("realm export: this hero has no loot yet (press s in the game, or wait for one)")
     names = [r["name"] for r in live]
-    chosen = name or names[-1]
+    # by default where training is: a rewind's set-aside loot may be newer, not current
+    current = main_line(live)
+    chosen = name or (current[-1] if current else live[-1])["name"]
     if chosen not in names:
         raise SystemExit(f"realm export: no loot {chosen!r}; there is {', '.join(names[-8:])}")
     return save.checkpoints / chosen
@@ -77,7 +80,7 @@ def share(folder: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.model.export", description=__doc__)
     parser.add_argument("--save-dir", type=Path, required=True)
-    parser.add_argument("--loot", help="loot name (default: the newest)")
+    parser.add_argument("--loot", help="loot name (default: the newest of the current line of training)")
     parser.add_argument("dest", type=Path, help="a new folder for the model")
     args = parser.parse_args(argv)
     save = SaveDir(args.save_dir)

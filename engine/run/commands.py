@@ -14,6 +14,7 @@ from typing_extensions import assert_never
 from engine.protocol import messages as p
 from engine.run import campaign_work, logbook, report, settings_work, suite_work, vault_work
 from engine.run.server import ClientLeft, ClientSession
+from engine.store.vault import main_line
 
 if TYPE_CHECKING:
     from engine.run.worker import Worker
@@ -78,7 +79,7 @@ def control(
 
 
 def save_on_demand(w: Worker, client: ClientSession) -> None:
-    live = w.ledger.live_loot()
+    live = main_line(w.ledger.live_loot())
     if live and live[-1]["step"] == w.progress.step:  # `s` pressed twice: one save
         client.send(p.CommandRejected("SaveNow", f"loot {live[-1]['name']} is this step's"))
     else:

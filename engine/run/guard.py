@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.protocol import messages as p
 from engine.store.atomic import read_json, write_json
+from engine.store.vault import main_line
 from engine.train.trainer import Judge, StepResult
 from engine.train.watchdog import ROLLBACK, SEED_NOTCH, SKIP, Verdict, Watchdog, overfitting
 
@@ -59,7 +60,8 @@ def roll_back(w: Worker, verdict: Verdict) -> None:
     from engine.run import vault_work
 
     step = w.progress.step
-    older = [row for row in w.ledger.live_loot() if row["step"] < step]
+    # The current line only: loot an earlier rollback set aside (step-…-rN) is never resumed from
+    older = [row for row in main_line(w.ledger.live_loot()) if row["step"] < step]
     if not w.watchdog.may_roll_back(step) or not older:
         done = w.watchdog.rollbacks_in_window(step)
         why = (

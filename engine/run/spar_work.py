@@ -18,6 +18,7 @@ from engine.quests.format import QuestRejected
 from engine.run.server import ClientSession
 from engine.run.tasks import TaskBody
 from engine.store.atomic import write_json, write_text
+from engine.store.vault import main_line
 from skills.base import Problem
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def round_task(w: Worker, client: ClientSession, skill_id: str, count: int) -> T
         why = f"only {fits} of {len(rows)} sparring rows fit seq_len {w.config.train.seq_len} (95% must)"
         return _tell(w, client, False, f"sparring on {skill_id.upper()} refused: {why}")
     name = f"{PREFIX}{skill_id}-step-{step:06d}"
-    live = w.ledger.live_loot()
+    live = main_line(w.ledger.live_loot())
     source = folder(w) / f"{name}.jsonl"
     source.parent.mkdir(parents=True, exist_ok=True)
     write_text(source, sparring.quest_text(rows))

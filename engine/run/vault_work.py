@@ -33,6 +33,7 @@ from engine.run.server import ClientSession
 from engine.run.tasks import TaskBody
 from engine.store import commands as vault_commands
 from engine.store.commands import VaultError
+from engine.store.vault import main_line
 
 if TYPE_CHECKING:
     from engine.run.worker import Worker
@@ -277,7 +278,7 @@ def rewind(w: Worker, name: str) -> str:
     worker from the loot (main.py's loop builds a fresh one)."""
     row = vault_commands.find(w.vault, name)
     if w.progress.step != row["step"]:
-        live = w.ledger.live_loot()
+        live = main_line(w.ledger.live_loot())
         if not live or live[-1]["step"] != w.progress.step:
             w.take_loot("rewind", prune=False)  # the policy must not take the target first
     message = vault_commands.carry_out(w.vault, w.config.vault, p.RewindTo(row["name"]))

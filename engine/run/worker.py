@@ -58,7 +58,7 @@ from engine.run.tasks import TaskBoard, TaskBody, run_to_end
 from engine.store import commands as vault_commands
 from engine.store.atomic import read_json
 from engine.store.ledger import Ledger
-from engine.store.vault import Resumable, Vault, is_disk_full, restore_rng
+from engine.store.vault import Resumable, Vault, is_disk_full, main_line, restore_rng
 from engine.train import fit
 from engine.train.chat import ChatRenderer
 from engine.train.curriculum import Curriculum
@@ -737,7 +737,7 @@ class Worker:
             self.tasks.queue = type(self.tasks.queue)(t for t in self.tasks.queue if not t.asked)
             self.tasks.drain()
         self.keeper.stop()
-        live = self.ledger.live_loot()
+        live = main_line(self.ledger.live_loot())  # loot set aside at this step is not this line's
         last = live[-1]["step"] if live else 0  # step 0 needs no loot: it is the base model
         if last != self.progress.step and not restarting:  # a rewind saved already
             self.take_loot("stop")

@@ -58,6 +58,12 @@ def is_main_line(name: str) -> bool:
     return bool(match) and match.group(2) is None  # type: ignore[union-attr]
 
 
+def main_line(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ledger rows of the current line of training, in their order: what "the newest loot"
+    means when the question is where training is (set-aside loot can share a step with it)."""
+    return [row for row in rows if is_main_line(row["name"])]
+
+
 def folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.protocol import messages as p
 from engine.store import commands as vault_commands
-from tests.conftest import losses, make_hero, realm_here, run_engine, run_worker
+from tests.conftest import losses, make_hero, newest_worker, realm_here, run_engine, run_worker
 
 
 def vault_request(driver, command):  # type: ignore[no-untyped-def]
@@ -109,10 +109,7 @@ def test_rewind_while_the_engine_runs_restarts_training_from_the_loot(
         assert any(x.set_aside for x in fresh.loot)  # the loot saved before rewinding is kept
         assert not fresh.warnings  # a rewind is not a crash
     finally:
-        last = worker
-        while last.successor is not None:
-            last = last.successor
-        last.request_stop("test over")
+        newest_worker(worker).request_stop("test over")
         thread.join(60)
 
 
@@ -138,3 +135,14 @@ def test_vault_cli_offline_lists_prunes_and_pins(tmp_path: Path, hatchling_dir: 
     assert sorted(x.name for x in save.checkpoints.iterdir()) == ["step-000010", "step-000030"]
     best = realm_here("vault", "best", "--metric", "nonsense", "--saves", saves)
     assert best.returncode == 1 and "no loot has a value for 'nonsense'" in best.stderr
+
+
+def test_export_picks_the_current_line_not_newer_loot_set_aside(tmp_path: Path, hatchling_dir: Path) -> None:
+    from engine.model.export import pick_loot
+
+    save, config = make_hero(tmp_path, hatchling_dir)
+    run_worker(save, config, max_steps=20)  # loot at 10 and 20
+    command = json.dumps({"type": "RewindTo", "name": "10"})
+    assert vault_commands.main(["--save-dir", str(save.root), "--command", command]) == 0
+    assert pick_loot(save, None) == save.checkpoints / "step-000010"  # where training is
+    assert pick_loot(save, "step-000020-r1") == save.checkpoints / "step-000020-r1"  # still there to ask for

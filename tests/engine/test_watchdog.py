@@ -20,7 +20,7 @@ from engine.run.worker import Worker, run_with_rewinds
 from engine.store.ledger import Ledger
 from engine.train import trainer as trainer_module
 from engine.train.watchdog import OK, ROLLBACK, SKIP, Watchdog, gap_word, overfitting
-from tests.conftest import make_hero, run_engine
+from tests.conftest import make_hero, newest_worker, run_engine
 
 QUICK = WatchdogConfig(
     window=16, min_history=4, spikes_to_rollback=3, max_interventions=2, grad_norm_sigmas=6.0
@@ -126,12 +126,28 @@ def poison(
 
     def faulty(model: Any, batch: Any, body: Any = None) -> Any:
         loss = real(model, batch, body)
-        live = worker_steps["worker"]
-        while live.successor is not None:
-            live = live.successor
+        live = newest_worker(worker_steps["worker"])
         return loss * factor if live.progress.step + 1 in at else loss
 
     monkeypatch.setattr(trainer_module, "token_loss_sum", faulty)
+
+
+def poison_in_turn(monkeypatch: pytest.MonkeyPatch, holder: dict[str, Any], steps: list[int]) -> list[int]:
+    """A nan loss at each of ``steps`` once, in that order (a rollback replays a step: the
+    next one in the list is then the one watched). Returns the steps poisoned so far."""
+    real = trainer_module.token_loss_sum
+    poisoned: list[int] = []
+
+    def faulty(model: Any, batch: Any, body: Any = None) -> Any:
+        loss = real(model, batch, body)
+        step = newest_worker(holder["worker"]).progress.step + 1
+        if len(poisoned) < len(steps) and step == steps[len(poisoned)]:
+            poisoned.append(step)
+            return loss * math.nan
+        return loss
+
+    monkeypatch.setattr(trainer_module, "token_loss_sum", faulty)
+    return poisoned
 
 
 def _remember_first(start: Any, box: dict[str, Any]) -> Any:
@@ -171,20 +187,7 @@ def test_a_poisoned_batch_rolls_back_lowers_the_lr_and_training_goes_on(
 ) -> None:
     save, config = hero_with_watchdog(tmp_path, hatchling_dir, max_interventions=5)
     holder: dict[str, Any] = {}
-    first_poison = {"done": False}
-    real = trainer_module.token_loss_sum
-
-    def once(model: Any, batch: Any, body: Any = None) -> Any:  # poisoned the first time only
-        loss = real(model, batch, body)
-        live = holder["worker"]
-        while live.successor is not None:
-            live = live.successor
-        if live.progress.step + 1 == 7 and not first_poison["done"]:
-            first_poison["done"] = True
-            return loss * math.nan
-        return loss
-
-    monkeypatch.setattr(trainer_module, "token_loss_sum", once)
+    poison_in_turn(monkeypatch, holder, [7])  # the first time only
     first = {"worker": None}
     monkeypatch.setattr(Worker, "start", _remember_first(Worker.start, first))
     last = run_to(save, config, 12, holder)
@@ -201,6 +204,42 @@ def test_a_poisoned_batch_rolls_back_lowers_the_lr_and_training_goes_on(
     assert any("rolls back from step 7 to step-000004" in e["text"] for e in events)
     meta = json.loads((save.checkpoints / "step-000012" / "meta.json").read_text())
     assert meta["watchdog"]["lr_scale"] == 0.5  # saved with loot: a resume keeps it
+
+
+def test_a_second_rollback_skips_loot_the_first_one_set_aside(
+    tmp_path: Path, hatchling_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first rollback (step 7) saves step 7 and sets it aside as step-000007-r1; the new
+    # line is poisoned at step 8, before it saves loot of its own there: the newest loot
+    # below 8 is then the set-aside one, which training never resumes from (it once crashed
+    # the worker thread with "set aside by an earlier rewind").
+    save, config = hero_with_watchdog(tmp_path, hatchling_dir, max_interventions=5)
+    holder: dict[str, Any] = {}
+    poisoned = poison_in_turn(monkeypatch, holder, [7, 8])
+    last = run_to(save, config, 12, holder)
+    assert poisoned == [7, 8] and last.progress.step == 12
+    rows = interventions(save)
+    assert [(r["kind"], r["step"], r["loot"]) for r in rows] == [
+        ("rollback", 7, "step-000004"),
+        ("rollback", 8, "step-000004"),
+    ]
+    assert last.watchdog.lr_scale == 0.25
+    assert (save.checkpoints / "step-000007-r1").is_dir()  # set aside, still in the vault
+
+
+def test_a_stop_at_the_step_of_set_aside_loot_still_saves_the_new_line(
+    tmp_path: Path, hatchling_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After a rollback from step 7, step-000007-r1 is the old line's; the new line stopping
+    # at its own step 7 must save step-000007, or the next start would resume from step 4.
+    save, config = hero_with_watchdog(tmp_path, hatchling_dir, max_interventions=5)
+    holder: dict[str, Any] = {}
+    poisoned = poison_in_turn(monkeypatch, holder, [7])
+    last = run_to(save, config, 7, holder)
+    assert poisoned == [7] and last.progress.step == 7
+    assert (save.checkpoints / "step-000007-r1").is_dir()
+    assert (save.checkpoints / "step-000007").is_dir()
+    assert last.vault.resume_name() == "step-000007"
 
 
 def test_the_intervention_limit_pauses_dio_and_says_why(
@@ -220,9 +259,7 @@ def test_the_intervention_limit_pauses_dio_and_says_why(
         said = next(e for e in driver.seen if isinstance(e, p.LogLine) and "paused at step 7" in e.text)
         assert "1 rollback in" in said.text and "space" in said.text and "train.lr" in said.text
     finally:
-        last = worker
-        while last.successor is not None:
-            last = last.successor
+        last = newest_worker(worker)
         last.request_stop("test over")
         last.set_paused(False)
         thread.join(60)

@@ -16,13 +16,16 @@ def add_parsers(sub: Any) -> None:
     export = sub.add_parser(
         "export",
         help="write a loot as a plain Hugging Face model folder (LoRA adapters merged)",
-        description="Copy a loot (default: the newest) into a new folder that loads with "
+        description="Copy a loot (default: the newest of the current line of training) into a new folder that loads with "
         "AutoModelForCausalLM.from_pretrained. For lora/qlora heroes the adapters are merged "
         "into the base weights. Works while DIO trains.",
     )
     add_hero_args(export)
     export.add_argument("dest", type=Path, help="a new folder")
-    export.add_argument("--loot", help="loot name, e.g. step-000250 (default: the newest)")
+    export.add_argument(
+        "--loot",
+        help="loot name, e.g. step-000250 (default: the newest of the current line; a rewind sets newer loot aside)",
+    )
     export.set_defaults(run=cmd_export)
 
 
