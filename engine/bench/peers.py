@@ -4,6 +4,8 @@
               assistant-only targets) + Trainer.step
   trl         TRL's SFTTrainer: packing_strategy="bfd" (padding-free: a batch is one
               flattened row, position_ids restart per example), completion-only loss
+  trl_liger   the same with use_liger_kernel=True, the kernels a TRL user turns on for
+              speed (Triton: a CUDA GPU with liger-kernel installed; skipped elsewhere)
   hf_flatten  transformers' Trainer + DataCollatorWithFlattening (the same padding-free
               layout, labels -100 outside the answers)
   padded      the floor: one example per row, padded to the batch's longest (what a
@@ -47,8 +49,9 @@ from typing import Any
 
 from engine.protocol.config import PRECISIONS, LoraConfig
 
-CONTENDERS = ("ours", "trl", "hf_flatten", "padded")
-PEERS = ("trl", "hf_flatten", "padded")
+CONTENDERS = ("ours", "trl", "trl_liger", "hf_flatten", "padded")
+PEERS = ("trl", "trl_liger", "hf_flatten", "padded")
+OPTIONAL = ("trl_liger",)  # peers whose failure is reported in "skipped" rather than ending the bench
 WARMUP = 2  # steps left out of the timing
 
 
@@ -61,7 +64,7 @@ def warmup(args: argparse.Namespace) -> int:
 FIRST_LOSSES = 5
 SAME_BATCH = 8  # examples every contender scores with its own loss before training
 AGREE = 1e-3  # relative: on the same batch and weights, every loss must be ours
-MISSING = {"trl": "trl", "hf_flatten": "datasets"}  # the module each peer needs
+MISSING = {"trl": ("trl",), "trl_liger": ("trl", "liger_kernel"), "hf_flatten": ("datasets",)}  # modules
 BENCH_LORA = LoraConfig(dropout=0.0)  # our adapter defaults; dropout would make losses differ
 
 
@@ -244,7 +247,9 @@ def run_padded(args: argparse.Namespace, model: Any, pool: list[Any], pad: int, 
     return recorder
 
 
-def run_trl(args: argparse.Namespace, model: Any, pool: list[Any], tokenizer: Any, bf16: bool) -> Recorder:
+def run_trl(
+    args: argparse.Namespace, model: Any, pool: list[Any], tokenizer: Any, bf16: bool, liger: bool = False
+) -> Recorder:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -262,6 +267,7 @@ def run_trl(args: argparse.Namespace, model: Any, pool: list[Any], tokenizer: An
             packing_strategy="bfd",
             padding_free=True,
             completion_only_loss=True,
+            use_liger_kernel=liger,
             **hf_arguments(args, out, args.rows, bf16),
         )
         trainer = SFTTrainer(
@@ -360,8 +366,8 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         recorder = run_ours(args, model, pool, pad, device)
     elif args.one == "padded":
         recorder = run_padded(args, model, pool, pad, device)
-    elif args.one == "trl":
-        recorder = run_trl(args, model, pool, tokenizer, bf16)
+    elif args.one in ("trl", "trl_liger"):
+        recorder = run_trl(args, model, pool, tokenizer, bf16, liger=args.one == "trl_liger")
     else:
         recorder = run_hf_flatten(args, model, pool, bf16)
     return recorder.summary(device)
@@ -371,12 +377,16 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def missing(name: str) -> str | None:
-    """Why a peer cannot run here (its package is not installed), else None."""
+    """Why a peer cannot run here (a package not installed, no GPU for Liger), else None."""
     import importlib.util
 
-    module = MISSING.get(name)
-    if module and importlib.util.find_spec(module) is None:
-        return f"{module} is not installed: pip install 'realm-of-training[bench]'"
+    for module in MISSING.get(name, ()):
+        if importlib.util.find_spec(module) is None:
+            if module == "liger_kernel":
+                return "liger-kernel is not installed: pip install liger-kernel (on a CUDA machine)"
+            return f"{module} is not installed: pip install 'realm-of-training[bench]'"
+    if name == "trl_liger" and not _cuda():
+        return "Liger's kernels are Triton: they need a CUDA GPU"
     return None
 
 
@@ -417,15 +427,26 @@ def compare(
     per_step = examples_per_step(pool, args.rows, args.seq_len, warmup(args) + args.steps, pad)
     names = [n for n in CONTENDERS if missing(n) is None]
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    failed: dict[str, str] = {}
     for round_ in range(args.repeats):
         order = names[round_ % len(names) :] + names[: round_ % len(names)]  # who goes first rotates
         for name in order:
+            if name in failed:
+                continue
             progress(f"run {round_ + 1}/{args.repeats}: {name}")
-            runs[name].append(child(name, args, model_dir, per_step, len(pool)))
-    return summarise(runs, per_step)
+            try:
+                runs[name].append(child(name, args, model_dir, per_step, len(pool)))
+            except RuntimeError as error:
+                if name not in OPTIONAL:
+                    raise
+                failed[name] = str(error)  # an optional peer's failure is reported, not fatal
+                del runs[name]
+    return summarise(runs, per_step, failed)
 
 
-def summarise(runs: dict[str, list[dict[str, Any]]], per_step: int) -> dict[str, Any]:
+def summarise(
+    runs: dict[str, list[dict[str, Any]]], per_step: int, failed: dict[str, str] | None = None
+) -> dict[str, Any]:
     def median(name: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[name])
 
@@ -455,7 +476,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]], per_step: int) -> dict[str,
         for name in runs
         if name != "ours"
     }
-    out["skipped"] = {n: why for n in PEERS if (why := missing(n)) is not None}
+    out["skipped"] = {n: why for n in PEERS if (why := missing(n)) is not None} | (failed or {})
     return out
 
 
