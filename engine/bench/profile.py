@@ -6,7 +6,8 @@ and what is left (Python between them). The same model, examples and step as
 --masked attends packed rows with SDPA's block-diagonal mask instead of example by example
 (engine/model/segments.py), to see what that saves; --unfused keeps the model's own RMSNorm
 instead of engine/model/fused.py's; --malloc-default leaves glibc's malloc as it is
-instead of keeping freed host memory as the engine does (engine/run/host_memory.py).
+instead of keeping freed host memory as the engine does (engine/run/host_memory.py);
+--precision fp32|bf16 overrides train.precision's auto (bf16 autocast where it runs at full speed).
 
 Prints one line per phase (ms per step, share of the step), or one JSON object (--json).
 """
@@ -17,6 +18,7 @@ import argparse
 import json
 import math
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from engine.protocol.config import PRECISIONS
 
 PHASES = ("packing", "forward + loss", "backward", "clip", "optimizer", "other")
 
@@ -56,7 +60,12 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         ChatRenderer(tokenizer), pool_size(args.rows, args.seq_len, args.steps), seed=1, seq_len=args.seq_len
     )
     cfg = TrainConfig(
-        micro_batch=args.rows, seq_len=args.seq_len, warmup_steps=0, schedule="constant", compile=args.compile
+        micro_batch=args.rows,
+        seq_len=args.seq_len,
+        warmup_steps=0,
+        schedule="constant",
+        compile=args.compile,
+        precision=args.precision,
     )
     trainer = Trainer(model, cfg, device)
     compiled_in = 0.0
@@ -140,9 +149,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave glibc's malloc as it is, not keeping freed memory as the engine does",
     )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="train.precision (auto: bf16 autocast where bf16 runs at full speed, else fp32)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result = profile(args)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the hatchling's save would draw one before the table
+    try:
+        result = profile(args)
+    except ValueError as error:  # e.g. --precision bf16 on a CPU without bf16 units
+        print(f"python -m engine.bench.profile: {error}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(result))
     else:
