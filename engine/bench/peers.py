@@ -170,20 +170,11 @@ def clock(recorder: Recorder) -> Any:
 def run_ours(args: argparse.Namespace, model: Any, pool: list[Any], pad: int, device: Any) -> Recorder:
     import torch
 
-    from engine.bench.speed import _sync
-    from engine.protocol.config import TrainConfig
+    from engine.bench.speed import _sync, bench_train_config
     from engine.train.packing import ListSource, pack_rows
     from engine.train.trainer import Trainer, token_loss_sum
 
-    cfg = TrainConfig(
-        micro_batch=args.rows,
-        seq_len=args.seq_len,
-        warmup_steps=0,
-        schedule="constant",
-        compile=args.compile,
-        precision=args.precision,
-    )
-    trainer = Trainer(model, cfg, device)
+    trainer = Trainer(model, bench_train_config(args), device)
     source, recorder = ListSource(pool), Recorder(warmup(args))
     with torch.no_grad():
         first = pack_rows(ListSource(pool[:SAME_BATCH]), None, args.seq_len, pad).to(device)

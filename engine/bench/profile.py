@@ -34,12 +34,11 @@ PHASES = ("packing", "forward + loss", "backward", "clip", "optimizer", "other")
 
 
 def profile(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.bench.speed import _sync, examples, pool_size
+    from engine.bench.speed import _sync, bench_train_config, examples, pool_size
     from engine.model.fused import fused_norms, unfuse_rms_norms
     from engine.model.hatchling import hatch
     from engine.model.hero import load_hero, pick_device
     from engine.model.segments import attention_of, switch_to_sdpa
-    from engine.protocol.config import TrainConfig
     from engine.run.host_memory import keep_freed_memory
     from engine.train.chat import ChatRenderer
     from engine.train.packing import ListSource, pack_rows
@@ -59,14 +58,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     pool = examples(
         ChatRenderer(tokenizer), pool_size(args.rows, args.seq_len, args.steps), seed=1, seq_len=args.seq_len
     )
-    cfg = TrainConfig(
-        micro_batch=args.rows,
-        seq_len=args.seq_len,
-        warmup_steps=0,
-        schedule="constant",
-        compile=args.compile,
-        precision=args.precision,
-    )
+    cfg = bench_train_config(args)
     trainer = Trainer(model, cfg, device)
     compiled_in = 0.0
     if args.compile:  # train.compile: the body compiled, the loss's chunked head eager

@@ -87,6 +87,19 @@ def bench_bf16(args: argparse.Namespace, device: torch.device) -> bool:
     return pick_precision(TrainConfig(precision=args.precision), device) is not None
 
 
+def bench_train_config(args: argparse.Namespace) -> TrainConfig:
+    """Our Trainer's settings in every timed loop: the bench's rows, length, --compile and
+    --precision; no warm-up and a constant rate, as every contender gets."""
+    return TrainConfig(
+        micro_batch=args.rows,
+        seq_len=args.seq_len,
+        warmup_steps=0,
+        schedule="constant",
+        compile=getattr(args, "compile", False),
+        precision=getattr(args, "precision", "auto"),
+    )
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -312,13 +325,7 @@ def measure_in_process(args: argparse.Namespace) -> dict[str, Any]:
     model, tokenizer, label = build_model(args, device)
     renderer = ChatRenderer(tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    cfg = TrainConfig(
-        micro_batch=args.rows,
-        seq_len=args.seq_len,
-        warmup_steps=0,
-        compile=args.compile,
-        precision=args.precision,
-    )
+    cfg = bench_train_config(args)
     per_step = args.rows * 16  # enough examples for packing many per row
     pool = examples(renderer, per_step * (args.steps + 4), seed=1, seq_len=cfg.seq_len)
     bf16 = bench_bf16(args, device)
