@@ -64,7 +64,9 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     if args.compile:  # train.compile: the body compiled, the loss's chunked head eager
         began = time.perf_counter()
         warm = pack_rows(ListSource(pool[:64]), args.rows, args.seq_len, pad).to(device)
-        token_loss_sum(model, warm, trainer.body).backward()  # compiles forward and backward once
+        with trainer.autocast():  # compiled for the precision the steps run in
+            loss = token_loss_sum(model, warm, trainer.body)
+        loss.backward()  # compiles forward and backward once
         model.zero_grad(set_to_none=True)
         compiled_in = time.perf_counter() - began
     source = ListSource(pool)
@@ -82,7 +84,8 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     for step in range(args.steps + 2):
         began = time.perf_counter()
         batch = timed("packing", lambda: pack_rows(source, args.rows, args.seq_len, pad).to(device))
-        loss = timed("forward + loss", partial(mean_loss, model, batch, trainer.body))
+        with trainer.autocast():  # the precision Trainer.step runs the forward in
+            loss = timed("forward + loss", partial(mean_loss, model, batch, trainer.body))
         timed("backward", loss.backward)
         timed("clip", lambda: torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf))
         timed("optimizer", lambda: (trainer.optimizer.step(), trainer.optimizer.zero_grad(set_to_none=True)))
@@ -99,6 +102,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         "seq_len": args.seq_len,
         "steps": args.steps,
         "compile": args.compile,
+        "precision": str(trainer.autocast_dtype or torch.float32).removeprefix("torch."),
         "attention": attention_of(model),
         "fused_norms": fused_norms(model),
         "host_memory_kept": kept,
@@ -160,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
     else:
+        print(f"  {result['precision']}, attention {result['attention']}, {args.rows} × {args.seq_len}")
         for phase in PHASES:
             print(f"  {phase:15} {result['phases_ms'][phase]:8.2f} ms  {result['phases_share'][phase]:6.1%}")
         print(f"  {'step':15} {result['ms_per_step']:8.2f} ms")

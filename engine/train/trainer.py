@@ -203,7 +203,8 @@ class Trainer:
     def factor(self, step: int) -> float:
         return lr_factor(max(0, step - self.first_step), self.cfg)
 
-    def _autocast(self) -> Any:
+    def autocast(self) -> Any:
+        """The forward pass's precision context (train.precision): bf16 autocast or none."""
         if self.autocast_dtype is None:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
@@ -255,7 +256,7 @@ class Trainer:
         losses = torch.zeros((), dtype=torch.float64, device=self.device)  # as exact as a Python float
         for batch in self.team.share(micro_batches) if self.team else micro_batches:
             batch = batch.to(self.device)
-            with self._autocast():
+            with self.autocast():
                 loss = token_loss_sum(self.model, batch, self.body)
             (loss / total_targets).backward()
             losses += loss.detach().double()
