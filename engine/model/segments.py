@@ -214,21 +214,13 @@ def _attend_segments(
     v = value.transpose(1, 2).reshape(rows * q_len, kv_heads, dim)
     pieces = []
     for b in segments.buckets:
-        # index_select rather than fancy indexing: its backward is an index_add, not the
-        # slower accumulating index_put
         upcast = _upcast(query, b.length)
         dtype = torch.float32 if upcast else query.dtype
         with torch.autocast("cpu", enabled=False) if upcast else contextlib.nullcontext():
             out = F.scaled_dot_product_attention(
-                q.index_select(0, b.gather).view(b.examples, b.length, heads, dim).transpose(1, 2).to(dtype),
-                k.index_select(0, b.gather)
-                .view(b.examples, b.length, kv_heads, dim)
-                .transpose(1, 2)
-                .to(dtype),
-                v.index_select(0, b.gather)
-                .view(b.examples, b.length, kv_heads, dim)
-                .transpose(1, 2)
-                .to(dtype),
+                _gathered(q, b, dtype),
+                _gathered(k, b, dtype),
+                _gathered(v, b, dtype),
                 dropout_p=dropout if module.training else 0.0,
                 is_causal=True,
                 scale=scaling,
@@ -242,6 +234,14 @@ def _attend_segments(
     if pieces:
         merged = merged.index_copy(0, segments.scatter, torch.cat(pieces))
     return merged.view(rows, q_len, heads, dim)
+
+
+def _gathered(tokens: torch.Tensor, b: Bucket, dtype: torch.dtype) -> torch.Tensor:
+    """A bucket's examples from the flat [tokens, heads, dim]: [examples, heads, length, dim].
+    index_select rather than fancy indexing: its backward is an index_add, not the slower
+    accumulating index_put."""
+    picked = tokens.index_select(0, b.gather).view(b.examples, b.length, tokens.size(1), tokens.size(2))
+    return picked.transpose(1, 2).to(dtype)
 
 
 def _upcast(query: torch.Tensor, length: int) -> bool:
