@@ -1,6 +1,7 @@
 """Quest files: intake validation, deny by default.
 
-A quest file is JSON lines. It is accepted only when EVERY row maps to one known spec:
+A quest file is JSON lines, or one JSON array of rows (line numbers still point into the
+file). It is accepted only when EVERY row maps to one known spec:
 
     chat_sft_v1    {"messages": [{"role": system|user|assistant, "content": str}, ...]}
                    with at least one assistant turn
@@ -8,8 +9,11 @@ A quest file is JSON lines. It is accepted only when EVERY row maps to one known
     completion_v1  {"text": str}  or  {"prompt": str, "completion": str}
 
 Common shapes are recognised and converted, each with a one-line notice: OpenAI-style
-``messages`` (that is chat_sft_v1), ShareGPT ``conversations`` (``from``/``value``),
-Alpaca (``instruction``/``input``/``output``), and the reference BIN chat rows
+``messages`` (that is chat_sft_v1; content may be a list of text parts), ShareGPT
+``conversations`` (``from``/``value``), TRL's chat ``prompt``/``completion`` (lists of
+turns), Alpaca (``instruction``/``input``/``output``), Dolly
+(``instruction``/``context``/``response``), ``prompt``/``response``,
+``question``/``answer``, ``input``/``output``, and the reference BIN chat rows
 (``user_prompt``/``assistant_response``). Every rejection names the line and the problem.
 An optional first row ``{"quest": {"epochs": 2, "checks": "deep", "priority": "high"}}``
 sets the quest's own settings (a file dropped in the inbox has no other way to say them).
@@ -23,6 +27,7 @@ import json
 import os
 import stat
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +38,7 @@ from engine.protocol.names import printable
 MAX_LINE_BYTES = 1_000_000  # one training row; a larger line is refused, not read whole
 MAX_FILE_BYTES = 2_000_000_000
 ROLES = ("system", "user", "assistant")
-SHAREGPT_ROLES = {
+TURN_ROLES = {
     "system": "system",
     "human": "user",
     "user": "user",
@@ -73,19 +78,7 @@ def read_quest(path: Path) -> QuestFile:
     text = _decode(data)
     quest = QuestFile(rows=[], digest=hashlib.sha256(data).hexdigest())
     converted: Counter[str] = Counter()
-    for number, raw in enumerate(text.splitlines(), 1):  # \r\n and \n alike
-        if not raw.strip():
-            continue
-        if len(raw.encode("utf-8")) > MAX_LINE_BYTES:
-            raise QuestRejected(
-                f"line {number}: {len(raw.encode()):,} bytes; rows over {MAX_LINE_BYTES:,} are refused"
-            )
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise QuestRejected(f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-        except RecursionError:
-            raise QuestRejected(f"line {number}: JSON nested too deeply to be a training row") from None
+    for number, row in _json_rows(text):
         if not isinstance(row, dict):
             raise QuestRejected(f"line {number}: a row must be a JSON object, not {type(row).__name__}")
         if not quest.rows and not quest.settings and set(row) == {"quest"}:
@@ -102,6 +95,81 @@ def read_quest(path: Path) -> QuestFile:
     for source, count in converted.items():
         quest.notices.append(f"converted {count} {source} row(s) to {_target(source)}")
     return quest
+
+
+def _json_rows(text: str) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed row) for each row: JSON lines, or one JSON array of rows
+    (the shape Alpaca's own files and many exports come in)."""
+    body = text.lstrip()
+    if body.startswith("["):
+        yield from _array_rows(text, len(text) - len(body))
+        return
+    for number, raw in enumerate(text.splitlines(), 1):  # \r\n and \n alike
+        if not raw.strip():
+            continue
+        size = len(raw.encode("utf-8"))
+        if size > MAX_LINE_BYTES:
+            raise QuestRejected(f"line {number}: {size:,} bytes; rows over {MAX_LINE_BYTES:,} are refused")
+        yield number, _loads(raw, number)
+
+
+def _loads(raw: str, number: int) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise QuestRejected(f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise QuestRejected(f"line {number}: JSON nested too deeply to be a training row") from None
+
+
+def _array_rows(text: str, pos: int) -> Iterator[tuple[int, Any]]:
+    """The items of a file that is one JSON array, each with the line it starts on."""
+    decoder = json.JSONDecoder()
+    line, counted = 1, 0  # line number at text[counted]; counted forward only (no rescans)
+
+    def line_at(at: int) -> int:
+        nonlocal line, counted
+        line += text.count("\n", counted, at)
+        counted = at
+        return line
+
+    pos = _skip_space(text, pos + 1)
+    if text.startswith("]", pos):
+        return
+    while True:
+        if pos >= len(text):
+            raise QuestRejected(f"line {line_at(len(text))}: the JSON array ends without its closing ]")
+        number = line_at(pos)
+        try:
+            row, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise QuestRejected(
+                f"line {exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})"
+            ) from None
+        except RecursionError:
+            raise QuestRejected(f"line {number}: JSON nested too deeply to be a training row") from None
+        if end - pos > MAX_LINE_BYTES // 4 and len(text[pos:end].encode("utf-8")) > MAX_LINE_BYTES:
+            raise QuestRejected(f"line {number}: a row over {MAX_LINE_BYTES:,} bytes is refused")
+        yield number, row
+        pos = _skip_space(text, end)
+        if text.startswith(",", pos):
+            pos = _skip_space(text, pos + 1)
+            continue
+        if text.startswith("]", pos):
+            rest = _skip_space(text, pos + 1)
+            if rest < len(text):
+                raise QuestRejected(f"line {line_at(rest)}: text after the JSON array's closing ]")
+            return
+        if pos >= len(text):
+            continue  # reported at the top of the loop
+        where = line_at(pos)
+        raise QuestRejected(f"line {where}: invalid JSON (expected , or ] after a row of the array)")
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
 
 
 def _decode(data: bytes) -> str:
@@ -161,34 +229,34 @@ def _read_bytes(path: Path) -> bytes:
         return f.read()
 
 
+# Prompt/answer pairs under their usual names: (prompt key, answer key, the shape's name,
+# an optional key whose text follows the prompt). First match wins.
+PAIRS = (
+    ("instruction", "output", "Alpaca", "input"),
+    ("instruction", "response", "Dolly", "context"),
+    ("user_prompt", "assistant_response", "BIN chat", None),
+    ("prompt", "response", "prompt/response", None),
+    ("question", "answer", "question/answer", None),
+    ("input", "output", "input/output", None),
+)
+KNOWN = (
+    "messages, conversations, prompt/completion, text, instruction/output (Alpaca), "
+    "instruction/response (Dolly), prompt/response, question/answer, input/output, "
+    "or user_prompt/assistant_response"
+)
+
+
 def to_spec(row: dict[str, Any], number: int) -> tuple[str, str, dict[str, Any]]:
     """(spec, the shape it came in, the row as that spec) or QuestRejected."""
     where = f"line {number}"
     if "messages" in row:
-        return "chat_sft_v1", "chat_sft_v1", {"messages": _messages(row["messages"], where)}
+        return "chat_sft_v1", "chat_sft_v1", {"messages": _messages(row["messages"], where, "messages")}
     if "conversations" in row:
-        turns = row["conversations"]
-        if not isinstance(turns, list):
-            raise QuestRejected(f"{where}: 'conversations' must be a list")
-        messages = []
-        for i, turn in enumerate(turns):
-            if not isinstance(turn, dict) or turn.get("from") not in SHAREGPT_ROLES or "value" not in turn:
-                raise QuestRejected(
-                    f"{where}: conversations[{i}] needs 'from' (human/gpt/system) and 'value'"
-                )
-            messages.append({"role": SHAREGPT_ROLES[turn["from"]], "content": turn["value"]})
-        return "chat_sft_v1", "ShareGPT", {"messages": _messages(messages, where)}
-    if "instruction" in row and "output" in row:
-        prompt = _text(row["instruction"], where, "instruction")
-        extra = row.get("input") or ""
-        if extra:
-            prompt = f"{prompt}\n\n{_text(extra, where, 'input')}"
-        answer = _answer(row["output"], where, "output")
-        return "chat_sft_v1", "Alpaca", {"messages": [_turn("user", prompt), _turn("assistant", answer)]}
-    if "user_prompt" in row and "assistant_response" in row:
-        prompt = _text(row["user_prompt"], where, "user_prompt")
-        answer = _answer(row["assistant_response"], where, "assistant_response")
-        return "chat_sft_v1", "BIN chat", {"messages": [_turn("user", prompt), _turn("assistant", answer)]}
+        return (
+            "chat_sft_v1",
+            "ShareGPT",
+            {"messages": _messages(row["conversations"], where, "conversations")},
+        )
     if "syllable_bank" in row and "prompt" in row and "solution" in row:
         solution = row["solution"] if isinstance(row["solution"], str) else json.dumps(row["solution"])
         prompt = _text(row["prompt"], where, "prompt")
@@ -198,29 +266,68 @@ def to_spec(row: dict[str, Any], number: int) -> tuple[str, str, dict[str, Any]]
             {"messages": [_turn("user", prompt), _turn("assistant", _answer(solution, where, "solution"))]},
         )
     if "prompt" in row and "completion" in row:
+        if isinstance(row["prompt"], list) and isinstance(row["completion"], list):  # TRL's chat shape
+            turns = _messages(row["prompt"] + row["completion"], where, "prompt + completion")
+            return "chat_sft_v1", "chat prompt/completion", {"messages": turns}
         prompt = _text(row["prompt"], where, "prompt")
         answer = _answer(row["completion"], where, "completion")
         return "completion_v1", "prompt/completion", {"prompt": prompt, "completion": answer}
+    for ask, reply, shape, extra_key in PAIRS:
+        if ask in row and reply in row:
+            prompt = _text(row[ask], where, ask)
+            extra = row.get(extra_key) if extra_key else None
+            if extra:
+                prompt = f"{prompt}\n\n{_text(extra, where, extra_key or '')}"
+            answer = _answer(row[reply], where, reply)
+            return "chat_sft_v1", shape, {"messages": [_turn("user", prompt), _turn("assistant", answer)]}
     if "text" in row:
         return "completion_v1", "completion_v1", {"text": _answer(row["text"], where, "text")}
     keys = ", ".join(sorted(row)) or "none"
-    raise QuestRejected(
-        f"{where}: no known format (keys: {keys}); expected messages, conversations, "
-        "instruction/output, prompt/completion, text, or user_prompt/assistant_response"
-    )
+    if "chosen" in row and "rejected" in row:
+        raise QuestRejected(
+            f"{where}: a preference pair (keys: {keys}); quests train on demonstrations, "
+            "not chosen/rejected pairs: keep the chosen answer as a messages row"
+        )
+    raise QuestRejected(f"{where}: no known format (keys: {keys}); expected {KNOWN}")
 
 
-def _messages(messages: Any, where: str) -> list[dict[str, str]]:
+def _messages(messages: Any, where: str, name: str) -> list[dict[str, str]]:
+    """Chat turns as {"role", "content"}: OpenAI-style ({"role", "content"}, content may be a
+    list of text parts) or ShareGPT-style ({"from", "value"}, human/gpt)."""
     if not isinstance(messages, list) or not messages:
-        raise QuestRejected(f"{where}: 'messages' must be a non-empty list")
+        raise QuestRejected(f"{where}: '{name}' must be a non-empty list")
     out = []
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
-            raise QuestRejected(f"{where}: messages[{i}] needs a role of {', '.join(ROLES)}")
-        out.append(_turn(message["role"], _text(message.get("content"), where, f"messages[{i}].content")))
+        turn = f"{name}[{i}]"
+        if not isinstance(message, dict):
+            raise QuestRejected(f"{where}: {turn} must be an object with a role and content")
+        role_key, content_key = ("from", "value") if "from" in message else ("role", "content")
+        role = TURN_ROLES.get(message.get(role_key)) if isinstance(message.get(role_key), str) else None
+        if role is None:
+            raise QuestRejected(
+                f"{where}: {turn} needs a {role_key} of {', '.join(ROLES)} (or human/gpt), "
+                f"not {message.get(role_key)!r}; tool and function turns cannot train"
+            )
+        out.append(_turn(role, _content(message.get(content_key), where, f"{turn}.{content_key}")))
     if not any(m["role"] == "assistant" for m in out):
         raise QuestRejected(f"{where}: no assistant turn (nothing to learn from)")
     return out
+
+
+def _content(value: Any, where: str, name: str) -> str:
+    """A turn's text; OpenAI's list of content parts is joined when every part is text."""
+    if isinstance(value, list):
+        parts = []
+        for j, part in enumerate(value):
+            if (
+                not isinstance(part, dict)
+                or part.get("type") != "text"
+                or not isinstance(part.get("text"), str)
+            ):
+                raise QuestRejected(f"{where}: {name}[{j}] is not a text part (only text can train)")
+            parts.append(part["text"])
+        value = "\n".join(parts)
+    return _text(value, where, name)
 
 
 def _turn(role: str, content: str) -> dict[str, str]:

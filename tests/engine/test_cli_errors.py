@@ -117,3 +117,23 @@ def test_save_folders_are_private_and_exports_are_not(tmp_path: Path, hatchling_
     exported = tmp_path / "out"
     assert stat.S_IMODE(exported.stat().st_mode) == 0o755
     assert {stat.S_IMODE(f.stat().st_mode) for f in exported.iterdir()} == {0o644}
+
+
+def test_bad_inputs_are_one_line_before_anything_is_made(tmp_path: Path, hatchling_dir: Path) -> None:
+    """An override the engine would refuse is refused before a slot exists; a file that is
+    not UTF-8 and an empty question are one line each, not a traceback."""
+    saves = tmp_path / "saves"
+    for flags, said in (
+        (["--seq-len", "-5"], "seq_len must be >= 0"),
+        (["--threads", "-1"], "threads must be"),
+    ):
+        refused = realm_here("train", "--saves", str(saves), *flags)
+        assert refused.returncode == 1 and said in refused.stderr and "Traceback" not in refused.stderr
+    assert not saves.exists()
+    junk = tmp_path / "answers.jsonl"
+    junk.write_bytes(b'{"skill": "bin"}\n\xff\xfe\n')
+    scored = realm_here("skills", "score", str(junk))
+    assert scored.returncode == 1 and "answers.jsonl:2: not UTF-8 text" in scored.stderr
+    make_hero(tmp_path, hatchling_dir, name="dio")
+    asked = realm_here("oracle", "ask", "  ", "--saves", str(tmp_path))
+    assert asked.returncode == 2 and "the prompt is empty" in asked.stderr

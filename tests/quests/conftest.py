@@ -35,6 +35,24 @@ BAD = {
         "line 1: messages[0] needs a role",
     ),
     "empty answer": (lines({"prompt": "a", "completion": "  "}), "line 1: 'completion' is empty"),
+    "tool turn": (
+        lines({"messages": [{"role": "user", "content": "q"}, {"role": "tool", "content": "x"}]}),
+        "line 1: messages[1] needs a role",
+    ),
+    "image part": (
+        lines({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}),
+        "line 1: messages[0].content[0] is not a text part",
+    ),
+    "preference pair": (lines({"prompt": "a", "chosen": "b", "rejected": "c"}), "line 1: a preference pair"),
+    "array row without an answer": (
+        '[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "c"}\n]',
+        "line 3: no known format",
+    ),
+    "array not closed": ('[\n  {"text": "a"},\n', "line 3: the JSON array ends without its closing ]"),
+    "array missing a comma": ('[{"text": "a"}\n {"text": "b"}]', "line 2: invalid JSON (expected , or ]"),
+    "array truncated in a row": ('[\n{"text": "a"},\n{"text": ', "line 3: invalid JSON"),
+    "text after the array": ('[{"text": "a"}]\n{"text": "b"}\n', "line 2: text after the JSON array"),
+    "array of numbers": ("[1, 2]", "line 1: a row must be a JSON object, not int"),
 }
 
 

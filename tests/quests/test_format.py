@@ -64,6 +64,59 @@ def test_common_formats_are_converted_with_a_notice(tmp_path: Path) -> None:
     ]
 
 
+def test_more_shapes_from_the_wild_are_converted(tmp_path: Path) -> None:
+    rows = [
+        {"instruction": "Name a colour", "context": "Of the sky.", "response": "Blue", "category": "qa"},
+        {"prompt": "Capital of France?", "response": "Paris"},
+        {"question": "1+1?", "answer": "2"},
+        {"input": "ping", "output": "pong"},
+        {
+            "prompt": [{"role": "user", "content": "hi"}],
+            "completion": [{"role": "assistant", "content": "yo"}],
+        },
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+                {"role": "assistant", "content": "c"},
+            ]
+        },
+        {"conversations": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "v"}]},
+    ]
+    quest = read_quest(write(tmp_path, "wild.jsonl", lines(*rows)))
+    assert quest.specs == {"chat_sft_v1": 7}
+    chats = [row["messages"] for row in quest.rows]
+    assert chats[0] == [
+        {"role": "user", "content": "Name a colour\n\nOf the sky."},
+        {"role": "assistant", "content": "Blue"},
+    ]
+    assert [chat[-1]["content"] for chat in chats] == ["Blue", "Paris", "2", "pong", "yo", "c", "v"]
+    assert chats[5][0] == {"role": "user", "content": "a\nb"}
+    assert sorted(quest.notices) == [
+        "converted 1 Dolly row(s) to chat_sft_v1",
+        "converted 1 ShareGPT row(s) to chat_sft_v1",
+        "converted 1 chat prompt/completion row(s) to chat_sft_v1",
+        "converted 1 input/output row(s) to chat_sft_v1",
+        "converted 1 prompt/response row(s) to chat_sft_v1",
+        "converted 1 question/answer row(s) to chat_sft_v1",
+    ]
+
+
+def test_a_json_array_file_is_read_with_line_numbers(tmp_path: Path) -> None:
+    """Alpaca's own data ships as one JSON array: each row keeps the line it starts on."""
+    text = (
+        ' [\n  {"quest": {"epochs": 2}},\n  {"instruction": "Add", "input": "2 and 3",\n'
+        '   "output": "5"},\n\n  {"instruction": "Say hi", "output": "hi"}\n]\n'
+    )
+    quest = read_quest(write(tmp_path, "alpaca.json", text))
+    assert quest.settings == {"epochs": 2}
+    assert quest.lines == [3, 6]
+    assert [row["messages"][1]["content"] for row in quest.rows] == ["5", "hi"]
+    assert quest.notices == ["converted 2 Alpaca row(s) to chat_sft_v1"]
+    assert read_quest(write(tmp_path, "crlf.json", text.replace("\n", "\r\n"))).lines == [3, 6]
+    with pytest.raises(QuestRejected, match="empty"):
+        read_quest(write(tmp_path, "none.json", " [ ] "))
+
+
 @pytest.mark.skipif(not SEED_DATA.is_dir(), reason="../shared/seed-data is not beside the project")
 def test_reference_files_are_valid_quests() -> None:
     binary = read_quest(SEED_DATA / "binary" / "val_binary_easy_100.jsonl")

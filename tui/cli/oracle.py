@@ -56,6 +56,9 @@ def add_parsers(sub: Any) -> None:
 def cmd_oracle(args: argparse.Namespace) -> int:
     if args.oracle_command is None:
         raise SystemExit("realm: usage: realm oracle ask|timeline PROMPT (see realm oracle --help)")
+    if not args.prompt.strip():
+        print('realm: the prompt is empty: ask DIO something, e.g. realm oracle ask "1+1="', file=sys.stderr)
+        return 2
     save = save_from(args)
     if not save.config.is_file():
         print(save.no_hero, file=sys.stderr)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.protocol.config import MODES, add_override_flags, override_args
+from engine.protocol.config import MODES, HeroConfig, add_override_flags, apply_overrides, override_args
 from engine.protocol.model_folder import model_folder_problem
 from engine.protocol.savedir import SaveDir
 from tui.cli.common import DEFAULT_HERO, add_hero_args, save_from
@@ -114,6 +114,21 @@ def check_model(save: SaveDir, model: str | None) -> str | None:
         if problem is not None:
             raise SystemExit(f"realm: --model {model}: {problem}")
     return str(folder)
+
+
+def check_overrides(save: SaveDir, args: argparse.Namespace) -> None:
+    """Refuse a --seq-len, --threads… the engine would refuse, before a slot is made."""
+    flags = " ".join(override_args(args))
+    if not flags:
+        return
+    try:
+        config = HeroConfig.load(save.config)
+    except (OSError, ValueError, KeyError, TypeError):  # a new hero, or one the engine will report on
+        config = HeroConfig(name=save.name)
+    try:
+        apply_overrides(config, args)
+    except ValueError as exc:
+        raise SystemExit(f"realm: {flags}: {exc}") from None
 
 
 def check_mode(save: SaveDir, mode: str | None) -> list[str]:
@@ -224,9 +239,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 3
+    check_overrides(save, args)
+    gpus = check_gpus(args.gpus)
     save.create()
     save.clean_stale()
-    gpus = check_gpus(args.gpus)
     cmd = engine_command(save, model, ["--foreground", *mode, *override_args(args)], gpus)
     ranks = f" on {gpus} ranks" if gpus > 1 else ""
     print(f"Training {save.name} in the foreground{ranks}; Ctrl+C saves and stops.", flush=True)

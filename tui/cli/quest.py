@@ -52,7 +52,9 @@ def add_parsers(sub: Any) -> None:
 
     add = ops.add_parser("add", help="validate a file and copy it into the queue")
     add_hero_args(add)
-    add.add_argument("file", help="a .jsonl file (it is copied; yours stays where it is)")
+    add.add_argument(
+        "file", help="a .jsonl file, or a .json array of rows (it is copied; yours stays where it is)"
+    )
     add.add_argument("--priority", choices=QUEST_PRIORITIES, help="default: the file's header, else normal")
     add.add_argument("--epochs", type=int, help="passes over the file (default: the file's header, else 1)")
     add.add_argument("--checks", choices=QUEST_CHECKS, help="deep also drops answers leaked in their prompt")

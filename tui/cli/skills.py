@@ -215,3 +215,8 @@ def _read_lines(path: Path) -> list[str]:
         return path.read_text(encoding="utf-8-sig").splitlines()
     except OSError as exc:
         raise SystemExit(f"realm: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise SystemExit(
+            f"realm: {path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})"
+        ) from None

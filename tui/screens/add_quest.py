@@ -19,7 +19,7 @@ class AddQuestScreen(ModalScreen[AddQuest | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="add-dialog"):
             yield Static("Add a quest", id="add-title")
-            yield Static("Path of a .jsonl file (it is copied; yours stays where it is):")
+            yield Static("Path of a .jsonl file or a .json array (it is copied; yours stays where it is):")
             yield Input(placeholder="~/data/greetings.jsonl", id="add-path")
             yield Select(
                 [("normal priority", "normal"), ("high priority", "high"), ("low priority", "low")],
