@@ -302,11 +302,12 @@ def _messages(messages: Any, where: str, name: str) -> list[dict[str, str]]:
         if not isinstance(message, dict):
             raise QuestRejected(f"{where}: {turn} must be an object with a role and content")
         role_key, content_key = ("from", "value") if "from" in message else ("role", "content")
-        role = TURN_ROLES.get(message.get(role_key)) if isinstance(message.get(role_key), str) else None
+        given = message.get(role_key)
+        role = TURN_ROLES.get(given) if isinstance(given, str) else None
         if role is None:
             raise QuestRejected(
                 f"{where}: {turn} needs a {role_key} of {', '.join(ROLES)} (or human/gpt), "
-                f"not {message.get(role_key)!r}; tool and function turns cannot train"
+                f"not {given!r}; tool and function turns cannot train"
             )
         out.append(_turn(role, _content(message.get(content_key), where, f"{turn}.{content_key}")))
     if not any(m["role"] == "assistant" for m in out):
