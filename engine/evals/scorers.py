@@ -27,7 +27,9 @@ def scorer_of(row: dict[str, Any]) -> str:
     present = [name for name, key in (("exact", "expected"), ("keywords", "keywords"), ("regex", "regex"),
                                       ("number", "number"), ("skill", "skill")) if key in row]  # fmt: skip
     if not present:
-        raise ValueError('no way to score it: give "expected", "keywords", "regex", "number" or "skill"')
+        raise ValueError(
+            'no way to score it: give "expected" (or "answer"), "keywords", "regex", "number" or "skill"'
+        )
     if len(present) > 1:
         raise ValueError(f"more than one scorer ({', '.join(present)}): keep one")
     kind = present[0]

@@ -1,20 +1,21 @@
 """An eval suite: a JSONL file of the user's questions, read and checked whole.
 
 Each row: ``{"id", "question" (or "messages"), one scorer field (see scorers.py),
-"category"?, "difficulty"?}``; a skill row (``skill`` + ``problem``) carries its own
+"category"?, "difficulty"?}`` (``prompt`` and ``answer`` are read as ``question`` and
+``expected``); JSON lines or one JSON array (engine/quests/rows.py); a skill row (``skill`` + ``problem``) carries its own
 prompt. A row that cannot be scored, or asked, refuses the whole file with its line
 number (nothing half-added). Pure Python: `realm evals add` checks a file without torch.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.evals.scorers import scorer_of, skill_record
+from engine.quests.rows import RowError, json_rows
 
 MAX_QUESTIONS = 10_000
 SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -57,15 +58,15 @@ def read_suite(path: Path) -> Suite:
         raise SuiteError(f"{path.name}: not UTF-8 text") from None
     questions: list[Question] = []
     seen: set[str] = set()
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    rows = json_rows(text)
+    while True:
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SuiteError(f"line {number}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise SuiteError(f"line {number}: a row must be a JSON object")
+            item = next(rows, None)
+        except RowError as exc:
+            raise SuiteError(str(exc)) from None
+        if item is None:
+            break
+        number, row = item
         try:
             question = to_question(row, number)
         except ValueError as exc:
@@ -82,6 +83,7 @@ def read_suite(path: Path) -> Suite:
 
 
 def to_question(row: dict[str, Any], number: int) -> Question:
+    row = with_aliases(row)
     kind = scorer_of(row)
     qid = str(row.get("id", f"q{number}"))
     if kind == "skill":
@@ -109,3 +111,19 @@ def to_question(row: dict[str, Any], number: int) -> Question:
         str(row.get("category", "")),
         str(row.get("difficulty", "")),
     )
+
+
+def with_aliases(row: dict[str, Any]) -> dict[str, Any]:
+    """Common question/answer files as they are: ``prompt`` is the question, and an
+    ``answer`` (when no scorer is named) is ``expected`` text, or a ``number``."""
+    out = dict(row)
+    if "question" not in out and "messages" not in out and isinstance(out.get("prompt"), str):
+        out["question"] = out["prompt"]
+    if "answer" in out and not any(
+        key in out for key in ("expected", "keywords", "regex", "number", "skill")
+    ):
+        answer = out["answer"]
+        out["number" if isinstance(answer, (int, float)) and not isinstance(answer, bool) else "expected"] = (
+            answer
+        )
+    return out

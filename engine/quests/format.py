@@ -34,8 +34,8 @@ from typing import Any
 
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
 from engine.protocol.names import printable
+from engine.quests.rows import RowError, json_rows
 
-MAX_LINE_BYTES = 1_000_000  # one training row; a larger line is refused, not read whole
 MAX_FILE_BYTES = 2_000_000_000
 ROLES = ("system", "user", "assistant")
 TURN_ROLES = {
@@ -78,9 +78,9 @@ def read_quest(path: Path) -> QuestFile:
     text = _decode(data)
     quest = QuestFile(rows=[], digest=hashlib.sha256(data).hexdigest())
     converted: Counter[str] = Counter()
-    for number, row in _json_rows(text):
-        if not isinstance(row, dict):
-            raise QuestRejected(f"line {number}: a row must be a JSON object, not {type(row).__name__}")
+    rows = json_rows(text)
+    while (item := _next_row(rows)) is not None:
+        number, row = item
         if not quest.rows and not quest.settings and set(row) == {"quest"}:
             quest.settings = read_header(row["quest"], number)
             continue
@@ -97,79 +97,13 @@ def read_quest(path: Path) -> QuestFile:
     return quest
 
 
-def _json_rows(text: str) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed row) for each row: JSON lines, or one JSON array of rows
-    (the shape Alpaca's own files and many exports come in)."""
-    body = text.lstrip()
-    if body.startswith("["):
-        yield from _array_rows(text, len(text) - len(body))
-        return
-    for number, raw in enumerate(text.splitlines(), 1):  # \r\n and \n alike
-        if not raw.strip():
-            continue
-        size = len(raw.encode("utf-8"))
-        if size > MAX_LINE_BYTES:
-            raise QuestRejected(f"line {number}: {size:,} bytes; rows over {MAX_LINE_BYTES:,} are refused")
-        yield number, _loads(raw, number)
-
-
-def _loads(raw: str, number: int) -> Any:
+def _next_row(rows: Iterator[tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any]] | None:
+    """The next row, or None at the end; a file that is not JSON rows is refused (rows are
+    checked as they are read, so the first problem in the file is the one named)."""
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise QuestRejected(f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-    except RecursionError:
-        raise QuestRejected(f"line {number}: JSON nested too deeply to be a training row") from None
-
-
-def _array_rows(text: str, pos: int) -> Iterator[tuple[int, Any]]:
-    """The items of a file that is one JSON array, each with the line it starts on."""
-    decoder = json.JSONDecoder()
-    line, counted = 1, 0  # line number at text[counted]; counted forward only (no rescans)
-
-    def line_at(at: int) -> int:
-        nonlocal line, counted
-        line += text.count("\n", counted, at)
-        counted = at
-        return line
-
-    pos = _skip_space(text, pos + 1)
-    if text.startswith("]", pos):
-        return
-    while True:
-        if pos >= len(text):
-            raise QuestRejected(f"line {line_at(len(text))}: the JSON array ends without its closing ]")
-        number = line_at(pos)
-        try:
-            row, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            raise QuestRejected(
-                f"line {exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})"
-            ) from None
-        except RecursionError:
-            raise QuestRejected(f"line {number}: JSON nested too deeply to be a training row") from None
-        if end - pos > MAX_LINE_BYTES // 4 and len(text[pos:end].encode("utf-8")) > MAX_LINE_BYTES:
-            raise QuestRejected(f"line {number}: a row over {MAX_LINE_BYTES:,} bytes is refused")
-        yield number, row
-        pos = _skip_space(text, end)
-        if text.startswith(",", pos):
-            pos = _skip_space(text, pos + 1)
-            continue
-        if text.startswith("]", pos):
-            rest = _skip_space(text, pos + 1)
-            if rest < len(text):
-                raise QuestRejected(f"line {line_at(rest)}: text after the JSON array's closing ]")
-            return
-        if pos >= len(text):
-            continue  # reported at the top of the loop
-        where = line_at(pos)
-        raise QuestRejected(f"line {where}: invalid JSON (expected , or ] after a row of the array)")
-
-
-def _skip_space(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n":
-        pos += 1
-    return pos
+        return next(rows, None)
+    except RowError as exc:
+        raise QuestRejected(str(exc)) from None
 
 
 def _decode(data: bytes) -> str:

@@ -88,6 +88,25 @@ def test_a_suite_reads_questions_messages_and_skill_problems(tmp_path: Path) -> 
         read_suite(path)
 
 
+def test_question_answer_files_and_json_arrays_are_suites(tmp_path: Path) -> None:
+    """prompt/question + answer, as many data sets ship them; a JSON array names lines too."""
+    path = tmp_path / "qa.json"
+    path.write_text(
+        '[\n  {"prompt": "Capital of France?", "answer": "Paris"},\n'
+        '  {"id": "n", "question": "2 + 2?", "answer": 4},\n'
+        '  {"question": "Say hi", "answer": "hi", "keywords": ["hi", "hello"]}\n]\n'
+    )
+    suite = read_suite(path)
+    assert [q.scorer for q in suite.questions] == ["exact", "number", "keywords"]
+    assert suite.questions[0].messages == ({"role": "user", "content": "Capital of France?"},)
+    assert scorers.score(suite.questions[0].row, " paris ") == 1.0
+    assert scorers.score(suite.questions[1].row, "It is 4.") == 1.0
+    assert [q.id for q in suite.questions] == ["q2", "n", "q4"]  # ids default to the line
+    path.write_text('[{"prompt": "a", "answer": "b"},\n {"prompt": "c"}]')
+    with pytest.raises(SuiteError, match="line 2: no way to score it"):
+        read_suite(path)
+
+
 def test_the_sign_test_and_the_paired_verdicts() -> None:
     assert sign_test(0, 0) == 1.0
     assert sign_test(6, 0) == pytest.approx(2 / 64)
