@@ -48,6 +48,7 @@ class Settings:
     top_p: float = 1.0
     max_new_tokens: int = 256
     seed: int = 0
+    stop: tuple[str, ...] = ()  # generation ends once one of these is written (`realm serve`)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Reply:
     new_tokens: int
     seconds: float
     first_token_s: float | None
+    prompt_tokens: int = 0
 
 
 def turns_to_messages(turns: tuple[str, ...] | list[str]) -> list[Message]:
@@ -148,12 +150,14 @@ def generate(
                 eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
                 streamer=stream,
+                **({"stop_strings": list(settings.stop), "tokenizer": tokenizer} if settings.stop else {}),
             )
     finally:
         model.train(was_training)
     new = out[0, ids.shape[1] :]
     text = tokenizer.decode(new, skip_special_tokens=True)
-    return Reply(text, int(new.numel()), time.perf_counter() - stream.started, stream.first_token_s)
+    seconds = time.perf_counter() - stream.started
+    return Reply(text, int(new.numel()), seconds, stream.first_token_s, int(ids.shape[1]))
 
 
 # --------------------------------------------------------------------------- loot copies

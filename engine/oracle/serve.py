@@ -6,9 +6,11 @@ reads loot from disk (the engine may be training meanwhile; it stays the only wr
 
 - ``GET /v1/models``: ``HERO@step-000200`` for every loot, plus ``HERO@latest``,
   ``HERO@best-METRIC`` and ``HERO@base``.
-- ``POST /v1/chat/completions``: with or without ``stream``; the reply says which loot,
-  step and weights answered (``realm`` in the body, ``x-realm-*`` headers). An unknown
-  model is a 404 listing the ones there are.
+- ``POST /v1/chat/completions``: with or without ``stream``; ``stop``, ``seed``,
+  ``temperature``, ``top_p``, ``max_tokens`` honoured, ``n`` > 1 and tool turns refused
+  (engine/oracle/chat_request.py); the reply says which loot, step and weights answered
+  (``realm`` in the body). The model is ``HERO@LOOT``, ``HERO`` (latest) or a bare loot
+  name; an unknown one is a 404 listing the ones there are.
 - Bound to 127.0.0.1 unless ``--host`` says otherwise; every request needs
   ``Authorization: Bearer TOKEN``, the token generated into the save folder (mode 0600).
 """
@@ -30,7 +32,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from engine.oracle.chat_request import ChatRequest, RequestError, StopFilter, read_chat
 from engine.protocol.savedir import SaveDir
 
 DEFAULT_PORT = 8765
@@ -54,7 +59,7 @@ def error(status: int, message: str, code: str, param: str | None = None) -> Any
 
 
 def build_app(save: SaveDir, token: str, loaded: int = 2) -> Any:
-    from engine.oracle.chat import OracleError, Settings
+    from engine.oracle.chat import OracleError
     from engine.oracle.shelf import ShelfOracle
     from engine.store import commands as vault_commands
 
@@ -86,47 +91,34 @@ def build_app(save: SaveDir, token: str, loaded: int = 2) -> Any:
     async def chat(request: Request) -> Any:
         try:
             body = await request.json()
-            messages = [{"role": m["role"], "content": content_text(m["content"])} for m in body["messages"]]
-            model = str(body["model"])
-        except (ValueError, KeyError, TypeError) as exc:
-            return error(400, f"a chat request needs model and messages ({exc})", "bad_request")
-        if not messages or messages[-1]["role"] != "user":
-            return error(400, "the last message must be the user's", "bad_request", "messages")
-        wanted = model.split("@", 1)[1] if "@" in model else "latest"
-        if model.split("@", 1)[0] != hero:
-            return error(
-                404, f"no model {model!r}; models: {', '.join(model_ids())}", "model_not_found", "model"
-            )
+        except ValueError as exc:
+            return error(400, f"the body is not JSON ({exc})", "bad_request")
         try:
-            name, step, _folder = oracle.resolve(wanted)
+            asked = read_chat(body, oracle.config.oracle.max_new_tokens)
+        except RequestError as exc:
+            return error(400, str(exc), "bad_request", exc.param)
+        try:
+            name, step, _folder = oracle.resolve(loot_of(asked.model, hero))
         except KeyError:
             return error(
-                404, f"no model {model!r}; models: {', '.join(model_ids())}", "model_not_found", "model"
+                404, f"no model {asked.model!r}; models: {', '.join(model_ids())}", "model_not_found", "model"
             )
-        settings = Settings(
-            temperature=float(body.get("temperature") or 0.0),
-            top_p=float(body.get("top_p") or 1.0),
-            max_new_tokens=int(
-                body.get("max_completion_tokens")
-                or body.get("max_tokens")
-                or oracle.config.oracle.max_new_tokens
-            ),
-            seed=int(body.get("seed") or 0),
-        )
         served = f"{hero}@{name}"
         chat_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
-        if body.get("stream"):
+        if asked.stream:
             return StreamingResponse(
-                stream(oracle, name, messages, settings, served, chat_id), media_type="text/event-stream"
+                stream(oracle, name, asked, served, chat_id), media_type="text/event-stream"
             )
         try:
-            answer = oracle.ask(name, messages, settings)
+            answer = await run_in_threadpool(oracle.ask, name, asked.messages, asked.settings)
         except OracleError as exc:
             return error(409, str(exc), "loot_unavailable", "model")
+        stops = StopFilter(asked.settings.stop)
+        text = stops.cut(answer.text)
         usage = {
-            "prompt_tokens": 0,
+            "prompt_tokens": answer.prompt_tokens,
             "completion_tokens": answer.new_tokens,
-            "total_tokens": answer.new_tokens,
+            "total_tokens": answer.prompt_tokens + answer.new_tokens,
         }
         return {
             "id": chat_id,
@@ -136,27 +128,39 @@ def build_app(save: SaveDir, token: str, loaded: int = 2) -> Any:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": answer.text},
-                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish_reason(answer.new_tokens, asked.settings, stops.stopped),
                 }
             ],
             "usage": usage,
             "realm": {"loot": answer.loot, "step": step, "weights_hash": answer.weights_hash},
         }
 
+    @app.exception_handler(StarletteHTTPException)
+    async def not_found(_request: Request, exc: StarletteHTTPException) -> Any:
+        # OpenAI-shaped, so a client shows the reason instead of failing to parse it
+        routes = "GET /v1/models, POST /v1/chat/completions"
+        return error(exc.status_code, f"{exc.detail}: this server answers {routes}", "not_found")
+
     return app
 
 
-def content_text(content: Any) -> str:
-    """OpenAI content: a string, or a list of parts of which the text parts count."""
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+def loot_of(model: str, hero: str) -> str:
+    """The loot a model id names: HERO@NAME, HERO (its latest), or a bare loot name
+    (step-000200, latest, best-bin, base), as clients configured by hand send."""
+    owner, at, name = model.partition("@")
+    if at:
+        if owner != hero:
+            raise KeyError(model)
+        return name
+    return "latest" if model == hero else model
 
 
-def stream(
-    oracle: Any, name: str, messages: list[dict[str, str]], settings: Any, model: str, chat_id: str
-) -> Iterator[str]:
+def finish_reason(new_tokens: int, settings: Any, stopped: bool) -> str:
+    return "length" if not stopped and new_tokens >= settings.max_new_tokens else "stop"
+
+
+def stream(oracle: Any, name: str, asked: ChatRequest, model: str, chat_id: str) -> Iterator[str]:
     """Server-sent events in OpenAI's chunk format; the generation runs on a thread and
     hands each piece over a queue."""
     from engine.oracle.chat import OracleError
@@ -165,7 +169,7 @@ def stream(
 
     def run() -> None:
         try:
-            answer = oracle.ask(name, messages, settings, lambda text: pieces.put(("text", text)))
+            answer = oracle.ask(name, asked.messages, asked.settings, lambda text: pieces.put(("text", text)))
             pieces.put(("done", answer))
         except OracleError as exc:
             pieces.put(("error", str(exc)))
@@ -185,16 +189,28 @@ def stream(
         return f"data: {json.dumps(body)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""}, None)
+    stops = StopFilter(asked.settings.stop)
     while True:
         kind, value = pieces.get()
         if kind == "text":
-            yield chunk({"content": value}, None)
+            sendable = stops.feed(value)
+            if sendable:
+                yield chunk({"content": sendable}, None)
         elif kind == "error":
             yield f"data: {json.dumps({'error': {'message': value, 'code': 'loot_unavailable'}})}\n\n"
             break
         else:
+            rest = stops.flush()
+            if rest:
+                yield chunk({"content": rest}, None)
             realm = {"loot": value.loot, "step": value.step, "weights_hash": value.weights_hash}
-            yield chunk({}, "stop", {"realm": realm})
+            usage = {
+                "prompt_tokens": value.prompt_tokens,
+                "completion_tokens": value.new_tokens,
+                "total_tokens": value.prompt_tokens + value.new_tokens,
+            }
+            finish = finish_reason(value.new_tokens, asked.settings, stops.stopped)
+            yield chunk({}, finish, {"realm": realm, "usage": usage})
             break
     yield "data: [DONE]\n\n"
 

@@ -35,6 +35,7 @@ class Answer:
     new_tokens: int
     seconds: float
     first_token_s: float | None
+    prompt_tokens: int = 0
 
 
 def base_of(config: HeroConfig, save: SaveDir) -> Path:
@@ -95,4 +96,13 @@ class ShelfOracle:
         with self.lock:
             model, digest = self.model(loot, folder)
             reply = generate(model, self.renderer, messages, settings, self.device, sink)
-        return Answer(loot, step, digest, reply.text, reply.new_tokens, reply.seconds, reply.first_token_s)
+        return Answer(
+            loot,
+            step,
+            digest,
+            reply.text,
+            reply.new_tokens,
+            reply.seconds,
+            reply.first_token_s,
+            reply.prompt_tokens,
+        )

@@ -82,3 +82,44 @@ def test_the_openai_client_lists_chats_and_streams_from_named_loot(server: tuple
     wrong = openai.OpenAI(base_url=url, api_key="not-the-token", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         wrong.models.list()
+
+
+def test_other_clients_fields_bare_names_stop_and_errors(server: tuple[str, str, Path]) -> None:
+    """What clients configured by hand send: a bare loot name, stop sequences, usage and
+    finish_reason as OpenAI reports them, and a 400 naming what cannot be honoured."""
+    url, token, _token_file = server
+    client = openai.OpenAI(base_url=url, api_key=token, max_retries=0)
+    ask = [{"role": "user", "content": "0b1 + 0b1 = ?"}]
+    full = client.chat.completions.create(model="step-000010", messages=ask, max_tokens=12)  # type: ignore[arg-type]
+    assert full.model == "dio@step-000010"
+    assert full.choices[0].finish_reason == "length"  # 12 tokens: cut by max_tokens
+    assert full.usage is not None and full.usage.completion_tokens == 12 and full.usage.prompt_tokens > 0
+    assert client.chat.completions.create(model="dio", messages=ask, max_tokens=2).model == "dio@step-000020"  # type: ignore[arg-type]
+
+    text = full.choices[0].message.content or ""
+    assert len(text) >= 5
+    stop = text[3:5]
+    cut = client.chat.completions.create(model="step-000010", messages=ask, max_tokens=12, stop=[stop])  # type: ignore[arg-type]
+    assert cut.choices[0].message.content == text[: text.find(stop)]
+    assert cut.choices[0].finish_reason == "stop"
+    streamed = client.chat.completions.create(
+        model="step-000010",
+        messages=ask,  # type: ignore[arg-type]
+        max_tokens=12,
+        stop=stop,
+        stream=True,
+    )
+    chunks = list(streamed)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == text[: text.find(stop)]
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+    with pytest.raises(openai.BadRequestError, match="n must be 1"):
+        client.chat.completions.create(model="dio", messages=ask, n=2)  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError, match="the role must be"):
+        client.chat.completions.create(
+            model="dio", messages=[{"role": "tool", "content": "x", "tool_call_id": "1"}]
+        )
+    with pytest.raises(openai.NotFoundError, match="this server answers"):
+        client.completions.create(
+            model="dio", prompt="hi"
+        )  # no legacy completions: said so, in OpenAI's shape
