@@ -228,7 +228,7 @@ async def test_what_the_engine_repaired_at_start_is_said_on_screen() -> None:
 
 
 def every_screen_class() -> list[type]:
-    """Every Screen and ModalScreen defined under tui/screens/."""
+    """Every Screen and ModalScreen the app opens, defined under tui/screens/."""
     import importlib
     import inspect
     import pkgutil
@@ -241,8 +241,8 @@ def every_screen_class() -> list[type]:
     for module_info in pkgutil.iter_modules(tui.screens.__path__):
         module = importlib.import_module(f"tui.screens.{module_info.name}")
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, Screen) and cls.__module__ == module.__name__:
-                found.append(cls)
+            if issubclass(cls, Screen) and cls.__module__ == module.__name__ and not cls.__subclasses__():
+                found.append(cls)  # a base of other screens (SubScreen) is never opened itself
     assert len(found) >= 10
     return found
 
@@ -421,25 +421,33 @@ async def test_gear_panel_shows_no_gpu_or_the_gpu() -> None:
 
 @pytest.mark.asyncio
 async def test_at_80x24_the_footer_shows_every_key_it_lists() -> None:
+    """On the Tavern and on every screen over it, each key the footer lists is on screen:
+    none pushed off the right edge or under the palette's key."""
     from textual.widgets._footer import FooterKey
 
     engine = FakeEngine()
     app = RealmApp(engine.connector)
     async with app.run_test(size=(80, 24)) as pilot:
         await start(pilot, engine)
-        for screen_key in ("", "b"):  # the Tavern, then the Quest board's own keys
+        for screen_key in ("", "b", "g", "v", "o", "t", "a", "c", "l", "i", "m", "dollar_sign"):
             if screen_key:
                 await pilot.press(screen_key)
                 await settle(pilot)
             keys = list(app.screen.query(FooterKey))
-            assert keys, "no footer"
-            own = [k for k in keys if k.region.right <= 80 - len("^p palette")]
-            shown = {k.description for k in own}
+            assert keys, f"no footer on {screen_key!r}"
+            palette = [k for k in keys if "-command-palette" in k.classes]
+            room = 80 - (palette[0].region.width if palette else 0)
+            listed = [k for k in keys if k not in palette]
+            hidden = [k.description for k in listed if k.region.right > room]
+            assert not hidden, f"{type(app.screen).__name__}: {hidden} fall off the footer"
+            shown = {k.description for k in listed}
             if not screen_key:
                 assert {"Pause", "Save", "Guild", "Quests", "Vault", "Oracle", "Keys", "Quit"} <= shown
             else:
-                bindings = type(app.screen).BINDINGS
-                assert {b.description for b in bindings if isinstance(b, Binding)} <= shown
+                own = [b for b in type(app.screen).BINDINGS if isinstance(b, Binding) and b.show]
+                assert {b.description for b in own} <= shown
+                await pilot.press("escape")
+                await settle(pilot)
 
 
 @pytest.mark.asyncio

@@ -6,14 +6,14 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from engine.protocol import messages as p
+from tui.screens.sub_screen import SubScreen
 from tui.widgets.keyed_table import KeyedTable
 
 
-class AchievementsScreen(Screen[None]):
+class AchievementsScreen(SubScreen):
     BINDINGS = [Binding("escape,a", "app.pop_screen", "Back")]
 
     def __init__(self, achievements: tuple[p.AchievementInfo, ...]) -> None:

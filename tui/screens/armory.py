@@ -16,13 +16,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from engine.protocol import messages as p
 from engine.protocol import settings
 from engine.protocol.config import HeroConfig
 from tui.messages import SendCommand
+from tui.screens.sub_screen import SubScreen
 from tui.widgets.keyed_table import KeyedTable
 
 CHECK_DELAY = 0.3  # seconds after the last key before a value is checked
@@ -35,7 +35,7 @@ def config_of(data: dict[str, Any]) -> HeroConfig | None:
         return None
 
 
-class ArmoryScreen(Screen[None]):
+class ArmoryScreen(SubScreen):
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back (while editing: cancel the edit)"),
         Binding("m", "app.pop_screen", "Back", show=False),

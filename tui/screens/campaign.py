@@ -7,13 +7,13 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.protocol import messages as p
 from tui.messages import SendCommand
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.prompt import PromptScreen
+from tui.screens.sub_screen import SubScreen
 from tui.widgets.keyed_table import KeyedTable
 
 MARKS = {"done": "✓", "current": "▶", "next": "·"}
@@ -50,7 +50,7 @@ def details(phase: p.PhaseInfo) -> str:
     return "\n".join(lines)
 
 
-class CampaignScreen(Screen[None]):
+class CampaignScreen(SubScreen):
     BINDINGS = [
         Binding("escape,c", "app.pop_screen", "Back"),
         Binding("n", "start", "New campaign", tooltip="Start a campaign: a YAML file or 'specialist'"),

@@ -5,14 +5,14 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from engine.protocol.messages import SkillInfo
+from tui.screens.sub_screen import SubScreen
 from tui.widgets.skill_panel import SkillPanel
 
 
-class GuildScreen(Screen[None]):
+class GuildScreen(SubScreen):
     BINDINGS = [Binding("escape,g", "app.pop_screen", "Back to the Tavern")]
 
     def __init__(

@@ -12,10 +12,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.protocol import messages as p
+from tui.screens.sub_screen import SubScreen
 from tui.widgets.keyed_table import KeyedTable
 
 ICONS = {
@@ -49,7 +49,7 @@ def passes(row: p.LogLine, kind: str, warnings_only: bool) -> bool:
     return kind == "all" or row.kind == kind
 
 
-class LogBookScreen(Screen[None]):
+class LogBookScreen(SubScreen):
     BINDINGS = [
         Binding("escape,l", "app.pop_screen", "Back"),
         Binding("f", "next_filter", "Filter", tooltip="Show one kind of event: levels, loot, quests, evals…"),

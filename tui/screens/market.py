@@ -8,11 +8,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.protocol import messages as p
 from tui.messages import SendCommand
+from tui.screens.sub_screen import SubScreen
 from tui.widgets.battle import POSE_SETS
 from tui.widgets.keyed_table import KeyedTable
 
@@ -39,7 +39,7 @@ def preview(ware: p.WareInfo, hero: str) -> str:
     return f"the {ware.name} colours for every screen (Textual theme {ware.look})"
 
 
-class MarketScreen(Screen[None]):
+class MarketScreen(SubScreen):
     BINDINGS = [
         # b as well as Enter: the table's own Enter hides a screen binding from the footer.
         Binding(

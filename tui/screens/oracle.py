@@ -15,18 +15,18 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Select, Static
 
 from engine.protocol import messages as p
 from tui.cli.oracle import spread
 from tui.messages import SendCommand
+from tui.screens.sub_screen import SubScreen
 
 LIVE = "live"
 DOWN = "The engine is down: DIO cannot answer now (`realm oracle ask` reads loot from disk)."
 
 
-class OracleScreen(Screen[None]):
+class OracleScreen(SubScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("ctrl+t", "timeline", "Timeline"),

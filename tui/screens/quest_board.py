@@ -9,12 +9,12 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, Static
 
 from engine.protocol import messages as p
 from engine.protocol.config import QUEST_PRIORITIES
 from tui.messages import SendCommand
+from tui.screens.sub_screen import SubScreen
 from tui.widgets.keyed_table import KeyedTable
 
 STATE_MARK = {"active": "⚔ active", "queued": "⏳ queued", "done": "✔ done", "failed": "✖ failed"}
@@ -34,7 +34,7 @@ def detail(quest: p.QuestInfo) -> str:
     return f"{quest.epochs} epoch(s) · checks {quest.checks}{notices}"
 
 
-class QuestBoardScreen(Screen[None]):
+class QuestBoardScreen(SubScreen):
     BINDINGS = [
         Binding("escape,b", "app.pop_screen", "Back"),
         Binding("plus,equals_sign", "raise_priority", "Raise", key_display="+"),

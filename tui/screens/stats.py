@@ -12,10 +12,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from engine.protocol import messages as p
+from tui.screens.sub_screen import SubScreen
 from tui.state import GameState
 from tui.widgets.history_chart import HistoryChart
 from tui.widgets.loot_feed import REASON_ICON, REASON_WORD
@@ -105,7 +105,7 @@ def pace_line(state: GameState) -> str:
     )
 
 
-class StatsScreen(Screen[None]):
+class StatsScreen(SubScreen):
     BINDINGS = [
         Binding("escape,i", "app.pop_screen", "Back"),
         Binding("g", "next_chart", "Chart", tooltip="Chart: skill accuracy, learning rate, gradient norm"),

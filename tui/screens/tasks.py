@@ -8,16 +8,16 @@ import time
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from engine.protocol import messages as p
+from tui.screens.sub_screen import SubScreen
 from tui.widgets.keyed_table import KeyedTable
 
 MARK = {"queued": "⏳ queued", "running": "⚙ running", "done": "✔ done", "failed": "✖ failed"}
 
 
-class TasksScreen(Screen[None]):
+class TasksScreen(SubScreen):
     BINDINGS = [Binding("escape,t", "app.pop_screen", "Back")]
 
     def __init__(self, tasks: dict[int, p.TaskInfo]) -> None:

@@ -17,7 +17,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from engine.protocol import messages as p
@@ -25,6 +24,7 @@ from tui.cli.vault import size
 from tui.messages import ExportLoot, OpenOracle, OpenStats, SendCommand
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.prompt import PromptScreen
+from tui.screens.sub_screen import SubScreen
 from tui.widgets.keyed_table import KeyedTable
 from tui.widgets.loot_feed import REASON_ICON
 
@@ -67,20 +67,30 @@ def _by_skill(skill: str) -> Callable[[p.LootInfo], Any]:
     return key
 
 
-class VaultScreen(Screen[None]):
+class VaultScreen(SubScreen):
     BINDINGS = [
         Binding("escape,v", "app.pop_screen", "Back"),
-        Binding("t", "sort", "Sort"),
-        Binding("p", "pin", "Pin/unpin"),
-        Binding("e", "eval", "Eval loot"),
-        Binding("m", "mark", "Mark"),
-        Binding("c", "compare", "Compare"),
-        Binding("o", "ask", "Ask it"),
-        Binding("x", "export", "Export"),
-        Binding("r", "rewind", "Rewind"),
-        Binding("d,delete", "delete", "Delete"),
-        Binding("i", "stats", "Stats", tooltip="The numbers at the highlighted loot: lr, grad norm, evals"),
+        # Short words, so the footer fits 80 columns; t is in the summary line, i in the
+        # detail, and `?` and the palette list all of them.
+        Binding("t", "sort", "Sort", show=False, tooltip="Sort by the next column (step, loss, each skill)"),
+        Binding("p", "pin", "Pin", tooltip="Pin or unpin the loot (retention never takes a pinned one)"),
+        Binding("e", "eval", "Eval", tooltip="Score the loot's own weights on every skill"),
+        Binding("m", "mark", "Mark", tooltip="Mark this loot; c compares the highlighted one with it"),
+        Binding("c", "compare", "Compare", tooltip="Compare the marked loot with the highlighted one"),
+        Binding("o", "ask", "Ask", tooltip="Ask this loot a question (the Oracle)"),
+        Binding("x", "export", "Export", tooltip="Write the loot as a plain Hugging Face folder"),
+        Binding("r", "rewind", "Rewind", tooltip="Continue training from this loot (newer loot set aside)"),
+        Binding("d,delete", "delete", "Delete", tooltip="Delete this loot (asks first)"),
+        Binding(
+            "i",
+            "stats",
+            "Stats",
+            show=False,
+            tooltip="The numbers at the highlighted loot: lr, grad norm, evals",
+        ),
     ]
+
+    APP_KEYS_IN_FOOTER = ("question_mark",)  # space pauses here too; there is no room to list it
 
     def __init__(
         self, listing: p.VaultListed | None, loot: list[p.LootInfo], focus: str | None = None
@@ -98,7 +108,7 @@ class VaultScreen(Screen[None]):
             yield Static(id="vault-summary")
             yield KeyedTable(id="vault-table", cursor_type="row", zebra_stripes=True)
             yield Static(id="vault-detail")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p still opens it
 
     def on_mount(self) -> None:
         self.show(self.listing)
@@ -177,7 +187,9 @@ class VaultScreen(Screen[None]):
             if loot.metrics:  # eval suites: the user's own questions
                 evals += "\nsuites: " + ", ".join(f"{name} {score:.0%}" for name, score in loot.metrics)
             aside = " · set aside by a rewind" if loot.set_aside else ""
-            text = f"[b]{loot.name}[/b] · step {loot.step:,} · {when} · {loot.source}{aside}\n{evals}"
+            text = (
+                f"[b]{loot.name}[/b] · step {loot.step:,} · {when} · {loot.source}{aside} · i: stats\n{evals}"
+            )
             if self.marked and self.marked != loot.name:
                 text += f"\nc compares it with {self.marked}"
         self.query_one("#vault-detail", Static).update(text)
@@ -280,7 +292,7 @@ class VaultScreen(Screen[None]):
         )
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(SubScreen):
     """Two loot side by side: metrics, then which eval problems each gets right."""
 
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
