@@ -115,11 +115,6 @@ def build_app(save: SaveDir, token: str, loaded: int = 2) -> Any:
             return error(409, str(exc), "loot_unavailable", "model")
         stops = StopFilter(asked.settings.stop)
         text = stops.cut(answer.text)
-        usage = {
-            "prompt_tokens": answer.prompt_tokens,
-            "completion_tokens": answer.new_tokens,
-            "total_tokens": answer.prompt_tokens + answer.new_tokens,
-        }
         return {
             "id": chat_id,
             "object": "chat.completion",
@@ -132,7 +127,7 @@ def build_app(save: SaveDir, token: str, loaded: int = 2) -> Any:
                     "finish_reason": finish_reason(answer.new_tokens, asked.settings, stops.stopped),
                 }
             ],
-            "usage": usage,
+            "usage": usage_of(answer),
             "realm": {"loot": answer.loot, "step": step, "weights_hash": answer.weights_hash},
         }
 
@@ -154,6 +149,14 @@ def loot_of(model: str, hero: str) -> str:
             raise KeyError(model)
         return name
     return "latest" if model == hero else model
+
+
+def usage_of(answer: Any) -> dict[str, int]:
+    return {
+        "prompt_tokens": answer.prompt_tokens,
+        "completion_tokens": answer.new_tokens,
+        "total_tokens": answer.prompt_tokens + answer.new_tokens,
+    }
 
 
 def finish_reason(new_tokens: int, settings: Any, stopped: bool) -> str:
@@ -204,13 +207,8 @@ def stream(oracle: Any, name: str, asked: ChatRequest, model: str, chat_id: str)
             if rest:
                 yield chunk({"content": rest}, None)
             realm = {"loot": value.loot, "step": value.step, "weights_hash": value.weights_hash}
-            usage = {
-                "prompt_tokens": value.prompt_tokens,
-                "completion_tokens": value.new_tokens,
-                "total_tokens": value.prompt_tokens + value.new_tokens,
-            }
             finish = finish_reason(value.new_tokens, asked.settings, stops.stopped)
-            yield chunk({}, finish, {"realm": realm, "usage": usage})
+            yield chunk({}, finish, {"realm": realm, "usage": usage_of(value)})
             break
     yield "data: [DONE]\n\n"
 
