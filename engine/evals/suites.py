@@ -58,25 +58,20 @@ def read_suite(path: Path) -> Suite:
         raise SuiteError(f"{path.name}: not UTF-8 text") from None
     questions: list[Question] = []
     seen: set[str] = set()
-    rows = json_rows(text)
-    while True:
-        try:
-            item = next(rows, None)
-        except RowError as exc:
-            raise SuiteError(str(exc)) from None
-        if item is None:
-            break
-        number, row = item
-        try:
-            question = to_question(row, number)
-        except ValueError as exc:
-            raise SuiteError(f"line {number}: {exc}") from None
-        if question.id in seen:
-            raise SuiteError(f"line {number}: id {question.id!r} is used twice")
-        seen.add(question.id)
-        questions.append(question)
-        if len(questions) > MAX_QUESTIONS:
-            raise SuiteError(f"more than {MAX_QUESTIONS:,} questions: split the file")
+    try:  # rows are checked as they are read: the first problem in the file is the one named
+        for number, row in json_rows(text):
+            try:
+                question = to_question(row, number)
+            except ValueError as exc:
+                raise SuiteError(f"line {number}: {exc}") from None
+            if question.id in seen:
+                raise SuiteError(f"line {number}: id {question.id!r} is used twice")
+            seen.add(question.id)
+            questions.append(question)
+            if len(questions) > MAX_QUESTIONS:
+                raise SuiteError(f"more than {MAX_QUESTIONS:,} questions: split the file")
+    except RowError as exc:
+        raise SuiteError(str(exc)) from None
     if not questions:
         raise SuiteError(f"{path.name}: no questions")
     return Suite(suite_name(path), tuple(questions))

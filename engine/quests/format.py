@@ -27,7 +27,6 @@ import json
 import os
 import stat
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,32 +77,24 @@ def read_quest(path: Path) -> QuestFile:
     text = _decode(data)
     quest = QuestFile(rows=[], digest=hashlib.sha256(data).hexdigest())
     converted: Counter[str] = Counter()
-    rows = json_rows(text)
-    while (item := _next_row(rows)) is not None:
-        number, row = item
-        if not quest.rows and not quest.settings and set(row) == {"quest"}:
-            quest.settings = read_header(row["quest"], number)
-            continue
-        spec, source, normalised = to_spec(row, number)
-        quest.rows.append(normalised)
-        quest.lines.append(number)
-        quest.specs[spec] += 1
-        if source != spec:
-            converted[source] += 1
+    try:  # rows are checked as they are read: the first problem in the file is the one named
+        for number, row in json_rows(text):
+            if not quest.rows and not quest.settings and set(row) == {"quest"}:
+                quest.settings = read_header(row["quest"], number)
+                continue
+            spec, source, normalised = to_spec(row, number)
+            quest.rows.append(normalised)
+            quest.lines.append(number)
+            quest.specs[spec] += 1
+            if source != spec:
+                converted[source] += 1
+    except RowError as exc:
+        raise QuestRejected(str(exc)) from None
     if not quest.rows:
         raise QuestRejected("the file is empty (no JSON rows)")
     for source, count in converted.items():
         quest.notices.append(f"converted {count} {source} row(s) to {_target(source)}")
     return quest
-
-
-def _next_row(rows: Iterator[tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any]] | None:
-    """The next row, or None at the end; a file that is not JSON rows is refused (rows are
-    checked as they are read, so the first problem in the file is the one named)."""
-    try:
-        return next(rows, None)
-    except RowError as exc:
-        raise QuestRejected(str(exc)) from None
 
 
 def _decode(data: bytes) -> str:
