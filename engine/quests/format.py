@@ -71,8 +71,26 @@ HEADER_KEYS = {"epochs": int, "checks": str, "priority": str}
 MAX_EPOCHS = 100
 
 
+# Tables people export data sets as: refused like any file that is not JSON rows, with
+# the one line that converts them.
+TABLE_FORMATS = {".csv": "CSV", ".tsv": "TSV", ".parquet": "Parquet", ".arrow": "Arrow", ".xlsx": "Excel"}
+
+
 def read_quest(path: Path) -> QuestFile:
     """Validate a quest file; raise QuestRejected naming the first problem."""
+    try:
+        return _read_quest(path)
+    except QuestRejected as exc:
+        kind = TABLE_FORMATS.get(path.suffix.lower())
+        if kind is None or not str(exc).startswith("line "):
+            raise
+        raise QuestRejected(
+            f"{exc} — {kind} is not read: quests are JSON lines (pandas writes them with "
+            "df.to_json(path, orient='records', lines=True))"
+        ) from None
+
+
+def _read_quest(path: Path) -> QuestFile:
     data = _read_bytes(path)
     text = _decode(data)
     quest = QuestFile(rows=[], digest=hashlib.sha256(data).hexdigest())

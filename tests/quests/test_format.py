@@ -117,6 +117,20 @@ def test_a_json_array_file_is_read_with_line_numbers(tmp_path: Path) -> None:
         read_quest(write(tmp_path, "none.json", " [ ] "))
 
 
+def test_a_table_export_is_refused_with_the_line_that_converts_it(tmp_path: Path) -> None:
+    for name, data in (
+        ("rows.csv", b"prompt,completion\nhi,yo\n"),
+        ("rows.parquet", b"PAR1\x15\x04\x00\x00\xff"),
+    ):
+        with pytest.raises(
+            QuestRejected, match=r"^line 1: .* is not read: quests are JSON lines .*lines=True"
+        ):
+            read_quest(write(tmp_path, name, data))
+    with pytest.raises(QuestRejected) as plain:  # other names: the reason alone
+        read_quest(write(tmp_path, "rows.jsonl", b"prompt,completion\n"))
+    assert "not read" not in str(plain.value)
+
+
 @pytest.mark.skipif(not SEED_DATA.is_dir(), reason="../shared/seed-data is not beside the project")
 def test_reference_files_are_valid_quests() -> None:
     binary = read_quest(SEED_DATA / "binary" / "val_binary_easy_100.jsonl")
