@@ -74,10 +74,25 @@ class Team:
 
     def share(self, micro: list[PackedBatch]) -> list[PackedBatch]:
         """This rank's part of the global batch: whole micro-batches when they divide
-        among the ranks, else an equal share of each micro-batch's rows."""
+        among the ranks, else rows rank, rank + world, … of each micro-batch. Rows need not
+        divide evenly (3 rows, 2 ranks: 2 + 1): the loss is normalised by the whole step's
+        target tokens, so the summed gradient is the one-process gradient either way; an
+        uneven share only leaves a rank idle part of the step."""
         if len(micro) % self.world == 0:
             return micro[self.rank :: self.world]
-        return [rows_of(batch, self.rank, self.world) for batch in micro]
+        shares = (rows_of(batch, self.rank, self.world) for batch in micro)
+        return [batch for batch in shares if batch is not None]
+
+    def describe_split(self, micro_batch: int, grad_accum: int) -> str:
+        """How a step's rows go round the ranks, for the log."""
+        if grad_accum % self.world == 0:
+            return f"{grad_accum // self.world} micro-batch(es) of {micro_batch} rows per rank"
+        if micro_batch % self.world == 0:
+            return f"{micro_batch // self.world} of each micro-batch's {micro_batch} rows per rank"
+        return (
+            f"each micro-batch's {micro_batch} rows shared unevenly by {self.world} ranks (the same "
+            f"losses; a micro-batch of a multiple of {self.world} rows keeps every rank busy)"
+        )
 
     def sum_grads(self, params: list[torch.nn.Parameter], loss_sum: float) -> float:
         """Every rank's gradients summed into each rank's (one flat all-reduce), and the
@@ -120,15 +135,12 @@ class Team:
             dist.destroy_process_group()
 
 
-def rows_of(batch: PackedBatch, rank: int, world: int) -> PackedBatch:
+def rows_of(batch: PackedBatch, rank: int, world: int) -> PackedBatch | None:
     """Rows rank, rank + world, … of a packed batch (its share when micro-batches do not
-    divide among the ranks)."""
+    divide among the ranks); None when the batch has fewer rows than that."""
     rows = batch.input_ids.size(0)
-    if rows % world:
-        raise ValueError(
-            f"{rows} rows per micro-batch cannot be shared by {world} ranks: make train.micro_batch "
-            f"or train.grad_accum a multiple of {world}"
-        )
+    if rank >= rows:
+        return None
     pick = slice(rank, rows, world)
     row_tokens = batch.row_tokens[pick] if batch.row_tokens else ()
     return PackedBatch(
@@ -136,6 +148,6 @@ def rows_of(batch: PackedBatch, rank: int, world: int) -> PackedBatch:
         batch.position_ids[pick].contiguous(),
         batch.targets[pick].contiguous(),
         batch.examples,  # not used for the gradient; kept for the record
-        sum(row_tokens) if row_tokens else batch.real_tokens // world,
+        sum(row_tokens) if row_tokens else batch.real_tokens * len(range(rows)[pick]) // rows,
         row_tokens,
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
+
 import torch
 
 from engine.train.packing import PackedBatch
@@ -31,6 +32,17 @@ def test_otherwise_each_rank_takes_its_rows_of_every_micro_batch() -> None:
     assert torch.equal(together, micro[0].input_ids)  # every row trained once, by one rank
 
 
-def test_rows_that_do_not_divide_are_refused_with_what_to_change() -> None:
-    with pytest.raises(ValueError, match="multiple of 2"):
-        rows_of(batch(3, 0), 0, 2)
+def test_rows_that_do_not_divide_are_shared_unevenly_and_none_is_lost() -> None:
+    """3 rows on 2 ranks: 2 + 1 (the loss is normalised by the whole step, so the summed
+    gradient is still the one-process one); 1 row on 2 ranks: the second rank sits out."""
+    micro = [batch(3, 0), batch(1, 1), batch(2, 2)]  # 3 micro-batches, 2 ranks: rows shared
+    first, second = (Team(rank, 2, torch.device("cpu")).share(micro) for rank in range(2))
+    assert [b.input_ids[:, 0].tolist() for b in first] == [[0, 8], [1000], [2000]]
+    assert [b.input_ids[:, 0].tolist() for b in second] == [[4], [2004]]
+    assert first[0].real_tokens + second[0].real_tokens == micro[0].real_tokens
+    assert rows_of(batch(1, 0), 1, 2) is None
+    bare = replace(batch(3, 0), row_tokens=())  # no per-row counts: a proportional share
+    assert [rows_of(bare, rank, 2).real_tokens for rank in range(2)] == [8, 4]  # type: ignore[union-attr]
+    team = Team(0, 2, torch.device("cpu"))
+    assert "unevenly" in team.describe_split(3, 1) and "unevenly" not in team.describe_split(4, 1)
+    assert team.describe_split(2, 2) == "1 micro-batch(es) of 2 rows per rank"

@@ -48,8 +48,10 @@ def rank_pids(save_dir: Path) -> dict[int, int]:
 
 @pytest.mark.parametrize(
     ("micro_batch", "grad_accum"),
-    [(2, 2), (4, 1)],  # whole micro-batches per rank; one micro-batch's rows shared
-    ids=["micro-batches", "rows"],
+    # whole micro-batches per rank; one micro-batch's rows shared; 3 rows (the hatchling's
+    # automatic micro-batch) shared 2 + 1
+    [(2, 2), (4, 1), (3, 1)],
+    ids=["micro-batches", "rows", "uneven-rows"],
 )
 def test_two_ranks_train_like_one_process(
     tmp_path: Path, hatchling_dir: Path, micro_batch: int, grad_accum: int
