@@ -15,6 +15,7 @@ import ast
 import inspect
 import json
 import textwrap
+import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from functools import cache
 from itertools import pairwise
@@ -355,7 +356,16 @@ class HeroConfig:
 
     @classmethod
     def load(cls, path: Path) -> HeroConfig:
-        return cls.from_dict(json.loads(path.read_text()))
+        """The hero's settings; ValueError naming the file and the field for a file that is
+        not one (edited by hand, half-written); OSError when it cannot be read."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError(f"a JSON object of settings, not {type(data).__name__}")
+            return cls.from_dict(data)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            detail = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
+            raise ValueError(f"{path} is not a valid config: {detail}") from None
 
 
 # ---------------------------------------------------------------------- flags from fields
@@ -445,11 +455,45 @@ def apply_overrides(config: HeroConfig, args: argparse.Namespace) -> HeroConfig:
 
 
 def _build(cls: Any, data: dict[str, Any]) -> Any:
+    section = next((name for name, kind in _SECTIONS.items() if kind is cls), cls.__name__)
+    if not isinstance(data, dict):
+        raise ValueError(f"{section} must be an object of settings, not {type(data).__name__}")
     known = {f.name for f in fields(cls)}
     unknown = set(data) - known
     if unknown:
         raise ValueError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}")
+    hints = _hints(cls)
+    for name, value in data.items():
+        if not _is_a(value, hints[name]):
+            raise ValueError(f"{section}.{name} must be {_kind_name(hints[name])}, not {value!r}")
     return cls(**data)
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_a(value: Any, hint: Any) -> bool:
+    """A JSON value of the field's type (checked before the dataclass's own validation,
+    which compares numbers and would fail with a TypeError on a string)."""
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if typing.get_origin(hint) is dict:
+        key, item = typing.get_args(hint)
+        return isinstance(value, dict) and all(_is_a(k, key) and _is_a(v, item) for k, v in value.items())
+    return True  # a type this file does not use yet: the dataclass decides
+
+
+def _kind_name(hint: Any) -> str:
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+    return names.get(hint, "an object of names to numbers" if typing.get_origin(hint) is dict else str(hint))
 
 
 def _positive(obj: object, *names: str) -> None:

@@ -190,3 +190,32 @@ def test_offline_change_is_refused_while_an_engine_holds_the_lock(tmp_path: Path
         assert not save.config.exists()
     finally:
         lock.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('{"name": "dio", "train": {"lr": "fast"}}', "train.lr must be a number, not 'fast'"),
+        ('{"name": "dio", "vault": {"keep_last": true}}', "vault.keep_last must be a whole number"),
+        (
+            '{"name": "dio", "game": {"skills": {"bin": "x"}}}',
+            "game.skills must be an object of names to numbers",
+        ),
+        ('{"name": "dio", "train": 5}', "train must be an object of settings"),
+        ('{"train": {}}', "no 'name'"),
+        ("[1]", "a JSON object of settings"),
+        ('{"name": "dio", "train": {"lr": 0.002', "Expecting"),
+    ],
+)
+def test_a_hand_broken_config_is_one_line_naming_the_file_and_field(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    hero = tmp_path / "dio"
+    hero.mkdir()
+    (hero / "config.json").write_text(text)
+    with pytest.raises(ValueError, match="config.json is not a valid config: ") as refused:
+        HeroConfig.load(hero / "config.json")
+    assert says in str(refused.value)
+    started = realm_here("train", "--saves", str(tmp_path), "--max-steps", "1")
+    assert started.returncode == 1 and says in started.stderr and "Traceback" not in started.stderr
+    assert not (hero / "engine.log").exists()  # refused before an engine was started

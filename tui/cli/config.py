@@ -61,8 +61,8 @@ def hero_config(save: SaveDir) -> HeroConfig:
         return HeroConfig(name=save.root.name)
     try:
         return HeroConfig.load(save.config)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise SystemExit(f"realm: {save.config} is not a valid config: {exc}") from None
+    except ValueError as exc:  # it names the file and the field
+        raise SystemExit(f"realm: {exc}") from None
 
 
 def cmd_get(save: SaveDir, key: str | None, as_json: bool) -> int:

@@ -116,15 +116,23 @@ def check_model(save: SaveDir, model: str | None) -> str | None:
     return str(folder)
 
 
+def check_config(save: SaveDir) -> HeroConfig:
+    """The hero's settings (a new hero: the defaults); a config.json that is not one —
+    edited by hand, say — is one line naming the file and the field, before any screen."""
+    if not save.config.is_file():
+        return HeroConfig(name=save.name)
+    try:
+        return HeroConfig.load(save.config)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"realm: {exc}") from None
+
+
 def check_overrides(save: SaveDir, args: argparse.Namespace) -> None:
     """Refuse a --seq-len, --threads… the engine would refuse, before a slot is made."""
     flags = " ".join(override_args(args))
     if not flags:
         return
-    try:
-        config = HeroConfig.load(save.config)
-    except (OSError, ValueError, KeyError, TypeError):  # a new hero, or one the engine will report on
-        config = HeroConfig(name=save.name)
+    config = check_config(save)
     try:
         apply_overrides(config, args)
     except ValueError as exc:
@@ -182,6 +190,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     if not pick_hero(args):
         return 0
     save = save_from(args)
+    if save.engine_pid() is None:  # a running engine read its config when it started
+        check_config(save)
     gpus = check_gpus(args.gpus)
     control = EngineControl(save, check_model(save, args.model), check_mode(save, args.mode), gpus)
     control.start()
@@ -239,6 +249,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 3
+    check_config(save)
     check_overrides(save, args)
     gpus = check_gpus(args.gpus)
     save.create()
