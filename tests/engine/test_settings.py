@@ -213,7 +213,7 @@ def test_a_hand_broken_config_is_one_line_naming_the_file_and_field(
     hero = tmp_path / "dio"
     hero.mkdir()
     (hero / "config.json").write_text(text)
-    with pytest.raises(ValueError, match="config.json is not a valid config: ") as refused:
+    with pytest.raises(ValueError, match=r"config\.json is not a valid config: ") as refused:
         HeroConfig.load(hero / "config.json")
     assert says in str(refused.value)
     started = realm_here("train", "--saves", str(tmp_path), "--max-steps", "1")
