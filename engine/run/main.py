@@ -23,7 +23,7 @@ from engine.protocol import messages as p
 from engine.protocol.config import MODES, HeroConfig, add_override_flags, apply_overrides
 from engine.protocol.model_folder import model_folder_problem
 from engine.protocol.savedir import EngineBusy, SaveDir
-from engine.store.atomic import read_json, write_json
+from engine.store.atomic import write_json
 
 EXIT_ALREADY_RUNNING = 3
 EXIT_BAD_CONFIG = 2
@@ -172,7 +172,7 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
     except RowsTooShort as exc:  # a setting to change, not a crash
         logging.getLogger("engine").error("%s", exc)
         server.broadcast(p.EngineFailed(error=str(exc), traceback=""))
-        status = read_json(save.status, {}) or {}
+        status = save.read_status()
         status.update(state="crashed", error=str(exc), updated_at=time.time())
         write_json(save.status, status)
         print(f"realm engine: {exc}", file=sys.stderr)
@@ -181,7 +181,7 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
         tb = traceback.format_exc()
         logging.getLogger("engine").error("engine failed: %s\n%s", exc, tb)
         server.broadcast(p.EngineFailed(error=f"{type(exc).__name__}: {exc}", traceback=tb))
-        status = read_json(save.status, {}) or {}
+        status = save.read_status()
         status.update(state="crashed", error=f"{type(exc).__name__}: {exc}", updated_at=time.time())
         write_json(save.status, status)
         if foreground:

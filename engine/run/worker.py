@@ -56,7 +56,6 @@ from engine.run.report import Reporter
 from engine.run.server import EngineServer
 from engine.run.tasks import TaskBoard, TaskBody, run_to_end
 from engine.store import commands as vault_commands
-from engine.store.atomic import read_json
 from engine.store.ledger import Ledger
 from engine.store.vault import Resumable, Vault, is_disk_full, main_line, restore_rng
 from engine.train import fit
@@ -137,7 +136,7 @@ class Worker:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self.host_memory_kept = keep_freed_memory()  # fewer page faults a CPU step
-        before = read_json(self.save.status, {}) or {}  # what the last engine left
+        before = self.save.read_status()  # what the last engine left ({} if unreadable)
         self.ledger = Ledger(self.save.ledger)
         if self.ledger.moved_aside is not None:
             self.warn(

@@ -65,7 +65,9 @@ def tail_rows(path: Path, max_bytes: int) -> list[dict[str, Any]]:
     rows = []
     for line in data.splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except ValueError:
             continue
+        if isinstance(row, dict):  # a line edited by hand into a number or a list: skipped too
+            rows.append(row)
     return rows

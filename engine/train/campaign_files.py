@@ -122,7 +122,7 @@ def resting_status(save: SaveDir) -> dict[str, Any] | None:
     campaign = stored(save)
     if campaign is None:
         return None
-    written = (read_json(save.status, {}) or {}).get("campaign")
+    written = save.read_status().get("campaign")
     if isinstance(written, dict) and written.get("name") == campaign.name:
         return written
     phases = [

@@ -67,6 +67,27 @@ def save_text(damage: str, text: str) -> str:
     return text[: len(text) // 2] if damage == "truncated" else '["a list, not tables"]'
 
 
+@pytest.mark.parametrize("damage", ["truncated", "a list"])
+def test_damaged_status_and_history_files_are_rewritten_not_fatal(
+    tmp_path: Path, hatchling_dir: Path, damage: str
+) -> None:
+    """hero.json, events.jsonl and metrics.jsonl are what the engine reports, not what it
+    resumes from: damaged (a disk hiccup, a hand edit), they cost no start and no loot."""
+    save, config = make_hero(tmp_path, hatchling_dir)
+    run_worker(save, config, 20)
+    save.status.write_text('{"step": 20, "state"' if damage == "truncated" else "[1, 2]")
+    with open(save.events, "a") as f:
+        f.write('5\n["not", "an", "event"]\n{"kind": \n')
+    with open(save.metrics, "a") as f:
+        f.write('[20]\n{"step": \n')
+    worker = start(save, config)
+    assert worker.progress.step == 20  # resumed from the newest loot
+    worker.request_stop("test")
+    worker.run()
+    worker.ledger.close()
+    assert json.loads(save.status.read_text())["state"] == "stopped"  # written anew
+
+
 @pytest.mark.parametrize("part", ["model.safetensors", "trainer.pt"])
 def test_an_unreadable_newest_loot_falls_back_to_the_one_before(
     tmp_path: Path, hatchling_dir: Path, part: str
