@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.protocol import messages as p
-from engine.store.atomic import read_json, write_json
+from engine.store.atomic import read_json_kept, write_json
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,11 @@ class AchievementBook:
     def __init__(self, path: Path, step: Callable[[], int]) -> None:
         self.path = path
         self.step = step
-        data = read_json(path) if path.exists() else None
-        self.unlocked: dict[str, dict[str, Any]] = dict((data or {}).get("unlocked", {}))
-        self.quests_done = int((data or {}).get("quests_done", 0))
+        data, self.warning = read_json_kept(path)
+        data = data if isinstance(data, dict) else {}
+        unlocked = data.get("unlocked")
+        self.unlocked: dict[str, dict[str, Any]] = dict(unlocked) if isinstance(unlocked, dict) else {}
+        self.quests_done = int(data.get("quests_done") or 0)
 
     def infos(self) -> tuple[p.AchievementInfo, ...]:
         return tuple(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.protocol import messages as p
-from engine.store.atomic import read_json, write_json
+from engine.store.atomic import read_json_kept, write_json
 
 KINDS = ("title", "portrait", "theme")
 
@@ -54,7 +54,7 @@ DEFAULT_WORN = {"title": "no-title", "portrait": "portrait-dio", "theme": "theme
 class Shop:
     def __init__(self, path: Path) -> None:
         self.path = path
-        data = read_json(path, None) if path.exists() else None
+        data, self.warning = read_json_kept(path)
         data = data if isinstance(data, dict) else {}
         owned = _table(data.get("owned"))
         # Wares no longer sold stay out (and their price out of `spent`: nothing lost).

@@ -215,8 +215,7 @@ class Worker:
         self._build_eval_sets()
         self.last_watched = before.get("last_watched")
         self.crashes = int(before.get("crashes") or 0) + (died_at is not None)
-        self.achievements = AchievementBook(self.save.achievements, lambda: self.progress.step)
-        self.shop = Shop(self.save.shop)
+        self._open_keepsakes()
         self.server.observers.append(self._achieve)
         if died_at is not None:
             self.unlocked(self.achievements.unlock("survived-crash"))
@@ -240,6 +239,15 @@ class Worker:
         self.report.metric({"resumed_from": self.progress.step, "time": time.time(), "died_at": died_at})
         self.state = "training"
         self.write_status()
+
+    def _open_keepsakes(self) -> None:
+        """Achievements and the Market's wares: a damaged file is kept aside (and said so),
+        never a reason not to start."""
+        self.achievements = AchievementBook(self.save.achievements, lambda: self.progress.step)
+        self.shop = Shop(self.save.shop)
+        for warning in (self.achievements.warning, self.shop.warning):
+            if warning:
+                self.warn(warning)
 
     def _brief_team(self, folder: Path, adapter: Path | None) -> None:
         """The other ranks load what this rank loaded and take its exact state."""

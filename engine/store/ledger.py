@@ -17,7 +17,7 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
-from engine.store.atomic import write_text
+from engine.store.atomic import move_aside, write_text
 
 TABLES = ("loot", "evals", "quests")
 
@@ -53,18 +53,6 @@ def check_readable(path: Path) -> None:
     for table in data.values():
         if not all(isinstance(row, dict) for row in table.values()):
             raise ValueError("a table holds something other than rows")
-
-
-def move_aside(path: Path) -> Path:
-    """Keep an unreadable ledger beside the new one, under a name that says why."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 2
-    while target.exists():
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-        n += 1
-    path.rename(target)
-    return target
 
 
 class Ledger:

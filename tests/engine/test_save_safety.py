@@ -72,10 +72,13 @@ def test_damaged_status_and_history_files_are_rewritten_not_fatal(
     tmp_path: Path, hatchling_dir: Path, damage: str
 ) -> None:
     """hero.json, events.jsonl and metrics.jsonl are what the engine reports, not what it
-    resumes from: damaged (a disk hiccup, a hand edit), they cost no start and no loot."""
+    resumes from: damaged (a disk hiccup, a hand edit), they cost no start and no loot.
+    Achievements and the Market's purchases are kept aside, said so, and started afresh."""
     save, config = make_hero(tmp_path, hatchling_dir)
     run_worker(save, config, 20)
-    save.status.write_text('{"step": 20, "state"' if damage == "truncated" else "[1, 2]")
+    broken = '{"step": 20, "state"' if damage == "truncated" else "[1, 2]"
+    for path in (save.status, save.achievements, save.shop):
+        path.write_text(broken)
     with open(save.events, "a") as f:
         f.write('5\n["not", "an", "event"]\n{"kind": \n')
     with open(save.metrics, "a") as f:
@@ -86,6 +89,14 @@ def test_damaged_status_and_history_files_are_rewritten_not_fatal(
     worker.run()
     worker.ledger.close()
     assert json.loads(save.status.read_text())["state"] == "stopped"  # written anew
+    warnings = json.loads(save.status.read_text())["warnings"]
+    for path in (save.achievements, save.shop):
+        aside = list(save.root.glob(f"{path.name}.corrupt-*"))
+        if damage == "truncated":  # not JSON: kept aside, and the warning names the copy
+            assert len(aside) == 1 and aside[0].read_text() == broken
+            assert any(aside[0].name in w for w in warnings)
+        else:  # JSON of the wrong shape: read as empty, the file left as it was
+            assert not aside
 
 
 @pytest.mark.parametrize("part", ["model.safetensors", "trainer.pt"])
