@@ -27,7 +27,7 @@ from engine.quests.format import QuestRejected, read_quest
 from engine.run.tasks import TaskBody
 from engine.store.vault import Resumable, loot_name
 from engine.train.campaign import Campaign, CampaignError, CampaignState, Phase, PhaseRecord
-from engine.train.campaign_files import begins_message, install, leave, locate, stored
+from engine.train.campaign_files import CampaignUnreadable, begins_message, install, leave, locate, stored
 from engine.train.stream import AnySource, RowsSource, Source
 
 if TYPE_CHECKING:
@@ -73,8 +73,8 @@ def load(w: Worker, resume: Resumable | None) -> CampaignRun | None:
     another campaign: the first phase, from the loot's step)."""
     try:
         campaign = stored(w.save)
-    except (KeyError, TypeError, ValueError) as exc:
-        w.warn(f"campaign.json cannot be read ({exc}); training without the campaign", "campaign")
+    except CampaignUnreadable as exc:
+        w.warn(f"{exc}; training without the campaign", "campaign")
         return None
     if campaign is None:
         return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.protocol import messages as p
-from engine.store.atomic import read_json, write_json
+from engine.store.atomic import read_json_kept, write_json
 from engine.store.vault import main_line
 from engine.train.trainer import Judge, StepResult
 from engine.train.watchdog import ROLLBACK, SEED_NOTCH, SKIP, Verdict, Watchdog, overfitting
@@ -31,7 +31,9 @@ def start(w: Worker, resume_meta: dict[str, Any] | None, resume_name: str | None
     """The watchdog a (re)started worker continues with: the loot's, or the state a
     rollback to that very loot left in watchdog.json (newer than the loot)."""
     state = (resume_meta or {}).get("watchdog")
-    pending = read_json(w.save.watchdog, None)
+    pending, warning = read_json_kept(w.save.watchdog)
+    if warning:  # the loot's own watchdog state stands in
+        w.warn(warning)
     if isinstance(pending, dict) and resume_name is not None and pending.get("after") == resume_name:
         state = pending.get("state")
     w.watchdog = Watchdog.from_dict(w.config.watchdog, state)

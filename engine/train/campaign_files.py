@@ -85,11 +85,20 @@ def install(save: SaveDir, source: Path, replace_finished: bool = False) -> Camp
     return kept
 
 
+class CampaignUnreadable(ValueError):
+    """campaign.json is damaged: the engine trains without it; `realm campaign stop` sets it aside."""
+
+
 def stored(save: SaveDir) -> Campaign | None:
-    data = read_json(save.campaign, None)
-    if not isinstance(data, dict) or "campaign" not in data:
-        return None
-    return Campaign.from_dict(data["campaign"])
+    try:
+        data = read_json(save.campaign, None)
+        if not isinstance(data, dict) or "campaign" not in data:
+            return None
+        return Campaign.from_dict(data["campaign"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CampaignUnreadable(
+            f"campaign.json cannot be read ({exc}); `realm campaign stop` sets it aside"
+        ) from None
 
 
 def leave(save: SaveDir) -> None:
@@ -173,7 +182,15 @@ def carry_out(save: SaveDir, action: str, file: str | None) -> tuple[bool, str, 
         raise EngineRunning
     try:
         if action == "stop":
-            followed = stored(save)
+            try:
+                followed = stored(save)
+            except CampaignUnreadable:
+                leave(save)  # kept aside in campaign/, like any campaign left
+                return (
+                    True,
+                    "Set the unreadable campaign.json aside (in campaign/): DIO trains its own skills",
+                    None,
+                )
             if followed is None:
                 return False, "DIO follows no campaign", None
             leave(save)
@@ -204,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         ok, message, data = carry_out(save, args.action, args.file)
     except EngineRunning:
         return EXIT_ENGINE_RUNNING
+    except CampaignUnreadable as exc:
+        ok, message, data = False, str(exc), None
     except CampaignError as exc:
         name = Path(args.file).name if args.file else "campaign"
         ok, message, data = False, f"{name} {exc}", None

@@ -77,7 +77,7 @@ def test_damaged_status_and_history_files_are_rewritten_not_fatal(
     save, config = make_hero(tmp_path, hatchling_dir)
     run_worker(save, config, 20)
     broken = '{"step": 20, "state"' if damage == "truncated" else "[1, 2]"
-    for path in (save.status, save.achievements, save.shop):
+    for path in (save.status, save.achievements, save.shop, save.watchdog):
         path.write_text(broken)
     with open(save.events, "a") as f:
         f.write('5\n["not", "an", "event"]\n{"kind": \n')
@@ -90,13 +90,36 @@ def test_damaged_status_and_history_files_are_rewritten_not_fatal(
     worker.ledger.close()
     assert json.loads(save.status.read_text())["state"] == "stopped"  # written anew
     warnings = json.loads(save.status.read_text())["warnings"]
-    for path in (save.achievements, save.shop):
+    for path in (save.achievements, save.shop, save.watchdog):
         aside = list(save.root.glob(f"{path.name}.corrupt-*"))
         if damage == "truncated":  # not JSON: kept aside, and the warning names the copy
             assert len(aside) == 1 and aside[0].read_text() == broken
             assert any(aside[0].name in w for w in warnings)
         else:  # JSON of the wrong shape: read as empty, the file left as it was
             assert not aside
+
+
+def test_a_damaged_campaign_file_is_said_and_set_aside_on_request(
+    tmp_path: Path, hatchling_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.train import campaign_files
+
+    def offline(action: str) -> dict[str, Any]:  # what `realm campaign ACTION` runs with DIO resting
+        campaign_files.main(["--save-dir", str(save.root), action])
+        return dict(json.loads(capsys.readouterr().out))
+
+    save, config = make_hero(tmp_path, hatchling_dir)
+    save.campaign.write_text('{"campaign": {"name": "x", "pha')
+    status = offline("status")
+    assert not status["ok"] and "campaign.json cannot be read" in status["message"]
+    assert "realm campaign stop" in status["message"]
+    worker = run_worker(save, config, 2)  # trains without it, and says so
+    assert any("campaign.json cannot be read" in w for w in worker.warnings)
+    stopped = offline("stop")
+    assert stopped["ok"] and "aside" in stopped["message"] and not save.campaign.exists()
+    assert [f.read_text() for f in save.campaign_files.glob("ended-*.json")] == [
+        '{"campaign": {"name": "x", "pha'
+    ]
 
 
 @pytest.mark.parametrize("part", ["model.safetensors", "trainer.pt"])
