@@ -16,6 +16,7 @@ the hero's engine lock (so no engine can start meanwhile).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
 from engine.protocol.messages import QuestInfo
 from engine.protocol.names import printable, safe_name
 from engine.quests.format import QuestFile, QuestRejected, read_quest
-from engine.store.atomic import write_json, write_text
+from engine.store.atomic import move_aside, write_json, write_text
 
 STATES = ("queued", "active", "done", "failed")
 REASON_SUFFIX = ".reason.txt"
@@ -262,7 +263,55 @@ class QuestQueue:
                         problems.append(
                             f"{printable(path.name)} in queue/{priority} cannot be adopted: {exc}"
                         )
+            problems += self._relist_unrecorded()
         return moved, problems
+
+    def _relist_unrecorded(self) -> list[str]:
+        """Files in processing/, done/ or failed/ whose record (the sidecar) is gone or
+        damaged: listed again rather than hidden. One left in processing/ is queued again
+        (it starts over: its progress was in the record); done and failed ones keep their
+        state with a note that their stats are unknown. A damaged record is kept aside."""
+        said: list[str] = []
+        for state, folder in (("active", self.processing), ("done", self.done), ("failed", self.failed)):
+            for path in sorted(folder.iterdir()):
+                meta = _meta_path(path)
+                if (
+                    ignored_name(path.name)
+                    or path.name.endswith(REASON_SUFFIX)
+                    or not path.is_file()
+                    or _read_meta(meta, state) is not None
+                ):
+                    continue
+                if meta.exists():
+                    move_aside(meta)
+                try:
+                    said.append(self._relist(path, state))
+                except OSError as exc:
+                    said.append(f"{printable(path.name)} in {folder.name}/ cannot be listed again: {exc}")
+        return said
+
+    def _relist(self, path: Path, state: str) -> str:
+        if state == "active":
+            listed = {q.name for q in self.all()}
+            free = path.name not in listed and not (self.queue("normal") / path.name).exists()
+            target = self.queue("normal") / (path.name if free else self._unique_name(path.name))
+            path.rename(target)
+            self._adopt(target, "normal")
+            return f"quest {target.name}: its record was lost while it trained; queued again from its start"
+        when = path.stat().st_mtime
+        note = "its record could not be read: rows, loss and the step it ended at are unknown"
+        info = QuestInfo(
+            name=path.name,
+            state=state,
+            priority="normal",
+            added_at=when,
+            finished_at=when,
+            reason=note if state == "failed" else "",
+            notices=(note,),
+            digest=hashlib.sha256(path.read_bytes()).hexdigest(),  # the same file stays refused
+        )
+        self._write_meta(info)
+        return f"quest {path.name} ({state}): {note}"
 
     def _adopt(self, path: Path, priority: str) -> None:
         name = safe_name(path.name)
@@ -361,6 +410,8 @@ def _read_meta(meta: Path, state: str) -> QuestInfo | None:
     try:
         data = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
         return None
     fields = {k: v for k, v in data.items() if k in QuestInfo.__dataclass_fields__}
     fields["notices"] = tuple(fields.get("notices", ()))

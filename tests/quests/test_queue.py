@@ -127,6 +127,35 @@ def test_recover_returns_processing_to_its_queue_and_adopts_hand_placed_files(
     assert states == {"p.jsonl": ("queued", "low"), "by-hand.jsonl": ("queued", "high")}
 
 
+@pytest.mark.parametrize("damage", ["deleted", "not JSON", "a list"])
+def test_quests_whose_record_is_damaged_are_listed_again_not_hidden(
+    queue: QuestQueue, tmp_path: Path, damage: str
+) -> None:
+    def admitted(name: str) -> object:
+        info, _ = queue.admit(write_rows(tmp_path / name, [chat(name, "ok")]), move=False)
+        return queue.start(info)
+
+    done = queue.finish(admitted("done.jsonl"))  # type: ignore[arg-type]
+    failed = queue.fail(admitted("failed.jsonl"), "line 1: something")  # type: ignore[arg-type]
+    active = admitted("active.jsonl")
+    for info in (done, failed, active):
+        meta = queue.path_of(info).with_name(f".{info.name}.quest.json")  # type: ignore[attr-defined]
+        if damage == "deleted":
+            meta.unlink()
+        else:
+            meta.write_text('{"name": "x", ' if damage == "not JSON" else "[1]")
+    assert queue.all() == []  # every record unreadable: nothing listed yet
+    _moved, said = queue.recover()
+    states = {q.name: q.state for q in queue.all()}
+    assert states == {"done.jsonl": "done", "failed.jsonl": "failed", "active.jsonl": "queued"}
+    assert len(said) == 3 and any("queued again from its start" in line for line in said)
+    assert all("unknown" in q.notices[0] for q in queue.all() if q.state != "queued")
+    kept = sorted(p.name for p in queue.root.rglob(".*.quest.json.corrupt-*"))
+    assert len(kept) == (0 if damage == "deleted" else 3)  # a damaged record is kept aside
+    with pytest.raises(QuestRejected, match=r"same content as quest done\.jsonl"):
+        queue.admit(write_rows(tmp_path / "again.jsonl", [chat("done.jsonl", "ok")]), move=False)
+
+
 # ---------------------------------------------------------------------- content checks
 
 
