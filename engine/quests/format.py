@@ -234,9 +234,10 @@ def to_spec(row: dict[str, Any], number: int) -> tuple[str, str, dict[str, Any]]
     raise QuestRejected(f"{where}: no known format (keys: {keys}); expected {KNOWN}")
 
 
-def _messages(messages: Any, where: str, name: str) -> list[dict[str, str]]:
+def _messages(messages: Any, where: str, name: str) -> list[dict[str, Any]]:
     """Chat turns as {"role", "content"}: OpenAI-style ({"role", "content"}, content may be a
-    list of text parts) or ShareGPT-style ({"from", "value"}, human/gpt)."""
+    list of text parts; an assistant turn's ``weight`` 0 keeps it out of the loss, as in
+    OpenAI's fine-tuning files) or ShareGPT-style ({"from", "value"}, human/gpt)."""
     if not isinstance(messages, list) or not messages:
         raise QuestRejected(f"{where}: '{name}' must be a non-empty list")
     out = []
@@ -253,8 +254,15 @@ def _messages(messages: Any, where: str, name: str) -> list[dict[str, str]]:
                 f"not {given!r}; tool and function turns cannot train"
             )
         out.append(_turn(role, _content(message.get(content_key), where, f"{turn}.{content_key}")))
+        if "weight" in message and role == "assistant":
+            if message["weight"] not in (0, 1) or isinstance(message["weight"], bool):
+                raise QuestRejected(f"{where}: {turn}.weight must be 0 or 1 (OpenAI's fine-tuning files)")
+            if message["weight"] == 0:  # shown to DIO as context, not learned
+                out[-1]["weight"] = 0
     if not any(m["role"] == "assistant" for m in out):
         raise QuestRejected(f"{where}: no assistant turn (nothing to learn from)")
+    if not any(m["role"] == "assistant" and m.get("weight") != 0 for m in out):
+        raise QuestRejected(f"{where}: every assistant turn has weight 0 (nothing to learn from)")
     return out
 
 
@@ -274,7 +282,7 @@ def _content(value: Any, where: str, name: str) -> str:
     return _text(value, where, name)
 
 
-def _turn(role: str, content: str) -> dict[str, str]:
+def _turn(role: str, content: str) -> dict[str, Any]:
     return {"role": role, "content": content}
 
 

@@ -55,14 +55,16 @@ class ChatRenderer:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def assistant_spans(self, messages: list[Message], full: str) -> list[tuple[int, int]]:
-        """Character spans of each assistant turn in ``full`` (content + end of turn)."""
+        """Character spans of each assistant turn in ``full`` (content + end of turn),
+        except those of weight 0."""
         spans: list[tuple[int, int]] = []
         cursor = 0
         eot = self.end_of_turn
         for i, message in enumerate(messages):
             content = message["content"]
-            if message["role"] != "assistant":
-                # Move past this turn so an answer is never found inside a prompt.
+            if message["role"] != "assistant" or message.get("weight") == 0:
+                # Move past this turn so an answer is never found inside a prompt (an
+                # assistant turn of weight 0 is context, like a prompt).
                 found = full.find(content, cursor)
                 cursor = found + len(content) if found >= 0 else cursor
                 continue

@@ -67,6 +67,24 @@ def test_every_assistant_turn_is_trained(tokenizer) -> None:  # type: ignore[no-
     assert trained_text(renderer, messages) == "2<|im_end|>4<|im_end|>"
 
 
+def test_an_assistant_turn_of_weight_0_is_context_not_trained(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """OpenAI's fine-tuning files mark turns not to learn with weight 0 (quest format keeps it)."""
+    from engine.quests.format import to_spec
+
+    row = {
+        "messages": [
+            {"role": "user", "content": "1+1="},
+            {"role": "assistant", "content": "3", "weight": 0},  # a wrong answer, shown only
+            {"role": "user", "content": "Try again."},
+            {"role": "assistant", "content": "2", "weight": 1},
+        ]
+    }
+    _spec, _source, quest_row = to_spec(row, 1)
+    renderer = ChatRenderer(tokenizer)
+    assert trained_text(renderer, quest_row["messages"]) == "2<|im_end|>"
+    assert "3<|im_end|>" in renderer.text(quest_row["messages"])  # still in what DIO reads
+
+
 def test_qwen3_style_template(tokenizer) -> None:  # type: ignore[no-untyped-def]
     tokenizer = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
     tokenizer.chat_template = QWEN3_STYLE

@@ -43,6 +43,28 @@ BAD = {
         lines({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}),
         "line 1: messages[0].content[0] is not a text part",
     ),
+    "weight that is not 0 or 1": (
+        lines(
+            {
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "a", "weight": 0.5},
+                ]
+            }
+        ),
+        "line 1: messages[1].weight must be 0 or 1",
+    ),
+    "every answer of weight 0": (
+        lines(
+            {
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "a", "weight": 0},
+                ]
+            }
+        ),
+        "line 1: every assistant turn has weight 0",
+    ),
     "preference pair": (lines({"prompt": "a", "chosen": "b", "rejected": "c"}), "line 1: a preference pair"),
     "array row without an answer": (
         '[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "c"}\n]',
