@@ -88,7 +88,7 @@ class QuestQueue:
                     continue
                 for meta in folder.glob(".*.quest.json"):
                     info = _read_meta(meta, state)
-                    if info is not None and (folder / info.name).exists():
+                    if info is not None and os.path.lexists(folder / info.name):  # a dangling link too
                         found.append(info)
         rank = {state: i for i, state in enumerate(("active", "queued", "done", "failed"))}
 
@@ -278,7 +278,6 @@ class QuestQueue:
                 if (
                     ignored_name(path.name)
                     or path.name.endswith(REASON_SUFFIX)
-                    or not path.is_file()
                     or _read_meta(meta, state) is not None
                 ):
                     continue
@@ -298,7 +297,7 @@ class QuestQueue:
             path.rename(target)
             self._adopt(target, "normal")
             return f"quest {target.name}: its record was lost while it trained; queued again from its start"
-        when = path.stat().st_mtime
+        when = path.lstat().st_mtime  # a dangling link has no target to stat
         note = "its record could not be read: rows, loss and the step it ended at are unknown"
         info = QuestInfo(
             name=path.name,
@@ -308,7 +307,8 @@ class QuestQueue:
             finished_at=when,
             reason=note if state == "failed" else "",
             notices=(note,),
-            digest=hashlib.sha256(path.read_bytes()).hexdigest(),  # the same file stays refused
+            # the same file stays refused; a FIFO or a folder (refused ones) is never read
+            digest=hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "",
         )
         self._write_meta(info)
         return f"quest {path.name} ({state}): {note}"

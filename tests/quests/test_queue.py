@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,19 @@ def test_a_refused_inbox_file_goes_to_failed_with_its_reason(queue: QuestQueue) 
     assert "line 2: invalid JSON" in (queue.failed / "broken.jsonl.reason.txt").read_text()
     [info] = queue.all()
     assert info.state == "failed" and "line 2" in info.reason
+
+
+def test_a_dangling_link_and_a_fifo_are_refused_and_listed(queue: QuestQueue, tmp_path: Path) -> None:
+    (queue.inbox / "gone.jsonl").symlink_to(tmp_path / "nowhere.jsonl")
+    os.mkfifo(queue.inbox / "pipe.jsonl")
+    for name, said in (("gone.jsonl", "cannot read gone.jsonl"), ("pipe.jsonl", "not a regular file")):
+        with pytest.raises(QuestRejected, match=said):
+            queue.admit(queue.inbox / name, move=True)
+    assert {(q.name, q.state) for q in queue.all()} == {("gone.jsonl", "failed"), ("pipe.jsonl", "failed")}
+    for meta in queue.failed.glob(".*.quest.json"):
+        meta.unlink()  # records lost: listed again at the next start, and the pipe is never read
+    _moved, said_again = queue.recover()
+    assert len(said_again) == 2 and {q.name for q in queue.all()} == {"gone.jsonl", "pipe.jsonl"}
 
 
 def test_cancel_retry_priority(queue: QuestQueue, tmp_path: Path) -> None:
