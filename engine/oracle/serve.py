@@ -135,7 +135,8 @@ def build_app(save: SaveDir, token: str, loaded: int = 2) -> Any:
     async def not_found(_request: Request, exc: StarletteHTTPException) -> Any:
         # OpenAI-shaped, so a client shows the reason instead of failing to parse it
         routes = "GET /v1/models, POST /v1/chat/completions"
-        return error(exc.status_code, f"{exc.detail}: this server answers {routes}", "not_found")
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        return error(exc.status_code, f"{exc.detail}: this server answers {routes}", code)
 
     return app
 
