@@ -2,8 +2,8 @@
 
 Each row: ``{"id", "question" (or "messages"), one scorer field (see scorers.py),
 "category"?, "difficulty"?}`` (``prompt`` and ``answer`` are read as ``question`` and
-``expected``); JSON lines or one JSON array (engine/quests/rows.py); a skill row (``skill`` + ``problem``) carries its own
-prompt. A row that cannot be scored, or asked, refuses the whole file with its line
+``expected``), as JSON lines or one JSON array (engine/quests/rows.py); a skill row
+(``skill`` + ``problem``) carries its own prompt. A row that cannot be scored, or asked, refuses the whole file with its line
 number (nothing half-added). Pure Python: `realm evals add` checks a file without torch.
 """
 

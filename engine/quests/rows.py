@@ -23,7 +23,10 @@ def json_rows(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
     if body.startswith("["):
         yield from _array_rows(text, len(text) - len(body))
         return
-    for number, raw in enumerate(text.splitlines(), 1):  # \r\n and \n alike
+    # Lines end at \n (and \r\n) only: str.splitlines() would also cut at U+2028, U+2029
+    # and U+0085, which JSON allows inside a string (text scraped from the web has them).
+    for number, line in enumerate(text.split("\n"), 1):
+        raw = line.removesuffix("\r")
         if not raw.strip():
             continue
         size = len(raw.encode("utf-8"))

@@ -3,6 +3,7 @@ that names the line; good shapes accepted (BOM, CRLF) and converted with a notic
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -99,6 +100,16 @@ def test_more_shapes_from_the_wild_are_converted(tmp_path: Path) -> None:
         "converted 1 prompt/response row(s) to chat_sft_v1",
         "converted 1 question/answer row(s) to chat_sft_v1",
     ]
+
+
+def test_line_separators_inside_strings_do_not_cut_a_row(tmp_path: Path) -> None:
+    """U+2028, U+2029 and U+0085 may stand unescaped in a JSON string; only \\n ends a line."""
+    text = "".join(
+        json.dumps({"prompt": f"a{sep}b", "completion": f"c{sep}d"}, ensure_ascii=False) + "\n"
+        for sep in ("\u2028", "\u2029", "\x85")
+    )
+    quest = read_quest(write(tmp_path, "web.jsonl", text))
+    assert quest.lines == [1, 2, 3] and quest.rows[0]["prompt"] == "a\u2028b"
 
 
 def test_a_json_array_file_is_read_with_line_numbers(tmp_path: Path) -> None:

@@ -105,7 +105,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    lines = sys.stdin.read().splitlines() if str(args.file) == "-" else _read_lines(args.file)
+    lines = json_lines(sys.stdin.read()) if str(args.file) == "-" else _read_lines(args.file)
     scores: list[float] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -143,7 +143,7 @@ def reference_problems(path: Path) -> tuple[Skill, list[tuple[Problem, str]]]:
             ]
             return skill, rows
         raise ValueError(f"{path}: not a BIN level file (no 'problems'/'bits')")
-    records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    records = [json.loads(line) for line in json_lines(text) if line.strip()]
     if not records:
         raise ValueError(f"{path}: empty")
     first = records[0]
@@ -210,9 +210,15 @@ def _skill(skill_id: str) -> Skill:
         raise SystemExit(f"realm: {exc.args[0]}") from None
 
 
+def json_lines(text: str) -> list[str]:
+    """JSON lines end at \n (or \r\n) only: splitlines() would also cut at U+2028 and
+    U+0085, which JSON allows inside a string (a model's answer may hold one)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def _read_lines(path: Path) -> list[str]:
     try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
+        return json_lines(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise SystemExit(f"realm: cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
