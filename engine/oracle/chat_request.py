@@ -1,7 +1,9 @@
 """An OpenAI chat-completions request, checked field by field, and the stop sequences
 applied to what comes back. Other tools' clients send more than our own does (``n``,
-``stop``, ``developer`` turns, content parts, ``null`` assistant content): each field is
-either honoured or refused with a 400 that names it, never silently ignored.
+``stop``, ``developer`` turns, content parts, ``null`` assistant content). A field that
+shapes the reply (``n``, ``logprobs``, a required tool call) is honoured or refused with a
+400 that names it; knobs that only tune sampling and that we do not have (penalties,
+``logit_bias``, ``user``) are ignored, as many OpenAI-compatible servers do.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ def read_chat(body: Any, default_max_tokens: int) -> ChatRequest:
     messages = read_messages(body.get("messages"))
     if body.get("n", 1) not in (1, None):
         raise RequestError("n must be 1: one choice per request", "n")
+    if body.get("logprobs") or body.get("top_logprobs"):
+        raise RequestError("logprobs are not served", "logprobs")
+    if body.get("tools") and body.get("tool_choice") not in (None, "none", "auto"):
+        raise RequestError("tool calls are not served: DIO answers in text", "tool_choice")
     temperature = _number(body, "temperature", 0.0, 0.0, 2.0)
     top_p = _number(body, "top_p", 1.0, 0.0, 1.0)
     if top_p == 0.0:

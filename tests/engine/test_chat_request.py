@@ -30,6 +30,9 @@ def test_a_full_request_from_another_client_is_read() -> None:
         "n": 1,
         "stream": True,
         "user": "someone",  # fields that change nothing are fine
+        "presence_penalty": 0.5,  # a knob we do not have: ignored, as other servers do
+        "logprobs": False,
+        "tools": [{"type": "function", "function": {"name": "f"}}],  # offered, not required
     }
     asked = read_chat(body, default_max_tokens=64)
     assert [m["role"] for m in asked.messages] == ["system", "user", "assistant", "user"]
@@ -50,6 +53,8 @@ def test_a_full_request_from_another_client_is_read() -> None:
         ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages", "only text"),
         ({"messages": [*USER, {"role": "assistant", "content": "x"}]}, "messages", "last message"),
         ({"n": 2}, "n", "n must be 1"),
+        ({"logprobs": True}, "logprobs", "not served"),
+        ({"tools": [{"type": "function"}], "tool_choice": "required"}, "tool_choice", "tool calls"),
         ({"temperature": 5}, "temperature", "temperature must be 0..2"),
         ({"temperature": "hot"}, "temperature", "must be a number"),
         ({"top_p": 0}, "top_p", "above 0"),
