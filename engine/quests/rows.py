@@ -32,7 +32,28 @@ def json_rows(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
         size = len(raw.encode("utf-8"))
         if size > MAX_LINE_BYTES:
             raise RowError(f"line {number}: {size:,} bytes; rows over {MAX_LINE_BYTES:,} are refused")
-        yield number, _object(_loads(raw, number), number)
+        try:
+            row = _loads(raw, number)
+        except RowError:
+            _refuse_one_object(text)
+            raise
+        yield number, _object(row, number)
+
+
+def _refuse_one_object(text: str) -> None:
+    """A pretty-printed JSON object (one record, or {"data": [...]}) fails as JSON lines on
+    its first line; say what it is instead of "invalid JSON at line 1"."""
+    try:
+        whole = json.loads(text)
+    except (ValueError, RecursionError):
+        return
+    if isinstance(whole, dict):
+        lists = [key for key, value in whole.items() if isinstance(value, list)]
+        hint = f" (its rows may be the list under {lists[0]!r}: save that list as the file)" if lists else ""
+        raise RowError(
+            f"line 1: the file is one JSON object over {len(text.rstrip().splitlines())} lines, not rows: "
+            f"give one object per line (JSON lines) or a JSON array of objects{hint}"
+        )
 
 
 def _loads(raw: str, number: int) -> Any:

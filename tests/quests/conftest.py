@@ -75,6 +75,11 @@ BAD = {
     "array truncated in a row": ('[\n{"text": "a"},\n{"text": ', "line 3: invalid JSON"),
     "text after the array": ('[{"text": "a"}]\n{"text": "b"}\n', "line 2: text after the JSON array"),
     "array of numbers": ("[1, 2]", "line 1: a row must be a JSON object, not int"),
+    "one pretty-printed object": (
+        '{\n  "version": 1,\n  "data": [{"text": "a"}]\n}\n',
+        "line 1: the file is one JSON object over 4 lines, not rows: give one object per line "
+        "(JSON lines) or a JSON array of objects (its rows may be the list under 'data'",
+    ),
 }
 
 
