@@ -9,7 +9,7 @@ loot's answer.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,13 +96,4 @@ class ShelfOracle:
         with self.lock:
             model, digest = self.model(loot, folder)
             reply = generate(model, self.renderer, messages, settings, self.device, sink)
-        return Answer(
-            loot,
-            step,
-            digest,
-            reply.text,
-            reply.new_tokens,
-            reply.seconds,
-            reply.first_token_s,
-            reply.prompt_tokens,
-        )
+        return Answer(loot, step, digest, **asdict(reply))  # the Reply's fields, by name
