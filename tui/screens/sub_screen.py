@@ -25,13 +25,16 @@ class SubScreen(Screen[None]):
             if active.node is self.app and active.binding.show and key not in self.APP_KEYS_IN_FOOTER:
                 active = active._replace(binding=replace(active.binding, show=False))
             shown[key] = active
+        listed = {a.binding.action for a in shown.values() if a.node is self and a.binding.show}
         for binding in self.BINDINGS:
-            if not isinstance(binding, Binding) or not binding.show:
+            if not isinstance(binding, Binding) or not binding.show or binding.action in listed:
                 continue
             for key in (k.strip() for k in binding.key.split(",")):
                 handler = shown.get(key)
                 # A focused table handles Enter itself (unlisted): the screen's word for it
                 # (Edit, Open…) is what the footer should say.
                 if handler is not None and handler.node not in (self, self.app) and not handler.binding.show:
-                    shown[key] = ActiveBinding(self, binding, handler.enabled, binding.tooltip)
+                    shown[key] = ActiveBinding(
+                        self, replace(binding, key=key), handler.enabled, binding.tooltip
+                    )
         return shown
