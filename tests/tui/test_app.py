@@ -440,6 +440,8 @@ async def test_at_80x24_the_footer_shows_every_key_it_lists() -> None:
             listed = [k for k in keys if k not in palette]
             hidden = [k.description for k in listed if k.region.right > room]
             assert not hidden, f"{type(app.screen).__name__}: {hidden} fall off the footer"
+            assert not [k.key for k in listed if "," in k.key]  # one key per entry, as pressed
+            assert len({k.action for k in listed}) == len(listed)  # no action listed twice
             shown = {k.description for k in listed}
             if not screen_key:
                 assert {"Pause", "Save", "Guild", "Quests", "Vault", "Oracle", "Keys", "Quit"} <= shown
