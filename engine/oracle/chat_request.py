@@ -12,10 +12,11 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from engine.protocol.config import MAX_REPLY_TOKENS
+
 if TYPE_CHECKING:  # chat.py loads torch; `python -m engine.oracle.serve --help` should not wait for it
     from engine.oracle.chat import Settings
 
-MAX_NEW_TOKENS = 4096
 MAX_STOPS = 4  # as OpenAI allows
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
@@ -55,7 +56,7 @@ def read_chat(body: Any, default_max_tokens: int) -> ChatRequest:
     if top_p == 0.0:
         raise RequestError("top_p must be above 0", "top_p")
     key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
-    max_tokens = _integer(body, key, default_max_tokens, 1, MAX_NEW_TOKENS)
+    max_tokens = _integer(body, key, default_max_tokens, 1, MAX_REPLY_TOKENS)
     seed = _integer(body, "seed", 0, 0, 2**31 - 1)
     stream = body.get("stream") or False
     if not isinstance(stream, bool):

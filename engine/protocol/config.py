@@ -29,6 +29,7 @@ CHECKPOINTING = ("auto", "on", "off")
 QUEST_PRIORITIES = ("high", "normal", "low")
 QUEST_CHECKS = ("standard", "deep")
 ORACLE_PLACEMENTS = ("auto", "beside", "swap")
+MAX_REPLY_TOKENS = 4096  # the longest reply an Ask (messages.py), `realm serve` or a setting may ask for
 
 
 @dataclass(frozen=True)
@@ -283,11 +284,13 @@ class OracleConfig:
     loaded_loot: int = 2
     """Loot copies kept loaded for the Oracle (least recently used is dropped)."""
     max_new_tokens: int = 256
-    """Default reply length, in tokens."""
+    """Default reply length, in tokens (1..4096, the most an Ask may request)."""
 
     def __post_init__(self) -> None:
         _positive(self, "loaded_loot", "max_new_tokens")
         _choice(self, "placement", ORACLE_PLACEMENTS)
+        if self.max_new_tokens > MAX_REPLY_TOKENS:
+            raise ValueError(f"max_new_tokens must be at most {MAX_REPLY_TOKENS}, got {self.max_new_tokens}")
 
 
 @dataclass(frozen=True)

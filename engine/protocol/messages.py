@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, fields
 from typing import Any, TypeAlias, get_args
 
-from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
+from engine.protocol.config import MAX_REPLY_TOKENS, QUEST_CHECKS, QUEST_PRIORITIES
 
 PROTOCOL_VERSION = 10
 
@@ -537,7 +537,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "epochs": (1, 1000),
     "temperature": (0.0, 2.0),
     "top_p": (0.01, 1.0),
-    "max_new_tokens": (0, 4096),
+    "max_new_tokens": (0, MAX_REPLY_TOKENS),
     "seed": (0, 2**31 - 1),
     "problems": (0, 4096),
     "limit": (1, 100_000),

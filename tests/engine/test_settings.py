@@ -29,6 +29,7 @@ BASE = json.loads(HeroConfig(name="dio").to_json())
         ("vault.keep_last", "0", "keep_last must be > 0"),
         ("watchdog.enabled", "maybe", "true or false"),
         ("train.schedule", "wavy", "schedule must be one of"),
+        ("oracle.max_new_tokens", "5000", "at most 4096"),  # no Ask could carry it
         ("game.skills", "1", "game.skills.ID"),
         ("game.skills.bin", "-1", "weight > 0"),
         ("model", "/elsewhere", "make a new hero"),
