@@ -73,11 +73,17 @@ def sample_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
 def validation_throughput(folder: Path, rows: int, model: Path) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
+    sample = sample_rows(rows)
     path = folder / "big.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in sample_rows(rows)), encoding="utf-8")
+    path.write_text("".join(json.dumps(r) + "\n" for r in sample), encoding="utf-8")
     start = time.perf_counter()
     quest = read_quest(path)
     intake = time.perf_counter() - start
+    array = folder / "big.json"  # the same rows as one JSON array (Alpaca's shape)
+    array.write_text("[\n" + ",\n".join(json.dumps(r) for r in sample) + "\n]\n", encoding="utf-8")
+    start = time.perf_counter()
+    read_quest(array)
+    intake_array = time.perf_counter() - start
     renderer = ChatRenderer(AutoTokenizer.from_pretrained(model))
     start = time.perf_counter()
     report = check_rows(quest.rows, quest.lines, lambda r: len(renderer.render_row(r)), 256)
@@ -86,6 +92,7 @@ def validation_throughput(folder: Path, rows: int, model: Path) -> dict[str, Any
         "validation_rows": rows,
         "file_mb": round(path.stat().st_size / 1e6, 1),
         "intake_rows_per_s": round(rows / intake),
+        "intake_array_rows_per_s": round(rows / intake_array),
         "standard_checks_rows_per_s": round(rows / checks),
         "kept_rows": len(report.kept),
     }
