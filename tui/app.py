@@ -201,6 +201,7 @@ class RealmApp(App[str]):
         self.log_tail = log_tail
         self.link = EngineLink(connector, self.post_message, engine_alive, connect_timeout)
         self.stopping = False
+        self._refused: set[str] = set()  # quest refusals already toasted (their reply says it again)
         self._dirty = False
         self.tavern = TavernScreen()
 
@@ -353,11 +354,16 @@ class RealmApp(App[str]):
         """Notices (refusals, replies, warnings) and the ends of the link."""
         match event:
             case p.QuestRejected():
+                self._refused.add(f"{event.name} refused: ")
                 self.notify(event.reason, title=f"Quest refused: {event.name}", severity="error", timeout=15)
             case p.QuestReply(ok=True):
                 self.notify(event.message, title="Quests", timeout=5)
             case p.QuestReply(ok=False):
-                self.notify(event.message, title="Quests", severity="error", timeout=10)
+                said = next((r for r in self._refused if event.message.startswith(r)), None)
+                if said is not None:  # this window's own add, refused: toasted once already
+                    self._refused.discard(said)
+                else:
+                    self.notify(event.message, title="Quests", severity="error", timeout=10)
             case p.CampaignReply(ok=False):
                 self.notify(event.message, title="Campaign", severity="error", timeout=15)
             case p.SuiteReply(ok=False):

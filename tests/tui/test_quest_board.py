@@ -112,6 +112,14 @@ async def test_add_a_file_from_the_board(tmp_path: Path) -> None:
         await pilot.press("enter")
         added = await engine.expect(p.AddQuest)
         assert added.path == str(quest) and added.priority == "normal"
+        # refused: every window hears QuestRejected, this one also its reply; one toast here
+        engine.send(p.QuestRejected("mine.jsonl", "line 1: no known format"))
+        engine.send(p.QuestReply(False, "mine.jsonl refused: line 1: no known format"))
+        await settle(pilot)
+        assert sum("no known format" in n.message for n in app._notifications) == 1
+        engine.send(p.QuestReply(False, "no quest named 'x'"))  # a reply with no broadcast: shown
+        await settle(pilot)
+        assert any("no quest named" in n.message for n in app._notifications)
 
 
 @pytest.mark.asyncio
