@@ -78,6 +78,15 @@ class SaveDir:
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
+    def loot_steps_on_disk(self) -> list[int]:
+        """The steps of the loot folders there are (``step-000200``; loot set aside by a
+        rewind and unfinished writes left out), oldest first: what can still be said of a
+        hero whose hero.json is gone."""
+        if not self.checkpoints.is_dir():
+            return []
+        names = (entry.name for entry in self.checkpoints.iterdir() if entry.is_dir())
+        return sorted(int(name[5:]) for name in names if name.startswith("step-") and name[5:].isdigit())
+
     @property
     def watchdog(self) -> Path:
         """The watchdog's state after a rollback, until the next loot carries it."""

@@ -228,3 +228,14 @@ def drive(worker: Worker, until: Any, train: bool = False, limit: float = 60.0) 
             worker._train_step()
         else:
             time.sleep(0.05)
+
+
+def test_status_without_hero_json_reads_the_loot_folders(tmp_path: Path, hatchling_dir: Path) -> None:
+    from tui.cli.status import status_record
+
+    save, config = make_hero(tmp_path, hatchling_dir)
+    run_worker(save, config, 20)  # loot at 10 and 20
+    save.status.unlink()
+    record = status_record(save)
+    assert (record["step"], record["last_loot_step"], record["loot"]) == (20, 20, 2)
+    assert any("hero.json is missing" in w for w in record["warnings"])

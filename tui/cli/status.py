@@ -37,6 +37,20 @@ def add_parsers(sub: Any) -> None:
     stop.set_defaults(run=cmd_stop)
 
 
+def from_loot_folders(save: SaveDir) -> dict[str, Any]:
+    """What the loot folders say when hero.json is missing or unreadable (the engine
+    writes it anew at its next start, resuming from the newest loot)."""
+    steps = save.loot_steps_on_disk()
+    if not steps:
+        return {}
+    return {
+        "step": steps[-1],
+        "last_loot_step": steps[-1],
+        "loot": len(steps),
+        "warnings": ["hero.json is missing or unreadable: step and loot read from the loot folders"],
+    }
+
+
 def life_state(status: dict[str, Any], pid: int | None) -> str:
     """training | paused | stopping | stopped | crashed. An engine that is gone without
     saying "stopped" (kill -9, an error, a power cut) crashed."""
@@ -47,7 +61,7 @@ def life_state(status: dict[str, Any], pid: int | None) -> str:
 
 
 def status_record(save: SaveDir) -> dict[str, Any]:
-    status = save.read_status()
+    status = save.read_status() or from_loot_folders(save)
     pid = save.engine_pid()
     state = life_state(status, pid)
     record = {
