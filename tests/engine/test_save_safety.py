@@ -239,3 +239,6 @@ def test_status_without_hero_json_reads_the_loot_folders(tmp_path: Path, hatchli
     record = status_record(save)
     assert (record["step"], record["last_loot_step"], record["loot"]) == (20, 20, 2)
     assert any("hero.json is missing" in w for w in record["warnings"])
+    from tui.cli.heroes import hero_row
+
+    assert hero_row(save)["step"] == 20  # `realm heroes` too

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.protocol.savedir import SaveDir
 from tui.cli.common import default_saves_root
-from tui.cli.status import life_state
+from tui.cli.status import from_loot_folders, life_state
 
 
 def add_parsers(sub: Any) -> None:
@@ -37,7 +37,7 @@ def root_of(args: argparse.Namespace) -> Path:
 
 
 def hero_row(save: SaveDir) -> dict[str, Any]:
-    config, status, pid = save.read_config(), save.read_status(), save.engine_pid()
+    config, status, pid = save.read_config(), save.read_status() or from_loot_folders(save), save.engine_pid()
     return {
         "name": save.name,
         "model": config.get("model") or "hatchling",
