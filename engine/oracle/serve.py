@@ -5,7 +5,7 @@ starts it). FastAPI + uvicorn do the HTTP; the answers come from ``ShelfOracle``
 reads loot from disk (the engine may be training meanwhile; it stays the only writer).
 
 - ``GET /v1/models``: ``HERO@step-000200`` for every loot, plus ``HERO@latest``,
-  ``HERO@best-METRIC`` and ``HERO@base``.
+  ``HERO@best-METRIC`` and ``HERO@base``; ``GET /v1/models/ID`` one of them.
 - ``POST /v1/chat/completions``: with or without ``stream``; ``stop``, ``seed``,
   ``temperature``, ``top_p``, ``max_tokens`` honoured, ``n`` > 1 and tool turns refused
   (engine/oracle/chat_request.py); the reply says which loot, step and weights answered
@@ -59,18 +59,11 @@ def error(status: int, message: str, code: str, param: str | None = None) -> Any
 
 
 def build_app(save: SaveDir, token: str, loaded: int = 2) -> Any:
-    from engine.oracle.chat import OracleError
     from engine.oracle.shelf import ShelfOracle
-    from engine.store import commands as vault_commands
 
     oracle = ShelfOracle(save, loaded=loaded)
-    hero = oracle.config.name
-    app = FastAPI(title=f"Realm of Training: {hero}")
-
-    def model_ids() -> list[str]:
-        rows = oracle.rows()
-        best = [f"best-{metric.replace('_', '-')}" for metric, _ in vault_commands.best_by_metric(rows)]
-        return [f"{hero}@{r['name']}" for r in rows] + [f"{hero}@{x}" for x in ("latest", *best, "base")]
+    models = Models(oracle, oracle.config.name)
+    app = FastAPI(title=f"Realm of Training: {models.hero}")
 
     @app.middleware("http")
     async def bearer(request: Request, call_next: Any) -> Any:
@@ -80,65 +73,104 @@ def build_app(save: SaveDir, token: str, loaded: int = 2) -> Any:
         return await call_next(request)
 
     @app.get("/v1/models")
-    def models() -> dict[str, Any]:
+    def list_models() -> dict[str, Any]:
         now = int(time.time())
-        return {
-            "object": "list",
-            "data": [{"id": m, "object": "model", "created": now, "owned_by": "realm"} for m in model_ids()],
-        }
+        return {"object": "list", "data": [models.card(m, now) for m in models.ids()]}
+
+    @app.get("/v1/models/{model_id:path}")
+    def one_model(model_id: str) -> Any:
+        """One model (``client.models.retrieve``): any name a chat request accepts."""
+        try:
+            name, _step = models.find(model_id)
+        except KeyError:
+            return models.not_found(model_id)
+        return models.card(f"{models.hero}@{name}", int(time.time()))
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
-        try:
-            body = await request.json()
-        except ValueError as exc:
-            return error(400, f"the body is not JSON ({exc})", "bad_request")
-        try:
-            asked = read_chat(body, oracle.config.oracle.max_new_tokens)
-        except RequestError as exc:
-            return error(400, str(exc), "bad_request", exc.param)
-        try:
-            name, step, _folder = oracle.resolve(loot_of(asked.model, hero))
-        except KeyError:
-            return error(
-                404, f"no model {asked.model!r}; models: {', '.join(model_ids())}", "model_not_found", "model"
-            )
-        served = f"{hero}@{name}"
-        chat_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
-        if asked.stream:
-            return StreamingResponse(
-                stream(oracle, name, asked, served, chat_id), media_type="text/event-stream"
-            )
-        try:
-            answer = await run_in_threadpool(oracle.ask, name, asked.messages, asked.settings)
-        except OracleError as exc:
-            return error(409, str(exc), "loot_unavailable", "model")
-        stops = StopFilter(asked.settings.stop)
-        text = stops.cut(answer.text)
-        return {
-            "id": chat_id,
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": served,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": finish_reason(answer.new_tokens, asked.settings, stops.stopped),
-                }
-            ],
-            "usage": usage_of(answer),
-            "realm": {"loot": answer.loot, "step": step, "weights_hash": answer.weights_hash},
-        }
+        return await chat_reply(request, oracle, models)
 
     @app.exception_handler(StarletteHTTPException)
     async def not_found(_request: Request, exc: StarletteHTTPException) -> Any:
         # OpenAI-shaped, so a client shows the reason instead of failing to parse it
-        routes = "GET /v1/models, POST /v1/chat/completions"
+        routes = "GET /v1/models, GET /v1/models/ID, POST /v1/chat/completions"
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
         return error(exc.status_code, f"{exc.detail}: this server answers {routes}", code)
 
     return app
+
+
+class Models:
+    """The model ids a client may name (HERO@LOOT, HERO, a bare loot name) and the loot each is."""
+
+    def __init__(self, oracle: Any, hero: str) -> None:
+        self.oracle, self.hero = oracle, hero
+
+    def ids(self) -> list[str]:
+        from engine.store import commands as vault_commands
+
+        rows = self.oracle.rows()
+        best = [f"best-{metric.replace('_', '-')}" for metric, _ in vault_commands.best_by_metric(rows)]
+        return [f"{self.hero}@{r['name']}" for r in rows] + [
+            f"{self.hero}@{x}" for x in ("latest", *best, "base")
+        ]
+
+    def find(self, model_id: str) -> tuple[str, int]:
+        """(loot name, step); KeyError for a model there is not."""
+        name, step, _folder = self.oracle.resolve(loot_of(model_id, self.hero))
+        return name, step
+
+    def not_found(self, model_id: str) -> Any:
+        return error(
+            404, f"no model {model_id!r}; models: {', '.join(self.ids())}", "model_not_found", "model"
+        )
+
+    @staticmethod
+    def card(model_id: str, now: int) -> dict[str, Any]:
+        return {"id": model_id, "object": "model", "created": now, "owned_by": "realm"}
+
+
+async def chat_reply(request: Request, oracle: Any, models: Models) -> Any:
+    """POST /v1/chat/completions: checked, then answered whole or streamed."""
+    from engine.oracle.chat import OracleError
+
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        return error(400, f"the body is not JSON ({exc})", "bad_request")
+    try:
+        asked = read_chat(body, oracle.config.oracle.max_new_tokens)
+    except RequestError as exc:
+        return error(400, str(exc), "bad_request", exc.param)
+    try:
+        name, step = models.find(asked.model)
+    except KeyError:
+        return models.not_found(asked.model)
+    served = f"{models.hero}@{name}"
+    chat_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
+    if asked.stream:
+        return StreamingResponse(stream(oracle, name, asked, served, chat_id), media_type="text/event-stream")
+    try:
+        answer = await run_in_threadpool(oracle.ask, name, asked.messages, asked.settings)
+    except OracleError as exc:
+        return error(409, str(exc), "loot_unavailable", "model")
+    stops = StopFilter(asked.settings.stop)
+    text = stops.cut(answer.text)
+    return {
+        "id": chat_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": served,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": finish_reason(answer.new_tokens, asked.settings, stops.stopped),
+            }
+        ],
+        "usage": usage_of(answer),
+        "realm": {"loot": answer.loot, "step": step, "weights_hash": answer.weights_hash},
+    }
 
 
 def loot_of(model: str, hero: str) -> str:

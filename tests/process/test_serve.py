@@ -119,6 +119,10 @@ def test_other_clients_fields_bare_names_stop_and_errors(server: tuple[str, str,
         client.chat.completions.create(
             model="dio", messages=[{"role": "tool", "content": "x", "tool_call_id": "1"}]
         )
+    assert client.models.retrieve("dio@latest").id == "dio@step-000020"  # what it names now
+    assert client.models.retrieve("step-000010").id == "dio@step-000010"
+    with pytest.raises(openai.NotFoundError, match="no model 'nope'"):
+        client.models.retrieve("nope")
     with pytest.raises(openai.NotFoundError, match="this server answers"):
         client.completions.create(
             model="dio", prompt="hi"
