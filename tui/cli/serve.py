@@ -18,7 +18,9 @@ def add_parsers(sub: Any) -> None:
         "serve",
         help="serve DIO's loot over an OpenAI-compatible HTTP API",
         description="Serves /v1/models and /v1/chat/completions (streaming too) for any loot: "
-        "model HERO@step-000200, HERO@latest, HERO@best-bin, HERO@base. Bound to 127.0.0.1; "
+        "model HERO@step-000200, HERO@latest, HERO@best-bin, HERO@base (or a bare loot name; HERO "
+        "alone is the latest). temperature, top_p, max_tokens, seed and stop are honoured; n > 1, "
+        "logprobs and tool calls are refused with a 400 naming the field. Bound to 127.0.0.1; "
         "every request needs the bearer token written to saves/HERO/serve.token (mode 0600). "
         "Works while DIO trains (loot is read from disk).",
     )
