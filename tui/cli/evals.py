@@ -45,9 +45,16 @@ def add_parsers(sub: Any) -> None:
     )
     evals.set_defaults(run=cmd_evals)
     ops = evals.add_subparsers(dest="evals_command", metavar="ACTION")
-    add = ops.add_parser("add", help="check a suite file and copy it into the hero's suites/")
+    add = ops.add_parser(
+        "add",
+        help="check a suite file and copy it into the hero's suites/",
+        description="A suite is JSON lines (or one JSON array) of questions, each with one way to "
+        'score it: {"question": "Capital of France?", "expected": "Paris"}; also "keywords", '
+        '"regex", "number" (+ "tolerance"), or a skill problem. "prompt" and "answer" are read as '
+        '"question" and "expected". A row that cannot be scored refuses the file, naming its line.',
+    )
     add_hero_args(add)
-    add.add_argument("file", type=Path)
+    add.add_argument("file", type=Path, help="the suite file; its name (without .jsonl) names the suite")
     listing = ops.add_parser("list", help="every suite with its latest scores")
     add_hero_args(listing)
     listing.add_argument("--json", action="store_true")
