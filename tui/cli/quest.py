@@ -50,7 +50,15 @@ def add_parsers(sub: Any) -> None:
         "--json", action="store_true", help="one JSON object per quest (name, state, priority, reason, …)"
     )
 
-    add = ops.add_parser("add", help="validate a file and copy it into the queue")
+    add = ops.add_parser(
+        "add",
+        help="validate a file and copy it into the queue",
+        description="Every row must be one known shape: chat messages (OpenAI), ShareGPT "
+        "conversations, Alpaca (instruction/input/output), Dolly (instruction/context/response), "
+        "prompt/completion or prompt/response, question/answer, input/output, text, or the "
+        "reference BIN and SY rows; a file that is not is refused whole, naming the line. "
+        "README.md, Quests, has the table.",
+    )
     add_hero_args(add)
     add.add_argument(
         "file", help="a .jsonl file, or a .json array of rows (it is copied; yours stays where it is)"
