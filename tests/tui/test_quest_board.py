@@ -122,6 +122,17 @@ async def test_add_a_file_from_the_board(tmp_path: Path) -> None:
         assert any("no quest named" in n.message for n in app._notifications)
 
 
+def test_a_dropped_file_path_is_read_as_the_terminal_pastes_it(tmp_path: Path) -> None:
+    from tui.screens.add_quest import typed_path
+
+    quest = tmp_path / "my quests" / "greet ings.jsonl"
+    quest.parent.mkdir()
+    quest.write_text('{"text": "hello"}\n')
+    for pasted in (str(quest), f"'{quest}'", str(quest).replace(" ", "\\ "), f'"{quest}" '):
+        assert typed_path(pasted.strip()) == quest, pasted
+    assert typed_path("'unclosed") == Path("'unclosed").absolute()  # said missing, not a crash
+
+
 @pytest.mark.asyncio
 async def test_quest_moments_are_notifications_never_crashes() -> None:
     engine = FakeEngine()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -34,7 +35,7 @@ class AddQuestScreen(ModalScreen[AddQuest | None]):
         if not text:
             self.notify("Type the path of a file.", severity="warning")
             return
-        path = Path(text).expanduser().absolute()
+        path = typed_path(text)
         if not path.exists():
             self.notify(f"No such file: {path}", severity="error")
             return
@@ -43,3 +44,16 @@ class AddQuestScreen(ModalScreen[AddQuest | None]):
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
+
+
+def typed_path(text: str) -> Path:
+    """The path as typed, or as a terminal pastes a dropped file: quoted ('my file.jsonl')
+    or with escaped spaces (my\\ file.jsonl)."""
+    path = Path(text).expanduser().absolute()
+    if path.exists():
+        return path
+    try:
+        words = shlex.split(text)
+    except ValueError:  # an unclosed quote: not shell words
+        return path
+    return Path(words[0]).expanduser().absolute() if len(words) == 1 else path
