@@ -1,7 +1,7 @@
 """Quest files: intake validation, deny by default.
 
 A quest file is JSON lines, or one JSON array of rows (line numbers still point into the
-file). It is accepted only when EVERY row maps to one known spec:
+file), plain or gzip/bzip2/xz compressed. It is accepted only when EVERY row maps to one known spec:
 
     chat_sft_v1    {"messages": [{"role": system|user|assistant, "content": str}, ...]}
                    with at least one assistant turn
@@ -22,11 +22,16 @@ Pure Python: the engine's intake and `realm quest` use it alike.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
+import io
 import json
+import lzma
 import os
 import stat
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,7 +97,7 @@ def read_quest(path: Path) -> QuestFile:
 
 def _read_quest(path: Path) -> QuestFile:
     data = _read_bytes(path)
-    text = _decode(data)
+    text = _decode(_decompressed(data))
     quest = QuestFile(rows=[], digest=hashlib.sha256(data).hexdigest())
     converted: Counter[str] = Counter()
     try:  # rows are checked as they are read: the first problem in the file is the one named
@@ -113,6 +118,30 @@ def _read_quest(path: Path) -> QuestFile:
     for source, count in converted.items():
         quest.notices.append(f"converted {count} {source} row(s) to {_target(source)}")
     return quest
+
+
+# Data sets often ship compressed (data.jsonl.gz); known by their first bytes, not the name.
+COMPRESSED: dict[bytes, Callable[[io.BytesIO], io.BufferedIOBase]] = {
+    b"\x1f\x8b": lambda raw: gzip.GzipFile(fileobj=raw),
+    b"BZh": bz2.BZ2File,
+    b"\xfd7zXZ\x00": lzma.LZMAFile,
+}
+
+
+def _decompressed(data: bytes) -> bytes:
+    """The file's bytes, gunzipped (or bunzipped, unxz'd) when it is compressed; at most
+    MAX_FILE_BYTES of them, so a small file cannot expand without bound."""
+    opener = next((kind for magic, kind in COMPRESSED.items() if data.startswith(magic)), None)
+    if opener is None:
+        return data
+    try:
+        with opener(io.BytesIO(data)) as f:
+            out = f.read(MAX_FILE_BYTES + 1)
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise QuestRejected(f"line 1: a compressed file that cannot be read ({exc})") from None
+    if len(out) > MAX_FILE_BYTES:
+        raise QuestRejected(f"it expands past {MAX_FILE_BYTES:,} bytes; quests over that are refused")
+    return out
 
 
 def _decode(data: bytes) -> str:

@@ -128,6 +128,26 @@ def test_a_json_array_file_is_read_with_line_numbers(tmp_path: Path) -> None:
         read_quest(write(tmp_path, "none.json", " [ ] "))
 
 
+def test_compressed_files_are_read_and_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bz2
+    import gzip
+    import lzma
+
+    from engine.quests import format as quest_format
+
+    text = lines(CHAT, CHAT).encode()
+    for name, packed in (("q.jsonl.gz", gzip.compress(text)), ("q.jsonl.bz2", bz2.compress(text)),
+                         ("q.jsonl.xz", lzma.compress(text)), ("q.data", gzip.compress(text))):  # fmt: skip
+        assert len(read_quest(write(tmp_path, name, packed)).rows) == 2, name  # known by its bytes
+    with pytest.raises(QuestRejected, match="a compressed file that cannot be read"):
+        read_quest(write(tmp_path, "cut.jsonl.gz", gzip.compress(text)[:-12]))
+    monkeypatch.setattr(quest_format, "MAX_FILE_BYTES", 1_000)
+    bomb = gzip.compress(lines(*[CHAT] * 100).encode())  # small on disk, larger unpacked
+    assert len(bomb) < 1_000
+    with pytest.raises(QuestRejected, match="expands past 1,000 bytes"):
+        read_quest(write(tmp_path, "bomb.jsonl.gz", bomb))
+
+
 def test_a_table_export_is_refused_with_the_line_that_converts_it(tmp_path: Path) -> None:
     for name, data in (
         ("rows.csv", b"prompt,completion\nhi,yo\n"),
