@@ -189,7 +189,9 @@ def _read_bytes(path: Path) -> bytes:
     except OSError as exc:
         raise QuestRejected(f"cannot read {path.name}: {exc.strerror or exc}") from None
     if stat.S_ISDIR(info.st_mode):
-        raise QuestRejected(f"{path.name} is a directory, not a file")
+        raise QuestRejected(
+            f"{path.name} is a folder, not a file: drop the files in it (each file is a quest)"
+        )
     if not stat.S_ISREG(info.st_mode):
         raise QuestRejected(f"{path.name} is not a regular file")
     if info.st_size > MAX_FILE_BYTES:

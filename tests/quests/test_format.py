@@ -31,7 +31,7 @@ def test_a_50_mb_line_is_refused_without_parsing(tmp_path: Path) -> None:
 def test_a_directory_and_a_symlink_loop_are_refused(tmp_path: Path) -> None:
     folder = tmp_path / "folder.jsonl"
     folder.mkdir()
-    with pytest.raises(QuestRejected, match="is a directory"):
+    with pytest.raises(QuestRejected, match="is a folder, not a file: drop the files in it"):
         read_quest(folder)
     loop = tmp_path / "loop.jsonl"
     os.symlink(loop, loop)

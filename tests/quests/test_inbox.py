@@ -115,7 +115,7 @@ def test_every_bad_file_lands_in_failed_with_its_reason(inbox: Inbox) -> None:
         (box / name).write_bytes(data.encode() if isinstance(data, str) else data)
         expected[name] = (case, reason)
     (box / "a-folder.jsonl").mkdir()
-    expected["a-folder.jsonl"] = ("directory", "is a directory")
+    expected["a-folder.jsonl"] = ("directory", "is a folder, not a file")
     os.symlink(box / "loop.jsonl", box / "loop.jsonl")
     expected["loop.jsonl"] = ("symlink loop", "cannot read")
     with open(box / "huge.jsonl", "wb") as f:
