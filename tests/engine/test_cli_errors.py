@@ -135,5 +135,7 @@ def test_bad_inputs_are_one_line_before_anything_is_made(tmp_path: Path, hatchli
     scored = realm_here("skills", "score", str(junk))
     assert scored.returncode == 1 and "answers.jsonl:2: not UTF-8 text" in scored.stderr
     make_hero(tmp_path, hatchling_dir, name="dio")
+    fetched = realm_here("quest", "add", "https://huggingface.co/datasets/a/b", "--saves", str(tmp_path))
+    assert fetched.returncode == 1 and "is an address" in fetched.stderr
     asked = realm_here("oracle", "ask", "  ", "--saves", str(tmp_path))
     assert asked.returncode == 2 and "the prompt is empty" in asked.stderr

@@ -89,6 +89,10 @@ def to_command(args: argparse.Namespace) -> p.QuestCommand | None:
         case "add":
             if args.epochs is not None and args.epochs < 1:
                 raise SystemExit("realm: --epochs must be at least 1")
+            if "://" in args.file:  # a data set's page or an hf:// path: nothing here downloads
+                raise SystemExit(
+                    f"realm: {args.file} is an address: quests are files here; download it first"
+                )
             path = str(Path(args.file).expanduser().absolute())
             return p.AddQuest(path, args.priority, args.epochs, args.checks)
         case "cancel":
