@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from typing import Any
@@ -106,7 +107,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not save.config.exists():
         if args.json:
             print(json.dumps({"hero": save.name, "state": "stopped", "step": 0, "exists": False}))
-        print(f"realm: {no_hero(save)} (`realm play --hero {save.name}` hatches one)", file=sys.stderr)
+        print(
+            f"realm: {no_hero(save)} (`realm play --hero {shlex.quote(save.name)}` hatches one)",
+            file=sys.stderr,
+        )
         return 1
     rec = status_record(save)
     if args.json:
