@@ -127,12 +127,11 @@ def check_config(save: SaveDir) -> HeroConfig:
         raise SystemExit(f"realm: {exc}") from None
 
 
-def check_overrides(save: SaveDir, args: argparse.Namespace) -> None:
+def check_overrides(config: HeroConfig, args: argparse.Namespace) -> None:
     """Refuse a --seq-len, --threads… the engine would refuse, before a slot is made."""
     flags = " ".join(override_args(args))
     if not flags:
         return
-    config = check_config(save)
     try:
         apply_overrides(config, args)
     except ValueError as exc:
@@ -249,8 +248,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 3
-    check_config(save)
-    check_overrides(save, args)
+    check_overrides(check_config(save), args)
     gpus = check_gpus(args.gpus)
     save.create()
     save.clean_stale()
