@@ -110,9 +110,10 @@ def inbox_latency(folder: Path, model: Path, drops: int) -> dict[str, Any]:
     latencies = []
     try:
         ui.hello(client="bench")
-        row = json.dumps({"prompt": "ping", "completion": "pong"}) + "\n"
         for i in range(drops):
             name = f"drop{i}.jsonl"
+            # its own content: the same file twice is refused as a duplicate, not queued
+            row = json.dumps({"prompt": f"ping {i}", "completion": "pong"}) + "\n"
             start = time.perf_counter()
             (save.root / "inbox" / name).write_text(row * 20)
             ui.wait_until(partial(on_board, name), what=f"{name} on the board")
