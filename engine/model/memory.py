@@ -20,11 +20,15 @@ It is an estimate: docs/benchmarks.md compares it with measured peaks.
 ``plan_memory`` turns the estimate into the plan the engine follows: gradient
 checkpointing when the config asks for it, or ("auto") when the estimate without it
 would not fit the GPU.
+
+Sharded over N ranks (`--gpus N --fsdp`, engine/train/shard.py) the plan is rank 0's, the
+fullest: its whole copy of the weights, 1/N of the training weights, gradients and
+optimizer state, and one layer's weights and gradients gathered at a time.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -135,6 +139,17 @@ def estimate(
     )
 
 
+def sharded(est: Estimate, shape: ModelShape, ranks: int) -> Estimate:
+    """Rank 0's part of a full fine-tune sharded over ``ranks`` (see the module's doc)."""
+    layer = 4.0 * (shape.params - shape.embedding_params) / max(1, shape.layers)
+    return replace(
+        est,
+        weights=est.weights + est.weights / ranks + layer,
+        gradients=est.gradients / ranks + layer,
+        optimizer=est.optimizer / ranks,
+    )
+
+
 def describe(est: Estimate, capacity: int | None, where: str) -> str:
     """One line for the game: 'est. 9.8 GiB of 79.1 GiB VRAM (weights 2.2, …)'."""
     parts = ", ".join(
@@ -149,16 +164,19 @@ def describe(est: Estimate, capacity: int | None, where: str) -> str:
     return f"est. {est.total / GIB:.1f} GiB{of} {where} ({parts})"
 
 
-def plan_memory(model: Any, device: torch.device, config: HeroConfig) -> tuple[str, bool]:
+def plan_memory(model: Any, device: torch.device, config: HeroConfig, shards: int = 1) -> tuple[str, bool]:
     """(the plan as one line, whether even the chosen plan is over the GPU's memory).
-    Turns gradient checkpointing on in ``model`` when the plan needs it."""
-    line, over, checkpointing = choose_plan(model.config, device, config)
+    Turns gradient checkpointing on in ``model`` when the plan needs it. ``shards``: the
+    ranks the training state is sharded over (1: not sharded)."""
+    line, over, checkpointing = choose_plan(model.config, device, config, shards)
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return line, over
 
 
-def choose_plan(model_config: Any, device: torch.device, config: HeroConfig) -> tuple[str, bool, bool]:
+def choose_plan(
+    model_config: Any, device: torch.device, config: HeroConfig, shards: int = 1
+) -> tuple[str, bool, bool]:
     """(the plan as one line, over the GPU's memory?, gradient checkpointing?) for
     ``config`` (concrete rows and length) on this model and device; changes nothing."""
     import torch  # here, so the estimate above needs no torch
@@ -170,18 +188,24 @@ def choose_plan(model_config: Any, device: torch.device, config: HeroConfig) -> 
     capacity = torch.cuda.get_device_properties(device).total_memory if gpu else None
     train = config.train
     rows_shape = (train.micro_batch, train.seq_len)
-    return plan_for(ModelShape.from_config(model_config), config, rows_shape, capacity, bf16)
+    return plan_for(ModelShape.from_config(model_config), config, rows_shape, capacity, bf16, shards)
 
 
 def plan_for(
-    shape: ModelShape, config: HeroConfig, rows_shape: tuple[int, int], capacity: int | None, bf16: bool
+    shape: ModelShape,
+    config: HeroConfig,
+    rows_shape: tuple[int, int],
+    capacity: int | None,
+    bf16: bool,
+    shards: int = 1,
 ) -> tuple[str, bool, bool]:
     """choose_plan without torch: ``capacity`` is the GPU's memory (None: the CPU)."""
     gpu = capacity is not None
     rows, seq_len = rows_shape
 
     def plan(checkpointing: bool) -> Estimate:
-        return estimate(shape, config.mode, rows, seq_len, gpu, bf16, config.lora.rank, checkpointing)
+        est = estimate(shape, config.mode, rows, seq_len, gpu, bf16, config.lora.rank, checkpointing)
+        return sharded(est, shape, shards) if shards > 1 else est
 
     wanted = config.train.gradient_checkpointing
     checkpointing = wanted == "on" or (
@@ -189,6 +213,8 @@ def plan_for(
     )
     est = plan(checkpointing)
     line = describe(est, capacity, "VRAM" if gpu else "RAM")
+    if shards > 1:
+        line += f" · rank 0 of {shards}, sharded"
     if checkpointing:
         line += " · gradient checkpointing on"
     return line, capacity is not None and est.total > capacity, checkpointing

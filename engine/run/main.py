@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="local Hugging Face model folder (new heroes only)")
     parser.add_argument("--mode", choices=MODES, help="what trains (new heroes only)")
     parser.add_argument("--foreground", action="store_true", help="print progress lines")
+    parser.add_argument(
+        "--fsdp", action="store_true", help="under torchrun: shard the training state (engine/train/shard.py)"
+    )
     add_override_flags(parser)
     return parser
 
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if world_size() > 1 and rank_of_process() > 0:  # torchrun's other ranks only train
         from engine.run.replica import run_replica
 
-        return run_replica()
+        return run_replica(shard="--fsdp" in (sys.argv[1:] if argv is None else argv))
     stop = StopOnSignal()
     args = build_parser().parse_args(argv)
     save = SaveDir(args.save_dir.expanduser().absolute())
@@ -138,17 +141,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"realm engine: {exc}", file=sys.stderr)
         logging.getLogger("engine").error("%s", exc)
         return EXIT_BAD_CONFIG
+    problem = fsdp_problem(args.fsdp, config.mode)
+    if problem:
+        print(f"realm engine: {problem}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     if not save.config.exists():
         write_json(save.config, json.loads(hero_config.to_json()))
     save.pid.write_text(f"{os.getpid()}\n")
     try:
-        return serve(save, config, args.foreground, stop)
+        return serve(save, config, args.foreground, stop, args.fsdp)
     finally:
         save.pid.unlink(missing_ok=True)
         lock.close()
 
 
-def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSignal) -> int:
+def fsdp_problem(fsdp: bool, mode: str) -> str | None:
+    from engine.train.team import world_size
+
+    if fsdp and world_size() < 2:
+        return "--fsdp shards the training over torchrun's ranks: start it with realm train --gpus N"
+    if fsdp and mode != "full":
+        return f"--fsdp shards a full fine-tune, and this hero trains in mode {mode}"
+    return None
+
+
+def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSignal, fsdp: bool = False) -> int:
     from engine.run.server import EngineServer, load_or_create_authkey
 
     quiet_libraries()
@@ -159,7 +176,7 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
     server = EngineServer()
     echo = (lambda line: print(line, flush=True)) if foreground else None
     worker = Worker(save, config, server, echo=echo)
-    worker.team = Team.from_env()  # waits for torchrun's other ranks, if any
+    worker.team = Team.from_env(fsdp)  # waits for torchrun's other ranks, if any
     stop.attach(worker)
     try:
         worker.start()
@@ -168,6 +185,7 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
         if worker.team is not None:
             with contextlib.suppress(RuntimeError):  # a rank is gone already (why it stopped)
                 worker.team.tell({"op": "stop"})  # after the stop loot: the other ranks end
+                worker.team.part()
         return code
     except RowsTooShort as exc:  # a setting to change, not a crash
         logging.getLogger("engine").error("%s", exc)
@@ -190,4 +208,5 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
     finally:
         server.close(save.socket)
         if worker.team is not None:
+            stop.worker.release()  # the sharded model goes before its process group (Team.close)
             worker.team.close()

@@ -2,7 +2,7 @@
 
 It writes nothing and serves no one: each order comes from rank 0 — "sync" (load the
 weights rank 0 loaded, take its exact state), "step" (this rank's share of the global
-batch), "stop". Signals are rank 0's business: a Ctrl+C or SIGTERM that torchrun passes
+batch), "state" (sharded: help gather the optimizer state for loot), "stop". Signals are rank 0's business: a Ctrl+C or SIGTERM that torchrun passes
 on is ignored here, and the run ends when rank 0 says so (after its stop loot) or when a
 collective fails because a rank died.
 """
@@ -28,7 +28,7 @@ def follow(trainer: Any, order: dict[str, Any]) -> None:
         trainer.set_lr_scale(order["lr_scale"])
 
 
-def run_replica() -> int:
+def run_replica(shard: bool = False) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     from engine.run.main import quiet_libraries
@@ -39,15 +39,17 @@ def run_replica() -> int:
     from engine.train.team import Team
     from engine.train.trainer import Trainer
 
-    team = Team.from_env()
+    team = Team.from_env(shard)
     if team is None:
         return 2
     keep_freed_memory()  # as rank 0 does
     trainer: Any = None
+    hero: Any = None
     try:
         while True:
             order = team.tell(None)
             if order["op"] == "stop":
+                team.part()
                 return 0
             if order["op"] == "sync":
                 trainer = None
@@ -57,11 +59,20 @@ def run_replica() -> int:
                 hero = load_hero(
                     Path(order["folder"]), team.device, config.model_label, config.mode, config.lora, adapter
                 )
+                if order["shard"] != team.shard:  # both read --fsdp from the same command line
+                    raise RuntimeError("rank 0 and this rank disagree on --fsdp")
+                if order["checkpointing"]:
+                    hero.model.gradient_checkpointing_enable(
+                        gradient_checkpointing_kwargs={"use_reentrant": False}
+                    )
                 trainer = Trainer(hero.model, order["train"], team.device, order["first_step"], team)
                 team.copy_state(hero.model, trainer)
                 log.info("rank %d follows rank 0 from %s", team.rank, order["folder"])
             elif order["op"] == "step":
                 follow(trainer, order)
                 trainer.step(order["micro"])
+            elif order["op"] == "state":  # rank 0 saves loot: the sharded optimizer state, gathered
+                trainer.state_dict()
     finally:
+        trainer = hero = None  # the sharded model goes before its process group (Team.close)
         team.close()

@@ -94,7 +94,9 @@ def _memory(w: Worker, key: str, proposed: HeroConfig) -> str:
         micro_batch=train.micro_batch or w.config.train.micro_batch,
         seq_len=train.seq_len or w.config.train.seq_len,
     )
-    line, over, _ = choose_plan(w.hero.model.config, w.hero.device, replace(proposed, train=concrete))
+    line, over, _ = choose_plan(
+        w.hero.model.config, w.hero.device, replace(proposed, train=concrete), w.shards
+    )
     return line + (" — OVER the GPU's memory" if over else "")
 
 

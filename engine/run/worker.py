@@ -127,6 +127,7 @@ class Worker:
         self.val_watch: list[tuple[int, float, float]] = []
         self.overfit_told = False
         self.host_memory_kept = False  # engine/run/host_memory.py, set at start
+        self.no_stop_loot = False  # a sharded run that lost a rank cannot save one
 
     # ------------------------------------------------------------------ start-up
 
@@ -261,6 +262,9 @@ class Worker:
                 "adapter": str(adapter) if adapter else None,
                 "train": self.trainer.cfg,
                 "first_step": self.trainer.first_step,
+                "shard": self.team.shard,
+                # the memory plan's choice (rank 0's, the fullest), for every rank
+                "checkpointing": bool(getattr(self.hero.model, "is_gradient_checkpointing", False)),
             }
         )
         self.team.copy_state(self.hero.model, self.trainer)
@@ -331,8 +335,13 @@ class Worker:
         self.warnings.append(text)
         self.note(text, "warning", kind)
 
+    @property
+    def shards(self) -> int:
+        """The ranks the training state is sharded over (--fsdp); 1 when it is not."""
+        return self.team.world if self.team is not None and self.team.shard else 1
+
     def _plan_memory(self) -> None:
-        self.memory_plan, over = plan_memory(self.hero.model, self.hero.device, self.config)
+        self.memory_plan, over = plan_memory(self.hero.model, self.hero.device, self.config, self.shards)
         self.note(f"Memory plan: {self.memory_plan}")
         if over:
             self.note(
@@ -491,15 +500,28 @@ class Worker:
     def _rank_lost(self, exc: TeamBroken) -> None:
         """The step that failed changed nothing here (the update comes after the last
         collective), so the weights and optimizer are those of the last finished step:
-        the stop loot keeps them and the next start resumes from it."""
+        the stop loot keeps them and the next start resumes from it. Sharded, the lost
+        rank's part of the training state is gone with it: no stop loot; the next start
+        resumes from the last loot."""
         self.trainer.optimizer.zero_grad(set_to_none=True)
+        self.stop_reason = "a rank stopped"
+        if self.trainer.sharded:
+            self.no_stop_loot = True
+            last = report.last_loot_step(self)
+            self.note(
+                f"A training rank stopped ({exc}); its shard of the training state went with it, so "
+                f"no loot can be saved at step {self.progress.step}. Start again to resume from "
+                + (f"the loot at step {last}." if last else "the start."),
+                "warning",
+                kind="crash",
+            )
+            return
         self.note(
             f"A training rank stopped ({exc}); saving loot at step {self.progress.step} and stopping. "
             "Start again to resume from it.",
             "warning",
             kind="crash",
         )
-        self.stop_reason = "a rank stopped"
 
     def _after_oom(self, splits: int) -> None:
         """Keep the smaller micro-batch the trainer fell back to, with more accumulation:
@@ -677,6 +699,11 @@ class Worker:
         step = self.progress.step
         try:
             row = self._save_loot(step, reason, extra)
+        except RuntimeError as exc:  # sharded: a rank died while the optimizer state was gathered
+            if not self.trainer.sharded:
+                raise
+            self._rank_lost(TeamBroken(str(exc).splitlines()[0]))
+            return None
         except OSError as exc:
             what = "disk full" if is_disk_full(exc) else f"cannot write ({exc.strerror or exc})"
             self.warn(f"{what}: loot not saved at step {step}; the last loot is untouched")
@@ -747,7 +774,7 @@ class Worker:
         self.keeper.stop()
         live = main_line(self.ledger.live_loot())  # loot set aside at this step is not this line's
         last = live[-1]["step"] if live else 0  # step 0 needs no loot: it is the base model
-        if last != self.progress.step and not restarting:  # a rewind saved already
+        if last != self.progress.step and not restarting and not self.no_stop_loot:  # a rewind saved already
             self.take_loot("stop")
         if restarting:  # a new worker takes over at once: no Stopped
             why = "Rewinding" if self.stop_reason == "rewind" else "Next campaign phase"
@@ -768,6 +795,14 @@ class Worker:
         if self.echo:
             self.echo(report.progress_line(self))
 
+    def release(self) -> None:
+        """Let go of the model, its training state and the Oracle's loot copies once this
+        worker has ended: whoever still holds the worker (the engine's main, the server's
+        observers) must not keep a second model in memory while a rewind's successor
+        loads its own (the GPU's memory doubled at every rewind before)."""
+        for name in ("trainer", "hero", "keeper", "loot_copies", "samples"):
+            self.__dict__.pop(name, None)
+
     # ------------------------------------------------------------------ records
 
     def write_status(self) -> None:
@@ -783,6 +818,7 @@ def run_with_rewinds(worker: Worker, on_new: Callable[[Worker], None] | None = N
         if worker.stop_reason not in RESTARTS:
             return code
         team = worker.team
+        worker.release()
         worker = Worker(worker.save, worker.config, worker.server, worker.echo, worker.echo_every)
         worker.team = team
         if on_new is not None:

@@ -13,6 +13,12 @@ Rank 0 also sends its weights and optimizer state (``copy_state``) whenever it (
 a resume, a watchdog rollback, a rewind, a new campaign phase. A rank that dies ends the
 collective calls of the others with an error, so the whole run stops and resumes from the
 last loot like any crash.
+
+With ``--fsdp`` (``shard``) the ranks keep only their shard of the training state
+(engine/train/shard.py): FSDP reduces the gradients itself, every rank runs the same
+number of forward passes (a rank without rows in a micro-batch runs one at weight 0), and
+rank 0 gathers the optimizer state when it saves loot. A rank that dies then takes its
+shard with it: no stop loot can be saved, and the next start resumes from the last loot.
 """
 
 from __future__ import annotations
@@ -38,14 +44,17 @@ def rank_of_process() -> int:
 
 
 class Team:
-    def __init__(self, rank: int, world: int, device: torch.device) -> None:
+    def __init__(self, rank: int, world: int, device: torch.device, mesh: Any = None) -> None:
         self.rank = rank
         self.world = world
         self.device = device
+        self.mesh = mesh  # the ranks as a DeviceMesh, for FSDP
+        self.shard = False  # --fsdp: rank 0 says so in its "sync" order
 
     @classmethod
-    def from_env(cls) -> Team | None:
-        """The team torchrun set up in the environment; None for a single process."""
+    def from_env(cls, shard: bool = False) -> Team | None:
+        """The team torchrun set up in the environment; None for a single process.
+        ``shard`` (--fsdp, which every rank's command line carries): a DeviceMesh too."""
         if world_size() <= 1:
             return None
         import torch.distributed as dist
@@ -57,7 +66,14 @@ class Team:
         else:
             device, backend = torch.device("cpu"), "gloo"
         dist.init_process_group(backend, timeout=WAIT)
-        return cls(dist.get_rank(), dist.get_world_size(), device)
+        team = cls(dist.get_rank(), dist.get_world_size(), device)
+        if shard:
+            from torch.distributed.device_mesh import init_device_mesh
+
+            # Made here, where every rank is, in case making it talks to the others.
+            team.mesh = init_device_mesh(device.type, (team.world,))
+            team.shard = True
+        return team
 
     @property
     def leader(self) -> bool:
@@ -72,19 +88,31 @@ class Team:
         received: dict[str, Any] = box[0]  # type: ignore[assignment]
         return received
 
-    def share(self, micro: list[PackedBatch]) -> list[PackedBatch]:
-        """This rank's part of the global batch: whole micro-batches when they divide
-        among the ranks, else rows rank, rank + world, … of each micro-batch. Rows need not
-        divide evenly (3 rows, 2 ranks: 2 + 1): the loss is normalised by the whole step's
-        target tokens, so the summed gradient is the one-process gradient either way; an
-        uneven share only leaves a rank idle part of the step."""
+    def share(self, micro: list[PackedBatch]) -> list[tuple[PackedBatch, float]]:
+        """This rank's part of the global batch, each with its weight in the loss: whole
+        micro-batches when they divide among the ranks, else rows rank, rank + world, … of
+        each micro-batch. Rows need not divide evenly (3 rows, 2 ranks: 2 + 1): the loss is
+        normalised by the whole step's target tokens, so the summed gradient is the
+        one-process gradient either way; an uneven share only leaves a rank idle part of
+        the step. Sharded, a rank never sits out (each forward pass gathers weights from
+        every rank): it runs rank 0's rows at weight 0 instead."""
         if len(micro) % self.world == 0:
-            return micro[self.rank :: self.world]
-        shares = (rows_of(batch, self.rank, self.world) for batch in micro)
-        return [batch for batch in shares if batch is not None]
+            return [(batch, 1.0) for batch in micro[self.rank :: self.world]]
+        shares: list[tuple[PackedBatch, float]] = []
+        for batch in micro:
+            mine = rows_of(batch, self.rank, self.world)
+            if mine is not None:
+                shares.append((mine, 1.0))
+            elif self.shard:
+                shares.append((rows_of(batch, 0, self.world) or batch, 0.0))
+        return shares
 
     def describe_split(self, micro_batch: int, grad_accum: int) -> str:
         """How a step's rows go round the ranks, for the log."""
+        sharded = "the training state sharded (FSDP), " if self.shard else ""
+        return sharded + self._rows_split(micro_batch, grad_accum)
+
+    def _rows_split(self, micro_batch: int, grad_accum: int) -> str:
         if grad_accum % self.world == 0:
             return f"{grad_accum // self.world} micro-batch(es) of {micro_batch} rows per rank"
         if micro_batch % self.world == 0:
@@ -95,10 +123,12 @@ class Team:
         )
 
     def sum_grads(self, params: list[torch.nn.Parameter], loss_sum: float) -> float:
-        """Every rank's gradients summed into each rank's (one flat all-reduce), and the
-        summed loss returned."""
+        """Every rank's gradients summed into each rank's (one flat all-reduce; sharded,
+        FSDP has reduced them already), and the summed loss returned."""
         import torch.distributed as dist
 
+        if self.shard:
+            return self.sum_loss(loss_sum)
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         flat = torch.cat([g.reshape(-1).float() for g in grads])
         dist.all_reduce(flat)
@@ -107,7 +137,12 @@ class Team:
             n = grad.numel()
             param.grad = flat[offset : offset + n].view_as(param).to(grad.dtype)
             offset += n
-        total = torch.tensor([loss_sum], dtype=torch.float64, device=flat.device)
+        return self.sum_loss(loss_sum)
+
+    def sum_loss(self, loss_sum: float) -> float:
+        import torch.distributed as dist
+
+        total = torch.tensor([loss_sum], dtype=torch.float64, device=self.device)
         dist.all_reduce(total)
         return float(total.item())
 
@@ -119,6 +154,9 @@ class Team:
         """Rank 0's weights and optimizer + schedule state into every rank."""
         import torch.distributed as dist
 
+        if self.shard:
+            self._copy_into_shards(model, trainer)
+            return
         for tensor in model.state_dict().values():
             dist.broadcast(tensor, src=0)
         state = self.tell(
@@ -128,9 +166,45 @@ class Team:
             trainer.load_state_dict(state["trainer"])
             trainer.set_lr_scale(state["lr_scale"])
 
-    def close(self) -> None:
+    def _copy_into_shards(self, model: Any, trainer: Any) -> None:
+        from engine.train.shard import load_from_leader
+
+        pending = trainer.pending_optimizer if self.leader else None
+        told = self.tell(
+            {
+                "scheduler": trainer.scheduler.state_dict(),
+                "lr_scale": trainer.lr_scale,
+                "optimizer": bool(pending),
+            }
+            if self.leader
+            else None
+        )
+        plain = model if self.leader else None
+        load_from_leader(
+            trainer.model, trainer.optimizer, plain, pending, trainer.param_names, told["optimizer"]
+        )
+        trainer.pending_optimizer = None
+        if not self.leader:
+            trainer.scheduler.load_state_dict(told["scheduler"])
+            trainer.set_lr_scale(told["lr_scale"])
+
+    def part(self) -> None:
+        """Every rank waits here after rank 0's "stop", before any leaves."""
         import torch.distributed as dist
 
+        dist.barrier()
+
+    def close(self) -> None:
+        """The process group torn down, after the mesh and everything sharded on it (the
+        caller lets go of the sharded model first): with those still alive, a process
+        aborted at exit ("terminate called without an active exception") in about one
+        sharded run in four on gloo."""
+        import gc
+
+        import torch.distributed as dist
+
+        self.mesh = None
+        gc.collect()
         if dist.is_initialized():
             dist.destroy_process_group()
 

@@ -171,24 +171,35 @@ class Trainer:
         """``first_step``: where this schedule begins (a campaign phase starts its own
         warmup and decay there; the step count itself runs on). ``team``: the ranks of a
         multi-GPU run (engine/train/team.py); each step then trains this rank's share."""
-        self.model = model
         self.team = team
+        self.sharded = team is not None and team.shard
+        # Sharded (--fsdp), this trains a sharded twin of ``model``; rank 0's ``model``
+        # stays whole for evals, the Oracle and loot, and gets each step's new weights.
+        self.plain = model if not self.sharded or team is None or team.leader else None
+        if self.sharded and team is not None:
+            from engine.train.shard import sharded_twin
+
+            model = sharded_twin(model, team.mesh, keep_original=team.leader)
+        self.model = model
+        self.pending_optimizer: dict[str, Any] | None = None  # sharded: loaded with the weights
         self.cfg = cfg
         self.device = device
         self.first_step = first_step
         self.lr_scale = 1.0
         self.autocast_dtype = pick_precision(cfg, device)
-        decay: list[torch.nn.Parameter] = []
-        no_decay: list[torch.nn.Parameter] = []
+        decay: list[tuple[str, torch.nn.Parameter]] = []
+        no_decay: list[tuple[str, torch.nn.Parameter]] = []
         for name, param in model.named_parameters():
             if not param.requires_grad:
                 continue
             # Norms and biases are not weight-decayed (the usual GPT recipe).
-            (no_decay if param.ndim < 2 or "norm" in name else decay).append(param)
+            (no_decay if param.ndim < 2 or "norm" in name else decay).append((name, param))
+        # The parameters in the optimizer's order: the numbers of its state_dict
+        self.param_names = [name for name, _ in decay + no_decay]
         self.optimizer = torch.optim.AdamW(
             [
-                {"params": decay, "weight_decay": cfg.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
+                {"params": [param for _, param in decay], "weight_decay": cfg.weight_decay},
+                {"params": [param for _, param in no_decay], "weight_decay": 0.0},
             ],
             lr=cfg.lr,
             betas=(0.9, 0.95),
@@ -198,7 +209,7 @@ class Trainer:
             fused=device.type in ("cpu", "cuda"),
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: self.factor(step))
-        self.body = compiled_body(model) if cfg.compile else None
+        self.body = compiled_body(model) if cfg.compile and not self.sharded else None
 
     def factor(self, step: int) -> float:
         return lr_factor(max(0, step - self.first_step), self.cfg)
@@ -254,16 +265,22 @@ class Trainer:
         # Summed on the device: the host waits for the GPU once a step (loss and grad norm
         # read together below), not once per micro-batch.
         losses = torch.zeros((), dtype=torch.float64, device=self.device)  # as exact as a Python float
-        for batch in self.team.share(micro_batches) if self.team else micro_batches:
+        # FSDP averages the ranks' gradients; scaled by the ranks, the average is their sum.
+        ranks = self.team.world if self.sharded and self.team else 1
+        for batch, weight in (
+            self.team.share(micro_batches) if self.team else ((b, 1.0) for b in micro_batches)
+        ):
             batch = batch.to(self.device)
             with self.autocast():
-                loss = token_loss_sum(self.model, batch, self.body)
-            (loss / total_targets).backward()
-            losses += loss.detach().double()
+                loss = self._loss(batch)
+            (loss * weight / total_targets * ranks).backward()
+            losses += loss.detach().double() * weight
         params = [p for p in self.model.parameters() if p.requires_grad]
         if self.team is not None:  # every rank's gradients, summed: the whole batch's
             losses.fill_(self.team.sum_grads(params, float(losses)))
         norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf)
+        if self.sharded:  # each rank holds part of the norm (a DTensor)
+            norm = norm.full_tensor()  # type: ignore[attr-defined]
         loss_sum, grad_norm = torch.stack([losses, norm.double().to(losses.device)]).tolist()
         lr = float(self.scheduler.get_last_lr()[0])
         verdict = judge(loss_sum / total_targets, grad_norm) if judge is not None else None
@@ -273,6 +290,10 @@ class Trainer:
         if apply:
             self.optimizer.step()
             verdict = None
+            if self.sharded:  # rank 0's whole copy gets the new weights
+                from engine.train.shard import publish
+
+                publish(self.model, self.plain)
         # A held-back step still counts: the schedule follows the step number.
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -287,10 +308,29 @@ class Trainer:
             verdict=verdict,
         )
 
+    def _loss(self, batch: PackedBatch) -> torch.Tensor:
+        if self.sharded:  # through the root module, so FSDP gathers what the loss reads
+            return self.model(batch.input_ids, batch.position_ids, batch.targets, batch.row_tokens)
+        return token_loss_sum(self.model, batch, self.body)
+
     def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+        """The optimizer and schedule, whole. Sharded, rank 0 has every rank gather the
+        optimizer state with it (the others call this when told "state")."""
+        if not self.sharded:
+            return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+        from engine.train.shard import full_optimizer_state
+
+        if self.team is not None and self.team.leader:
+            self.team.tell({"op": "state"})
+        optimizer = full_optimizer_state(self.model, self.optimizer, self.param_names)
+        return {"optimizer": optimizer, "scheduler": self.scheduler.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.sharded:  # the shards take it from rank 0 with the weights (Team.copy_state)
+            self.pending_optimizer = state["optimizer"]
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.set_lr_scale(self.lr_scale)
+            return
         fused = [group.get("fused") for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
         for group, was in zip(self.optimizer.param_groups, fused, strict=True):

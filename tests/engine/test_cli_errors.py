@@ -126,10 +126,14 @@ def test_bad_inputs_are_one_line_before_anything_is_made(tmp_path: Path, hatchli
     for flags, said in (
         (["--seq-len", "-5"], "seq_len must be >= 0"),
         (["--threads", "-1"], "threads must be"),
+        (["--fsdp"], "add --gpus 2 or more"),
+        (["--gpus", "2", "--fsdp", "--mode", "lora"], "trains in mode lora"),
     ):
         refused = realm_here("train", "--saves", str(saves), *flags)
         assert refused.returncode == 1 and said in refused.stderr and "Traceback" not in refused.stderr
     assert not saves.exists()
+    alone = engine_main.main(["--save-dir", str(tmp_path / "engine"), "--fsdp"])  # not under torchrun
+    assert alone == engine_main.EXIT_BAD_CONFIG
     junk = tmp_path / "answers.jsonl"
     junk.write_bytes(b'{"skill": "bin"}\n\xff\xfe\n')
     scored = realm_here("skills", "score", str(junk))

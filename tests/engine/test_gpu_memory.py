@@ -10,6 +10,7 @@ import pytest
 
 from engine.model import gpu
 from engine.model import memory as vram
+from engine.protocol.config import HeroConfig
 from engine.protocol.messages import GpuStats
 from engine.train import trainer as trainer_mod
 
@@ -116,3 +117,20 @@ def test_estimate_knows_the_lean_loss_chunk() -> None:
     # logits are bounded by one chunk, not by rows x seq_len x vocab
     assert long.logits < 2 * 1024 * shape.vocab * 10
     assert short.logits <= long.logits
+
+
+def test_a_sharded_plan_is_rank_0s_share_and_needs_no_checkpointing_where_one_gpu_would() -> None:
+    """An 8B-shaped full fine-tune on 80 GiB GPUs: alone it is over (auto turns gradient
+    checkpointing on and it is still over); sharded over 8 ranks, rank 0 holds its whole
+    copy of the weights and 1/8 of the training state, and fits without checkpointing."""
+    shape = vram.ModelShape(params=8_000_000_000, hidden=4096, layers=36, vocab=151_936, tied=False)
+    config = HeroConfig(name="big")
+    capacity = 80 * vram.GIB
+    line, over, checkpointing = vram.plan_for(shape, config, (1, 1024), capacity, bf16=True)
+    assert over and checkpointing
+    line, over, checkpointing = vram.plan_for(shape, config, (1, 1024), capacity, bf16=True, shards=8)
+    assert not over and not checkpointing and "rank 0 of 8, sharded" in line
+    alone = vram.estimate(shape, "full", 1, 1024, gpu=True, bf16=True)
+    share = vram.sharded(alone, shape, 8)
+    assert share.optimizer == alone.optimizer / 8
+    assert alone.weights * 1.125 < share.weights < alone.weights * 1.2  # the copy + 1/8 + a layer

@@ -3,7 +3,9 @@ deletion rules, compare, rewind, and the offline path."""
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from pathlib import Path
 
 from engine.protocol import messages as p
@@ -98,6 +100,9 @@ def test_rewind_while_the_engine_runs_restarts_training_from_the_loot(
     driver, worker, thread = run_engine(*make_hero(tmp_path, hatchling_dir))
     try:
         driver.hello()
+        # this test holds the first worker, as the engine's main does: its model and
+        # optimizer must still be freed when a rewind's worker takes over
+        first_model, first_optimizer = weakref.ref(worker.hero.model), weakref.ref(worker.trainer.optimizer)
         driver.send(p.SaveNow())
         target = driver.wait_for(p.CheckpointSaved).loot
         driver.wait_until(lambda e: isinstance(e, p.StepCompleted) and e.step >= target.step + 3, 120)
@@ -108,6 +113,8 @@ def test_rewind_while_the_engine_runs_restarts_training_from_the_loot(
         assert worker.successor is not None and worker.successor.progress.step >= target.step
         assert any(x.set_aside for x in fresh.loot)  # the loot saved before rewinding is kept
         assert not fresh.warnings  # a rewind is not a crash
+        gc.collect()
+        assert first_model() is None and first_optimizer() is None
     finally:
         newest_worker(worker).request_stop("test over")
         thread.join(60)

@@ -1,6 +1,7 @@
 """`realm train --gpus 2` on this CPU: two torchrun ranks on gloo train exactly like one
 process with the same global batch, and a rank killed with -9 ends the run with the other
-rank's loot saved, from which the next start resumes."""
+rank's loot saved, from which the next start resumes. With --fsdp (the training state
+sharded) the same, and loot moves between a sharded run and a single process."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from tests.conftest import ROOT, last_step, losses, make_hero, realm, wait_until
 pytestmark = pytest.mark.slow
 
 
-def hero_with(root: Path, hatchling: Path, name: str, micro_batch: int, grad_accum: int) -> Path:
-    save, config = make_hero(root, hatchling, name=name)
+def hero_with(
+    root: Path, hatchling: Path, name: str, micro_batch: int, grad_accum: int, **game: object
+) -> Path:
+    save, config = make_hero(root, hatchling, name=name, **game)
     # fp32: "the same losses within float tolerance" is an fp32 property; under bf16 autocast
     # (the default on a CPU with bf16 units) each rank's smaller matmuls round differently
     train = replace(config.train, micro_batch=micro_batch, grad_accum=grad_accum, precision="fp32")
@@ -68,6 +71,76 @@ def test_two_ranks_train_like_one_process(
     for step in single:
         assert shared[step] == pytest.approx(single[step], rel=1e-5, abs=1e-6), step
     assert not rank_pids(two)  # every rank ended
+
+
+def steps_after(metrics: Path, step: int) -> dict[int, float]:
+    return {k: v for k, v in losses(metrics).items() if k > step}
+
+
+def same_losses(first: dict[int, float], second: dict[int, float]) -> None:
+    assert first and sorted(first) == sorted(second)
+    for step in first:
+        assert second[step] == pytest.approx(first[step], rel=1e-5, abs=1e-6), step
+
+
+def test_sharded_ranks_train_like_one_process_and_loot_moves_between_them(
+    tmp_path: Path, hatchling_dir: Path
+) -> None:
+    """--fsdp: the same losses as one process (3 rows on 2 ranks: one rank runs a row at
+    weight 0 so both gather every layer); its stop loot (weights gathered every step into
+    rank 0's copy, optimizer state gathered at saving) resumes in one process exactly like
+    one-process loot, and one-process loot resumes sharded exactly too."""
+    saves = tmp_path / "saves"
+    one = hero_with(saves, hatchling_dir, "one", 3, 1)
+    two = hero_with(saves, hatchling_dir, "two", 3, 1)
+
+    def train(hero: str, steps: int, *flags: str) -> str:
+        run = realm("train", "--hero", hero, "--saves", str(saves), "--max-steps", str(steps), *flags)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+        return run.stdout + run.stderr
+
+    assert "the training state sharded (FSDP)" in train("two", 4, "--gpus", "2", "--fsdp")
+    train("one", 4)
+    same_losses(losses(one / "metrics.jsonl"), losses(two / "metrics.jsonl"))
+    assert "wakes on cpu at step 4" in train("two", 7)  # sharded loot, one process
+    train("one", 7)
+    same_losses(steps_after(one / "metrics.jsonl", 4), steps_after(two / "metrics.jsonl", 4))
+    assert "wakes on cpu at step 7" in train("one", 10, "--gpus", "2", "--fsdp")  # and back
+    train("two", 10)
+    same_losses(steps_after(one / "metrics.jsonl", 7), steps_after(two / "metrics.jsonl", 7))
+    assert not rank_pids(one) and not rank_pids(two)
+
+
+def test_a_killed_sharded_rank_ends_the_run_and_the_next_start_resumes_from_loot(
+    tmp_path: Path, hatchling_dir: Path
+) -> None:
+    """Sharded, the killed rank's part of the optimizer state is gone: no stop loot; the
+    run ends cleanly, saying so, and the next start resumes from the last loot."""
+    saves = tmp_path / "saves"
+    hero = hero_with(saves, hatchling_dir, "dio", 2, 2, checkpoint_every=4)
+    cmd = [sys.executable, "-m", "tui.cli", "train", "--saves", str(saves), "--gpus", "2", "--fsdp"]
+    run = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: last_step(hero / "metrics.jsonl") >= 9, 120, "a few steps on two ranks")
+        pids = rank_pids(hero)
+        assert set(pids) == {0, 1}, pids
+        os.kill(pids[1], signal.SIGKILL)
+        run.wait(90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    out = run.stdout.read() if run.stdout else ""
+    assert not rank_pids(hero), out[-2000:]
+    status = json.loads((hero / "hero.json").read_text())
+    loot = status["last_loot_step"]
+    assert status["state"] == "stopped" and loot >= 8 and loot % 4 == 0 and status["step"] >= loot, out[
+        -2000:
+    ]
+    assert "its shard of the training state went with it" in (hero / "events.jsonl").read_text()
+    again = realm("train", "--saves", str(saves), "--gpus", "2", "--fsdp", "--max-steps", str(loot + 2))
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert f"wakes on cpu at step {loot}" in again.stdout + again.stderr
+    assert last_step(hero / "metrics.jsonl") == loot + 2
 
 
 def test_a_killed_rank_ends_the_run_and_the_next_start_resumes(tmp_path: Path, hatchling_dir: Path) -> None:

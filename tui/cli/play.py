@@ -41,6 +41,14 @@ def add_gpus_arg(parser: argparse.ArgumentParser) -> None:
         "the others only train; the same global batch and losses as one GPU). On a machine "
         "without a GPU, N processes on the CPU (gloo): for trying it out. Default 1.",
     )
+    parser.add_argument(
+        "--fsdp",
+        action="store_true",
+        help="with --gpus N (mode full): shard the weights, gradients and optimizer state over the "
+        "ranks (PyTorch FSDP2), for a full fine-tune whose training state does not fit one GPU; "
+        "the weights themselves must still fit one (rank 0 keeps a whole copy for evals, the "
+        "Oracle and loot). Loot is the same as without it.",
+    )
 
 
 def check_gpus(gpus: int) -> int:
@@ -51,6 +59,21 @@ def check_gpus(gpus: int) -> int:
     if have and gpus > have:
         raise SystemExit(f"realm: --gpus {gpus}: this machine has {have} GPU(s)")
     return gpus
+
+
+def check_fsdp(save: SaveDir, args: argparse.Namespace) -> list[str]:
+    """Engine flags for --fsdp, refused early where it cannot work."""
+    if not args.fsdp:
+        return []
+    if args.gpus < 2:
+        raise SystemExit("realm: --fsdp shards the training over several ranks: add --gpus 2 or more")
+    mode = args.mode or save.read_config().get("mode") or "full"
+    if mode != "full":
+        raise SystemExit(
+            f"realm: --fsdp shards a full fine-tune; hero {save.name!r} trains in mode {mode}, whose "
+            "frozen base and small adapters fit one GPU: use --gpus N without --fsdp"
+        )
+    return ["--fsdp"]
 
 
 def add_parsers(sub: Any) -> None:
@@ -192,7 +215,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     if save.engine_pid() is None:  # a running engine read its config when it started
         check_config(save)
     gpus = check_gpus(args.gpus)
-    control = EngineControl(save, check_model(save, args.model), check_mode(save, args.mode), gpus)
+    flags = check_mode(save, args.mode) + check_fsdp(save, args)
+    control = EngineControl(save, check_model(save, args.model), flags, gpus)
     control.start()
     if args.web:
         return serve_web(save, args.host, args.port)
@@ -250,10 +274,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 3
     check_overrides(check_config(save), args)
     gpus = check_gpus(args.gpus)
+    fsdp = check_fsdp(save, args)
     save.create()
     save.clean_stale()
-    cmd = engine_command(save, model, ["--foreground", *mode, *override_args(args)], gpus)
-    ranks = f" on {gpus} ranks" if gpus > 1 else ""
+    cmd = engine_command(save, model, ["--foreground", *mode, *fsdp, *override_args(args)], gpus)
+    ranks = f" on {gpus} ranks" + (", sharded (FSDP)" if fsdp else "") if gpus > 1 else ""
     print(f"Training {save.name} in the foreground{ranks}; Ctrl+C saves and stops.", flush=True)
     os.execv(cmd[0], cmd)  # become the engine: signals reach it directly
     return 0  # not reached
