@@ -508,11 +508,10 @@ class Worker:
         if self.trainer.sharded:
             self.no_stop_loot = True
             last = report.last_loot_step(self)
-            self.note(
+            self.warn(  # in `realm status` too: the steps since that loot will be trained again
                 f"A training rank stopped ({exc}); its shard of the training state went with it, so "
                 f"no loot can be saved at step {self.progress.step}. Start again to resume from "
                 + (f"the loot at step {last}." if last else "the start."),
-                "warning",
                 kind="crash",
             )
             return

@@ -137,6 +137,8 @@ def test_a_killed_sharded_rank_ends_the_run_and_the_next_start_resumes_from_loot
         -2000:
     ]
     assert "its shard of the training state went with it" in (hero / "events.jsonl").read_text()
+    told = realm("status", "--saves", str(saves))
+    assert f"resume from the loot at step {loot}" in told.stdout, told.stdout
     again = realm("train", "--saves", str(saves), "--gpus", "2", "--fsdp", "--max-steps", str(loot + 2))
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert f"wakes on cpu at step {loot}" in again.stdout + again.stderr
