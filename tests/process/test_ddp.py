@@ -12,6 +12,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,9 +22,9 @@ pytestmark = pytest.mark.slow
 
 
 def hero_with(
-    root: Path, hatchling: Path, name: str, micro_batch: int, grad_accum: int, **game: object
+    root: Path, hatchling: Path, name: str, micro_batch: int, grad_accum: int, checkpoint_every: int = 1000
 ) -> Path:
-    save, config = make_hero(root, hatchling, name=name, **game)
+    save, config = make_hero(root, hatchling, name=name, checkpoint_every=checkpoint_every)
     # fp32: "the same losses within float tolerance" is an fp32 property; under bf16 autocast
     # (the default on a CPU with bf16 units) each rank's smaller matmuls round differently
     train = replace(config.train, micro_batch=micro_batch, grad_accum=grad_accum, precision="fp32")
@@ -111,6 +112,32 @@ def test_sharded_ranks_train_like_one_process_and_loot_moves_between_them(
     assert not rank_pids(one) and not rank_pids(two)
 
 
+def kill_rank_1_after(saves: Path, hero: Path, steps: int, *flags: str) -> tuple[dict[str, Any], str]:
+    """`realm train --gpus 2 FLAGS`, rank 1 killed with -9 once ``steps`` are done: every
+    rank must end. Returns hero.json afterwards and what the run printed."""
+    cmd = [sys.executable, "-m", "tui.cli", "train", "--saves", str(saves), "--gpus", "2", *flags]
+    run = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: last_step(hero / "metrics.jsonl") >= steps, 120, "a few steps on two ranks")
+        pids = rank_pids(hero)
+        assert set(pids) == {0, 1}, pids
+        os.kill(pids[1], signal.SIGKILL)
+        run.wait(90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    out = run.stdout.read() if run.stdout else ""
+    assert not rank_pids(hero), out[-2000:]
+    return json.loads((hero / "hero.json").read_text()), out[-2000:]
+
+
+def resumes_at(saves: Path, hero: Path, step: int, *flags: str) -> None:
+    again = realm("train", "--saves", str(saves), "--gpus", "2", *flags, "--max-steps", str(step + 2))
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert f"wakes on cpu at step {step}" in again.stdout + again.stderr
+    assert last_step(hero / "metrics.jsonl") == step + 2
+
+
 def test_a_killed_sharded_rank_ends_the_run_and_the_next_start_resumes_from_loot(
     tmp_path: Path, hatchling_dir: Path
 ) -> None:
@@ -118,54 +145,20 @@ def test_a_killed_sharded_rank_ends_the_run_and_the_next_start_resumes_from_loot
     run ends cleanly, saying so, and the next start resumes from the last loot."""
     saves = tmp_path / "saves"
     hero = hero_with(saves, hatchling_dir, "dio", 2, 2, checkpoint_every=4)
-    cmd = [sys.executable, "-m", "tui.cli", "train", "--saves", str(saves), "--gpus", "2", "--fsdp"]
-    run = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_until(lambda: last_step(hero / "metrics.jsonl") >= 9, 120, "a few steps on two ranks")
-        pids = rank_pids(hero)
-        assert set(pids) == {0, 1}, pids
-        os.kill(pids[1], signal.SIGKILL)
-        run.wait(90)
-    finally:
-        if run.poll() is None:
-            run.kill()
-    out = run.stdout.read() if run.stdout else ""
-    assert not rank_pids(hero), out[-2000:]
-    status = json.loads((hero / "hero.json").read_text())
+    status, out = kill_rank_1_after(saves, hero, 9, "--fsdp")
     loot = status["last_loot_step"]
-    assert status["state"] == "stopped" and loot >= 8 and loot % 4 == 0 and status["step"] >= loot, out[
-        -2000:
-    ]
+    assert status["state"] == "stopped" and loot >= 8 and loot % 4 == 0 and status["step"] >= loot, out
     assert "its shard of the training state went with it" in (hero / "events.jsonl").read_text()
     told = realm("status", "--saves", str(saves))
     assert f"resume from the loot at step {loot}" in told.stdout, told.stdout
-    again = realm("train", "--saves", str(saves), "--gpus", "2", "--fsdp", "--max-steps", str(loot + 2))
-    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-    assert f"wakes on cpu at step {loot}" in again.stdout + again.stderr
-    assert last_step(hero / "metrics.jsonl") == loot + 2
+    resumes_at(saves, hero, loot, "--fsdp")
 
 
 def test_a_killed_rank_ends_the_run_and_the_next_start_resumes(tmp_path: Path, hatchling_dir: Path) -> None:
     saves = tmp_path / "saves"
     hero = hero_with(saves, hatchling_dir, "dio", 2, 2)
-    cmd = [sys.executable, "-m", "tui.cli", "train", "--saves", str(saves), "--gpus", "2"]
-    run = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_until(lambda: last_step(hero / "metrics.jsonl") >= 8, 120, "a few steps on two ranks")
-        pids = rank_pids(hero)
-        assert set(pids) == {0, 1}, pids
-        os.kill(pids[1], signal.SIGKILL)
-        run.wait(90)
-    finally:
-        if run.poll() is None:
-            run.kill()
-    out = run.stdout.read() if run.stdout else ""
-    assert not rank_pids(hero), out[-2000:]
-    status = json.loads((hero / "hero.json").read_text())
+    status, out = kill_rank_1_after(saves, hero, 8)
     # Rank 0 kept the last finished step: a stop loot there, not a crash.
-    assert status["state"] == "stopped" and status["last_loot_step"] == status["step"] >= 8, out[-2000:]
+    assert status["state"] == "stopped" and status["last_loot_step"] == status["step"] >= 8, out
     assert "A training rank stopped" in (hero / "events.jsonl").read_text()
-    again = realm("train", "--saves", str(saves), "--gpus", "2", "--max-steps", str(status["step"] + 2))
-    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-    assert f"wakes on cpu at step {status['step']}" in again.stdout + again.stderr
-    assert last_step(hero / "metrics.jsonl") == status["step"] + 2
+    resumes_at(saves, hero, status["step"])
