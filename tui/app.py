@@ -191,10 +191,13 @@ class RealmApp(App[str]):
         connect_timeout: float = 120.0,
         export_loot: Callable[[str, str], tuple[bool, str]] | None = None,
         saved: GameState | None = None,
+        notice: str = "",
     ) -> None:
         """``saved``: what the save folder says (tui/saved.py), shown until the engine's
-        first snapshot, so a returning hero's first frame is its own."""
+        first snapshot, so a returning hero's first frame is its own. ``notice``: a word
+        from the command line for the first frame (flags a running engine ignores)."""
         super().__init__()
+        self.notice = notice
         self.export_loot_fn = export_loot
         self.state = saved or GameState()
         self.restart_engine_fn = restart_engine
@@ -215,6 +218,8 @@ class RealmApp(App[str]):
         # FRAME_SECONDS, so watching costs training almost nothing (see `realm bench`).
         self.set_interval(FRAME_SECONDS, self._frame)
         self.link.start()
+        if self.notice:
+            self.notify(self.notice, severity="warning", timeout=15)
 
     def _frame(self) -> None:
         if self._dirty:

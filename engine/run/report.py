@@ -274,6 +274,8 @@ def status_dict(w: Worker) -> dict[str, Any]:
         "looks": w.shop.looks(),  # title, portrait, theme worn: the first frame wears them
         "tokens_per_s": round(w.report.tokens_per_s, 1),
         "device": w.hero.device.type,
+        "ranks": w.team.world if w.team is not None else 1,  # --gpus N
+        "sharded": w.shards > 1,  # --fsdp
         "last_loot_step": last_loot_step(w),
         "loot": len(live),
         # The newest loot as LootInfo dicts: a returning hero's first frame (tui/saved.py)

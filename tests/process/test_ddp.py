@@ -101,6 +101,8 @@ def test_sharded_ranks_train_like_one_process_and_loot_moves_between_them(
         return run.stdout + run.stderr
 
     assert "the training state sharded (FSDP)" in train("two", 4, "--gpus", "2", "--fsdp")
+    status = json.loads((two / "hero.json").read_text())
+    assert (status["ranks"], status["sharded"]) == (2, True)  # what `realm play` compares its flags with
     train("one", 4)
     same_losses(losses(one / "metrics.jsonl"), losses(two / "metrics.jsonl"))
     assert "wakes on cpu at step 4" in train("two", 7)  # sharded loot, one process

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +15,10 @@ from textual.geometry import Region
 from textual.widgets import Label
 
 from engine.protocol import messages as p
+from engine.protocol.savedir import SaveDir
 from tests.tui.conftest import STATS, FakeEngine, settle, snapshot, start
 from tui.app import SCREEN_KEYS, RealmApp, help_text
+from tui.cli.play import ignored_launch_flags
 from tui.screens.engine_down import EngineDownScreen
 from tui.screens.help import HelpScreen
 from tui.screens.quit import QuitScreen
@@ -225,6 +230,29 @@ async def test_what_the_engine_repaired_at_start_is_said_on_screen() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await start(pilot, engine, snapshot(warnings=(crash,)))
         assert [n.message for n in app._notifications] == [crash]
+
+
+@pytest.mark.asyncio
+async def test_launch_flags_a_running_engine_cannot_take_are_said_on_the_first_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`realm play --gpus 2 --fsdp` attaches to an engine already running on one rank:
+    the player is told the flags wait for its next start; asked what it runs, nothing."""
+    save = SaveDir(tmp_path / "dio")
+    save.create()
+    monkeypatch.setattr(SaveDir, "engine_pid", lambda self: 4242)
+    asked = argparse.Namespace(gpus=2, fsdp=True)
+    save.status.write_text(json.dumps({"ranks": 1, "sharded": False}))
+    notice = ignored_launch_flags(save, asked)
+    assert "already training on 1 rank(s)" in notice and "--gpus 2 --fsdp takes effect" in notice
+    save.status.write_text(json.dumps({"ranks": 2, "sharded": True}))
+    assert ignored_launch_flags(save, asked) == ""
+    assert ignored_launch_flags(save, argparse.Namespace(gpus=1, fsdp=False)) == ""  # just watching
+    engine = FakeEngine()
+    app = RealmApp(engine.connector, notice=notice)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot())
+        assert [n.message for n in app._notifications] == [notice]
 
 
 def every_screen_class() -> list[type]:

@@ -201,6 +201,23 @@ def pick_hero(args: argparse.Namespace) -> bool:
     return True
 
 
+def ignored_launch_flags(save: SaveDir, args: argparse.Namespace) -> str:
+    """What to tell a player whose --gpus / --fsdp a running engine cannot take: `realm
+    play` attaches to it as it is. Empty when nothing was asked or it already runs so."""
+    if save.engine_pid() is None or (args.gpus == 1 and not args.fsdp):
+        return ""
+    status = save.read_status()
+    ranks, sharded = int(status.get("ranks") or 1), bool(status.get("sharded"))
+    if (ranks, sharded) == (args.gpus, args.fsdp):
+        return ""
+    now = f"{ranks} rank(s)" + (", sharded" if sharded else "")
+    asked = f"--gpus {args.gpus}" + (" --fsdp" if args.fsdp else "")
+    return (
+        f"{save.name.upper()} was already training on {now}; {asked} takes effect at its next start "
+        "(press q, then s to save and stop, and run realm play again with it)"
+    )
+
+
 def cmd_play(args: argparse.Namespace) -> int:
     from tui.app import RealmApp
     from tui.saved import saved_state
@@ -217,6 +234,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     gpus = check_gpus(args.gpus)
     flags = check_mode(save, args.mode) + check_fsdp(save, args)
     control = EngineControl(save, check_model(save, args.model), flags, gpus)
+    notice = ignored_launch_flags(save, args)
     control.start()
     if args.web:
         return serve_web(save, args.host, args.port)
@@ -227,6 +245,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         log_tail=control.log_tail,
         export_loot=control.export_loot,
         saved=saved_state(save),
+        notice=notice,
     )
     result = app.run()
     pid = save.engine_pid()

@@ -79,6 +79,8 @@ def status_record(save: SaveDir) -> dict[str, Any]:
         "pid": pid,
         "model": status.get("model") or save.read_config().get("model") or "hatchling",
         "device": status.get("device"),
+        "ranks": status.get("ranks", 1),
+        "sharded": bool(status.get("sharded")),
         "tokens_per_s": status.get("tokens_per_s") if pid else 0.0,
         "updated_at": status.get("updated_at"),
         "skills": status.get("skills", {}),
@@ -170,7 +172,12 @@ def print_status(save: SaveDir, rec: dict[str, Any]) -> None:
         total = quest["rows"] * quest["epochs"]
         print(f"  quest {quest['name']}: {quest['seen']:,}/{total:,} rows ({quest['epochs']} epoch(s))")
     if rec["pid"]:
-        print(f"  {rec['tokens_per_s'] or 0:,.0f} tok/s on {rec['device']}")
+        ranks = (
+            f" × {rec['ranks']} ranks" + (", sharded (FSDP)" if rec["sharded"] else "")
+            if rec["ranks"] > 1
+            else ""
+        )
+        print(f"  {rec['tokens_per_s'] or 0:,.0f} tok/s on {rec['device']}{ranks}")
         if rec["memory_plan"]:
             print(f"  memory: {rec['memory_plan']}")
     if rec["last_loot_step"] is not None:
