@@ -270,6 +270,8 @@ class Worker:
         self.team.copy_state(self.hero.model, self.trainer)
         split = self.team.describe_split(self.micro_batch, self.grad_accum)
         self.note(f"Training on {self.team.world} ranks (rank 0 is this engine): {split}")
+        if self.team.shard and self.config.train.compile:
+            self.note("train.compile is off with --fsdp: the sharded model runs uncompiled", "warning")
 
     def _size_rows(self, skills: list[Any]) -> dict[str, int]:
         """Rows that hold every skill level whole (train/fit.py): auto seq_len and
