@@ -99,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notes
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    how = export(save, loot, dest)
+    try:
+        how = export(save, loot, dest)
+    except OSError as exc:  # not a folder, no permission, a full disk: nothing is left behind
+        shutil.rmtree(dest.with_name(f".{dest.name}.partial"), ignore_errors=True)
+        raise SystemExit(f"realm export: cannot write {dest}: {exc.strerror or exc}") from None
     print(f"Exported {loot.name} to {dest} ({how}); load it with AutoModelForCausalLM.from_pretrained.")
     return 0
 

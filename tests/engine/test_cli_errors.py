@@ -117,6 +117,12 @@ def test_save_folders_are_private_and_exports_are_not(tmp_path: Path, hatchling_
     exported = tmp_path / "out"
     assert stat.S_IMODE(exported.stat().st_mode) == 0o755
     assert {stat.S_IMODE(f.stat().st_mode) for f in exported.iterdir()} == {0o644}
+    # a destination that cannot be a folder (under a file): one line, nothing left behind
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(SystemExit, match=r"cannot write .*a-file/model: Not a directory"):
+        export_main(["--save-dir", str(save.root), str(blocker / "model")])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
 def test_bad_inputs_are_one_line_before_anything_is_made(tmp_path: Path, hatchling_dir: Path) -> None:
