@@ -126,6 +126,9 @@ def main() -> int:
         result["quest_loot_kept"] = done_quests
         result["train_seconds"] = round(time.monotonic() - started)
         live = [r["name"] for r in rows if not r.get("deleted")]
+        if not live:  # a run too short for any loot: the Oracle figures need one to load
+            ui.send(p.SaveNow())
+            live = [ui.wait_for(p.CheckpointSaved, 120).loot.name]
         result.update(oracle_figures(ui, live[0], args.tokens, say))
     finally:
         worker.request_stop("bench over")

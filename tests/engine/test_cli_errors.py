@@ -149,3 +149,15 @@ def test_bad_inputs_are_one_line_before_anything_is_made(tmp_path: Path, hatchli
     assert fetched.returncode == 1 and "is an address" in fetched.stderr
     asked = realm_here("oracle", "ask", "  ", "--saves", str(tmp_path))
     assert asked.returncode == 2 and "the prompt is empty" in asked.stderr
+    # counts and lengths out of range: argparse's usage line naming the flag, before any work
+    for args, said in (
+        (["skills", "sample", "bin", "--count", "-1"], "argument --count: -1 is below 1"),
+        (["skills", "sample", "bin", "--start", "-5"], "argument --start: -5 is below 0"),
+        (["bench", "--steps", "0"], "argument --steps: 0 is below 1"),
+        (["bench", "--soak", "x"], "argument --soak: 'x' is not a whole number"),
+        (["stop", "--timeout", "-1"], "argument --timeout: -1 is below 0"),
+    ):
+        refused = realm_here(*args)
+        assert refused.returncode == 2 and said in refused.stderr, (args, refused.stderr)
+    port = realm_here("serve", "--port", "99999", "--saves", str(tmp_path))
+    assert port.returncode == 1 and "--port 99999 must be 1..65535" in port.stderr

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from engine.protocol.config import PRECISIONS
+from tui.cli.common import at_least
 
 
 def add_parsers(sub: Any) -> None:
@@ -26,9 +27,9 @@ def add_parsers(sub: Any) -> None:
         "watched, pause latency, first frame, memory); a few minutes on a 2-core CPU.",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.add_argument("--steps", type=int, help="timed steps (default 20; --game: 150 per run)")
-    bench.add_argument("--rows", type=int, help="rows per step (default 8)")
-    bench.add_argument("--seq-len", type=int, help="tokens per row (default 256)")
+    bench.add_argument("--steps", type=at_least(1), help="timed steps (default 20; --game: 150 per run)")
+    bench.add_argument("--rows", type=at_least(1), help="rows per step (default 8)")
+    bench.add_argument("--seq-len", type=at_least(16), help="tokens per row (default 256)")
     bench.add_argument("--model", help="a local HF model folder to benchmark")
     bench.add_argument("--mode", choices=("full", "lora"), help="what trains (default full)")
     kind = bench.add_mutually_exclusive_group()
@@ -68,7 +69,9 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="instead: a fresh hatchling's learning curve (step, minutes, each skill's level and accuracy)",
     )
-    bench.add_argument("--minutes", type=float, help="--growth: how long to train (default 20)")
+    bench.add_argument(
+        "--minutes", type=at_least(0.1, float), help="--growth: how long to train (default 20)"
+    )
     kind.add_argument(
         "--estimate",
         action="store_true",
@@ -76,7 +79,7 @@ def add_parsers(sub: Any) -> None:
     )
     kind.add_argument(
         "--soak",
-        type=int,
+        type=at_least(1),
         metavar="N",
         help="instead: kill -9 a training engine N times and count lost or inconsistent loot and quests",
     )
@@ -89,7 +92,7 @@ def add_parsers(sub: Any) -> None:
     )
     bench.add_argument(
         "--repeats",
-        type=int,
+        type=at_least(1),
         help="runs of each contender, alternating (default 3; --game: runs of each kind, default 2)",
     )
     bench.add_argument(
@@ -108,7 +111,9 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="speed: only ours vs the padded loop in one process (no TRL, no transformers Trainer)",
     )
-    bench.add_argument("--seeds", type=int, help="--sparring: repeat with training seeds 1..N (default 1)")
+    bench.add_argument(
+        "--seeds", type=at_least(1), help="--sparring: repeat with training seeds 1..N (default 1)"
+    )
     bench.set_defaults(run=cmd_bench)
 
 

@@ -14,6 +14,27 @@ from typing import Any
 from engine.protocol.savedir import SaveDir
 
 SAVES_ENV = "REALM_SAVES"
+
+
+def at_least(minimum: float, kind: type[int] | type[float] = int) -> Any:
+    """An argparse ``type`` for a count or a length: a number (whole unless ``kind`` is
+    float) no smaller than ``minimum``, else argparse's one-line usage error naming the
+    flag (not a traceback or a silent nothing further on)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a {'whole ' if kind is int else ''}number"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is below {minimum:g}")
+        return value
+
+    return parse
+
+
 DEFAULT_HERO = "dio"
 
 

@@ -38,6 +38,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     if args.loaded < 1:
         raise SystemExit("realm: --loaded must be at least 1")
+    from tui.web import check_address
+
+    check_address(args.host, args.port)  # out of range or in use: one line, not a traceback
     cmd = [sys.executable, "-m", "engine.oracle.serve", "--save-dir", str(save.root)]
     cmd += ["--host", args.host, "--port", str(args.port), "--loaded", str(args.loaded)]
     sys.stdout.flush()

@@ -11,7 +11,7 @@ from typing import Any
 
 from skills.base import Problem, Skill
 from skills.registry import all_skills, get_skill
-from tui.cli.common import add_hero_args, save_from
+from tui.cli.common import add_hero_args, at_least, save_from
 
 
 def add_parsers(sub: Any) -> None:
@@ -31,9 +31,9 @@ def add_parsers(sub: Any) -> None:
         "(split train) or in its static eval set (split eval).",
     )
     sample.add_argument("skill", help="skill id, e.g. bin")
-    sample.add_argument("--level", type=int, default=1, help="level (default 1)")
-    sample.add_argument("--count", type=int, default=5, help="how many (default 5)")
-    sample.add_argument("--start", type=int, default=0, help="first problem index (default 0)")
+    sample.add_argument("--level", type=at_least(1), default=1, help="level (default 1)")
+    sample.add_argument("--count", type=at_least(1), default=5, help="how many (default 5)")
+    sample.add_argument("--start", type=at_least(0), default=0, help="first problem index (default 0)")
     sample.add_argument("--split", choices=("train", "eval"), default="train")
     sample.add_argument("--json", action="store_true", help="one JSON object per line")
     score = ssub.add_parser(

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from engine.protocol.savedir import SaveDir, ended_without_stopping
-from tui.cli.common import add_hero_args, save_from
+from tui.cli.common import add_hero_args, at_least, save_from
 from tui.link import EngineControl
 
 
@@ -34,7 +34,7 @@ def add_parsers(sub: Any) -> None:
         description="Ask the running engine to save a checkpoint and stop, and wait for it.",
     )
     add_hero_args(stop)
-    stop.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
+    stop.add_argument("--timeout", type=at_least(0, float), default=300, help="seconds to wait (default 300)")
     stop.set_defaults(run=cmd_stop)
 
 
