@@ -39,6 +39,7 @@ def hatchling_config() -> SimpleNamespace:
         num_key_value_heads=spec.kv_heads,
         head_dim=spec.hidden_size // spec.heads,
         tie_word_embeddings=True,
+        max_position_embeddings=spec.max_positions,
     )
 
 
@@ -72,10 +73,15 @@ def new_hero_estimate(model: str | None, mode: str) -> dict[str, Any]:
     return {"ok": True, "line": line, "over": over, "params": shape.params, "device": device}
 
 
+def model_folder_of(config: HeroConfig, base_model: Path) -> Path:
+    """Where a hero's model is: its --model folder, else the save's own base."""
+    return Path(config.model).expanduser() if config.model else base_model
+
+
 def hero_estimate(config: HeroConfig, base_model: Path) -> str:
     """The plan line for an existing hero's config without loading it (offline `realm
     config set`): its model folder's shape, its batch (0 = the automatic one)."""
-    folder = Path(config.model).expanduser() if config.model else base_model
+    folder = model_folder_of(config, base_model)
     shape = ModelShape.from_config(
         folder_config(folder) if (folder / "config.json").is_file() else hatchling_config()
     )

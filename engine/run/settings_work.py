@@ -23,6 +23,7 @@ from engine.protocol import settings
 from engine.protocol.config import HeroConfig
 from engine.protocol.savedir import SaveDir
 from engine.store.atomic import read_json, write_json
+from engine.train.fit import past_positions
 from skills.registry import all_skills
 
 if TYPE_CHECKING:
@@ -53,6 +54,11 @@ def command(w: Worker, client: ClientSession, cmd: p.SetConfig) -> None:
         new_data, what = changed(data, cmd.key, cmd.value)
     except settings.SettingError as exc:
         client.send(p.ConfigReply(False, str(exc), json.dumps(data), dry_run=cmd.dry_run))
+        return
+    positions = getattr(w.hero.model.config, "max_position_embeddings", None)
+    too_long = past_positions(HeroConfig.from_dict(new_data).train.seq_len, positions)
+    if too_long:
+        client.send(p.ConfigReply(False, too_long, json.dumps(data), dry_run=cmd.dry_run))
         return
     when = _when(w, cmd.key)
     memory = _memory(w, cmd.key, HeroConfig.from_dict(new_data))
@@ -136,6 +142,11 @@ def offline(save: SaveDir, key: str, value: str, dry_run: bool) -> tuple[bool, s
     else:
         data = read_json(save.config, None) or {}
     new_data, what = changed(data, key, value)
+    too_long = past_positions(
+        HeroConfig.from_dict(new_data).train.seq_len, _offline_positions(save, new_data)
+    )
+    if too_long:
+        raise settings.SettingError(too_long)
     what += _offline_memory(save, key, new_data)
     if dry_run:
         return True, f"{what} — a dry run: nothing changed", json.dumps(new_data)
@@ -162,6 +173,18 @@ def _offline_memory(save: SaveDir, key: str, data: dict[str, Any]) -> str:
         return f" · memory: {hero_estimate(HeroConfig.from_dict(data), save.base_model)}"
     except (OSError, ValueError, TypeError) as exc:
         return f" · no memory estimate ({exc})"
+
+
+def _offline_positions(save: SaveDir, data: dict[str, Any]) -> int | None:
+    """The hero's model's max_position_embeddings from its config.json (no weights)."""
+    from engine.model.estimate import folder_config, hatchling_config, model_folder_of
+
+    folder = model_folder_of(HeroConfig.from_dict(data), save.base_model)
+    try:
+        shape = folder_config(folder) if (folder / "config.json").is_file() else hatchling_config()
+    except (OSError, ValueError):
+        return None
+    return getattr(shape, "max_position_embeddings", None)
 
 
 class EngineRunning(Exception):

@@ -280,6 +280,9 @@ class Worker:
         sizes = fit.cached_measure(skills, self.renderer, self.save.row_sizes)
         positions = getattr(self.hero.model.config, "max_position_embeddings", None)
         train = self.config.train
+        too_long = fit.past_positions(train.seq_len, positions)
+        if too_long:
+            raise fit.RowsTooShort(too_long)
         seq_len = train.seq_len or fit.auto_seq_len(sizes, positions)
         caps = fit.level_caps(sizes, seq_len)
         for skill in skills:

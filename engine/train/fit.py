@@ -33,7 +33,19 @@ SPREAD = 7_919  # sample indices spread out (generation is seeded per index)
 
 
 class RowsTooShort(ValueError):
-    """train.seq_len cannot hold some skill level's examples."""
+    """train.seq_len cannot hold some skill level's examples (or, past_positions, the
+    model cannot place that many tokens)."""
+
+
+def past_positions(seq_len: int, positions: int | None) -> str | None:
+    """Why rows of ``seq_len`` tokens cannot train a model with ``positions`` positions
+    (its max_position_embeddings); None when they can or it does not say."""
+    if not seq_len or not positions or seq_len <= positions:
+        return None
+    return (
+        f"train.seq_len {seq_len:,} is past the model's {positions:,} positions "
+        f"(max_position_embeddings): set it to 0 (automatic) or at most {positions}"
+    )
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import pytest
 from engine.protocol import messages as p
 from engine.protocol import settings
 from engine.protocol.config import HeroConfig
+from engine.run import main as engine_main
 from engine.run.logbook import kind_of, read_log
 from tests.conftest import make_hero, realm_here, run_engine
 
@@ -103,6 +104,11 @@ def test_live_settings_reach_the_running_worker(tmp_path: Path, hatchling_dir: P
         assert json.loads(save.config.read_text())["train"]["seq_len"] == 256
         assert worker.config.train.seq_len == 128  # the rows being trained keep their shape
 
+        driver.send(p.SetConfig("train.seq_len", "4096"))  # the hatchling has 2,048 positions
+        past = driver.wait_for(p.ConfigReply)
+        assert not past.ok and "past the model's 2,048 positions" in past.message
+        assert json.loads(save.config.read_text())["train"]["seq_len"] == 256
+
         driver.send(p.SetConfig("train.lr", "7"))
         refused = driver.wait_for(p.ConfigReply)
         assert not refused.ok and "lr must be in" in refused.message
@@ -175,6 +181,22 @@ def test_an_offline_batch_change_says_the_memory_it_needs(tmp_path: Path) -> Non
     assert "nothing changed" in big.stdout and gib(big.stdout) > gib(small.stdout)
     plain = realm_here("config", "set", "train.lr", "1e-3", "--dry-run", "--saves", root)
     assert "memory" not in plain.stdout  # only the batch's shape changes the memory
+
+
+def test_rows_longer_than_the_model_can_place_are_refused_offline_and_at_start(
+    tmp_path: Path, hatchling_dir: Path
+) -> None:
+    """train.seq_len past max_position_embeddings: `realm config set` refuses it, and a
+    config.json edited by hand to it stops the engine at start with the same line (it
+    used to try rows that long: 100,000,000 tokens was an estimate of 6,580 GiB)."""
+    root = str(tmp_path / "saves")
+    refused = realm_here("config", "set", "train.seq_len", "100000000", "--saves", root)
+    assert refused.returncode == 1 and "past the model's 2,048 positions" in refused.stderr
+    assert realm_here("config", "set", "train.seq_len", "2048", "--saves", root).returncode == 0
+    save, config = make_hero(tmp_path / "hand", hatchling_dir)
+    save.config.write_text(replace(config, train=replace(config.train, seq_len=4096)).to_json())
+    assert engine_main.main(["--save-dir", str(save.root), "--max-steps", "1"]) == engine_main.EXIT_BAD_CONFIG
+    assert "past the model's 2,048 positions" in save.read_status()["error"]
 
 
 def test_offline_change_is_refused_while_an_engine_holds_the_lock(tmp_path: Path) -> None:
