@@ -45,9 +45,12 @@ def test_realm_heroes_lists_and_deletes_slots(tmp_path: Path, hatchling_dir: Pat
     save, config = make_hero(tmp_path, hatchling_dir, name="ada")
     run_worker(save, config, 3)
     make_hero(tmp_path, hatchling_dir, name="bo")
+    shutil.copytree(hatchling_dir, tmp_path / "exported")  # a model folder among the heroes is not one
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")  # a damaged hero still is
     listed = realm_here("heroes", "--saves", str(tmp_path), "--json")
     rows = {r["name"]: r for r in map(json.loads, listed.stdout.splitlines())}
-    assert set(rows) == {"ada", "bo"}
+    assert set(rows) == {"ada", "bo", "broken"}
     assert rows["ada"]["step"] == 3 and rows["ada"]["state"] == "stopped" and rows["ada"]["size_bytes"] > 0
     assert rows["ada"]["model"] == "hatchling" and rows["ada"]["mode"] == "full"
     human = realm_here("heroes", "--saves", str(tmp_path)).stdout

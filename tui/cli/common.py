@@ -60,6 +60,27 @@ def add_hero_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def hero_folders(root: Path) -> list[Path]:
+    """The heroes' save folders under ``root``: each has a config.json. A model folder
+    put there (an export, a downloaded model: its config.json names a model_type) is not
+    a hero; a hero whose config.json is damaged still is (`realm status` says what is
+    wrong with it)."""
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in sorted(root.iterdir()):
+        config = folder / "config.json"
+        if not config.is_file():
+            continue
+        try:
+            data = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+        if not (isinstance(data, dict) and ("model_type" in data or "architectures" in data)):
+            found.append(folder)
+    return found
+
+
 def save_from(args: argparse.Namespace) -> SaveDir:
     """The hero's save folder named by --hero and --saves."""
     if "/" in args.hero or args.hero.startswith(".") or not args.hero:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.protocol.savedir import SaveDir
-from tui.cli.common import default_saves_root
+from tui.cli.common import default_saves_root, hero_folders
 from tui.cli.status import from_loot_folders, life_state
 
 
@@ -53,7 +53,7 @@ def cmd_heroes(args: argparse.Namespace) -> int:
     root = root_of(args)
     if args.heroes_command == "delete":
         return delete(SaveDir(root / args.name), args.yes)
-    folders = sorted(p for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
+    folders = hero_folders(root)
     saves = [SaveDir(folder) for folder in folders]
     if not saves:
         print(f"No heroes in {root} yet. `realm play` hatches DIO.")

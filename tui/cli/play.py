@@ -12,7 +12,7 @@ from typing import Any
 from engine.protocol.config import MODES, HeroConfig, add_override_flags, apply_overrides, override_args
 from engine.protocol.model_folder import model_folder_problem
 from engine.protocol.savedir import SaveDir
-from tui.cli.common import DEFAULT_HERO, add_hero_args, save_from
+from tui.cli.common import DEFAULT_HERO, add_hero_args, hero_folders, save_from
 from tui.cli.heroes import hero_row, root_of
 from tui.link import EngineControl, engine_command
 
@@ -186,7 +186,7 @@ def pick_hero(args: argparse.Namespace) -> bool:
     if args.hero is not None:
         return True
     root = root_of(args)
-    folders = sorted(p for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
+    folders = hero_folders(root)
     chooser = sys.stdin.isatty() and not args.web  # the browser page has no start screen
     if len(folders) < 2 or args.model or args.mode or not chooser:
         args.hero = folders[0].name if len(folders) == 1 and not args.model else DEFAULT_HERO
