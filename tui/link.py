@@ -31,7 +31,8 @@ def engine_command(
     that many ranks of it (rank 0 is the engine; engine/train/team.py)."""
     cmd = [sys.executable, "-m", "engine", "--save-dir", str(save.root)]
     if gpus > 1:
-        launch = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}", "-m", "engine"]
+        # torchrun (engine/run/launch.py: without its traceback after a Ctrl+C)
+        launch = ["-m", "engine.run.launch", "--standalone", f"--nproc-per-node={gpus}", "-m", "engine"]
         cmd = [sys.executable, *launch, "--save-dir", str(save.root)]
     if model:
         cmd += ["--model", model]

@@ -24,7 +24,6 @@ import copy
 from typing import Any
 
 import torch
-from torch.distributed.tensor import DTensor
 
 from engine.train.packing import PackedBatch
 
@@ -57,7 +56,12 @@ def sharded_twin(model: torch.nn.Module, mesh: Any, keep_original: bool) -> Loss
     over ``mesh``: each layer its own FSDP unit, the rest (embeddings, norm, output layer:
     tied or not) in the root's. ``fully_shard`` makes no collective call, so ranks may do
     this at different times."""
-    from torch.distributed.fsdp import fully_shard
+    try:
+        from torch.distributed.fsdp import fully_shard
+    except ImportError:  # FSDP2 is public from torch 2.6
+        raise ValueError(
+            f"--fsdp needs torch 2.6 or newer (FSDP2's fully_shard); this is torch {torch.__version__}"
+        ) from None
 
     lm = copy.deepcopy(model) if keep_original else model
     twin = LossOf(lm)
@@ -76,7 +80,7 @@ def publish(twin: torch.nn.Module, plain: torch.nn.Module | None) -> None:
     """The sharded weights gathered into ``plain`` (rank 0's copy; None on the other
     ranks, which only take part in the gathers)."""
     for name, param in twin.named_parameters():
-        whole = param.full_tensor() if isinstance(param, DTensor) else param
+        whole = param.full_tensor() if hasattr(param, "full_tensor") else param  # a DTensor
         if plain is not None:
             plain.get_parameter(name.removeprefix("lm.")).copy_(whole)
 

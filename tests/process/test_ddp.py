@@ -45,7 +45,7 @@ def rank_pids(save_dir: Path) -> dict[int, int]:
             continue
         if b"engine" in cmdline and str(save_dir).encode() in cmdline:
             rank = next((int(v[5:]) for v in environ if v.startswith(b"RANK=")), None)
-            if rank is not None and b"torch.distributed.run" not in b" ".join(cmdline):
+            if rank is not None and b"engine.run.launch" not in b" ".join(cmdline):
                 found[rank] = int(entry.name)
     return found
 
@@ -164,3 +164,28 @@ def test_a_killed_rank_ends_the_run_and_the_next_start_resumes(tmp_path: Path, h
     assert status["state"] == "stopped" and status["last_loot_step"] == status["step"] >= 8, out
     assert "A training rank stopped" in (hero / "events.jsonl").read_text()
     resumes_at(saves, hero, status["step"])
+
+
+def test_ctrl_c_saves_loot_on_every_rank_and_ends_without_a_traceback(
+    tmp_path: Path, hatchling_dir: Path
+) -> None:
+    """torchrun starts each rank in its own session, so a Ctrl+C reaches only the launcher
+    (engine/run/launch.py), which passes it on: rank 0 saves its stop loot (sharded: the
+    optimizer state gathered from both ranks) and every process ends, with one line."""
+    saves = tmp_path / "saves"
+    hero = hero_with(saves, hatchling_dir, "dio", 2, 2)
+    cmd = [sys.executable, "-m", "tui.cli", "train", "--saves", str(saves), "--gpus", "2", "--fsdp"]
+    run = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: last_step(hero / "metrics.jsonl") >= 5, 120, "a few steps on two ranks")
+        run.send_signal(signal.SIGINT)  # `realm train` exec'd the launcher: this is its pid
+        code = run.wait(90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    out = run.stdout.read() if run.stdout else ""
+    assert code == 0 and "Traceback" not in out, out[-2000:]
+    assert "the ranks were sent SIGINT and have ended" in out
+    status = json.loads((hero / "hero.json").read_text())
+    assert status["state"] == "stopped" and status["last_loot_step"] == status["step"] >= 5
+    assert not rank_pids(hero)
