@@ -49,7 +49,7 @@ class Team:
         self.world = world
         self.device = device
         self.mesh = mesh  # the ranks as a DeviceMesh, for FSDP
-        self.shard = False  # --fsdp: rank 0 says so in its "sync" order
+        self.shard = False  # --fsdp (from_env; rank 0 checks it again in its "sync" order)
 
     @classmethod
     def from_env(cls, shard: bool = False) -> Team | None:

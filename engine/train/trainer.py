@@ -175,7 +175,7 @@ class Trainer:
         self.sharded = team is not None and team.shard
         # Sharded (--fsdp), this trains a sharded twin of ``model``; rank 0's ``model``
         # stays whole for evals, the Oracle and loot, and gets each step's new weights.
-        self.plain = model if not self.sharded or team is None or team.leader else None
+        self.plain = None if self.sharded and team is not None and not team.leader else model
         if self.sharded and team is not None:
             from engine.train.shard import sharded_twin
 
