@@ -62,3 +62,18 @@ def test_every_gpu_path_runs_and_a_real_oom_is_recovered() -> None:
             assert ran["attention"] == "flash_attention_2", mode
     assert result["out_of_memory"]["recovered"], result["out_of_memory"]
     assert result["nvml_after_full"]["available"]
+
+
+def test_rank_0s_copy_to_shard_takes_no_gpu_memory(hatchling_dir: Path) -> None:
+    """--fsdp: the copy rank 0 shards is made in host memory (fully_shard then moves one
+    unit at a time), so the GPU never holds the whole model twice."""
+    import torch
+
+    from engine.model.hero import load_hero
+    from engine.train.shard import host_copy
+
+    model = load_hero(hatchling_dir, torch.device("cuda"), "hatchling").model
+    before = torch.cuda.memory_allocated()
+    twin = host_copy(model)
+    assert torch.cuda.memory_allocated() == before
+    assert {p.device.type for p in twin.parameters()} == {"cpu"}
