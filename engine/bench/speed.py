@@ -36,7 +36,7 @@ import torch
 
 from engine.bench.output import show
 from engine.model.hero import add_adapters, check_mode, load_hero, pick_device
-from engine.model.memory import ModelShape, estimate
+from engine.model.memory import ModelShape, estimate, sharded
 from engine.protocol.config import PRECISIONS, LoraConfig, TrainConfig
 from engine.run.host_memory import keep_freed_memory
 from engine.train.chat import ChatRenderer, Rendered
@@ -366,6 +366,9 @@ def memory_estimates(args: argparse.Namespace) -> dict[str, Any]:
                 shape, mode, args.rows, args.seq_len, gpu=True, bf16=bf16 or not gpu, checkpointing=ckpt
             )
             out[f"{mode}{'_checkpointed' if ckpt else ''}_gib"] = est.as_dict()
+            if mode == "full" and args.shards > 1:  # realm train --gpus N --fsdp: rank 0, the fullest
+                key = f"full_fsdp_{args.shards}{'_checkpointed' if ckpt else ''}_gib"
+                out[key] = sharded(est, shape, args.shards).as_dict()
     if gpu:
         out["gpu_memory_gib"] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)
     return out
@@ -408,6 +411,12 @@ def main(argv: list[str] | None = None) -> int:
         "--estimate",
         action="store_true",
         help="only the memory estimate for full, lora and qlora (no training; --model or Qwen3-0.6B)",
+    )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="--estimate: also full sharded over N GPUs (--fsdp), rank 0's share",
     )
     args = parser.parse_args(argv)
     try:  # a precision this machine cannot run is said before any model is built

@@ -24,3 +24,16 @@ def test_bench_estimate(hatchling_dir: Path, capsys: pytest.CaptureFixture[str])
 
     model = AutoModelForCausalLM.from_pretrained(hatchling_dir)
     assert local["params"] == sum(p.numel() for p in model.parameters())  # counted from config.json alone
+
+
+def test_bench_estimate_for_a_sharded_full_fine_tune(capsys: pytest.CaptureFixture[str]) -> None:
+    """`realm bench --estimate --gpus 8`: rank 0's share of a full fine-tune under --fsdp,
+    beside the one-GPU figures (which stay as they were)."""
+    alone: dict = estimate(capsys)  # type: ignore[type-arg]
+    shared: dict = estimate(capsys, "--shards", "8")  # type: ignore[type-arg]
+    assert "full_fsdp_8_gib" not in alone and shared["full_gib"] == alone["full_gib"]
+    share = shared["full_fsdp_8_gib"]
+    assert share["optimizer"] == pytest.approx(alone["full_gib"]["optimizer"] / 8, abs=0.002)
+    assert share["weights"] > alone["full_gib"]["weights"]  # rank 0's whole copy + its shard
+    assert share["total"] < alone["full_gib"]["total"]
+    assert shared["full_fsdp_8_checkpointed_gib"]["total"] < share["total"]

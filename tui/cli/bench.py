@@ -75,7 +75,14 @@ def add_parsers(sub: Any) -> None:
     kind.add_argument(
         "--estimate",
         action="store_true",
-        help="instead: the memory estimate for full, lora and qlora (no training)",
+        help="instead: the memory estimate for full, lora and qlora (no training); with --gpus N, also "
+        "a full fine-tune sharded over N GPUs (realm train --gpus N --fsdp), rank 0's share",
+    )
+    bench.add_argument(
+        "--gpus",
+        type=at_least(2),
+        metavar="N",
+        help="--estimate: also the full fine-tune sharded over N GPUs",
     )
     kind.add_argument(
         "--soak",
@@ -159,4 +166,5 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cmd += ["--no-peers"] if args.no_peers else []
     cmd += ["--compile"] if args.compile else []
     cmd += ["--estimate"] if args.estimate else []
+    cmd += ["--shards", str(args.gpus)] if args.estimate and args.gpus else []
     return subprocess.call(cmd)
