@@ -170,8 +170,27 @@ def plan_memory(model: Any, device: torch.device, config: HeroConfig, shards: in
     ranks the training state is sharded over (1: not sharded)."""
     line, over, checkpointing = choose_plan(model.config, device, config, shards)
     if checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        checkpoint_activations(model)
     return line, over
+
+
+def checkpoint_activations(model: Any) -> None:
+    """Gradient checkpointing on, by transformers' current name for it (v5 renamed it
+    activation checkpointing and warns on the old name; older versions have only that)."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def checkpoints_activations(model: Any) -> bool:
+    """Whether gradient checkpointing is on (by either name, as above)."""
+    name = (
+        "is_activation_checkpointing"
+        if hasattr(model, "activation_checkpointing_enable")
+        else "is_gradient_checkpointing"
+    )
+    return bool(getattr(model, name, False))
 
 
 def choose_plan(

@@ -35,6 +35,7 @@ def run_replica(shard: bool = False) -> int:
 
     quiet_libraries()
     from engine.model.hero import load_hero
+    from engine.model.memory import checkpoint_activations
     from engine.run.host_memory import keep_freed_memory
     from engine.train.team import Team
     from engine.train.trainer import Trainer
@@ -62,9 +63,7 @@ def run_replica(shard: bool = False) -> int:
                 if order["shard"] != team.shard:  # both read --fsdp from the same command line
                     raise RuntimeError("rank 0 and this rank disagree on --fsdp")
                 if order["checkpointing"]:
-                    hero.model.gradient_checkpointing_enable(
-                        gradient_checkpointing_kwargs={"use_reentrant": False}
-                    )
+                    checkpoint_activations(hero.model)
                 trainer = Trainer(hero.model, order["train"], team.device, order["first_step"], team)
                 team.copy_state(hero.model, trainer)
                 log.info("rank %d follows rank 0 from %s", team.rank, order["folder"])

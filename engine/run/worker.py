@@ -40,7 +40,7 @@ from engine.game.shop import Shop
 from engine.model.fused import fused_norms
 from engine.model.gpu import POLL_SECONDS, GpuProbe
 from engine.model.hero import LoadedHero, base_folder, load_hero, pick_device, trainable_params
-from engine.model.memory import plan_memory
+from engine.model.memory import checkpoints_activations, plan_memory
 from engine.model.segments import CPU_BF16_ATTENTION_FROM, attention_of
 from engine.oracle.chat import LootCopies
 from engine.protocol import messages as p
@@ -264,7 +264,7 @@ class Worker:
                 "first_step": self.trainer.first_step,
                 "shard": self.team.shard,
                 # the memory plan's choice (rank 0's, the fullest), for every rank
-                "checkpointing": bool(getattr(self.hero.model, "is_gradient_checkpointing", False)),
+                "checkpointing": checkpoints_activations(self.hero.model),
             }
         )
         self.team.copy_state(self.hero.model, self.trainer)

@@ -134,3 +134,18 @@ def test_a_sharded_plan_is_rank_0s_share_and_needs_no_checkpointing_where_one_gp
     share = vram.sharded(alone, shape, 8)
     assert share.optimizer == alone.optimizer / 8
     assert alone.weights * 1.125 < share.weights < alone.weights * 1.2  # the copy + 1/8 + a layer
+
+
+def test_checkpointing_is_turned_on_and_read_back_without_a_deprecation_warning(hatchling_dir: Any) -> None:
+    """By transformers' current name (v5: activation checkpointing), so neither the plan
+    nor the "sync" order that carries it to the other ranks warns on every start."""
+    import warnings
+
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(hatchling_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        assert not vram.checkpoints_activations(model)
+        vram.checkpoint_activations(model)
+        assert vram.checkpoints_activations(model)
