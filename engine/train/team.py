@@ -44,11 +44,11 @@ def rank_of_process() -> int:
 
 
 class Team:
-    def __init__(self, rank: int, world: int, device: torch.device, mesh: Any = None) -> None:
+    def __init__(self, rank: int, world: int, device: torch.device) -> None:
         self.rank = rank
         self.world = world
         self.device = device
-        self.mesh = mesh  # the ranks as a DeviceMesh, for FSDP
+        self.mesh: Any = None  # the ranks as a DeviceMesh, for FSDP (from_env, sharded runs)
         self.shard = False  # --fsdp (from_env; rank 0 checks it again in its "sync" order)
 
     @classmethod

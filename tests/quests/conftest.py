@@ -18,6 +18,16 @@ def lines(*rows: object) -> str:
     return "".join(json.dumps(r) + "\n" for r in rows)
 
 
+def answer_weighted(weight: float) -> dict[str, object]:
+    """One exchange whose answer carries OpenAI's fine-tuning ``weight``."""
+    return {
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "a", "weight": weight},
+        ]
+    }
+
+
 BAD = {
     "binary junk": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "line 1"),
     "not utf-8": (lines(CHAT).encode() + "é\n".encode("latin-1"), "line 2: not UTF-8"),
@@ -43,28 +53,8 @@ BAD = {
         lines({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}),
         "line 1: messages[0].content[0] is not a text part",
     ),
-    "weight that is not 0 or 1": (
-        lines(
-            {
-                "messages": [
-                    {"role": "user", "content": "q"},
-                    {"role": "assistant", "content": "a", "weight": 0.5},
-                ]
-            }
-        ),
-        "line 1: messages[1].weight must be 0 or 1",
-    ),
-    "every answer of weight 0": (
-        lines(
-            {
-                "messages": [
-                    {"role": "user", "content": "q"},
-                    {"role": "assistant", "content": "a", "weight": 0},
-                ]
-            }
-        ),
-        "line 1: every assistant turn has weight 0",
-    ),
+    "weight that is not 0 or 1": (lines(answer_weighted(0.5)), "line 1: messages[1].weight must be 0 or 1"),
+    "every answer of weight 0": (lines(answer_weighted(0)), "line 1: every assistant turn has weight 0"),
     "preference pair": (lines({"prompt": "a", "chosen": "b", "rejected": "c"}), "line 1: a preference pair"),
     "array row without an answer": (
         '[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "c"}\n]',
