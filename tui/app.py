@@ -91,7 +91,7 @@ SCREEN_KEYS: tuple[tuple[str, Any], ...] = (  # every screen and dialog: `?` lis
     ("Stats", StatsScreen),
     ("Armory", ArmoryScreen),
     ("Market", MarketScreen),
-    ("Start screen (realm play, several heroes)", StartScreen),
+    ("Start screen (realm play with several heroes)", StartScreen),
     ("Quit dialog", QuitScreen),
     ("Confirm", ConfirmScreen),
     ("Prompt", PromptScreen),
@@ -129,6 +129,13 @@ def champion_of(loot: p.LootInfo, earlier: Iterable[p.LootInfo]) -> str:
 def help_text(binding: Binding) -> str:
     """What `?` says of a key: the longer tooltip where the footer's word is short."""
     return binding.tooltip or binding.description
+
+
+def keys_shown(app: App[Any], binding: Binding) -> str:
+    """A binding's keys as a player types them: "esc ? q", not "escape,question_mark,q"."""
+    if binding.key_display:
+        return binding.key_display
+    return " ".join(app.get_key_display(Binding(key.strip(), "")) for key in binding.key.split(","))
 
 
 def last_lines(text: str, count: int = DOWN_LINES) -> str:
@@ -579,14 +586,19 @@ class RealmApp(App[str]):
     def action_keys(self) -> None:
         self.push_screen(HelpScreen(self.key_list()))
 
-    def key_list(self) -> list[tuple[str, str]]:
-        """The Tavern's keys, then each screen's (read from the bindings themselves)."""
-        keys = [(b.key_display or b.key, help_text(b)) for b in self.BINDINGS if isinstance(b, Binding)]
-        keys += [("ctrl+p", "Command palette"), ("ctrl+q", "Quit at once (DIO keeps training)")]
+    def key_list(self) -> list[tuple[str, str, str]]:
+        """(screen, keys, action): the Tavern's keys, then each screen's (read from the
+        bindings themselves)."""
+        tavern = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        tavern += [
+            Binding("ctrl+p", "", "Command palette"),
+            Binding("ctrl+q", "", "Quit at once (DIO keeps training)"),
+        ]
+        keys = [("Tavern", keys_shown(self, b), help_text(b)) for b in tavern]
         for title, screen in SCREEN_KEYS:
             for b in screen.BINDINGS:
                 if isinstance(b, Binding):
-                    keys.append((f"{title}: {b.key_display or b.key}", help_text(b)))
+                    keys.append((title, keys_shown(self, b), help_text(b)))
         return keys
 
     def action_leave(self) -> None:

@@ -17,10 +17,10 @@ from textual.widgets import Label
 from engine.protocol import messages as p
 from engine.protocol.savedir import SaveDir
 from tests.tui.conftest import STATS, FakeEngine, settle, snapshot, start
-from tui.app import SCREEN_KEYS, RealmApp, help_text
+from tui.app import SCREEN_KEYS, RealmApp, help_text, keys_shown
 from tui.cli.play import ignored_launch_flags
 from tui.screens.engine_down import EngineDownScreen
-from tui.screens.help import HelpScreen
+from tui.screens.help import KEY_WIDTH, HelpScreen
 from tui.screens.quit import QuitScreen
 from tui.screens.tavern import TavernScreen
 from tui.widgets.battle import BattlePanel
@@ -284,15 +284,23 @@ async def test_help_lists_every_binding_and_palette_has_every_action() -> None:
         await pilot.press("question_mark")
         await settle(pilot)
         assert isinstance(app.screen, HelpScreen)
-        described = {d for _, d in app.screen.keys}
+        described = {d for _, _, d in app.screen.keys}
         assert {help_text(b) for b in RealmApp.BINDINGS} <= described  # type: ignore[arg-type]
         listed = set(app.screen.keys)
+        # Keys as a player types them, narrow enough that no action is cut at 80 columns.
+        assert ("Help", "esc ? q", "Close help") in listed
+        assert all(len(key) <= KEY_WIDTH and "escape" not in key for _, key, _ in listed)
+        scroll = app.screen.query_one("#help-keys")
+        assert scroll.has_focus and scroll.max_scroll_y > 0  # more keys than rows: it scrolls
+        await pilot.press("end")
+        await settle(pilot)
+        assert scroll.scroll_y == scroll.max_scroll_y
         for screen in every_screen_class():  # a new screen's keys cannot be forgotten
             title = next((t for t, cls in SCREEN_KEYS if cls is screen), None)
             assert title is not None or screen is TavernScreen, f"{screen.__name__} is not in SCREEN_KEYS"
             for b in screen.BINDINGS:
                 if title is not None and isinstance(b, Binding):
-                    assert (f"{title}: {b.key_display or b.key}", help_text(b)) in listed
+                    assert (title, keys_shown(app, b), help_text(b)) in listed
         titles = " ".join(c.title for c in app.get_system_commands(app.screen)).lower()
         for word in (
             "pause",
