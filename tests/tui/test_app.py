@@ -570,7 +570,9 @@ async def test_achievements_screen_and_unlock_toast() -> None:
     app = RealmApp(engine.connector)
     book = (
         p.AchievementInfo("first-loot", "Treasure hunter", "Save a first loot", 200),
-        p.AchievementInfo("first-quest", "Questing", "Finish a first quest"),
+        p.AchievementInfo(
+            "first-quest", "Questing", "Finish a first quest (your own training file, every epoch)"
+        ),
     )
     async with app.run_test(size=(80, 24)) as pilot:
         await start(pilot, engine, snapshot(achievements=book))
@@ -580,9 +582,14 @@ async def test_achievements_screen_and_unlock_toast() -> None:
         assert "1 of 2 unlocked" in str(app.screen.query_one("#achievements-summary").render())
         table = app.screen.query_one(KeyedTable)
         assert [table.get_row_at(i)[0] for i in range(2)] == ["🏆", "🔒"]
+        detail = app.screen.query_one("#achievements-detail")
+        assert str(detail.render()) == "Treasure hunter: Save a first loot"
+        await pilot.press("down")
+        await settle(pilot)  # the whole "how", though 80 columns cut the table's column
+        assert str(detail.render()) == "Questing: Finish a first quest (your own training file, every epoch)"
         engine.send(p.AchievementUnlocked(replace(book[1], step=900)))
         await settle(pilot)
         assert "2 of 2 unlocked" in str(app.screen.query_one("#achievements-summary").render())
         assert table.get_row_at(1)[2] == "900"
         toasts = {n.title: n.message for n in app._notifications}
-        assert toasts["🏆 Achievement unlocked"] == "Questing: Finish a first quest"
+        assert toasts["🏆 Achievement unlocked"] == f"Questing: {book[1].how}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from textual.widgets import Input
 
@@ -186,6 +188,14 @@ async def test_a_running_eval_shows_its_progress_and_its_result() -> None:
         assert isinstance(app.screen, TasksScreen)
         row = app.screen.query_one(KeyedTable).get_row_at(0)
         assert row[1] == "eval at step 1,500" and row[4].startswith("BIN L2")
+        long = "BIN L2: 86% (2 of 3 ≥ 80%) · SY L1: 80% (1 of 3 ≥ 80%) · val loss 0.048 · capitals 0.91"
+        engine.send(p.TaskUpdated(replace(done, id=8, label="eval at step 1,600", result=long)))
+        await settle(pilot)  # the newest task is on top; the cursor stays on task 7
+        detail = app.screen.query_one("#tasks-detail")
+        assert str(detail.render()) == "eval at step 1,500: BIN L2: 86% (2 of 3 ≥ 80%)"
+        await pilot.press("up")
+        await settle(pilot)
+        assert str(detail.render()) == f"eval at step 1,600: {long}"  # whole, though the column is cut
 
 
 @pytest.mark.asyncio

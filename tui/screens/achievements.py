@@ -3,6 +3,7 @@ They are earned by the engine from what happens in training and never change it.
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -24,6 +25,8 @@ class AchievementsScreen(SubScreen):
         yield Header(icon="🏆")
         with Vertical(id="achievements"):
             yield Static(id="achievements-summary")
+            # The highlighted achievement's whole "how" (at 80 columns the table cuts it).
+            yield Static(id="achievements-detail")
             yield KeyedTable(id="achievements-table", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
@@ -46,3 +49,13 @@ class AchievementsScreen(SubScreen):
             )
             for a in achievements
         )
+        self._show_detail()
+
+    def on_data_table_row_highlighted(self) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        key = self.query_one(KeyedTable).cursor_key()
+        chosen = next((a for a in self.achievements if a.id == key), None)
+        text = f"{chosen.title}: {chosen.how}" if chosen is not None else ""
+        self.query_one("#achievements-detail", Static).update(Text(text))

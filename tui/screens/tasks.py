@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -25,12 +26,14 @@ class TasksScreen(SubScreen):
         self.tasks = tasks
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="📖")
+        yield Header(icon="📋")
         with Vertical(id="tasks"):
             yield Static(
                 "Training waits while a task runs; a pause lands between two slices (one eval batch).",
                 id="tasks-help",
             )
+            # The highlighted task's whole result (at 80 columns the table cuts it).
+            yield Static(id="tasks-detail")
             yield KeyedTable(id="tasks-table", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
@@ -51,3 +54,14 @@ class TasksScreen(SubScreen):
                 (str(task.id), (MARK.get(task.state, task.state), task.label, progress, when, task.result))
             )
         self.query_one(KeyedTable).replace_rows(rows)
+        self._show_detail()
+
+    def on_data_table_row_highlighted(self) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        key = self.query_one(KeyedTable).cursor_key()
+        task = self.tasks.get(int(key)) if key is not None else None
+        detail = self.query_one("#tasks-detail", Static)
+        detail.update(Text(f"{task.label}: {task.result}") if task is not None and task.result else "")
+        detail.display = task is not None and bool(task.result)
