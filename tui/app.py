@@ -254,10 +254,9 @@ class RealmApp(App[str]):
             self._dirty = True
             return
         self.tavern.show(self.state)
-        if isinstance(self.screen, GuildScreen):
-            await self.screen.show(
-                self.state.skills, self.state.eval_every, self.state.stats.steps_per_minute
-            )
+        guild = self._showing(GuildScreen)
+        if guild is not None:
+            await guild.show(self.state.skills, self.state.eval_every, self.state.stats.steps_per_minute)
         board = self._board()
         if board is not None and isinstance(event, (p.QuestBoard, p.QuestCompleted, p.Snapshot)):
             board.show(self.state.quests)
@@ -393,12 +392,21 @@ class RealmApp(App[str]):
                 self._show_engine_down()
 
     def _find(self, kind: type[Any]) -> Any:
-        return next((s for s in self.screen_stack if isinstance(s, kind)), None)
+        """The open screen of this kind that can be drawn on. A screen just pushed has no
+        widgets (its table no columns) until it has mounted; it draws the newest state in
+        its own on_mount, and until then the app leaves it alone (a level's gold arriving
+        in that moment once crashed the Market)."""
+        return next((s for s in self.screen_stack if isinstance(s, kind) and s.is_mounted), None)
+
+    def _showing(self, kind: type[Any]) -> Any:
+        """The screen on top, when it is of this kind and mounted (see _find)."""
+        return self.screen if isinstance(self.screen, kind) and self.screen.is_mounted else None
 
     def _achieved(self, won: p.AchievementInfo) -> None:
         self.notify(f"{won.title}: {won.how}", title="🏆 Achievement unlocked", timeout=8)
-        if isinstance(self.screen, AchievementsScreen):
-            self.screen.show(self.state.achievements)
+        shown = self._showing(AchievementsScreen)
+        if shown is not None:
+            shown.show(self.state.achievements)
 
     def _route(self, event: Any) -> None:
         """Vault and Oracle events go to their screens when open."""
@@ -495,11 +503,7 @@ class RealmApp(App[str]):
         self._toggle(CampaignScreen, lambda: CampaignScreen(self.state.campaign))
 
     def action_log_book(self) -> None:
-        opened = self._toggle(LogBookScreen, lambda: LogBookScreen(self.state.log_rows))
-        if opened and not self.link.send(p.ReadLog()):
-            self.notify(
-                "The engine is down: the log book shows this session's events only.", severity="warning"
-            )
+        self._toggle(LogBookScreen, lambda: LogBookScreen(self.state.log_rows))  # it asks for the log
 
     def action_stats(self) -> None:
         self._toggle(StatsScreen, lambda: StatsScreen(self.state))

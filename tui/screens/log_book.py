@@ -15,6 +15,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.protocol import messages as p
+from tui.messages import SendCommand
 from tui.screens.sub_screen import SubScreen
 from tui.widgets.keyed_table import KeyedTable
 
@@ -78,6 +79,10 @@ class LogBookScreen(SubScreen):
         table.add_columns("step", "time", "", "event")
         self._draw(follow=True)
         table.focus()
+        # Asked once mounted, so the answer always finds a table to fill.
+        self.post_message(
+            SendCommand(p.ReadLog(), "The engine is down: the log book shows this session's events only.")
+        )
 
     def show(self, rows: Iterable[p.LogLine], loaded: bool = True) -> None:
         """New rows from the engine (the whole read, or one more line): stay at the bottom
