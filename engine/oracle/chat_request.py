@@ -1,7 +1,7 @@
 """An OpenAI chat-completions request, checked field by field, and the stop sequences
 applied to what comes back. Other tools' clients send more than our own does (``n``,
 ``stop``, ``developer`` turns, content parts, ``null`` assistant content). A field that
-shapes the reply (``n``, ``logprobs``, a required tool call) is honoured or refused with a
+shapes the reply (``n``, ``logprobs``, a required tool call, JSON mode) is honoured or refused with a
 400 that names it; knobs that only tune sampling and that we do not have (penalties,
 ``logit_bias``, ``user``) are ignored, as many OpenAI-compatible servers do.
 """
@@ -51,6 +51,13 @@ def read_chat(body: Any, default_max_tokens: int) -> ChatRequest:
         raise RequestError("logprobs are not served", "logprobs")
     if body.get("tools") and body.get("tool_choice") not in (None, "none", "auto"):
         raise RequestError("tool calls are not served: DIO answers in text", "tool_choice")
+    response_format = body.get("response_format")
+    if response_format is not None and response_format != {"type": "text"}:
+        # JSON mode or a schema promises a shape we cannot constrain decoding to: a client
+        # that relies on it must hear so, not parse free text.
+        raise RequestError(
+            'response_format must be {"type": "text"}: JSON mode is not served', "response_format"
+        )
     temperature = _number(body, "temperature", 0.0, 0.0, 2.0)
     top_p = _number(body, "top_p", 1.0, 0.0, 1.0)
     if top_p == 0.0:

@@ -32,6 +32,7 @@ def test_a_full_request_from_another_client_is_read() -> None:
         "user": "someone",  # fields that change nothing are fine
         "presence_penalty": 0.5,  # a knob we do not have: ignored, as other servers do
         "logprobs": False,
+        "response_format": {"type": "text"},  # plain text is what DIO gives anyway
         "tools": [{"type": "function", "function": {"name": "f"}}],  # offered, not required
     }
     asked = read_chat(body, default_max_tokens=64)
@@ -55,6 +56,8 @@ def test_a_full_request_from_another_client_is_read() -> None:
         ({"n": 2}, "n", "n must be 1"),
         ({"logprobs": True}, "logprobs", "not served"),
         ({"tools": [{"type": "function"}], "tool_choice": "required"}, "tool_choice", "tool calls"),
+        ({"response_format": {"type": "json_object"}}, "response_format", "JSON mode is not served"),
+        ({"response_format": {"type": "json_schema", "json_schema": {}}}, "response_format", "JSON mode"),
         ({"temperature": 5}, "temperature", "temperature must be 0..2"),
         ({"temperature": "hot"}, "temperature", "must be a number"),
         ({"top_p": 0}, "top_p", "above 0"),

@@ -20,7 +20,7 @@ def add_parsers(sub: Any) -> None:
         description="Serves /v1/models and /v1/chat/completions (streaming too) for any loot: "
         "model HERO@step-000200, HERO@latest, HERO@best-bin, HERO@base (or a bare loot name; HERO "
         "alone is the latest). temperature, top_p, max_tokens, seed and stop are honoured; n > 1, "
-        "logprobs and tool calls are refused with a 400 naming the field. Bound to 127.0.0.1; "
+        "logprobs, tool calls and JSON mode (response_format) are refused with a 400 naming the field. Bound to 127.0.0.1; "
         "every request needs the bearer token written to saves/HERO/serve.token (mode 0600). "
         "Works while DIO trains (loot is read from disk).",
     )
