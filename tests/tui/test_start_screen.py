@@ -64,6 +64,30 @@ async def test_escape_quits_without_choosing() -> None:
     assert app.return_value is None
 
 
+def footer_says(app: StartApp, key: str) -> str | None:
+    """What the footer offers for ``key`` on the start screen now (None: not offered)."""
+    active = app.screen.active_bindings.get(key)
+    return active.binding.description if active is not None and active.enabled else None
+
+
+@pytest.mark.asyncio
+async def test_escape_in_the_new_hero_form_goes_back_and_says_so() -> None:
+    app = StartApp(HEROES, gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert footer_says(app, "escape") == "Quit"
+        await pilot.press("n")
+        await settle(pilot)
+        assert footer_says(app, "escape") == "Back"  # the form is open: Esc closes it
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not app.screen.query_one("#start-new").display and app.return_value is None
+        assert footer_says(app, "escape") == "Quit"
+        await pilot.press("escape")
+        await settle(pilot)
+    assert app.return_value is None and not app.is_running
+
+
 QWEN3_06B = {  # Qwen3-0.6B's published shape (no weights needed for the estimate)
     "model_type": "qwen3",
     "hidden_size": 1024,

@@ -73,6 +73,7 @@ class StartScreen(Screen[Choice | None]):
     BINDINGS = [
         Binding("enter", "pick", "Play", tooltip="Play the highlighted hero"),
         Binding("n", "new", "New hero"),
+        Binding("escape", "close_form", "Back", tooltip="Back to the list (no new hero is made)"),
         Binding("escape,q", "quit_start", "Quit"),
     ]
 
@@ -120,6 +121,7 @@ class StartScreen(Screen[Choice | None]):
         self.query_one("#start-new").display = True
         self.query_one("#new-check", Static).update("Enter makes the hero; Esc goes back to the list.")
         self.query_one("#new-name", Input).focus()
+        self.refresh_bindings()
         self._estimate_soon()
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -172,9 +174,17 @@ class StartScreen(Screen[Choice | None]):
             return
         self.dismiss(Choice(name, model or None, mode))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Esc says what it does: Back while the new-hero form is open, else Quit."""
+        if action in ("close_form", "quit_start"):
+            form_open = bool(self.query_one("#start-new").display)
+            return form_open == (action == "close_form")
+        return True
+
+    def action_close_form(self) -> None:
+        self.query_one("#start-new").display = False
+        self.query_one(KeyedTable).focus()
+        self.refresh_bindings()
+
     def action_quit_start(self) -> None:
-        if self.query_one("#start-new").display:
-            self.query_one("#start-new").display = False
-            self.query_one(KeyedTable).focus()
-        else:
-            self.dismiss(None)
+        self.dismiss(None)
