@@ -18,7 +18,7 @@ from typing import Any, TypeAlias, get_args
 
 from engine.protocol.config import MAX_REPLY_TOKENS, QUEST_CHECKS, QUEST_PRIORITIES
 
-PROTOCOL_VERSION = 10
+PROTOCOL_VERSION = 11
 
 # --------------------------------------------------------------------------- values
 
@@ -917,6 +917,9 @@ class ProblemDiff:
     prompt: str
     a_right: bool
     b_right: bool
+    expected: str = ""  # the right answer
+    a_answer: str = ""  # what each loot answered: how it went wrong, not only that it did
+    b_answer: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,23 +243,37 @@ def eval_loot(w: Worker, name: str) -> TaskBody:
 def compare(w: Worker, a: str, b: str) -> Generator[tuple[int, int], None, p.LootCompared]:
     rows = [vault_commands.find(w.vault, a), vault_commands.find(w.vault, b)]
     right: list[dict[tuple[str, int], bool]] = []
+    said: list[dict[tuple[str, int], str]] = []
     total = 2 * problems_total(w)
     for index, row in enumerate(rows):
         with weights_of(w, row["name"]) as (model, _digest, _step, _where, _name):
             answers = yield from eval_set_answers(w, model, index * total // 2, total)
         marks: dict[tuple[str, int], bool] = {}
+        replies: dict[tuple[str, int], str] = {}
         for skill_id, problems in w.eval_sets.items():
             skill = w.curriculum.skills[skill_id]
             for i, (q, ans) in enumerate(zip(problems, answers[skill_id], strict=True)):
                 marks[(skill_id, i)] = skill.score(q, ans) >= 1.0
+                replies[(skill_id, i)] = ans
         right.append(marks)
+        said.append(replies)
     diffs = []
     for skill_id, problems in w.eval_sets.items():
         level = w.curriculum.tracks[skill_id].level
         for i, q in enumerate(problems):
             prompt = q.messages()[-1]["content"]
+            key = (skill_id, i)
             diffs.append(
-                p.ProblemDiff(skill_id, level, prompt, right[0][(skill_id, i)], right[1][(skill_id, i)])
+                p.ProblemDiff(
+                    skill_id,
+                    level,
+                    prompt,
+                    right[0][key],
+                    right[1][key],
+                    q.answer,
+                    said[0][key],
+                    said[1][key],
+                )
             )
     metrics: list[tuple[str, float | None, float | None]] = [
         ("step", rows[0]["step"], rows[1]["step"]),

@@ -60,6 +60,11 @@ def test_loot_carries_the_scores_of_its_own_weights_and_the_vault_acts_on_it(
         assert driver.wait_for(p.VaultReply).ok
         assert (compared.a, compared.b) == (evaluated.name, manual.name)
         assert len(compared.problems) == len(worker.eval_sets["bin"]) > 0
+        expected = [q.answer for q in worker.eval_sets["bin"]]
+        assert [d.expected for d in compared.problems] == expected  # the right answers, in order
+        for d in compared.problems:  # each loot's own answer, and its mark agrees with it
+            assert d.a_right == (d.a_answer.strip() == d.expected) or not d.a_right
+            assert d.b_right == (d.b_answer.strip() == d.expected) or not d.b_right
         assert dict((m, (a, b)) for m, a, b in compared.metrics)["step"] == (6, manual.step)
         missing = vault_request(driver, p.PinLoot("step-424242"))
         assert not missing.ok and evaluated.name in missing.message  # names what exists

@@ -9,6 +9,7 @@ from textual.widgets import Input
 
 from engine.protocol import messages as p
 from tests.tui.conftest import FakeEngine, settle, snapshot, start
+from tests.tui.test_app import visible_lines
 from tui.app import RealmApp
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.oracle import OracleScreen
@@ -75,12 +76,20 @@ async def test_vault_sorts_by_a_skill_keeps_its_cursor_and_sends_actions() -> No
         await settle(pilot)
         await pilot.press("m", "up", "c")  # mark 100, move to 200, compare
         assert await engine.expect(p.CompareLoot) == p.CompareLoot("step-000100", "step-000200")
+        long = "Compute: add(①, ①). " + "Write the answer in the same digits. " * 5
         engine.send(p.LootCompared("step-000100", "step-000200", (("val_loss", 1.2, 1.1),),
-                                   (p.ProblemDiff("bin", 1, "add(①, ①)", False, True),)))  # fmt: skip
+                                   (p.ProblemDiff("bin", 1, "add(①, ⓪)", True, True, "①", "①", "①"),
+                                    p.ProblemDiff("bin", 1, long, False, True, "①⓪", "①①", "①⓪"))))  # fmt: skip
         await settle(pilot)
         assert isinstance(app.screen, CompareScreen)
         fixed = app.screen.query_one("#compare-problems", KeyedTable).get_row_at(0)
-        assert fixed[0].plain == "fixed" and "add(" in fixed[2]
+        assert fixed[0].plain == "fixed" and "add(" in fixed[2]  # fixed first, whatever the order sent
+        detail = " ".join(visible_lines(app.screen.query_one("#compare-detail")))
+        assert "Write the answer in the same digits." in detail and "right answer: ①⓪" in detail
+        assert "step-000100: ①①" in detail and "step-000200: ①⓪" in detail  # how 100 went wrong
+        await pilot.press("down")
+        await settle(pilot)
+        assert "right answer: ①" in " ".join(visible_lines(app.screen.query_one("#compare-detail")))
 
 
 @pytest.mark.asyncio
@@ -229,3 +238,16 @@ async def test_the_loot_feed_and_the_vault_lead_to_the_numbers_at_a_loot() -> No
         await pilot.press("escape")
         await settle(pilot)
         assert isinstance(app.screen, VaultScreen)  # back where the player came from
+
+
+def test_realm_vault_compare_prints_how_each_wrong_answer_went_wrong(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tui.cli.vault import print_comparison
+
+    fixed = p.ProblemDiff("bin", 1, "add(①, ⓪)", False, True, "①", "⓪⓪", "①")
+    both = p.ProblemDiff("bin", 1, "add(⓪, ⓪)", True, True, "⓪", "⓪", "⓪")
+    print_comparison(p.LootCompared("step-1", "step-2", (("step", 1, 2),), (fixed, both)), as_json=False)
+    out = capsys.readouterr().out
+    assert "right: ① · step-1: ⓪⓪ · step-2: ①" in out
+    assert out.count("right:") == 1  # both right: nothing to explain

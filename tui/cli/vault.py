@@ -212,6 +212,12 @@ def print_comparison(c: p.LootCompared, as_json: bool) -> None:
         print(f"{label} ({len(hits)}):")
         for d in hits[:10]:
             print(printable(f"  [{d.skill} L{d.level}] {d.prompt[:90]}"))
+            if d.expected and marks != (True, True):  # how a wrong one went wrong
+                said = " · ".join(
+                    f"{name}: {' '.join(x.split())[:40] or '(nothing)'}"
+                    for name, x in ((c.a, d.a_answer), (c.b, d.b_answer))
+                )
+                print(printable(f"      right: {d.expected[:40]} · {said}"))
 
 
 def confirm(question: str) -> bool:

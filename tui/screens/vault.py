@@ -300,12 +300,15 @@ class CompareScreen(SubScreen):
     def __init__(self, compared: p.LootCompared) -> None:
         super().__init__()
         self.compared = compared
+        self.problems: list[p.ProblemDiff] = []  # in the table's order (row key = index)
 
     def compose(self) -> ComposeResult:
         yield Header(icon="⚖")
         with Vertical(id="compare"):
             yield KeyedTable(id="compare-metrics")
             yield KeyedTable(id="compare-problems", cursor_type="row", zebra_stripes=True)
+            # The highlighted problem whole, with the right answer and each loot's.
+            yield Static(id="compare-detail")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -322,12 +325,33 @@ class CompareScreen(SubScreen):
             (True, True): "both right",
             (False, False): "both wrong",
         }
-        for i, d in enumerate(sorted(c.problems, key=lambda d: list(order).index((d.a_right, d.b_right)))):
+        self.problems = sorted(c.problems, key=lambda d: list(order).index((d.a_right, d.b_right)))
+        for i, d in enumerate(self.problems):
             label = order[(d.a_right, d.b_right)]
             style = {"fixed": "green", "broken": "red"}.get(label, "")
             problems.add_row(Text(label, style=style), f"{d.skill} L{d.level}", d.prompt[:120], key=str(i))
         self.sub_title = f"{c.a} vs {c.b}"
         problems.focus()
+        self._show_detail()
+
+    def on_data_table_row_highlighted(self) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        key = self.query_one("#compare-problems", KeyedTable).cursor_key()
+        detail = self.query_one("#compare-detail", Static)
+        if key is None:
+            detail.update("")
+            return
+        d = self.problems[int(key)]
+        c = self.compared
+        text = Text(" ".join(d.prompt.split()))  # one paragraph: the table showed its start
+        if d.expected:
+            text.append(f"\nright answer: {d.expected}", style="bold")
+        for name, answer, right in ((c.a, d.a_answer, d.a_right), (c.b, d.b_answer, d.b_right)):
+            text.append(f"\n{name}: ", style="green" if right else "red")
+            text.append(" ".join(answer.split()) or "(no answer)")
+        detail.update(text)
 
 
 def _num(value: float | None) -> str:
