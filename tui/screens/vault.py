@@ -345,12 +345,15 @@ class CompareScreen(SubScreen):
             return
         d = self.problems[int(key)]
         c = self.compared
-        text = Text(" ".join(d.prompt.split()))  # one paragraph: the table showed its start
+        # The answers first: at 80x24 a long problem (an SY puzzle) would push them out of
+        # sight, and the table already shows the problem's start.
+        text = Text()
         if d.expected:
-            text.append(f"\nright answer: {d.expected}", style="bold")
+            text.append(f"right answer: {' '.join(d.expected.split())}\n", style="bold")
         for name, answer, right in ((c.a, d.a_answer, d.a_right), (c.b, d.b_answer, d.b_right)):
-            text.append(f"\n{name}: ", style="green" if right else "red")
-            text.append(" ".join(answer.split()) or "(no answer)")
+            text.append(f"{name}: ", style="green" if right else "red")
+            text.append((" ".join(answer.split()) or "(no answer)") + "\n")
+        text.append(" ".join(d.prompt.split()), style="dim")
         detail.update(text)
 
 
