@@ -62,7 +62,7 @@ class OracleScreen(SubScreen):
             ("#oracle-loot", "weights"),
             ("#oracle-temperature", "temp"),
             ("#oracle-top-p", "top-p"),
-            ("#oracle-max", "max tok"),
+            ("#oracle-max", "tokens"),  # "max tokens" is cut at 80 columns
         ):
             self.query_one(widget).border_title = title
         self.query_one("#oracle-prompt", Input).focus()
