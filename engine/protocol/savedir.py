@@ -43,6 +43,14 @@ def socket_path(save_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"realm-{os.getuid()}-{digest}.sock"
 
 
+def is_hero_name(name: str) -> bool:
+    """A hero's name is one plain folder name in the save root: no path ("../x", "a/b"),
+    no hidden or dot name, no surrounding blanks or control characters. Every place that takes a name from a
+    user (--hero, `realm heroes delete`, the start screen) checks it with this."""
+    plain = name.isprintable() and name == name.strip() and not name.startswith(".")
+    return bool(name) and plain and "/" not in name and "\\" not in name
+
+
 def ended_without_stopping(last_state: str | None) -> bool:
     """An engine whose last word in hero.json was not "stopped" (or that never wrote
     one) and that is gone, crashed: a kill -9, an error, a power cut."""

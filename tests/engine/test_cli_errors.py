@@ -57,6 +57,8 @@ def test_realm_heroes_lists_and_deletes_slots(tmp_path: Path, hatchling_dir: Pat
     assert "ada" in human and "MB" in human
     asks = realm_here("heroes", "delete", "bo", "--saves", str(tmp_path))  # nobody to ask here
     assert asks.returncode == 1 and "--yes" in asks.stderr and (tmp_path / "bo").exists()
+    outside = realm_here("heroes", "delete", "../bo", "--yes", "--saves", str(tmp_path / "ada"))
+    assert outside.returncode == 1 and "not a hero's name" in outside.stderr and (tmp_path / "bo").exists()
     gone = realm_here("heroes", "delete", "bo", "--yes", "--saves", str(tmp_path))
     assert gone.returncode == 0 and not (tmp_path / "bo").exists()
     nobody = realm_here("heroes", "delete", "nobody", "--yes", "--saves", str(tmp_path))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.protocol.savedir import SOCKET_NAME, EngineBusy, SaveDir, socket_path
+from engine.protocol.savedir import SOCKET_NAME, EngineBusy, SaveDir, is_hero_name, socket_path
 from engine.run import main as engine_main
 from tests.conftest import realm_here
 
@@ -80,3 +80,15 @@ def test_a_second_engine_for_the_same_hero_is_refused(
     monkeypatch.setattr(SaveDir, "engine_pid", lambda self: 4242)
     refused = realm_here("train", "--saves", str(tmp_path / "saves"))
     assert refused.returncode == 3 and "already training in the background (pid 4242)" in refused.stderr
+
+
+@pytest.mark.parametrize("name", ["dio", "sage-2", "Ada_Lovelace", "héros", "a.b"])
+def test_plain_names_are_hero_names(name: str) -> None:
+    assert is_hero_name(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["", "..", "../x", "a/b", "a\\b", ".hidden", " dio", "dio\n", "d\x00io", "\t"]
+)
+def test_paths_and_odd_names_are_not(name: str) -> None:
+    assert not is_hero_name(name)  # each of these would name a folder other than root/name

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.protocol.savedir import SaveDir
+from engine.protocol.savedir import SaveDir, is_hero_name
 
 SAVES_ENV = "REALM_SAVES"
 
@@ -83,7 +83,7 @@ def hero_folders(root: Path) -> list[Path]:
 
 def save_from(args: argparse.Namespace) -> SaveDir:
     """The hero's save folder named by --hero and --saves."""
-    if "/" in args.hero or args.hero.startswith(".") or not args.hero:
+    if not is_hero_name(args.hero):
         raise SystemExit(f"realm: --hero {args.hero!r} must be a plain name like 'dio'")
     root = (args.saves.expanduser() if args.saves else default_saves_root()).absolute()
     return SaveDir(root / args.hero)

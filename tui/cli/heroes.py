@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.protocol.savedir import SaveDir
+from engine.protocol.savedir import SaveDir, is_hero_name
 from tui.cli.common import default_saves_root, hero_folders
 from tui.cli.status import from_loot_folders, life_state
 
@@ -52,6 +52,9 @@ def hero_row(save: SaveDir) -> dict[str, Any]:
 def cmd_heroes(args: argparse.Namespace) -> int:
     root = root_of(args)
     if args.heroes_command == "delete":
+        if not is_hero_name(args.name):  # "../x" would name a folder outside the root
+            print(f"realm: {args.name!r} is not a hero's name: one plain name like 'dio'", file=sys.stderr)
+            return 1
         return delete(SaveDir(root / args.name), args.yes)
     folders = hero_folders(root)
     saves = [SaveDir(folder) for folder in folders]
@@ -72,7 +75,7 @@ def cmd_heroes(args: argparse.Namespace) -> int:
 
 
 def delete(save: SaveDir, yes: bool) -> int:
-    if "/" in save.name or save.name.startswith(".") or not save.config.is_file():
+    if not save.config.is_file():
         print(f"realm: no hero {save.name!r} in {save.root.parent}", file=sys.stderr)
         return 1
     if save.engine_pid() is not None:

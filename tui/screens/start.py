@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
 from engine.protocol.config import MODES
 from engine.protocol.model_folder import model_folder_problem
+from engine.protocol.savedir import is_hero_name
 from tui.widgets.keyed_table import KeyedTable
 
 
@@ -35,7 +36,7 @@ class Choice:
 
 def new_hero_problem(name: str, model: str, mode: str, taken: set[str], gpu: bool) -> str | None:
     """Why a new hero cannot be made as typed; None when it can."""
-    if not name or "/" in name or name.startswith(".") or name != name.strip():
+    if not is_hero_name(name):
         return "a hero's name is a plain folder name, like 'sage'"
     if name in taken:
         return f"{name} exists: pick it from the list"
