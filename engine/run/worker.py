@@ -55,6 +55,7 @@ from engine.run.idle_gpu import IdleGpuGate
 from engine.run.report import Reporter
 from engine.run.server import EngineServer
 from engine.run.tasks import TaskBoard, TaskBody, run_to_end
+from engine.run.threads import threads_for, usable_cores
 from engine.store import commands as vault_commands
 from engine.store.ledger import Ledger
 from engine.store.vault import Resumable, Vault, is_disk_full, main_line, restore_rng
@@ -134,8 +135,9 @@ class Worker:
     def start(self) -> None:
         cfg = self.config
         self.save.create()
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
+        threads, lowered = threads_for(cfg.train.threads, usable_cores())
+        if threads:
+            torch.set_num_threads(threads)
         self.host_memory_kept = keep_freed_memory()  # fewer page faults a CPU step
         before = self.save.read_status()  # what the last engine left ({} if unreadable)
         self.ledger = Ledger(self.save.ledger)
@@ -144,6 +146,8 @@ class Worker:
                 f"The ledger could not be read ({self.ledger.problem}); it is kept as "
                 f"{self.ledger.moved_aside.name} and rebuilt from the loot folders"
             )
+        if lowered is not None:
+            self.warn(lowered)
         self.vault = Vault(self.save.root, self.ledger)
         for level, text in self.vault.recover():
             self.note(text, level)
