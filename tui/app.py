@@ -277,7 +277,7 @@ class RealmApp(App[str]):
 
     def _celebrate(self, event: Any) -> None:
         """Moments: a banner in the battle panel, and a toast for the big ones."""
-        hero = (self.state.hero or "DIO").upper()
+        hero = self.hero_name
         self._ring(event)
         if isinstance(event, p.Snapshot):
             for warning in event.warnings:  # a crash, a repaired ledger: said on every attach
@@ -390,6 +390,11 @@ class RealmApp(App[str]):
                 self.exit("stopped")
             case LinkLost():
                 self._show_engine_down()
+
+    @property
+    def hero_name(self) -> str:
+        """The hero as every screen names it: the save slot's name, DIO by default."""
+        return (self.state.hero or "DIO").upper()
 
     def _find(self, kind: type[Any]) -> Any:
         """The open screen of this kind that can be drawn on. A screen just pushed has no
@@ -514,7 +519,7 @@ class RealmApp(App[str]):
 
     def action_market(self) -> None:
         connected = self.state.link == "connected"
-        hero = (self.state.hero or "DIO").upper()
+        hero = self.hero_name
         self._toggle(MarketScreen, lambda: MarketScreen(self._shop_now(), hero, connected))
 
     def action_achievements(self) -> None:
@@ -528,7 +533,7 @@ class RealmApp(App[str]):
         return self._find(QuestBoardScreen)
 
     def action_quest_board(self) -> None:
-        self._toggle(QuestBoardScreen, lambda: QuestBoardScreen(self.state.quests))
+        self._toggle(QuestBoardScreen, lambda: QuestBoardScreen(self.state.quests, self.hero_name))
 
     def action_spar(self) -> None:
         if not self.link.send(p.Spar()):
@@ -554,7 +559,7 @@ class RealmApp(App[str]):
             self.push_screen(StatsScreen(self.state, loot))
 
     def action_oracle(self, loot: str | None = None) -> None:
-        self._toggle(OracleScreen, lambda: OracleScreen(self.state.loot, loot))
+        self._toggle(OracleScreen, lambda: OracleScreen(self.state.loot, loot, self.hero_name))
 
     def on_open_oracle(self, message: OpenOracle) -> None:
         self.action_oracle(message.loot)
@@ -609,7 +614,7 @@ class RealmApp(App[str]):
         if self.state.link != "connected":
             self.exit("down")
             return
-        self.push_screen(QuitScreen((self.state.hero or "DIO").upper()), self._after_quit)
+        self.push_screen(QuitScreen(self.hero_name), self._after_quit)
 
     def _after_quit(self, choice: str | None) -> None:
         if choice == "background":
@@ -619,7 +624,7 @@ class RealmApp(App[str]):
             self.stopping = True
             self.state.engine_state = "stopping"
             self.tavern.show(self.state)
-            self.tavern.flash(f"Saving loot before {(self.state.hero or 'DIO').upper()} rests…")
+            self.tavern.flash(f"Saving loot before {self.hero_name} rests…")
             if not self.link.send(p.Stop()):
                 self.exit("stopped")
 

@@ -182,3 +182,21 @@ async def test_a_sparring_quest_shows_what_it_fixed() -> None:
         await settle(pilot)
         reason = str(board(app).query_one("#board-reason").render())
         assert "fixed 7 of 10 of the problems DIO had missed" in reason
+
+
+@pytest.mark.asyncio
+async def test_the_board_and_the_oracle_name_the_hero_of_this_slot() -> None:
+    from tui.screens.oracle import OracleScreen
+
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(hero="bob", quests=BOARD))
+        await pilot.press("b")
+        await settle(pilot)
+        said = str(board(app).query_one("#board-active").render())
+        assert "BOB is on greetings.jsonl" in said and "DIO" not in said
+        await pilot.press("escape", "o")
+        await settle(pilot)
+        assert isinstance(app.screen, OracleScreen)
+        assert app.screen.query_one("#oracle-prompt", Input).placeholder.startswith("Ask BOB")

@@ -33,9 +33,10 @@ class OracleScreen(SubScreen):
         Binding("ctrl+l", "clear", "New chat"),
     ]
 
-    def __init__(self, loot: list[p.LootInfo], chosen: str | None = None) -> None:
+    def __init__(self, loot: list[p.LootInfo], chosen: str | None = None, hero: str = "DIO") -> None:
         super().__init__()
         self.loot = loot
+        self.hero = hero
         self.chosen = chosen or LIVE
         self.turns: list[str] = []  # user, assistant, … of the conversation
         self.pending: dict[str, Static] = {}  # request id -> the reply being written
@@ -50,7 +51,7 @@ class OracleScreen(SubScreen):
             yield Input("1", id="oracle-top-p", placeholder="top-p", restrict=r"[0-9.]*")
             yield Input("", id="oracle-max", placeholder="max tokens", restrict=r"[0-9]*")
         yield VerticalScroll(id="oracle-log")
-        yield Input(placeholder="Ask DIO… (Enter sends)", id="oracle-prompt")
+        yield Input(placeholder=f"Ask {self.hero}… (Enter sends)", id="oracle-prompt")
         yield Footer(compact=True)
 
     def options(self) -> list[tuple[str, str]]:
@@ -109,7 +110,7 @@ class OracleScreen(SubScreen):
         loot = str(self.query_one("#oracle-loot", Select).value)
         turns = (*self.turns, question)
         self._say(f"[b $accent]You:[/b $accent] {escape(question)}")
-        if self._ask(loot, turns, f"DIO ({loot}):"):
+        if self._ask(loot, turns, f"{self.hero} ({loot}):"):
             self.turns.append(question)
             event.input.value = ""
 

@@ -44,9 +44,10 @@ class QuestBoardScreen(SubScreen):
         Binding("a", "app.add_quest", "Add", tooltip="Add a quest file"),
     ]
 
-    def __init__(self, quests: tuple[p.QuestInfo, ...]) -> None:
+    def __init__(self, quests: tuple[p.QuestInfo, ...], hero: str = "DIO") -> None:
         super().__init__()
         self.quests = quests
+        self.hero = hero
 
     def compose(self) -> ComposeResult:
         yield Header(icon="📜")
@@ -93,7 +94,7 @@ class QuestBoardScreen(SubScreen):
             )
             bar.display = False
         else:
-            title.update(f"⚔ DIO is on [b]{active.name}[/b]: epoch {active.epoch}/{active.epochs}")
+            title.update(f"⚔ {self.hero} is on [b]{active.name}[/b]: epoch {active.epoch}/{active.epochs}")
             bar.display = True
             bar.update(total=max(1, active.total), progress=active.seen)
         self._show_reason()
@@ -114,7 +115,7 @@ class QuestBoardScreen(SubScreen):
                 f"[b]{quest.name}[/b] failed: {quest.reason}\nFix the file in failed/ and press t to retry."
             )
         elif quest is not None and quest.outcome:  # a sparring quest's re-test
-            text = f"[b]{quest.name}[/b]: {quest.outcome} of the problems DIO had missed"
+            text = f"[b]{quest.name}[/b]: {quest.outcome} of the problems {self.hero} had missed"
         elif quest is not None and quest.notices:
             text = f"[b]{quest.name}[/b]: " + "; ".join(quest.notices)
         reason = self.query_one("#board-reason", Static)

@@ -86,7 +86,9 @@ class TavernScreen(Screen[None]):
         bar = self.query_one(StatusBar)
         bar.word = state.status_word
         if state.link == "connecting":
-            bar.detail = f"DIO is waking up (loading the hero) {state.waited:.0f}s"
+            bar.detail = (
+                f"{(state.hero or 'DIO').upper()} is waking up (loading the hero) {state.waited:.0f}s"
+            )
         elif state.link == "lost":
             bar.detail = f"{state.error or 'the engine stopped'} · r restarts from the last loot"
         else:
