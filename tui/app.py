@@ -505,7 +505,7 @@ class RealmApp(App[str]):
         return True
 
     def action_campaign(self) -> None:
-        self._toggle(CampaignScreen, lambda: CampaignScreen(self.state.campaign))
+        self._toggle(CampaignScreen, lambda: CampaignScreen(self.state.campaign, self.hero_name))
 
     def action_log_book(self) -> None:
         self._toggle(LogBookScreen, lambda: LogBookScreen(self.state.log_rows))  # it asks for the log
@@ -527,7 +527,9 @@ class RealmApp(App[str]):
 
     def action_guild(self) -> None:
         pace = self.state.stats.steps_per_minute
-        self._toggle(GuildScreen, lambda: GuildScreen(self.state.skills, self.state.eval_every, pace))
+        self._toggle(
+            GuildScreen, lambda: GuildScreen(self.state.skills, self.state.eval_every, pace, self.hero_name)
+        )
 
     def _board(self) -> QuestBoardScreen | None:
         return self._find(QuestBoardScreen)

@@ -200,3 +200,6 @@ async def test_the_board_and_the_oracle_name_the_hero_of_this_slot() -> None:
         await settle(pilot)
         assert isinstance(app.screen, OracleScreen)
         assert app.screen.query_one("#oracle-prompt", Input).placeholder.startswith("Ask BOB")
+        await pilot.press("escape", "c")
+        await settle(pilot)
+        assert "BOB follows no campaign" in str(app.screen.query_one("#campaign-summary").render())

@@ -18,7 +18,7 @@ from tui.widgets.keyed_table import KeyedTable
 
 MARKS = {"done": "✓", "current": "▶", "next": "·"}
 NONE_YET = (
-    "DIO follows no campaign: it trains its own skills, forever. A campaign trains in phases "
+    "{hero} follows no campaign: it trains its own skills, forever. A campaign trains in phases "
     "(a general one, then a specialist one that rehearses the first). Press n to start one: "
     "the shipped 'specialist', or a YAML file (realm campaign --help shows the format)."
 )
@@ -54,12 +54,13 @@ class CampaignScreen(SubScreen):
     BINDINGS = [
         Binding("escape,c", "app.pop_screen", "Back"),
         Binding("n", "start", "New campaign", tooltip="Start a campaign: a YAML file or 'specialist'"),
-        Binding("x", "leave", "Leave", tooltip="Leave the campaign: back to DIO's own skills"),
+        Binding("x", "leave", "Leave", tooltip="Leave the campaign: back to the hero's own skills"),
     ]
 
-    def __init__(self, campaign: p.CampaignInfo | None) -> None:
+    def __init__(self, campaign: p.CampaignInfo | None, hero: str = "DIO") -> None:
         super().__init__()
         self.campaign = campaign
+        self.hero = hero
 
     def compose(self) -> ComposeResult:
         yield Header(icon="🗺")
@@ -82,7 +83,7 @@ class CampaignScreen(SubScreen):
         summary = self.query_one("#campaign-summary", Static)
         table = self.query_one(KeyedTable)
         if campaign is None:
-            summary.update(NONE_YET)
+            summary.update(NONE_YET.format(hero=self.hero))
             table.replace_rows([])
             self.query_one("#campaign-detail", Static).update("")
             return
@@ -125,10 +126,10 @@ class CampaignScreen(SubScreen):
 
     def action_leave(self) -> None:
         if self.campaign is None:
-            self.notify("DIO follows no campaign.", severity="warning")
+            self.notify(f"{self.hero} follows no campaign.", severity="warning")
             return
         question = f"Leave campaign {self.campaign.name}?"
-        detail = "DIO goes back to its own skills and schedule (loot is saved first)."
+        detail = f"{self.hero} goes back to its own skills and schedule (loot is saved first)."
         self.app.push_screen(ConfirmScreen(question, detail), self._leave)
 
     def _leave(self, yes: bool | None) -> None:

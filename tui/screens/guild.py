@@ -16,10 +16,15 @@ class GuildScreen(SubScreen):
     BINDINGS = [Binding("escape,g", "app.pop_screen", "Back to the Tavern")]
 
     def __init__(
-        self, skills: tuple[SkillInfo, ...], eval_every: int = 0, steps_per_minute: float = 0.0
+        self,
+        skills: tuple[SkillInfo, ...],
+        eval_every: int = 0,
+        steps_per_minute: float = 0.0,
+        hero: str = "DIO",
     ) -> None:
         super().__init__()
         self.skills = skills
+        self.hero = hero
         self.eval_every = eval_every  # with the pace: each gate's ETA
         self.steps_per_minute = steps_per_minute
 
@@ -29,7 +34,7 @@ class GuildScreen(SubScreen):
             if not self.skills:
                 yield Static("No skills yet: the engine has not reported any.", id="no-skills")
             for info in self.skills:
-                yield SkillPanel(info, self.eval_every, self.steps_per_minute)
+                yield SkillPanel(info, self.eval_every, self.steps_per_minute, self.hero)
         yield Footer(compact=True)
 
     async def show(

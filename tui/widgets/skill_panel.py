@@ -67,7 +67,7 @@ def history_text(info: SkillInfo) -> Text:
     return text
 
 
-def sample_text(info: SkillInfo) -> Text:
+def sample_text(info: SkillInfo, hero: str = "DIO") -> Text:
     text = Text()
     if not info.sample_prompt:
         return Text("sample: after the first eval", style="dim")
@@ -78,7 +78,7 @@ def sample_text(info: SkillInfo) -> Text:
     text.append(prompt + "\n")
     # The verdict first: a long answer (SY's JSON) is cut with an ellipsis at the panel's
     # edge instead of wrapping mid-JSON (the Static does not wrap).
-    text.append("DIO ", style="bold")
+    text.append(f"{hero} ", style="bold")
     text.append(
         "✔ " if info.sample_correct else "✘ ", style="bold green" if info.sample_correct else "bold red"
     )
@@ -90,8 +90,11 @@ def sample_text(info: SkillInfo) -> Text:
 class SkillPanel(Vertical):
     info: reactive[SkillInfo | None] = reactive(None, recompose=False)
 
-    def __init__(self, info: SkillInfo, eval_every: int = 0, steps_per_minute: float = 0.0) -> None:
+    def __init__(
+        self, info: SkillInfo, eval_every: int = 0, steps_per_minute: float = 0.0, hero: str = "DIO"
+    ) -> None:
         super().__init__(id=f"skill-{info.id}", classes="skill-panel")
+        self.hero = hero
         self.set_reactive(SkillPanel.info, info)
         self.eval_every = eval_every  # with the pace: the gate's ETA
         self.steps_per_minute = steps_per_minute
@@ -116,4 +119,4 @@ class SkillPanel(Vertical):
         self.query_one("#tree", Static).update(tree_text(info))
         self.query_one("#gate", Static).update(gate_text(info, self.eval_every, self.steps_per_minute))
         self.query_one("#history", Static).update(history_text(info))
-        self.query_one("#sample", Static).update(sample_text(info))
+        self.query_one("#sample", Static).update(sample_text(info, self.hero))
