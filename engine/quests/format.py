@@ -284,6 +284,11 @@ def _messages(messages: Any, where: str, name: str) -> list[dict[str, Any]]:
                 f"{where}: {turn} needs a {role_key} of {', '.join(ROLES)} (or human/gpt), "
                 f"not {given!r}; tool and function turns cannot train"
             )
+        if message.get("tool_calls") or message.get("function_call"):
+            raise QuestRejected(
+                f"{where}: {turn} calls a tool; tool calls and tool turns cannot train "
+                "(keep the rows whose turns are text)"
+            )
         out.append(_turn(role, _content(message.get(content_key), where, f"{turn}.{content_key}")))
         if "weight" in message and role == "assistant":
             if message["weight"] not in (0, 1) or isinstance(message["weight"], bool):

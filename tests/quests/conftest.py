@@ -49,6 +49,17 @@ BAD = {
         lines({"messages": [{"role": "user", "content": "q"}, {"role": "tool", "content": "x"}]}),
         "line 1: messages[1] needs a role",
     ),
+    "tool call": (
+        lines(
+            {
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": None, "tool_calls": [{"type": "function"}]},
+                ]
+            }
+        ),
+        "line 1: messages[1] calls a tool; tool calls and tool turns cannot train",
+    ),
     "image part": (
         lines({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}),
         "line 1: messages[0].content[0] is not a text part",
