@@ -178,7 +178,8 @@ class StartScreen(Screen[Choice | None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Esc says what it does: Back while the new-hero form is open, else Quit."""
         if action in ("close_form", "quit_start"):
-            form_open = bool(self.query_one("#start-new").display)
+            form = self.query("#start-new")  # asked before compose too: no form yet, closed
+            form_open = bool(form) and bool(form.first().display)
             return form_open == (action == "close_form")
         return True
 
