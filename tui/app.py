@@ -277,7 +277,7 @@ class RealmApp(App[str]):
 
     def _celebrate(self, event: Any) -> None:
         """Moments: a banner in the battle panel, and a toast for the big ones."""
-        hero = self.hero_name
+        hero = self.state.hero_name
         self._ring(event)
         if isinstance(event, p.Snapshot):
             for warning in event.warnings:  # a crash, a repaired ledger: said on every attach
@@ -391,11 +391,6 @@ class RealmApp(App[str]):
             case LinkLost():
                 self._show_engine_down()
 
-    @property
-    def hero_name(self) -> str:
-        """The hero as every screen names it: the save slot's name, DIO by default."""
-        return (self.state.hero or "DIO").upper()
-
     def _find(self, kind: type[Any]) -> Any:
         """The open screen of this kind that can be drawn on. A screen just pushed has no
         widgets (its table no columns) until it has mounted; it draws the newest state in
@@ -505,7 +500,7 @@ class RealmApp(App[str]):
         return True
 
     def action_campaign(self) -> None:
-        self._toggle(CampaignScreen, lambda: CampaignScreen(self.state.campaign, self.hero_name))
+        self._toggle(CampaignScreen, lambda: CampaignScreen(self.state.campaign, self.state.hero_name))
 
     def action_log_book(self) -> None:
         self._toggle(LogBookScreen, lambda: LogBookScreen(self.state.log_rows))  # it asks for the log
@@ -519,7 +514,7 @@ class RealmApp(App[str]):
 
     def action_market(self) -> None:
         connected = self.state.link == "connected"
-        hero = self.hero_name
+        hero = self.state.hero_name
         self._toggle(MarketScreen, lambda: MarketScreen(self._shop_now(), hero, connected))
 
     def action_achievements(self) -> None:
@@ -528,14 +523,15 @@ class RealmApp(App[str]):
     def action_guild(self) -> None:
         pace = self.state.stats.steps_per_minute
         self._toggle(
-            GuildScreen, lambda: GuildScreen(self.state.skills, self.state.eval_every, pace, self.hero_name)
+            GuildScreen,
+            lambda: GuildScreen(self.state.skills, self.state.eval_every, pace, self.state.hero_name),
         )
 
     def _board(self) -> QuestBoardScreen | None:
         return self._find(QuestBoardScreen)
 
     def action_quest_board(self) -> None:
-        self._toggle(QuestBoardScreen, lambda: QuestBoardScreen(self.state.quests, self.hero_name))
+        self._toggle(QuestBoardScreen, lambda: QuestBoardScreen(self.state.quests, self.state.hero_name))
 
     def action_spar(self) -> None:
         if not self.link.send(p.Spar()):
@@ -561,7 +557,7 @@ class RealmApp(App[str]):
             self.push_screen(StatsScreen(self.state, loot))
 
     def action_oracle(self, loot: str | None = None) -> None:
-        self._toggle(OracleScreen, lambda: OracleScreen(self.state.loot, loot, self.hero_name))
+        self._toggle(OracleScreen, lambda: OracleScreen(self.state.loot, loot, self.state.hero_name))
 
     def on_open_oracle(self, message: OpenOracle) -> None:
         self.action_oracle(message.loot)
@@ -616,7 +612,7 @@ class RealmApp(App[str]):
         if self.state.link != "connected":
             self.exit("down")
             return
-        self.push_screen(QuitScreen(self.hero_name), self._after_quit)
+        self.push_screen(QuitScreen(self.state.hero_name), self._after_quit)
 
     def _after_quit(self, choice: str | None) -> None:
         if choice == "background":
@@ -626,7 +622,7 @@ class RealmApp(App[str]):
             self.stopping = True
             self.state.engine_state = "stopping"
             self.tavern.show(self.state)
-            self.tavern.flash(f"Saving loot before {self.hero_name} rests…")
+            self.tavern.flash(f"Saving loot before {self.state.hero_name} rests…")
             if not self.link.send(p.Stop()):
                 self.exit("stopped")
 

@@ -71,6 +71,11 @@ class GameState:
     shop: p.ShopInfo = field(default_factory=lambda: p.ShopInfo(purse=0))  # the Market
     looks: dict[str, str] = field(default_factory=dict)  # worn: title, portrait, theme → look
 
+    @property
+    def hero_name(self) -> str:
+        """The hero as every screen names it: the save slot's name, DIO by default."""
+        return (self.hero or "DIO").upper()
+
     def _shopped(self, shop: p.ShopInfo) -> None:
         self.shop = shop
         self.looks = {kind: shop.worn(kind) for kind in LOOK_KINDS}

@@ -71,7 +71,7 @@ class TavernScreen(Screen[None]):
         battle.step = state.stats.step
         battle.damage = state.last_damage
         battle.source = state.source
-        battle.hero = state.hero.upper() or "DIO"
+        battle.hero = state.hero_name
         battle.level = state.stats.level
         battle.look = state.looks.get("portrait") or "dio"
         task = state.running_task
@@ -86,9 +86,7 @@ class TavernScreen(Screen[None]):
         bar = self.query_one(StatusBar)
         bar.word = state.status_word
         if state.link == "connecting":
-            bar.detail = (
-                f"{(state.hero or 'DIO').upper()} is waking up (loading the hero) {state.waited:.0f}s"
-            )
+            bar.detail = f"{state.hero_name} is waking up (loading the hero) {state.waited:.0f}s"
         elif state.link == "lost":
             bar.detail = f"{state.error or 'the engine stopped'} · r restarts from the last loot"
         else:
