@@ -50,3 +50,8 @@ def safe_name(name: str) -> str:
     room = MAX_NAME_BYTES - len(suffix.encode()) - len(tag)
     cut = stem.encode()[:room].decode("utf-8", "ignore")
     return f"{cut}{tag}{suffix}"
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and its noun, plural unless one: "1 row", "2,500 rows"."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

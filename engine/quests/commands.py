@@ -26,6 +26,7 @@ from typing import Any
 from typing_extensions import assert_never
 
 from engine.protocol import messages as p
+from engine.protocol.names import counted
 from engine.protocol.savedir import SaveDir
 from engine.quests.format import QuestRejected
 from engine.quests.queue import QuestError, QuestQueue
@@ -35,7 +36,7 @@ EXIT_ENGINE_RUNNING = 3
 
 def queued_message(info: p.QuestInfo, notices: tuple[str, ...] | list[str]) -> str:
     extra = f" ({'; '.join(notices)})" if notices else ""
-    return f"{info.name} queued ({info.priority}, {info.rows} rows){extra}"
+    return f"{info.name} queued ({info.priority}, {counted(info.rows, 'row')}){extra}"
 
 
 def carry_out(
@@ -71,7 +72,7 @@ def carry_out(
             return f"{cancelled.name} cancelled; its file is in failed/", cancelled
         case p.RetryQuest():
             info, _ = queue.retry(command.name, default_checks)
-            return f"{info.name} is queued again ({info.rows} rows)", info
+            return f"{info.name} is queued again ({counted(info.rows, 'row')})", info
         case p.SetQuestPriority():
             info = queue.set_priority(command.name, command.priority)
             return f"{info.name} is now {info.priority} priority", info

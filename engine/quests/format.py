@@ -148,6 +148,9 @@ def _decode(data: bytes) -> str:
     """UTF-8 text (a BOM is fine), or QuestRejected naming the line of the first bad byte."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    if data.startswith((b"\xff\xfe", b"\xfe\xff", b"{\x00", b"\x00{", b"[\x00", b"\x00[")):
+        # What Windows PowerShell's `>` and Notepad's "Unicode" write.
+        raise QuestRejected("line 1: UTF-16 text; quests are UTF-8: save the file as UTF-8")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

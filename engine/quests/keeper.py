@@ -24,7 +24,7 @@ from engine.game.progress import GOLD_PER_QUEST
 from engine.model.hero import LoadedHero
 from engine.protocol import messages as p
 from engine.protocol.config import HeroConfig
-from engine.protocol.names import printable
+from engine.protocol.names import counted, printable
 from engine.quests.checks import CheckReport, check_rows
 from engine.quests.commands import carry_out, info_dict, queued_message
 from engine.quests.format import QuestFile, QuestRejected, read_quest
@@ -214,7 +214,7 @@ class QuestKeeper:
             return
         info = result.info
         extra = f" ({'; '.join(result.notices)})" if result.notices else ""
-        self.note(f"Quest {info.name} joins the {info.priority} queue: {info.rows} rows{extra}")
+        self.note(f"Quest {info.name} joins the {info.priority} queue: {counted(info.rows, 'row')}{extra}")
         if result.reply_to is not None:
             result.reply_to.send(p.QuestReply(True, queued_message(info, result.notices)))
 

@@ -45,6 +45,7 @@ from engine.model.segments import CPU_BF16_ATTENTION_FROM, attention_of
 from engine.oracle.chat import LootCopies
 from engine.protocol import messages as p
 from engine.protocol.config import HeroConfig
+from engine.protocol.names import counted
 from engine.protocol.savedir import SaveDir, ended_without_stopping
 from engine.quests.commands import info_dict
 from engine.quests.keeper import QuestKeeper
@@ -693,7 +694,7 @@ class Worker:
         before = f"{info.loss_before:.3f}" if info.loss_before is not None else "?"
         after = f"{info.loss_after:.3f}" if info.loss_after is not None else "?"
         self.note(
-            f"QUEST COMPLETE! {info.name}: {info.rows} rows × {info.epochs} epoch(s), "
+            f"QUEST COMPLETE! {info.name}: {counted(info.rows, 'row')} × {counted(info.epochs, 'epoch')}, "
             f"quest loss {before} → {after}, +{GOLD_PER_QUEST} gold"
         )
         self.write_status()

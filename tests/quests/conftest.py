@@ -31,6 +31,8 @@ def answer_weighted(weight: float) -> dict[str, object]:
 BAD = {
     "binary junk": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "line 1"),
     "not utf-8": (lines(CHAT).encode() + "é\n".encode("latin-1"), "line 2: not UTF-8"),
+    "UTF-16 with a BOM (PowerShell's >)": (lines(CHAT).encode("utf-16"), "line 1: UTF-16 text"),
+    "UTF-16 without a BOM": (lines(CHAT).encode("utf-16-be"), "line 1: UTF-16 text"),
     "empty": (b"", "empty"),
     "blank lines only": (b"\n\n  \n", "empty"),
     "truncated JSON on line 3": (lines(CHAT, CHAT) + '{"messages": [{"role": "user"', "line 3: invalid JSON"),

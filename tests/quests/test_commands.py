@@ -55,6 +55,11 @@ def test_realm_quest_with_the_engine_down(tmp_path: Path, offline: None) -> None
     assert [(q["name"], q["state"], q["priority"], q["epochs"]) for q in listed] == [
         ("good.jsonl", "queued", "high", 2)
     ]
+    one = tmp_path / "one.jsonl"
+    one.write_text(quest_text(ROWS[:1]))
+    added_one = realm_here("quest", "add", str(one), *args)
+    assert "one.jsonl queued (normal, 1 row)" in added_one.stdout, added_one.stdout + added_one.stderr
+    assert realm_here("quest", "cancel", "one", *args).returncode == 0
     cancelled = realm_here("quest", "cancel", "good", *args)
     assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
     missing = realm_here("quest", "cancel", "nothing-here", *args)

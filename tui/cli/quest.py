@@ -18,7 +18,7 @@ from typing import Any
 from engine.protocol import messages as p
 from engine.protocol.client import EngineClient, EngineGone
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
-from engine.protocol.names import printable
+from engine.protocol.names import counted, printable
 from engine.protocol.savedir import SaveDir
 from tui.cli.common import add_hero_args, engine_side, save_from
 
@@ -153,10 +153,10 @@ def describe(info: p.QuestInfo) -> str:
     elif info.state == "done":
         before = f"{info.loss_before:.3f}" if info.loss_before is not None else "?"
         after = f"{info.loss_after:.3f}" if info.loss_after is not None else "?"
-        detail = f"{info.rows} rows × {info.epochs}, loss {before} → {after}"
+        detail = f"{counted(info.rows, 'row')} × {info.epochs}, loss {before} → {after}"
         detail += f", {info.outcome}" if info.outcome else ""
     else:
-        detail = f"{info.rows} rows × {info.epochs} epoch(s), checks {info.checks}"
+        detail = f"{counted(info.rows, 'row')} × {counted(info.epochs, 'epoch')}, checks {info.checks}"
     return printable(f"{info.state:<7} {info.priority:<6} {info.name:<32} {detail}")
 
 
