@@ -99,6 +99,7 @@ SCREEN_KEYS: tuple[tuple[str, Any], ...] = (  # every screen and dialog: `?` lis
     ("Help", HelpScreen),
 )
 TOASTED = ("eval", "suite", "retest")
+ACHIEVEMENTS_GATHERED_S = 0.5  # achievements unlocked this close together share a toast
 BELL_EVENTS = (
     p.LevelledUp,
     p.SkillLevelledUp,
@@ -212,6 +213,7 @@ class RealmApp(App[str]):
         self.link = EngineLink(connector, self.post_message, engine_alive, connect_timeout)
         self.stopping = False
         self._refused: set[str] = set()  # quest refusals already toasted (their reply says it again)
+        self._unlocked: list[p.AchievementInfo] = []  # waiting to be toasted together
         self._dirty = False
         self.tavern = TavernScreen()
 
@@ -403,10 +405,22 @@ class RealmApp(App[str]):
         return self.screen if isinstance(self.screen, kind) and self.screen.is_mounted else None
 
     def _achieved(self, won: p.AchievementInfo) -> None:
-        self.notify(f"{won.title}: {won.how}", title="🏆 Achievement unlocked", timeout=8)
+        # One toast for the achievements a moment brings together (the first eval unlocks
+        # two): three toasts stacked covered most of an 80×24 screen.
+        self._unlocked.append(won)
+        if len(self._unlocked) == 1:
+            self.set_timer(ACHIEVEMENTS_GATHERED_S, self._toast_achievements)
         shown = self._showing(AchievementsScreen)
         if shown is not None:
             shown.show(self.state.achievements)
+
+    def _toast_achievements(self) -> None:
+        won, self._unlocked = self._unlocked, []
+        if len(won) == 1:
+            self.notify(f"{won[0].title}: {won[0].how}", title="🏆 Achievement unlocked", timeout=8)
+        elif won:
+            titles = " · ".join(w.title for w in won)
+            self.notify(f"{titles} (a: how)", title=f"🏆 {len(won)} achievements unlocked", timeout=8)
 
     def _route(self, event: Any) -> None:
         """Vault and Oracle events go to their screens when open."""

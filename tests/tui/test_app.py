@@ -17,7 +17,7 @@ from textual.widgets import Label
 from engine.protocol import messages as p
 from engine.protocol.savedir import SaveDir
 from tests.tui.conftest import STATS, FakeEngine, settle, snapshot, start
-from tui.app import SCREEN_KEYS, RealmApp, help_text, keys_shown
+from tui.app import ACHIEVEMENTS_GATHERED_S, SCREEN_KEYS, RealmApp, help_text, keys_shown
 from tui.cli.play import ignored_launch_flags
 from tui.screens.engine_down import EngineDownScreen
 from tui.screens.help import KEY_WIDTH, HelpScreen
@@ -591,5 +591,14 @@ async def test_achievements_screen_and_unlock_toast() -> None:
         await settle(pilot)
         assert "2 of 2 unlocked" in str(app.screen.query_one("#achievements-summary").render())
         assert table.get_row_at(1)[2] == "900"
+        await pilot.pause(ACHIEVEMENTS_GATHERED_S + 0.2)
         toasts = {n.title: n.message for n in app._notifications}
         assert toasts["🏆 Achievement unlocked"] == f"Questing: {book[1].how}"
+        # Unlocked together (the first eval brings two): one toast, not a stack of them.
+        engine.send(p.AchievementUnlocked(p.AchievementInfo("tested", "Tested", "Finish an eval", 950)))
+        engine.send(p.AchievementUnlocked(p.AchievementInfo("promising", "Promising", "Score well", 950)))
+        await settle(pilot)
+        await pilot.pause(ACHIEVEMENTS_GATHERED_S + 0.2)
+        toasts = {n.title: n.message for n in app._notifications}
+        assert toasts["🏆 2 achievements unlocked"] == "Tested · Promising (a: how)"
+        assert len(app._notifications) == 2, [n.title for n in app._notifications]
