@@ -35,6 +35,9 @@ class ChatRequest:
     messages: list[dict[str, str]]
     settings: Settings
     stream: bool
+    # stream_options.include_usage: the usage comes in a chunk of its own, after the
+    # finish, with no choices (OpenAI's rule; clients that ask for it read it there).
+    usage_chunk: bool = False
 
 
 def read_chat(body: Any, default_max_tokens: int) -> ChatRequest:
@@ -68,10 +71,25 @@ def read_chat(body: Any, default_max_tokens: int) -> ChatRequest:
     stream = body.get("stream") or False
     if not isinstance(stream, bool):
         raise RequestError("stream must be true or false", "stream")
+    usage_chunk = read_stream_options(body.get("stream_options"), stream)
     from engine.oracle.chat import Settings
 
     settings = Settings(temperature, top_p, max_tokens, seed, read_stop(body.get("stop")))
-    return ChatRequest(model, messages, settings, stream)
+    return ChatRequest(model, messages, settings, stream, usage_chunk)
+
+
+def read_stream_options(options: Any, stream: bool) -> bool:
+    """Whether the stream ends with a usage chunk (``include_usage``)."""
+    if options is None:
+        return False
+    if not isinstance(options, dict):
+        raise RequestError("stream_options must be an object", "stream_options")
+    if not stream:
+        raise RequestError("stream_options is only for stream: true", "stream_options")
+    include = options.get("include_usage", False)
+    if not isinstance(include, bool):
+        raise RequestError("stream_options.include_usage must be true or false", "stream_options")
+    return include
 
 
 def read_messages(messages: Any) -> list[dict[str, str]]:

@@ -213,13 +213,15 @@ def stream(oracle: Any, name: str, asked: ChatRequest, model: str, chat_id: str)
     threading.Thread(target=run, daemon=True).start()
     created = int(time.time())
 
-    def chunk(delta: dict[str, str], finish: str | None, extra: dict[str, Any] | None = None) -> str:
+    def chunk(delta: dict[str, str] | None, finish: str | None, extra: dict[str, Any] | None = None) -> str:
+        """One event; ``delta`` None: a chunk with no choices (the usage chunk)."""
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
         body = {
             "id": chat_id,
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            "choices": choices,
             **(extra or {}),
         }
         return f"data: {json.dumps(body)}\n\n"
@@ -241,7 +243,11 @@ def stream(oracle: Any, name: str, asked: ChatRequest, model: str, chat_id: str)
                 yield chunk({"content": rest}, None)
             realm = {"loot": value.loot, "step": value.step, "weights_hash": value.weights_hash}
             finish = finish_reason(value.new_tokens, asked.settings, stops.stopped)
-            yield chunk({}, finish, {"realm": realm, "usage": usage_of(value)})
+            if asked.usage_chunk:
+                yield chunk({}, finish, {"realm": realm})
+                yield chunk(None, None, {"usage": usage_of(value)})
+            else:
+                yield chunk({}, finish, {"realm": realm, "usage": usage_of(value)})
             break
     yield "data: [DONE]\n\n"
 

@@ -29,6 +29,7 @@ def test_a_full_request_from_another_client_is_read() -> None:
         "stop": "\n",
         "n": 1,
         "stream": True,
+        "stream_options": {"include_usage": True},
         "user": "someone",  # fields that change nothing are fine
         "presence_penalty": 0.5,  # a knob we do not have: ignored, as other servers do
         "logprobs": False,
@@ -40,7 +41,7 @@ def test_a_full_request_from_another_client_is_read() -> None:
     assert asked.messages[1]["content"] == "ab" and asked.messages[2]["content"] == ""
     s = asked.settings
     assert (s.temperature, s.top_p, s.max_new_tokens, s.seed, s.stop) == (0.7, 0.9, 20, 3, ("\n",))
-    assert asked.stream
+    assert asked.stream and asked.usage_chunk
     plain = read_chat({"model": "dio", "messages": USER}, default_max_tokens=64)
     assert plain.settings.max_new_tokens == 64 and plain.settings.stop == () and not plain.stream
 
@@ -67,6 +68,9 @@ def test_a_full_request_from_another_client_is_read() -> None:
         ({"stop": ["a", ""]}, "stop", "non-empty strings"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "up to 4"),
         ({"stream": "yes"}, "stream", "true or false"),
+        ({"stream": True, "stream_options": "usage"}, "stream_options", "an object"),
+        ({"stream": True, "stream_options": {"include_usage": 1}}, "stream_options", "true or false"),
+        ({"stream_options": {"include_usage": True}}, "stream_options", "only for stream: true"),
     ],
 )
 def test_what_cannot_be_honoured_is_refused_by_name(change: dict[str, Any], param: str, said: str) -> None:

@@ -112,6 +112,19 @@ def test_other_clients_fields_bare_names_stop_and_errors(server: tuple[str, str,
     chunks = list(streamed)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == text[: text.find(stop)]
     assert chunks[-1].choices[0].finish_reason == "stop"
+    # Usage asked for: a last chunk of its own with no choices, as OpenAI sends it.
+    counted = list(
+        client.chat.completions.create(
+            model="step-000010",
+            messages=ask,  # type: ignore[arg-type]
+            max_tokens=12,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert counted[-1].choices == [] and counted[-1].usage is not None
+    assert counted[-1].usage.completion_tokens == 12 and counted[-2].choices[0].finish_reason == "length"
+    assert all(c.usage is None for c in counted[:-1])
 
     with pytest.raises(openai.BadRequestError, match="n must be 1"):
         client.chat.completions.create(model="dio", messages=ask, n=2)  # type: ignore[arg-type]
