@@ -42,6 +42,30 @@ class OracleError(Exception):
     """The question cannot be answered as asked; the message says why."""
 
 
+class TooLong(OracleError):
+    """The messages leave no room for a reply in the model's context."""
+
+
+def context_of(config: Any) -> int | None:
+    """The model's context in tokens (its positions), when its config says."""
+    value = getattr(config, "max_position_embeddings", None)
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def room_for_reply(prompt_tokens: int, context: int | None, wanted: int) -> int:
+    """The new tokens a reply may have: ``wanted``, or what the context has left past the
+    prompt (the reply then ends with finish_reason "length"). Past the context a model
+    answers garbage, and a long enough prompt takes the memory DIO trains with."""
+    if context is None:
+        return wanted
+    if prompt_tokens >= context:
+        raise TooLong(
+            f"the messages come to {prompt_tokens:,} tokens and the model's context is "
+            f"{context:,}: send fewer or shorter messages (a new chat)"
+        )
+    return min(wanted, context - prompt_tokens)
+
+
 @dataclass(frozen=True)
 class Settings:
     temperature: float = 0.0  # 0: greedy
@@ -58,6 +82,7 @@ class Reply:
     seconds: float
     first_token_s: float | None
     prompt_tokens: int = 0
+    limit: int = 0  # the new tokens it was allowed (max_new_tokens, or less near the context's end)
 
 
 def turns_to_messages(turns: tuple[str, ...] | list[str]) -> list[Message]:
@@ -131,6 +156,7 @@ def generate(
     as they were."""
     tokenizer = renderer.tokenizer
     ids = torch.tensor([renderer.prompt_ids(messages)], device=device)
+    limit = room_for_reply(ids.shape[1], context_of(model.config), settings.max_new_tokens)
     stream = _Stream(tokenizer, sink)
     was_training = model.training
     model.eval()
@@ -142,7 +168,7 @@ def generate(
             out = model.generate(
                 input_ids=ids,
                 attention_mask=torch.ones_like(ids),
-                max_new_tokens=settings.max_new_tokens,
+                max_new_tokens=limit,
                 do_sample=sampling,
                 temperature=settings.temperature if sampling else None,
                 top_p=settings.top_p if sampling else None,
@@ -157,7 +183,7 @@ def generate(
     new = out[0, ids.shape[1] :]
     text = tokenizer.decode(new, skip_special_tokens=True)
     seconds = time.perf_counter() - stream.started
-    return Reply(text, int(new.numel()), seconds, stream.first_token_s, int(ids.shape[1]))
+    return Reply(text, int(new.numel()), seconds, stream.first_token_s, int(ids.shape[1]), limit)
 
 
 # --------------------------------------------------------------------------- loot copies

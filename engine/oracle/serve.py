@@ -132,7 +132,7 @@ class Models:
 
 async def chat_reply(request: Request, oracle: Any, models: Models) -> Any:
     """POST /v1/chat/completions: checked, then answered whole or streamed."""
-    from engine.oracle.chat import OracleError
+    from engine.oracle.chat import OracleError, TooLong
 
     try:
         body = await request.json()
@@ -146,6 +146,10 @@ async def chat_reply(request: Request, oracle: Any, models: Models) -> Any:
         name, step = models.find(asked.model)
     except KeyError:
         return models.not_found(asked.model)
+    try:
+        await run_in_threadpool(oracle.room_for_reply, asked.messages, asked.settings.max_new_tokens)
+    except TooLong as exc:
+        return error(400, str(exc), "context_length_exceeded", "messages")
     served = f"{models.hero}@{name}"
     chat_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
     if asked.stream:
@@ -165,7 +169,7 @@ async def chat_reply(request: Request, oracle: Any, models: Models) -> Any:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
-                "finish_reason": finish_reason(answer.new_tokens, asked.settings, stops.stopped),
+                "finish_reason": finish_reason(answer.new_tokens, answer.limit, stops.stopped),
             }
         ],
         "usage": usage_of(answer),
@@ -192,8 +196,10 @@ def usage_of(answer: Any) -> dict[str, int]:
     }
 
 
-def finish_reason(new_tokens: int, settings: Any, stopped: bool) -> str:
-    return "length" if not stopped and new_tokens >= settings.max_new_tokens else "stop"
+def finish_reason(new_tokens: int, limit: int, stopped: bool) -> str:
+    """ "length" when the reply used every token it was allowed (max_tokens, or the
+    context's end), unless a stop sequence ended it first."""
+    return "length" if not stopped and new_tokens >= limit else "stop"
 
 
 def stream(oracle: Any, name: str, asked: ChatRequest, model: str, chat_id: str) -> Iterator[str]:
@@ -242,7 +248,7 @@ def stream(oracle: Any, name: str, asked: ChatRequest, model: str, chat_id: str)
             if rest:
                 yield chunk({"content": rest}, None)
             realm = {"loot": value.loot, "step": value.step, "weights_hash": value.weights_hash}
-            finish = finish_reason(value.new_tokens, asked.settings, stops.stopped)
+            finish = finish_reason(value.new_tokens, value.limit, stops.stopped)
             if asked.usage_chunk:
                 yield chunk({}, finish, {"realm": realm})
                 yield chunk(None, None, {"usage": usage_of(value)})

@@ -16,7 +16,16 @@ from typing import Any
 import torch
 
 from engine.model.hero import pick_device
-from engine.oracle.chat import LootCopies, OracleError, Settings, TextSink, generate, load_copy
+from engine.oracle.chat import (
+    LootCopies,
+    OracleError,
+    Settings,
+    TextSink,
+    context_of,
+    generate,
+    load_copy,
+    room_for_reply,
+)
 from engine.protocol.config import HeroConfig
 from engine.protocol.savedir import SaveDir
 from engine.store.ledger import Ledger
@@ -36,6 +45,7 @@ class Answer:
     seconds: float
     first_token_s: float | None
     prompt_tokens: int = 0
+    limit: int = 0
 
 
 def base_of(config: HeroConfig, save: SaveDir) -> Path:
@@ -60,6 +70,14 @@ class ShelfOracle:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.renderer = ChatRenderer(tokenizer)
+        from transformers import AutoConfig
+
+        self.context = context_of(AutoConfig.from_pretrained(self.base))
+
+    def room_for_reply(self, messages: list[Message], wanted: int) -> int:
+        """As many new tokens as asked, or fewer near the context's end; TooLong past it
+        (checked before a stream starts, so the refusal is a 400, not a broken stream)."""
+        return room_for_reply(len(self.renderer.prompt_ids(messages)), self.context, wanted)
 
     def rows(self) -> list[dict[str, Any]]:
         if not self.save.ledger.exists():

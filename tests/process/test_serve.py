@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -84,7 +85,9 @@ def test_the_openai_client_lists_chats_and_streams_from_named_loot(server: tuple
         wrong.models.list()
 
 
-def test_other_clients_fields_bare_names_stop_and_errors(server: tuple[str, str, Path]) -> None:
+def test_other_clients_fields_bare_names_stop_and_errors(
+    server: tuple[str, str, Path], hatchling_dir: Path
+) -> None:
     """What clients configured by hand send: a bare loot name, stop sequences, usage and
     finish_reason as OpenAI reports them, and a 400 naming what cannot be honoured."""
     url, token, _token_file = server
@@ -125,6 +128,31 @@ def test_other_clients_fields_bare_names_stop_and_errors(server: tuple[str, str,
     assert counted[-1].choices == [] and counted[-1].usage is not None
     assert counted[-1].usage.completion_tokens == 12 and counted[-2].choices[0].finish_reason == "length"
     assert all(c.usage is None for c in counted[:-1])
+
+    # The model's context bounds prompt + reply: past it, a 400 before anything streams;
+    # near its end, the reply gets what is left and ends with "length".
+    context = json.loads((hatchling_dir / "config.json").read_text())["max_position_embeddings"]
+    probe = client.chat.completions.create(
+        model="step-000010",
+        messages=[{"role": "user", "content": "x " * 100}],  # type: ignore[arg-type]
+        max_tokens=1,
+    )
+    assert probe.usage is not None
+    per_x = (probe.usage.prompt_tokens - 2) / 100  # about: the template adds a few tokens
+    near_end = [{"role": "user", "content": "x " * int((context - 40) / per_x)}]
+    close = client.chat.completions.create(
+        model="step-000010", messages=near_end, max_tokens=400, temperature=1
+    )  # type: ignore[arg-type]
+    assert close.usage is not None and close.usage.prompt_tokens < context
+    room = context - close.usage.prompt_tokens
+    assert room < 400 and close.usage.completion_tokens <= room
+    if close.usage.completion_tokens == room:
+        assert close.choices[0].finish_reason == "length"
+    past = [{"role": "user", "content": "x " * int(2 * context / per_x)}]
+    for streamed_too in (False, True):
+        with pytest.raises(openai.BadRequestError, match="the model's context is") as over:
+            client.chat.completions.create(model="dio", messages=past, stream=streamed_too)  # type: ignore[arg-type, call-overload]
+        assert over.value.code == "context_length_exceeded"
 
     with pytest.raises(openai.BadRequestError, match="n must be 1"):
         client.chat.completions.create(model="dio", messages=ask, n=2)  # type: ignore[arg-type]
