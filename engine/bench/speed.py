@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from engine.bench.output import show
-from engine.model.hero import add_adapters, check_mode, load_hero, pick_device
+from engine.model.hero import add_adapters, check_mode, has_bf16, load_hero, pick_device
 from engine.model.memory import ModelShape, estimate, sharded
 from engine.protocol.config import PRECISIONS, LoraConfig, TrainConfig
 from engine.run.host_memory import keep_freed_memory
@@ -352,7 +352,7 @@ def memory_estimates(args: argparse.Namespace) -> dict[str, Any]:
     config = AutoConfig.from_pretrained(args.model) if args.model else Qwen3Config(**QWEN3_06B)
     shape = ModelShape.from_config(config)
     gpu = torch.cuda.is_available()
-    bf16 = gpu and torch.cuda.is_bf16_supported()
+    bf16 = gpu and has_bf16(torch.device("cuda"))
     out: dict[str, Any] = {
         "model": args.model or "Qwen3-0.6B (published config)",
         "params": shape.params,

@@ -44,7 +44,10 @@ def has_bf16(device: torch.device) -> bool:
     202 GFLOP/s on this project's 2-core EPYC). Elsewhere autocast would emulate bf16,
     slower than fp32, so it is not used."""
     if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        # Not torch's default answer: that counts emulation, and says yes on a T4 or V100
+        # (no bf16 units: bf16 autocast there is slower than fp32, and flash-attention 2
+        # does not run at all). Compute capability 8.0 (Ampere) and later have them.
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type != "cpu":
         return False
     # private but long-standing (torch/cpu/__init__.py); absent means "assume not"
@@ -111,11 +114,12 @@ def load_hero(
     check_mode(mode, device)
     hf_logging.disable_progress_bar()  # bars would garble engine.log and `realm train`
     kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": "sdpa"}
-    if mode != "full" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if mode != "full" and device.type == "cuda" and has_bf16(device):
         kwargs["dtype"] = torch.bfloat16  # a frozen base needs no fp32 master copy
-    kwargs["attn_implementation"] = pick_attention(
-        device, kwargs["dtype"] if mode != "qlora" else torch.bfloat16
-    )
+    # QLoRA's 4-bit weights are unpacked to this for each matmul: bf16 where the GPU has
+    # bf16 units, else fp32 (slower, but a T4 emulating bf16 is slower still).
+    compute = torch.bfloat16 if has_bf16(device) else torch.float32
+    kwargs["attn_implementation"] = pick_attention(device, kwargs["dtype"] if mode != "qlora" else compute)
     if mode == "qlora":
         from transformers import BitsAndBytesConfig
 
@@ -123,7 +127,7 @@ def load_hero(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_compute_dtype=compute,
         )
         kwargs["device_map"] = {"": device.index or 0}
     try:

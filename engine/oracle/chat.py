@@ -189,6 +189,13 @@ def generate(
 # --------------------------------------------------------------------------- loot copies
 
 
+def answering_dtype(device: torch.device) -> torch.dtype:
+    """bf16 weights for answering on a GPU with bf16 units; fp32 elsewhere."""
+    from engine.model.hero import has_bf16
+
+    return torch.bfloat16 if device.type == "cuda" and has_bf16(device) else torch.float32
+
+
 def load_copy(folder: Path, config: HeroConfig, base: Path, device: torch.device) -> Any:
     """A loot's weights as a model for answering: the folder itself (mode full), or the
     hero's base with the loot's adapters (lora, qlora)."""
@@ -196,7 +203,7 @@ def load_copy(folder: Path, config: HeroConfig, base: Path, device: torch.device
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    dtype = answering_dtype(device)
     try:
         if config.mode == "full":
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device)  # type: ignore[arg-type]
@@ -221,7 +228,7 @@ def load_base(base: Path, device: torch.device) -> Any:
     """The hero's base model as it was before any training (the timeline's first answer)."""
     from transformers import AutoModelForCausalLM
 
-    dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    dtype = answering_dtype(device)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype).to(device)  # type: ignore[arg-type]
     model.eval()
     return model

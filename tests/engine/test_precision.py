@@ -46,6 +46,26 @@ def test_a_torch_without_the_checks_counts_as_no_bf16(monkeypatch: pytest.Monkey
     assert not has_bf16(CPU)
 
 
+@pytest.mark.parametrize(("major", "expected"), [(7, False), (8, True), (9, True)])
+def test_a_gpu_that_would_emulate_bf16_trains_in_fp32(
+    monkeypatch: pytest.MonkeyPatch, major: int, expected: bool
+) -> None:
+    """torch's is_bf16_supported() says yes on a T4 or V100 (7.x) by default: it counts
+    emulation. Only a GPU with bf16 units (8.0 on) gets bf16 autocast on auto."""
+
+    def supported(including_emulation: bool = True) -> bool:  # torch's rule, on a fake card
+        return major >= 8 or including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    cuda = torch.device("cuda")
+    assert has_bf16(cuda) is expected
+    assert pick_precision(TrainConfig(), cuda) == (torch.bfloat16 if expected else None)
+    if not expected:
+        with pytest.raises(ValueError, match="precision bf16 needs a GPU"):
+            pick_precision(TrainConfig(precision="bf16"), cuda)
+
+
 def test_has_bf16_matches_what_the_cpu_says_it_has() -> None:
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.exists():
