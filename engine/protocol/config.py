@@ -22,6 +22,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from engine.protocol.model_folder import shown_name
+
 MODES = ("full", "lora", "qlora")
 PRECISIONS = ("auto", "fp32", "bf16")
 SCHEDULES = ("cosine", "linear", "constant")
@@ -329,7 +331,7 @@ class HeroConfig:
 
     @property
     def model_label(self) -> str:
-        label = self.model or "hatchling"
+        label = shown_name(self.model) if self.model else "hatchling"
         return label if self.mode == "full" else f"{label} ({self.mode})"
 
     def to_json(self) -> str:

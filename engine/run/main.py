@@ -21,7 +21,7 @@ from typing import Any
 
 from engine.protocol import messages as p
 from engine.protocol.config import MODES, HeroConfig, add_override_flags, apply_overrides
-from engine.protocol.model_folder import model_folder_problem
+from engine.protocol.model_folder import model_problem, resolve_model
 from engine.protocol.savedir import EngineBusy, SaveDir
 from engine.store.atomic import write_json
 
@@ -58,7 +58,7 @@ def resolve_config(save: SaveDir, args: argparse.Namespace) -> tuple[HeroConfig,
     flags (--max-steps, --threads…) tune this run only and are never saved."""
     if save.config.exists():
         config = HeroConfig.load(save.config)
-        if args.model and str(Path(args.model).expanduser().resolve()) != config.model:
+        if args.model and str(resolve_model(args.model)) != config.model:
             raise ValueError(
                 f"hero {config.name!r} trains {config.model_label}; it cannot switch to "
                 f"{args.model}. Start another hero with --hero NAME."
@@ -69,7 +69,7 @@ def resolve_config(save: SaveDir, args: argparse.Namespace) -> tuple[HeroConfig,
                 f"{args.mode}. Start another hero with --hero NAME."
             )
     else:
-        model = str(Path(args.model).expanduser().resolve()) if args.model else ""
+        model = str(resolve_model(args.model)) if args.model else ""
         config = HeroConfig(name=save.root.name, model=model, mode=args.mode or "full")
     return config, apply_overrides(config, args)
 
@@ -113,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     save = SaveDir(args.save_dir.expanduser().absolute())
     if args.model and not save.config.exists():  # refused before a hero slot is made
-        problem = model_folder_problem(Path(args.model).expanduser())
+        problem = model_problem(args.model)
         if problem is not None:
             print(f"realm engine: --model {args.model}: {problem}", file=sys.stderr)
             return EXIT_BAD_CONFIG
+        args.model = str(resolve_model(args.model))
     try:
         save.create()
     except OSError as exc:

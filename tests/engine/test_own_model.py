@@ -7,9 +7,11 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from engine.protocol.config import HeroConfig
 from engine.protocol.savedir import SaveDir
-from tests.conftest import FAST_GAME, FAST_TRAIN, realm_here, run_worker
+from tests.conftest import FAST_GAME, FAST_TRAIN, realm, realm_here, run_worker
 
 
 def test_train_any_local_model_folder(tmp_path: Path, hatchling_dir: Path) -> None:
@@ -34,3 +36,38 @@ def test_train_any_local_model_folder(tmp_path: Path, hatchling_dir: Path) -> No
     shutil.copytree(hatchling_dir, other)
     switch = realm_here("train", "--saves", saves, "--hero", "own", "--model", str(other))
     assert switch.returncode != 0 and "already trains" in switch.stderr
+
+
+def test_a_hub_id_names_its_snapshot_in_the_local_cache(
+    tmp_path: Path, hatchling_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--model Org/name`, as a practitioner types it: the snapshot `hf download` left in
+    the Hugging Face cache trains; an id not there is refused saying how to fetch it
+    (nothing is downloaded), before a hero slot is made."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    saves = str(tmp_path / "saves")
+    absent = realm_here("train", "--saves", saves, "--hero", "cached", "--model", "Org/tiny-model")
+    assert absent.returncode != 0 and "`hf download Org/tiny-model`" in absent.stderr, absent.stderr
+    assert not (tmp_path / "saves" / "cached").exists()
+
+    repo = tmp_path / "hub" / "models--Org--tiny-model"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("c0ffee\n")
+    snapshot = repo / "snapshots" / "c0ffee"
+    shutil.copytree(hatchling_dir, snapshot)
+    trained = realm(
+        "train", "--saves", saves, "--hero", "cached", "--model", "Org/tiny-model", "--max-steps", "1"
+    )
+    assert trained.returncode == 0, trained.stderr
+    config = json.loads((tmp_path / "saves" / "cached" / "config.json").read_text())
+    assert config["model"] == str(snapshot)  # the folder itself: the hero never depends on the id
+    status = json.loads(realm_here("status", "--json", "--saves", saves, "--hero", "cached").stdout)
+    assert status["model"] == "Org/tiny-model"  # shown by its id, not by a commit hash
+    heroes = [
+        json.loads(line) for line in realm_here("heroes", "--json", "--saves", saves).stdout.splitlines()
+    ]
+    assert [h["model"] for h in heroes if h["name"] == "cached"] == ["Org/tiny-model"]
+    again = realm(
+        "train", "--saves", saves, "--hero", "cached", "--model", "Org/tiny-model", "--max-steps", "2"
+    )
+    assert again.returncode == 0, again.stderr  # the same id is the same model, resumed

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.protocol.model_folder import shown_name
 from engine.protocol.savedir import SaveDir, is_hero_name
 from tui.cli.common import default_saves_root, hero_folders
 from tui.cli.status import from_loot_folders, life_state
@@ -40,7 +41,7 @@ def hero_row(save: SaveDir) -> dict[str, Any]:
     config, status, pid = save.read_config(), save.read_status() or from_loot_folders(save), save.engine_pid()
     return {
         "name": save.name,
-        "model": config.get("model") or "hatchling",
+        "model": shown_name(config.get("model") or "hatchling"),
         "mode": config.get("mode", "full"),
         "step": max(int(status.get("step") or 0), 0),
         "size_bytes": save.disk_bytes(),

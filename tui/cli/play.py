@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.protocol.config import MODES, HeroConfig, add_override_flags, apply_overrides, override_args
-from engine.protocol.model_folder import model_folder_problem
+from engine.protocol.model_folder import model_problem, resolve_model
 from engine.protocol.savedir import SaveDir
 from tui.cli.common import DEFAULT_HERO, add_hero_args, hero_folders, save_from
 from tui.cli.heroes import hero_row, root_of
@@ -20,7 +20,8 @@ from tui.link import EngineControl, engine_command
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
-        help="a local Hugging Face causal-LM folder to train (e.g. a copy of Qwen3-0.6B); "
+        help="a local Hugging Face causal-LM folder to train, or a Hub id already in the "
+        "Hugging Face cache (e.g. Qwen/Qwen3-0.6B after `hf download`; nothing is downloaded); "
         "default: the hatchling, a tiny model created on first run. Fixed per hero.",
     )
     parser.add_argument(
@@ -125,7 +126,7 @@ def check_model(save: SaveDir, model: str | None) -> str | None:
     """Fail early, before any screen, on a --model that cannot work."""
     if not model:
         return None
-    folder = Path(model).expanduser().resolve()
+    folder = resolve_model(model)  # a folder, or a Hub id already in the local cache
     existing = save.read_config().get("model")
     if existing is not None and existing != str(folder):
         raise SystemExit(
@@ -133,7 +134,7 @@ def check_model(save: SaveDir, model: str | None) -> str | None:
             f"choose another slot with --hero NAME to train {model}"
         )
     if existing is None:  # a new hero: the folder must be a model before a slot is made
-        problem = model_folder_problem(folder)
+        problem = model_problem(model)
         if problem is not None:
             raise SystemExit(f"realm: --model {model}: {problem}")
     return str(folder)

@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -20,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
 from engine.protocol.config import MODES
-from engine.protocol.model_folder import model_folder_problem
+from engine.protocol.model_folder import model_problem, resolve_model
 from engine.protocol.savedir import is_hero_name
 from tui.widgets.keyed_table import KeyedTable
 
@@ -41,7 +40,7 @@ def new_hero_problem(name: str, model: str, mode: str, taken: set[str], gpu: boo
     if name in taken:
         return f"{name} exists: pick it from the list"
     if model:
-        problem = model_folder_problem(Path(model).expanduser().resolve())
+        problem = model_problem(model)
         if problem is not None:
             return f"model folder: {problem}"
     if mode == "qlora" and not gpu:
@@ -57,7 +56,7 @@ def new_hero_estimate(model: str, mode: str) -> str:
     (engine/model/estimate.py, in a subprocess: this side never loads torch)."""
     args = [sys.executable, "-m", "engine.model.estimate", "--mode", mode]
     if model:
-        args += ["--model", str(Path(model).expanduser().resolve())]
+        args += ["--model", str(resolve_model(model))]
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=60)
         answer = json.loads(done.stdout.strip().splitlines()[-1])
@@ -142,7 +141,7 @@ class StartScreen(Screen[Choice | None]):
     def _estimate(self) -> None:
         model = self.query_one("#new-model", Input).value.strip()
         mode = str(self.query_one("#new-mode", Select).value)
-        problem = model_folder_problem(Path(model).expanduser().resolve()) if model else None
+        problem = model_problem(model) if model else None
         if problem is not None:
             self.query_one("#new-estimate", Static).update("")  # the check says what is wrong
             return
