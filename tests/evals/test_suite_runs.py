@@ -67,6 +67,11 @@ def test_offline_add_run_list_compare_and_best_by_suite(tmp_path: Path, hatchlin
     assert "too few questions differ" in data["verdict"]  # 3 questions can never tell
     missing = realm_here("evals", "compare", "mine", "step-000010", "live@5", "--saves", saves)
     assert missing.returncode == 1 and "run it first" in missing.stderr
+    # Any model folder, or a Hub id in the local cache: run, never written to the ledger.
+    folder = realm_here("evals", "run", "mine", "--model", str(hatchling_dir), "--json", "--saves", saves)
+    assert folder.returncode == 0 and len(json.loads(folder.stdout)["questions"]) == 3, folder.stderr
+    no_id = realm_here("evals", "run", "mine", "--model", "Org/not-cached-here", "--saves", saves)
+    assert no_id.returncode == 1 and "`hf download Org/not-cached-here`" in no_id.stderr, no_id.stderr
 
 
 def test_the_engine_runs_suites_on_demand_and_at_each_automatic_loot(

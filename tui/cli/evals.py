@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.protocol import messages as p
 from engine.protocol.client import EngineClient, EngineGone
+from engine.protocol.model_folder import model_problem, resolve_model
 from engine.protocol.names import printable
 from engine.protocol.savedir import SaveDir
 from tui.cli.common import add_hero_args, engine_side, save_from
@@ -62,7 +63,9 @@ def add_parsers(sub: Any) -> None:
     add_hero_args(run)
     run.add_argument("suite")
     run.add_argument("--loot", action="append", help="a loot (repeat for several)")
-    run.add_argument("--model", type=Path, help="instead: a local Hugging Face model folder")
+    run.add_argument(
+        "--model", help="instead: a local Hugging Face model folder (or a Hub id in the local cache)"
+    )
     run.add_argument(
         "--json", action="store_true", help="the whole result: per question, category, difficulty"
     )
@@ -118,9 +121,13 @@ def online(save: SaveDir, command: p.SuiteCommand) -> Reply:
     return reply.ok, reply.message, json.loads(reply.data) if reply.data else None
 
 
-def offline(save: SaveDir, command: p.SuiteCommand, model: Path | None) -> Reply | None:
+def offline(save: SaveDir, command: p.SuiteCommand, model: str | None) -> Reply | None:
     args = ["--save-dir", str(save.root), "--command", json.dumps(p.command_to_dict(command))]
-    args += ["--model", str(model.expanduser().absolute())] if model else []
+    if model:
+        problem = model_problem(model)
+        if problem is not None:
+            return False, f"--model {model}: {problem}", None
+        args += ["--model", str(resolve_model(model))]
     answer = engine_side("engine.evals.commands", args, "suite")
     return None if answer is None else (answer["ok"], answer["message"], answer["data"])
 
