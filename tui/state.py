@@ -4,6 +4,7 @@ folding is tested without a terminal."""
 from __future__ import annotations
 
 import json
+import math
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -261,9 +262,11 @@ class GameState:
         self.tokens_per_s = event.tokens_per_s
         self.last_damage = event.loss
         self.train_losses.append((event.step, event.smoothed_loss))
-        self.lr, self.grad_norm = event.lr, event.grad_norm
         self.lr_history.append((event.step, event.lr))
-        self.grad_history.append((event.step, event.grad_norm))
+        self.lr = event.lr
+        if math.isfinite(event.grad_norm):  # inf: an fp16 overflow, a skipped step with no norm
+            self.grad_norm = event.grad_norm
+            self.grad_history.append((event.step, event.grad_norm))
         if event.quest is not None:
             self._put_quest(event.quest)
 

@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.protocol.config import PRECISIONS, LoraConfig
+from engine.protocol.config import BENCH_PRECISIONS, LoraConfig
 
 CONTENDERS = ("ours", "trl", "trl_liger", "hf_flatten", "padded")
 PEERS = ("trl", "trl_liger", "hf_flatten", "padded")
@@ -496,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--mode", choices=("full", "lora"), default="full")
     parser.add_argument("--compile", action="store_true", help="torch.compile every contender")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as realm bench's")
+    parser.add_argument("--precision", choices=BENCH_PRECISIONS, default="auto", help="as realm bench's")
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20)

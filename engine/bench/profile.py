@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from engine.protocol.config import PRECISIONS
+from engine.protocol.config import BENCH_PRECISIONS
 
 PHASES = ("packing", "forward + loss", "backward", "clip", "optimizer", "other")
 
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--precision",
-        choices=PRECISIONS,
+        choices=BENCH_PRECISIONS,
         default="auto",
         help="train.precision (auto: bf16 autocast where bf16 runs at full speed, else fp32)",
     )

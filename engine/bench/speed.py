@@ -37,7 +37,7 @@ import torch
 from engine.bench.output import show
 from engine.model.hero import add_adapters, check_mode, has_bf16, load_hero, pick_device
 from engine.model.memory import ModelShape, estimate, sharded
-from engine.protocol.config import PRECISIONS, LoraConfig, TrainConfig
+from engine.protocol.config import BENCH_PRECISIONS, LoraConfig, TrainConfig
 from engine.run.host_memory import keep_freed_memory
 from engine.train.chat import ChatRenderer, Rendered
 from engine.train.packing import IGNORE, ListSource, pack_rows
@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--precision",
-        choices=PRECISIONS,
+        choices=BENCH_PRECISIONS,
         default="auto",
         help="every contender's: auto (bf16 autocast where bf16 runs at full speed: a GPU, or a "
         "CPU with AVX512_BF16/AMX; else fp32, as train.precision decides), fp32 or bf16",

@@ -55,6 +55,17 @@ def has_bf16(device: torch.device) -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
+def has_fp16(device: torch.device) -> bool:
+    """Whether fp16 runs in hardware here: any CUDA GPU, or a CPU with AMX-FP16 units
+    (Intel Granite Rapids). Elsewhere a CPU emulates it: a hatchling step took 8.5 s in fp16
+    against 0.2 s in bf16 on this project's 2-core EPYC."""
+    if device.type == "cuda":
+        return torch.cuda.is_available()
+    if device.type != "cpu":
+        return False
+    return bool(getattr(torch.cpu, "_is_amx_fp16_supported", lambda: False)())
+
+
 def base_folder(config: HeroConfig, save: SaveDir) -> Path:
     """The model folder training starts from when there is no loot yet."""
     if not config.model:

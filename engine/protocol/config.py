@@ -24,8 +24,16 @@ from typing import Any
 
 from engine.protocol.model_folder import shown_name
 
+
+class SettingRefused(ValueError):
+    """A setting this machine or model cannot run (bf16 or fp16 that would be emulated, rows
+    too short for a skill): the engine stops at start with one line saying what to change."""
+
+
 MODES = ("full", "lora", "qlora")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# The benches time every contender under the same autocast; fp16's loss scaling is ours alone.
+BENCH_PRECISIONS = ("auto", "fp32", "bf16")
 SCHEDULES = ("cosine", "linear", "constant")
 CHECKPOINTING = ("auto", "on", "off")
 QUEST_PRIORITIES = ("high", "normal", "low")
@@ -62,8 +70,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     """Gradient norm clip (0: off)."""
     precision: str = "auto"
-    """auto | fp32 | bf16 (auto: bf16 autocast where bf16 runs at full speed: a GPU that has
-    it, or a CPU with AVX512_BF16 or AMX units; fp32 elsewhere)."""
+    """auto | fp32 | bf16 | fp16 (auto: bf16 autocast where bf16 runs at full speed: a GPU
+    that has it, or a CPU with AVX512_BF16 or AMX units; fp32 elsewhere. fp16: autocast with
+    loss scaling, for GPUs without bf16 units such as a T4 or V100)."""
     threads: int = 0
     """torch CPU threads; 0 lets torch decide."""
     gradient_checkpointing: str = "auto"

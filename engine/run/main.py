@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.protocol import messages as p
-from engine.protocol.config import MODES, HeroConfig, add_override_flags, apply_overrides
+from engine.protocol.config import MODES, HeroConfig, SettingRefused, add_override_flags, apply_overrides
 from engine.protocol.model_folder import model_problem, resolve_model
 from engine.protocol.savedir import EngineBusy, SaveDir
 from engine.store.atomic import write_json
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"realm engine: {exc}", file=sys.stderr)
         logging.getLogger("engine").error("%s", exc)
         return EXIT_BAD_CONFIG
-    problem = fsdp_problem(args.fsdp, config.mode)
+    problem = fsdp_problem(args.fsdp, config.mode, config.train.precision)
     if problem:
         print(f"realm engine: {problem}", file=sys.stderr)
         return EXIT_BAD_CONFIG
@@ -156,13 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         lock.close()
 
 
-def fsdp_problem(fsdp: bool, mode: str) -> str | None:
+def fsdp_problem(fsdp: bool, mode: str, precision: str = "auto") -> str | None:
     from engine.train.team import world_size
 
     if fsdp and world_size() < 2:
         return "--fsdp shards the training over torchrun's ranks: start it with realm train --gpus N"
     if fsdp and mode != "full":
         return f"--fsdp shards a full fine-tune, and this hero trains in mode {mode}"
+    if fsdp and precision == "fp16":
+        return "--fsdp does not scale fp16 losses across shards: use train.precision bf16 or fp32 with it"
     return None
 
 
@@ -171,7 +173,6 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
 
     quiet_libraries()
     from engine.run.worker import Worker, run_with_rewinds
-    from engine.train.fit import RowsTooShort
     from engine.train.team import Team
 
     server = EngineServer()
@@ -188,7 +189,7 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
                 worker.team.tell({"op": "stop"})  # after the stop loot: the other ranks end
                 worker.team.part()
         return code
-    except RowsTooShort as exc:  # a setting to change, not a crash
+    except SettingRefused as exc:  # a setting to change, not a crash
         logging.getLogger("engine").error("%s", exc)
         server.broadcast(p.EngineFailed(error=str(exc), traceback=""))
         status = save.read_status()

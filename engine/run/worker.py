@@ -231,20 +231,28 @@ class Worker:
         self.note(
             f"{self.config.name.upper()} wakes on {device.type} at {where}: {self.hero.params / 1e6:.1f}M params{mode}"
         )
-        # for a speed question: precision, attention, how many norms run engine/model's own code
+        self._log_speed_setup(device)
+        self.report.metric({"resumed_from": self.progress.step, "time": time.time(), "died_at": died_at})
+        self.state = "training"
+        self.write_status()
+
+    def _log_speed_setup(self, device: torch.device) -> None:
+        """For a speed question: precision, attention, how many norms run engine/model's own code."""
         bf16 = self.trainer.autocast_dtype == torch.bfloat16
         cpu_bf16 = bf16 and device.type == "cpu"  # short attention upcast (engine/model/segments.py)
+        precision = "bf16 autocast" if bf16 else "fp32"
+        if self.trainer.scaler is not None:
+            precision = "fp16 autocast, loss scaling"
+        elif not bf16 and device.type == "cuda":  # a T4 or V100: bf16 would be emulated there
+            precision += " (no bf16 units on this GPU: train.precision fp16 is faster here)"
         log.info(
             "precision: %s; attention: %s; fused RMSNorm: %d; freed host memory kept: %s",
-            "bf16 autocast" if bf16 else "fp32",
+            precision,
             attention_of(self.hero.model)
             + (f", fp32 below {CPU_BF16_ATTENTION_FROM} tokens" if cpu_bf16 else ""),
             fused_norms(self.hero.model),
             "yes" if self.host_memory_kept else "no",
         )
-        self.report.metric({"resumed_from": self.progress.step, "time": time.time(), "died_at": died_at})
-        self.state = "training"
-        self.write_status()
 
     def _open_keepsakes(self) -> None:
         """Achievements and the Market's wares: a damaged file is kept aside (and said so),
@@ -474,6 +482,9 @@ class Worker:
                 raise TeamBroken(str(exc).splitlines()[0]) from exc
         if result.oom_splits:
             self._after_oom(result.oom_splits)
+        if result.overflow:  # fp16: finding the loss scale skips a few early steps; later ones are rare
+            scale = self.trainer.scaler.get_scale() if self.trainer.scaler is not None else 0.0
+            log.info("fp16 overflow at step %d: no update, loss scale now %g", self.progress.step + 1, scale)
         levelled = self.progress.record_step(result.loss, result.tokens, time.monotonic() - started)
         if result.verdict is None:  # a step held back by the watchdog taught nothing
             self.grade_book.record_step(result.loss)
@@ -481,14 +492,15 @@ class Worker:
         smoothed = self.progress.smoothed_loss or result.loss
         self.report.train_history.append((self.progress.step, smoothed))
         self.report.lr_history.append((self.progress.step, result.lr))
-        self.report.grad_history.append((self.progress.step, result.grad_norm))
+        if math.isfinite(result.grad_norm):  # an fp16 overflow's inf is no norm to chart
+            self.report.grad_history.append((self.progress.step, result.grad_norm))
         self.report.metric(
             {
                 "step": self.progress.step,
                 "loss": round(result.loss, 6),
                 "smoothed": round(smoothed, 6),
                 "lr": result.lr,
-                "grad_norm": round(result.grad_norm, 4),
+                "grad_norm": round(result.grad_norm, 4) if math.isfinite(result.grad_norm) else None,
                 "tokens": result.tokens,
                 "time": round(time.time(), 3),
             }

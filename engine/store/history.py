@@ -42,7 +42,8 @@ def load_history(save: SaveDir, resumed_step: int, log_lines: int) -> History:
         train=[(r["step"], r["smoothed"]) for r in rows if "smoothed" in r],
         val=[(r["step"], r["val_loss"]) for r in rows if "val_loss" in r],
         lr=[(r["step"], r["lr"]) for r in rows if "lr" in r],
-        grad_norm=[(r["step"], r["grad_norm"]) for r in rows if "grad_norm" in r],
+        # None: an fp16 overflow's skipped step, which has no norm
+        grad_norm=[(r["step"], r["grad_norm"]) for r in rows if r.get("grad_norm") is not None],
     )
     for r in rows:
         levels = r.get("levels") or {}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine.protocol.config import TrainConfig
+from engine.protocol.config import SettingRefused, TrainConfig
 from engine.train.chat import ChatRenderer
 from skills.base import Skill
 
@@ -32,7 +32,7 @@ TOKENS_PER_MICRO_BATCH = 2048  # auto micro-batch: about this many tokens per pa
 SPREAD = 7_919  # sample indices spread out (generation is seeded per index)
 
 
-class RowsTooShort(ValueError):
+class RowsTooShort(SettingRefused):
     """train.seq_len cannot hold some skill level's examples (or, past_positions, the
     model cannot place that many tokens)."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import math
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -15,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from engine.model.hero import has_bf16
+from engine.model.hero import has_bf16, has_fp16
 from engine.model.segments import plan_if_it_pays, unwrapped, use_segments
-from engine.protocol.config import TrainConfig
+from engine.protocol.config import SettingRefused, TrainConfig
 from engine.train.packing import IGNORE, PackedBatch
 from engine.train.watchdog import OK, Verdict
 
@@ -35,6 +36,7 @@ class StepResult:
     masked_fraction: float
     oom_splits: int = 0  # times this step halved its micro-batches after running out of memory
     verdict: Verdict | None = None  # the watchdog's, when it held the update back
+    overflow: bool = False  # fp16: the scaled gradients overflowed; no update, a lower loss scale
 
 
 Judge = Callable[[float, float], Verdict]  # (loss, grad norm) -> the watchdog's verdict
@@ -56,11 +58,19 @@ def pick_precision(cfg: TrainConfig, device: torch.device) -> torch.dtype | None
     """The autocast dtype, or None for plain fp32."""
     if cfg.precision == "fp32":
         return None
+    if cfg.precision == "fp16":  # asked for: the Trainer scales the loss (GradScaler)
+        if not has_fp16(device):
+            raise SettingRefused(
+                "precision fp16 is for GPUs without bf16 units (a T4, a V100); this CPU would "
+                "emulate it, ~40× slower than fp32: `realm config set train.precision auto`"
+            )
+        return torch.float16
     bf16_ok = has_bf16(device)
     if cfg.precision == "bf16" and not bf16_ok:
-        raise ValueError(
+        raise SettingRefused(
             "precision bf16 needs a GPU that supports bfloat16 or a CPU with bfloat16 units "
-            "(AVX512_BF16 or AMX); this one would emulate it, slower than fp32: use precision auto"
+            "(AVX512_BF16 or AMX); this one would emulate it, slower than fp32: "
+            "`realm config set train.precision auto`"
         )
     return torch.bfloat16 if bf16_ok else None
 
@@ -187,6 +197,10 @@ class Trainer:
         self.first_step = first_step
         self.lr_scale = 1.0
         self.autocast_dtype = pick_precision(cfg, device)
+        # fp16 gradients underflow unless the loss is scaled up first; the scale is found as
+        # training goes (halved on an overflow, that step skipped; doubled after 2,000 clean
+        # steps), as HF Trainer's fp16 does. bf16 has fp32's range and needs none.
+        self.scaler = torch.amp.GradScaler(device.type) if self.autocast_dtype == torch.float16 else None
         decay: list[tuple[str, torch.nn.Parameter]] = []
         no_decay: list[tuple[str, torch.nn.Parameter]] = []
         for name, param in model.named_parameters():
@@ -273,18 +287,24 @@ class Trainer:
             batch = batch.to(self.device)
             with self.autocast():
                 loss = self._loss(batch)
-            (loss * weight / total_targets * ranks).backward()
+            scaled = loss * weight / total_targets * ranks
+            (scaled if self.scaler is None else self.scaler.scale(scaled)).backward()
             losses += loss.detach().double() * weight
         params = [p for p in self.model.parameters() if p.requires_grad]
         if self.team is not None:  # every rank's gradients, summed: the whole batch's
             losses.fill_(self.team.sum_grads(params, float(losses)))
+        if self.scaler is not None:  # the true gradients, for the norm, the clip and AdamW
+            self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf)
         if self.sharded:  # each rank holds part of the norm (a DTensor)
             norm = norm.full_tensor()  # type: ignore[attr-defined]
         loss_sum, grad_norm = torch.stack([losses, norm.double().to(losses.device)]).tolist()
         lr = float(self.scheduler.get_last_lr()[0])
-        verdict = judge(loss_sum / total_targets, grad_norm) if judge is not None else None
-        apply = verdict is None or verdict.action == OK
+        # An fp16 overflow is the loss scale being found, not a sick run: no update, and the
+        # watchdog does not judge it (its gradient norm is inf). Every rank sees the same.
+        overflow = self.scaler is not None and not math.isfinite(grad_norm)
+        verdict = judge(loss_sum / total_targets, grad_norm) if judge is not None and not overflow else None
+        apply = (verdict is None or verdict.action == OK) and not overflow
         if self.team is not None:
             apply = self.team.agree(apply)  # rank 0's watchdog decides for every rank
         if apply:
@@ -294,8 +314,15 @@ class Trainer:
                 from engine.train.shard import publish
 
                 publish(self.model, self.plain)
-        # A held-back step still counts: the schedule follows the step number.
-        self.scheduler.step()
+        if self.scaler is not None:
+            self.scaler.update()  # lower after an overflow, higher after a long clean run
+        # A held-back step still counts: the schedule follows the step number. (torch warns
+        # when the first step was held back, an fp16 overflow or the watchdog: meant here.)
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", "Detected call of `lr_scheduler.step\\(\\)` before", UserWarning
+            )
+            self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         cells = sum(b.targets.numel() for b in micro_batches)
         return StepResult(
@@ -306,6 +333,7 @@ class Trainer:
             target_tokens=total_targets,
             masked_fraction=1.0 - total_targets / cells,
             verdict=verdict,
+            overflow=overflow,
         )
 
     def _loss(self, batch: PackedBatch) -> torch.Tensor:
@@ -317,7 +345,10 @@ class Trainer:
         """The optimizer and schedule, whole. Sharded, rank 0 has every rank gather the
         optimizer state with it (the others call this when told "state")."""
         if not self.sharded:
-            return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+            state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+            if self.scaler is not None:  # the loss scale found so far: a resume needs no new search
+                state["scaler"] = self.scaler.state_dict()
+            return state
         from engine.train.shard import full_optimizer_state
 
         if self.team is not None and self.team.leader:
@@ -336,5 +367,7 @@ class Trainer:
         for group, was in zip(self.optimizer.param_groups, fused, strict=True):
             group["fused"] = was  # loot saved before fused AdamW keeps this run's kernel
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         # The saved base lr was that run's: this schedule's (a new campaign phase) wins.
         self.set_lr_scale(self.lr_scale)

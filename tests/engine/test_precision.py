@@ -4,7 +4,9 @@ is refused with a message saying why."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -64,6 +66,16 @@ def test_a_gpu_that_would_emulate_bf16_trains_in_fp32(
     if not expected:
         with pytest.raises(ValueError, match="precision bf16 needs a GPU"):
             pick_precision(TrainConfig(precision="bf16"), cuda)
+
+
+def test_fp16_is_refused_where_it_would_be_emulated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_fp16_supported", lambda: False)
+    with pytest.raises(ValueError, match="this CPU would emulate it"):
+        pick_precision(TrainConfig(precision="fp16"), CPU)
+    monkeypatch.setattr(torch.cpu, "_is_amx_fp16_supported", lambda: True)  # Granite Rapids
+    assert pick_precision(TrainConfig(precision="fp16"), CPU) == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_precision(TrainConfig(precision="fp16"), torch.device("cuda")) == torch.float16
 
 
 def test_has_bf16_matches_what_the_cpu_says_it_has() -> None:
@@ -143,3 +155,80 @@ def test_bench_refuses_bf16_where_it_would_be_emulated(
     _cpu_units(monkeypatch, False, False)
     assert speed.main(["--precision", "bf16", "--no-peers", "--steps", "1"]) == 2
     assert "AVX512_BF16 or AMX" in capsys.readouterr().err
+
+
+def _fp16_setup(hatchling_dir: Path, precision: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, Any]:
+    from engine.bench.speed import examples, pool_size
+    from engine.model.hero import load_hero
+    from engine.train.chat import ChatRenderer
+    from engine.train.packing import ListSource
+    from engine.train.trainer import Trainer
+
+    # This CPU emulates fp16 (the engine refuses it here): allowed, for the arithmetic only.
+    monkeypatch.setattr("engine.train.trainer.has_fp16", lambda _device: True)
+    torch.manual_seed(0)
+    hero = load_hero(hatchling_dir, CPU, "t")
+    source = ListSource(examples(ChatRenderer(hero.tokenizer), pool_size(2, 128, 12), seed=1, seq_len=128))
+    cfg = TrainConfig(micro_batch=2, seq_len=128, warmup_steps=0, lr=3e-3, precision=precision)
+    return hero, source, Trainer(hero.model, cfg, CPU)
+
+
+def test_fp16_scales_the_loss_and_learns_like_fp32(
+    hatchling_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train.precision fp16 (for GPUs without bf16 units: a T4, a V100): autocast to fp16
+    with a loss scale, found as it trains; the same learning curve as fp32. Run on a CPU
+    here (autocast and GradScaler work there too), so it needs no GPU to be checked."""
+    from engine.train.packing import pack_rows
+
+    losses: dict[str, list[float]] = {}
+    for precision in ("fp32", "fp16"):
+        hero, source, trainer = _fp16_setup(hatchling_dir, precision, monkeypatch)
+        assert (trainer.scaler is not None) == (precision == "fp16")
+        results = [trainer.step([pack_rows(source, 2, 128, hero.tokenizer.pad_token_id)]) for _ in range(12)]
+        assert not any(r.overflow for r in results)
+        losses[precision] = [r.loss for r in results]
+    fp32, fp16 = losses["fp32"], losses["fp16"]
+    assert fp16 != fp32  # autocast really changed the arithmetic
+    assert abs(fp16[0] - fp32[0]) < 0.02 * fp32[0]
+    assert fp16[-1] < fp16[0] * 0.8 and abs(fp16[-1] - fp32[-1]) < 0.1 * fp32[0]
+    state = trainer.state_dict()
+    assert state["scaler"]["scale"] == trainer.scaler.get_scale()  # saved with loot, so a resume keeps it
+
+
+def test_an_fp16_overflow_skips_the_update_unjudged_and_lowers_the_scale(
+    hatchling_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scale too high for fp16 makes the gradients inf: that step changes no weight, the
+    watchdog is not asked (an inf norm is the scale being found, not a sick run), and the
+    scale halves. The next step trains; a resumed trainer takes the scale found."""
+    from engine.run.main import fsdp_problem
+    from engine.train.packing import pack_rows
+    from engine.train.trainer import Trainer
+
+    hero, source, trainer = _fp16_setup(hatchling_dir, "fp16", monkeypatch)
+    trainer.scaler.load_state_dict({**trainer.scaler.state_dict(), "scale": 2.0**60})
+    before = [p.detach().clone() for p in hero.model.parameters()]
+    judged: list[float] = []
+
+    def judge(loss: float, grad_norm: float) -> Any:
+        judged.append(grad_norm)
+        from engine.train.watchdog import OK, Verdict
+
+        return Verdict(OK, "")
+
+    pad = hero.tokenizer.pad_token_id
+    skipped = trainer.step([pack_rows(source, 2, 128, pad)], judge)
+    assert skipped.overflow and skipped.verdict is None and not judged
+    assert math.isfinite(skipped.loss) and not math.isfinite(skipped.grad_norm)
+    assert all(torch.equal(a, b) for a, b in zip(before, hero.model.parameters(), strict=True))
+    assert trainer.scaler.get_scale() == 2.0**59
+    trainer.scaler.load_state_dict({**trainer.scaler.state_dict(), "scale": 1024.0})
+    trained = trainer.step([pack_rows(source, 2, 128, pad)], judge)
+    assert not trained.overflow and judged == [trained.grad_norm]
+    assert any(not torch.equal(a, b) for a, b in zip(before, hero.model.parameters(), strict=True))
+    resumed = Trainer(hero.model, trainer.cfg, CPU)
+    resumed.load_state_dict(trainer.state_dict())
+    assert resumed.scaler is not None and resumed.scaler.get_scale() == 1024.0
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun --gpus 2 --fsdp
+    assert "fp16" in (fsdp_problem(True, "full", "fp16") or "") and fsdp_problem(True, "full", "bf16") is None

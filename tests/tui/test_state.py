@@ -57,6 +57,15 @@ def test_steps_move_the_chart_the_damage_and_the_active_quest() -> None:
     assert state.active_quest is not None and state.active_quest.seen == 4
 
 
+def test_an_fp16_overflow_step_has_no_gradient_norm_to_chart() -> None:
+    state = GameState()
+    state.apply(snapshot())
+    state.apply(step(1501))  # grad norm 0.5
+    state.apply(dataclasses.replace(step(1502), grad_norm=float("inf")))  # skipped: the scale is found
+    assert list(state.grad_history)[-1] == (1501, 0.5) and state.grad_norm == 0.5
+    assert state.train_losses[-1][0] == 1502  # the step itself counts (its loss is real)
+
+
 def test_a_finished_quest_pays_its_gold_once() -> None:
     state = GameState()
     state.apply(snapshot(quests=(QUEST,)))

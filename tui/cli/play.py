@@ -74,6 +74,11 @@ def check_fsdp(save: SaveDir, args: argparse.Namespace) -> list[str]:
             f"realm: --fsdp shards a full fine-tune; hero {save.name!r} trains in mode {mode}, whose "
             "frozen base and small adapters fit one GPU: use --gpus N without --fsdp"
         )
+    if save.read_config().get("train", {}).get("precision") == "fp16":
+        raise SystemExit(
+            f"realm: --fsdp does not scale fp16 losses across shards; hero {save.name!r} trains in fp16: "
+            "`realm config set train.precision bf16` (or fp32) first, or use --gpus N without --fsdp"
+        )
     return ["--fsdp"]
 
 
