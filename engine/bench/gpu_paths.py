@@ -8,7 +8,7 @@ For each mode (full, lora, qlora) the model is loaded as the engine loads a hero
 (`load_hero`: fp32 master weights for full, a bf16 base for lora, a 4-bit NF4 base for
 qlora, flash-attention 2 where installed and the weights are 16-bit) and trains a few
 steps of the game's own examples with the engine's Trainer (bf16 autocast where the GPU
-has it). Each mode reports its attention kernel, autocast dtype, tokens/s, first and last
+has it; then full once more with train.precision fp16, as on a T4 or V100). Each mode reports its attention kernel, autocast dtype, tokens/s, first and last
 loss, and the measured peak memory beside the estimate the start screen shows.
 Then a real out-of-memory: a micro-batch far past what fits, which the Trainer must
 survive by halving it on the same rows. NVML is read right after the full mode's steps.
@@ -45,8 +45,10 @@ def model_folder(device: torch.device) -> tuple[Path, str]:
     return folder, label
 
 
-def train_mode(folder: Path, mode: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    """A few steps in ``mode``, timed after two warm-up steps."""
+def train_mode(
+    folder: Path, mode: str, args: argparse.Namespace, device: torch.device, precision: str = "auto"
+) -> dict[str, Any]:
+    """A few steps in ``mode``, timed after two warm-up steps (``precision``: train.precision)."""
     from engine.bench.speed import _sync, examples, peak_memory_mb, pool_size
     from engine.model.hero import HeroLoadError, load_hero
     from engine.model.memory import ModelShape, estimate
@@ -60,7 +62,9 @@ def train_mode(folder: Path, mode: str, args: argparse.Namespace, device: torch.
     except HeroLoadError as exc:
         return {"skipped": str(exc)}
     model, tokenizer = hero.model, hero.tokenizer
-    cfg = TrainConfig(micro_batch=args.rows, seq_len=args.seq_len, warmup_steps=0, schedule="constant")
+    cfg = TrainConfig(
+        micro_batch=args.rows, seq_len=args.seq_len, warmup_steps=0, schedule="constant", precision=precision
+    )
     pad = tokenizer.pad_token_id
     pool = examples(ChatRenderer(tokenizer), pool_size(args.rows, args.seq_len, args.steps), 1, args.seq_len)
     source = ListSource(pool)
@@ -68,6 +72,7 @@ def train_mode(folder: Path, mode: str, args: argparse.Namespace, device: torch.
         torch.cuda.reset_peak_memory_stats(device)
     trainer = Trainer(model, cfg, device)
     losses: list[float] = []
+    overflows = 0
     tokens, start = 0, time.perf_counter()
     for step in range(args.steps + 2):
         if step == 2:
@@ -76,6 +81,7 @@ def train_mode(folder: Path, mode: str, args: argparse.Namespace, device: torch.
         result = trainer.step([pack_rows(source, args.rows, args.seq_len, pad)])
         tokens += result.tokens
         losses.append(result.loss)
+        overflows += result.overflow
     _sync(device)
     seconds = time.perf_counter() - start
     config = model.config
@@ -92,6 +98,7 @@ def train_mode(folder: Path, mode: str, args: argparse.Namespace, device: torch.
         "first_loss": round(losses[0], 4),
         "last_loss": round(losses[-1], 4),
         "losses_finite": all(math.isfinite(x) for x in losses),
+        "fp16_overflow_steps": overflows if trainer.scaler is not None else None,
         "peak_memory_mb": round(peak_memory_mb(device), 1),
         "peak_is": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "process peak RSS",
         "estimate_gib": est.as_dict(),
@@ -143,7 +150,7 @@ def telemetry() -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from transformers.utils import is_flash_attn_2_available
 
-    from engine.model.hero import has_bf16, pick_device
+    from engine.model.hero import has_bf16, has_fp16, pick_device
 
     device = pick_device()
     folder, label = model_folder(device)
@@ -169,6 +176,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["modes"][mode] = train_mode(folder, mode, args, device)
         if mode == "full":  # right after its steps: the memory it held, the load it ran at
             result["nvml_after_full"] = telemetry()
+    # train.precision fp16 (loss scaling), for GPUs without bf16 units: every GPU runs it
+    result["modes"]["full_fp16"] = (
+        train_mode(folder, "full", args, device, "fp16")
+        if has_fp16(device)
+        else {"skipped": "fp16 would be emulated on this CPU (the engine refuses it here)"}
+    )
     result["out_of_memory"] = (
         out_of_memory(folder, args, device) if not args.no_oom else {"skipped": "--no-oom"}
     )

@@ -54,6 +54,9 @@ def test_every_gpu_path_runs_and_a_real_oom_is_recovered() -> None:
     assert result["bf16_supported"] and modes["full"]["autocast"] == "bfloat16"
     assert modes["lora"]["weights_dtype"] == "bfloat16"
     assert modes["qlora"]["four_bit_layers"] > 0
+    assert (
+        modes["full_fp16"]["autocast"] == "float16" and modes["full_fp16"]["fp16_overflow_steps"] is not None
+    )
     for mode, ran in modes.items():
         assert ran["losses_finite"], mode
         # The start screen's estimate must not promise a run fits when it does not.

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from engine.model.hero import has_bf16
+from engine.model.hero import has_bf16, has_fp16
 from tests.conftest import realm
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,9 @@ def test_gpu_paths_trains_each_mode_it_can_and_says_why_not_the_others() -> None
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
     modes = result["modes"]
-    assert set(modes) == {"full", "lora", "qlora"}
+    assert set(modes) == {"full", "lora", "qlora", "full_fp16"}
+    if not has_fp16(torch.device("cpu")):  # emulated here: refused, as the engine refuses it
+        assert "emulated" in modes["full_fp16"]["skipped"]
     for mode in ("full", "lora"):
         ran = modes[mode]
         assert ran["losses_finite"] and ran["tokens_per_s"] > 0, (mode, ran)
