@@ -19,6 +19,9 @@ from engine.store.vault import main_line
 from engine.train.trainer import Judge, StepResult
 from engine.train.watchdog import ROLLBACK, SEED_NOTCH, SKIP, Verdict, Watchdog, overfitting
 
+# From GradScaler's 65,536, 30 halvings in a row reach 6e-5: no sane model needs a scale that low.
+FP16_OVERFLOWS_GIVE_UP = 30
+
 if TYPE_CHECKING:
     from engine.run.worker import Worker
 
@@ -49,6 +52,8 @@ def apply(w: Worker) -> None:
 
 def after_step(w: Worker, result: StepResult) -> None:
     """Act on the watchdog's verdict about the step just counted."""
+    if fp16_gave_up(w, result):
+        return
     verdict = result.verdict
     if verdict is None:
         return
@@ -56,6 +61,29 @@ def after_step(w: Worker, result: StepResult) -> None:
         record(w, "skip", f"step {w.progress.step:,} skipped: {verdict.reason}", verdict)
     elif verdict.action == ROLLBACK:
         roll_back(w, verdict)
+
+
+def fp16_gave_up(w: Worker, result: StepResult) -> bool:
+    """fp16's loss scale halves at each overflow: a few early ones are the scale being found,
+    but a run of them means the model's values do not fit fp16 at all (every step skipped,
+    nothing learned, forever). Then DIO pauses and says so."""
+    w.overflows_in_a_row = w.overflows_in_a_row + 1 if result.overflow else 0
+    if w.overflows_in_a_row < FP16_OVERFLOWS_GIVE_UP:
+        return False
+    w.overflows_in_a_row = 0
+    scale = w.trainer.scaler.get_scale() if w.trainer.scaler is not None else 0.0
+    reason = f"fp16 gradients overflowed {FP16_OVERFLOWS_GIVE_UP} steps in a row (loss scale now {scale:.3g})"
+    record(
+        w,
+        "pause",
+        f"{w.config.name.upper()} paused at step {w.progress.step:,}: {reason}; nothing was learned in those "
+        "steps. This model does not train in fp16 here: `realm config set train.precision fp32` (or bf16 "
+        "on a GPU that has it) and start again. Space goes on trying.",
+        Verdict(SKIP, reason),
+    )
+    w.set_paused(True)
+    w.server.broadcast(p.Paused(w.progress.step))
+    return True
 
 
 def roll_back(w: Worker, verdict: Verdict) -> None:

@@ -107,6 +107,7 @@ class Worker:
         self.paused = False
         self.stop_reason: str | None = None
         self.masked_fraction = 0.0
+        self.overflows_in_a_row = 0  # fp16 steps whose scaled gradients overflowed (guard.after_step)
         self.last_watched: dict[str, Any] | None = None
         self.crashes = 0  # engines of this hero that died without stopping (hero.json keeps the count)
         self.last_status = self.last_echo = time.monotonic()

@@ -279,3 +279,39 @@ def test_a_run_resumed_after_a_kill_makes_the_same_decisions(
     a = [(r["kind"], r["step"]) for r in interventions(save)]
     b = [(r["kind"], r["step"]) for r in interventions(twin)]
     assert a == b == [("skip", 10), ("skip", 14)]
+
+
+def test_fp16_overflowing_step_after_step_pauses_dio_and_says_why(
+    tmp_path: Path, hatchling_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fp16 whose gradients overflow at every step learns nothing, forever: after a run of
+    overflows (30 in the engine, 3 here) DIO pauses and names the setting to change. The
+    overflow steps themselves are not the watchdog's interventions (the scale is found)."""
+    import torch
+
+    from engine.run import guard
+
+    monkeypatch.setattr(guard, "FP16_OVERFLOWS_GIVE_UP", 3)
+    monkeypatch.setattr(trainer_module, "has_fp16", lambda _device: True)  # emulated on this CPU
+    real_scaler = torch.amp.GradScaler
+    monkeypatch.setattr(torch.amp, "GradScaler", lambda device: real_scaler(device, init_scale=2.0**100))
+    save, config = hero_with_watchdog(tmp_path, hatchling_dir)
+    config = replace(config, train=replace(config.train, precision="fp16"))
+    save.config.write_text(config.to_json())
+    driver, worker, thread = run_engine(save, config)
+    try:
+        driver.hello()
+        paused = driver.wait_until(lambda e: isinstance(e, p.WatchdogIntervened) and e.kind == "pause", 120)
+        assert paused.step == 3 and "fp16 gradients overflowed 3 steps in a row" in paused.reason
+        driver.wait_for(p.Paused, 60)
+        said = next(e for e in driver.seen if isinstance(e, p.LogLine) and "paused at step 3" in e.text)
+        assert "train.precision fp32" in said.text
+    finally:
+        worker.request_stop("test over")
+        worker.set_paused(False)
+        thread.join(60)
+    assert [r["kind"] for r in interventions(save)] == ["pause"]
+    grads = [
+        json.loads(x).get("grad_norm", 0) for x in save.metrics.read_text().splitlines() if '"loss"' in x
+    ]
+    assert grads[:3] == [None, None, None]  # no norm to keep for a step that overflowed
