@@ -301,8 +301,9 @@ class Trainer:
         loss_sum, grad_norm = torch.stack([losses, norm.double().to(losses.device)]).tolist()
         lr = float(self.scheduler.get_last_lr()[0])
         # An fp16 overflow is the loss scale being found, not a sick run: no update, and the
-        # watchdog does not judge it (its gradient norm is inf). Every rank sees the same.
-        overflow = self.scaler is not None and not math.isfinite(grad_norm)
+        # watchdog does not judge it (its gradient norm is inf). Every rank sees the same. A
+        # loss that is itself not a number is the watchdog's, as in any precision.
+        overflow = self.scaler is not None and not math.isfinite(grad_norm) and math.isfinite(loss_sum)
         verdict = judge(loss_sum / total_targets, grad_norm) if judge is not None and not overflow else None
         apply = (verdict is None or verdict.action == OK) and not overflow
         if self.team is not None:

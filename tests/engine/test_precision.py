@@ -232,3 +232,24 @@ def test_an_fp16_overflow_skips_the_update_unjudged_and_lowers_the_scale(
     assert resumed.scaler is not None and resumed.scaler.get_scale() == 1024.0
     monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun --gpus 2 --fsdp
     assert "fp16" in (fsdp_problem(True, "full", "fp16") or "") and fsdp_problem(True, "full", "bf16") is None
+
+
+def test_an_fp16_loss_that_is_not_a_number_is_still_the_watchdogs(
+    hatchling_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.train import trainer as trainer_module
+    from engine.train.packing import pack_rows
+    from engine.train.watchdog import ROLLBACK, Verdict
+
+    hero, source, trainer = _fp16_setup(hatchling_dir, "fp16", monkeypatch)
+    real_loss = trainer_module.token_loss_sum
+    monkeypatch.setattr(trainer_module, "token_loss_sum", lambda *a: real_loss(*a) * math.nan)
+    judged: list[float] = []
+
+    def judge(loss: float, grad_norm: float) -> Verdict:
+        judged.append(loss)
+        return Verdict(ROLLBACK, "not a number")
+
+    result = trainer.step([pack_rows(source, 2, 128, hero.tokenizer.pad_token_id)], judge)
+    assert not result.overflow and len(judged) == 1 and math.isnan(judged[0])
+    assert result.verdict is not None and result.verdict.action == ROLLBACK
