@@ -70,9 +70,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     """Gradient norm clip (0: off)."""
     precision: str = "auto"
-    """auto | fp32 | bf16 | fp16 (auto: bf16 autocast where bf16 runs at full speed: a GPU
-    that has it, or a CPU with AVX512_BF16 or AMX units; fp32 elsewhere. fp16: autocast with
-    loss scaling, for GPUs without bf16 units such as a T4 or V100)."""
+    """auto | fp32 | bf16 | fp16. auto: bf16 autocast where it runs at full speed (a GPU
+    with bf16 units, a CPU with AVX512_BF16 or AMX), else fp32. fp16: with loss scaling,
+    for GPUs without bf16 (T4, V100)."""
     threads: int = 0
     """torch CPU threads; 0 lets torch decide."""
     gradient_checkpointing: str = "auto"
