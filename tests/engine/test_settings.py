@@ -65,6 +65,20 @@ def test_every_key_can_be_read_and_says_when_it_applies() -> None:
     assert settings.applies("train.seq_len") == "restart" and settings.applies("lora.rank") == "restart"
 
 
+def test_every_description_fits_the_armorys_help_at_80_columns() -> None:
+    """The Armory shows "key: description" in at most 4 lines (tui/realm.tcss, #armory-help)
+    78 columns wide at 80×24: a longer one is cut where a newcomer cannot read the rest."""
+    import textwrap
+
+    config = HeroConfig(name="dio")
+    long = {}
+    for key in settings.all_keys(config):
+        lines = textwrap.wrap(f"{key}: {settings.describe(config, key)}", 78)
+        if len(lines) > 4:
+            long[key] = len(lines)
+    assert not long, long
+
+
 def test_log_kinds_come_from_the_engine_words() -> None:
     assert kind_of("LEVEL UP! DIO reached level 3") == "level"
     assert kind_of("Loot! Checkpoint step-000200 (auto)") == "loot"
