@@ -200,7 +200,7 @@ class Trainer:
         # fp16 gradients underflow unless the loss is scaled up first; the scale is found as
         # training goes (halved on an overflow, that step skipped; doubled after 2,000 clean
         # steps), as HF Trainer's fp16 does. bf16 has fp32's range and needs none.
-        self.scaler = torch.amp.GradScaler(device.type) if self.autocast_dtype == torch.float16 else None
+        self.scaler = self._fresh_scaler() if self.autocast_dtype == torch.float16 else None
         decay: list[tuple[str, torch.nn.Parameter]] = []
         no_decay: list[tuple[str, torch.nn.Parameter]] = []
         for name, param in model.named_parameters():
@@ -224,6 +224,12 @@ class Trainer:
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: self.factor(step))
         self.body = compiled_body(model) if cfg.compile and not self.sharded else None
+
+    def _fresh_scaler(self, state: dict[str, Any] | None = None) -> torch.amp.GradScaler:
+        scaler = torch.amp.GradScaler(self.device.type)
+        if state:
+            scaler.load_state_dict(state)
+        return scaler
 
     def factor(self, step: int) -> float:
         return lr_factor(max(0, step - self.first_step), self.cfg)
@@ -258,6 +264,8 @@ class Trainer:
             except torch.OutOfMemoryError:
                 pass  # free memory below, outside the handler: its traceback pins the activations
             self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:  # same scale, but forget an unscale_ the failed try made
+                self.scaler = self._fresh_scaler(self.scaler.state_dict())
             gc.collect()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -369,6 +377,6 @@ class Trainer:
             group["fused"] = was  # loot saved before fused AdamW keeps this run's kernel
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+            self.scaler = self._fresh_scaler(state["scaler"])
         # The saved base lr was that run's: this schedule's (a new campaign phase) wins.
         self.set_lr_scale(self.lr_scale)

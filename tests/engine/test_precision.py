@@ -253,3 +253,27 @@ def test_an_fp16_loss_that_is_not_a_number_is_still_the_watchdogs(
     result = trainer.step([pack_rows(source, 2, 128, hero.tokenizer.pad_token_id)], judge)
     assert not result.overflow and len(judged) == 1 and math.isnan(judged[0])
     assert result.verdict is not None and result.verdict.action == ROLLBACK
+
+
+def test_fp16_survives_running_out_of_memory_after_the_unscale(
+    hatchling_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of memory late in a step (in the clip, after the gradients were unscaled): the
+    halved retry must not trip GradScaler's "unscale_() has already been called"."""
+    from engine.train.packing import pack_rows
+
+    hero, source, trainer = _fp16_setup(hatchling_dir, "fp16", monkeypatch)
+    real_clip = torch.nn.utils.clip_grad_norm_
+    calls = []
+
+    def clip_once_out_of_memory(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_clip(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip_once_out_of_memory)
+    scale = trainer.scaler.get_scale()
+    result = trainer.step([pack_rows(source, 2, 128, hero.tokenizer.pad_token_id)])
+    assert result.oom_splits == 1 and not result.overflow and math.isfinite(result.loss)
+    assert trainer.scaler.get_scale() == scale and len(calls) == 2
