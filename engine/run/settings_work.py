@@ -57,8 +57,9 @@ def command(w: Worker, client: ClientSession, cmd: p.SetConfig) -> None:
         return
     positions = getattr(w.hero.model.config, "max_position_embeddings", None)
     too_long = past_positions(HeroConfig.from_dict(new_data).train.seq_len, positions)
-    if too_long:
-        client.send(p.ConfigReply(False, too_long, json.dumps(data), dry_run=cmd.dry_run))
+    cannot_run = _precision_problem(w, cmd.key, HeroConfig.from_dict(new_data))
+    if too_long or cannot_run:
+        client.send(p.ConfigReply(False, too_long or cannot_run, json.dumps(data), dry_run=cmd.dry_run))
         return
     when = _when(w, cmd.key)
     memory = _memory(w, cmd.key, HeroConfig.from_dict(new_data))
@@ -79,6 +80,20 @@ def command(w: Worker, client: ClientSession, cmd: p.SetConfig) -> None:
     w.server.broadcast(
         p.ConfigReply(ok=True, message=message, config_json=json.dumps(new_data), applies=when)
     )
+
+
+def _precision_problem(w: Worker, key: str, proposed: HeroConfig) -> str:
+    """A precision this device would emulate is refused now, not at the next start."""
+    if key != "train.precision":
+        return ""
+    from engine.protocol.config import SettingRefused
+    from engine.train.trainer import pick_precision
+
+    try:
+        pick_precision(proposed.train, w.hero.device)
+    except SettingRefused as exc:
+        return str(exc)
+    return ""
 
 
 def _when(w: Worker, key: str) -> str:

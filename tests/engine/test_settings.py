@@ -9,7 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
+from engine.model.hero import has_fp16
 from engine.protocol import messages as p
 from engine.protocol import settings
 from engine.protocol.config import HeroConfig
@@ -122,6 +124,12 @@ def test_live_settings_reach_the_running_worker(tmp_path: Path, hatchling_dir: P
         past = driver.wait_for(p.ConfigReply)
         assert not past.ok and "past the model's 2,048 positions" in past.message
         assert json.loads(save.config.read_text())["train"]["seq_len"] == 256
+
+        if not has_fp16(torch.device("cpu")):  # emulated here: refused now, not at the next start
+            driver.send(p.SetConfig("train.precision", "fp16"))
+            emulated = driver.wait_for(p.ConfigReply)
+            assert not emulated.ok and "would emulate it" in emulated.message, emulated.message
+            assert json.loads(save.config.read_text())["train"]["precision"] == "auto"
 
         driver.send(p.SetConfig("train.lr", "7"))
         refused = driver.wait_for(p.ConfigReply)
