@@ -71,19 +71,25 @@ def fp16_gave_up(w: Worker, result: StepResult) -> bool:
     if w.overflows_in_a_row < FP16_OVERFLOWS_GIVE_UP:
         return False
     w.overflows_in_a_row = 0
-    scale = w.trainer.scaler.get_scale() if w.trainer.scaler is not None else 0.0
-    reason = f"fp16 gradients overflowed {FP16_OVERFLOWS_GIVE_UP} steps in a row (loss scale now {scale:.3g})"
-    record(
+    reason = (
+        f"fp16 gradients overflowed {FP16_OVERFLOWS_GIVE_UP} steps in a row "
+        f"(loss scale now {w.trainer.loss_scale():.3g})"
+    )
+    pause(
         w,
-        "pause",
         f"{w.config.name.upper()} paused at step {w.progress.step:,}: {reason}; nothing was learned in those "
         "steps. This model does not train in fp16 here: `realm config set train.precision fp32` (or bf16 "
         "on a GPU that has it) and start again. Space goes on trying.",
         Verdict(SKIP, reason),
     )
+    return True
+
+
+def pause(w: Worker, text: str, verdict: Verdict) -> None:
+    """The watchdog stops DIO until the player says go on: recorded, said, paused."""
+    record(w, "pause", text, verdict)
     w.set_paused(True)
     w.server.broadcast(p.Paused(w.progress.step))
-    return True
 
 
 def roll_back(w: Worker, verdict: Verdict) -> None:
@@ -100,16 +106,13 @@ def roll_back(w: Worker, verdict: Verdict) -> None:
             if older
             else "there is no earlier loot to go back to"
         )
-        record(
+        pause(
             w,
-            "pause",
             f"{w.config.name.upper()} paused at step {step:,}: {verdict.reason}, and {why}. The learning rate is at "
             f"×{w.watchdog.lr_scale:g} of train.lr. Press space to go on as is, rewind to a loot in "
             f"the Vault (v), or lower train.lr in the hero's config.json and restart.",
             verdict,
         )
-        w.set_paused(True)
-        w.server.broadcast(p.Paused(step))
         return
     target = older[-1]["name"]
     w.watchdog.rolled_back(step)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.protocol import messages as p
 from engine.protocol import settings
-from engine.protocol.config import HeroConfig
+from engine.protocol.config import HeroConfig, SettingRefused
 from engine.protocol.savedir import SaveDir
 from engine.store.atomic import read_json, write_json
 from engine.train.fit import past_positions
@@ -55,14 +55,15 @@ def command(w: Worker, client: ClientSession, cmd: p.SetConfig) -> None:
     except settings.SettingError as exc:
         client.send(p.ConfigReply(False, str(exc), json.dumps(data), dry_run=cmd.dry_run))
         return
+    proposed = HeroConfig.from_dict(new_data)
     positions = getattr(w.hero.model.config, "max_position_embeddings", None)
-    too_long = past_positions(HeroConfig.from_dict(new_data).train.seq_len, positions)
-    cannot_run = _precision_problem(w, cmd.key, HeroConfig.from_dict(new_data))
+    too_long = past_positions(proposed.train.seq_len, positions)
+    cannot_run = _precision_problem(w, cmd.key, proposed)
     if too_long or cannot_run:
         client.send(p.ConfigReply(False, too_long or cannot_run, json.dumps(data), dry_run=cmd.dry_run))
         return
     when = _when(w, cmd.key)
-    memory = _memory(w, cmd.key, HeroConfig.from_dict(new_data))
+    memory = _memory(w, cmd.key, proposed)
     later = f"saved; applies when {w.config.name.upper()} next starts"
     message = f"{what} ({'from the next step' if when == 'now' else later})"
     if memory:
@@ -74,7 +75,7 @@ def command(w: Worker, client: ClientSession, cmd: p.SetConfig) -> None:
         return
     write_json(w.save.config, new_data)
     if when == "now":
-        apply_live(w, cmd.key, HeroConfig.from_dict(new_data))
+        apply_live(w, cmd.key, proposed)
     w.note(f"Settings: {message}", kind="run")
     # to every client: another open Armory or stats screen sees the change too
     w.server.broadcast(
@@ -86,7 +87,6 @@ def _precision_problem(w: Worker, key: str, proposed: HeroConfig) -> str:
     """A precision this device would emulate is refused now, not at the next start."""
     if key != "train.precision":
         return ""
-    from engine.protocol.config import SettingRefused
     from engine.train.trainer import pick_precision
 
     try:

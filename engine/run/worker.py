@@ -484,8 +484,11 @@ class Worker:
         if result.oom_splits:
             self._after_oom(result.oom_splits)
         if result.overflow:  # fp16: finding the loss scale skips a few early steps; later ones are rare
-            scale = self.trainer.scaler.get_scale() if self.trainer.scaler is not None else 0.0
-            log.info("fp16 overflow at step %d: no update, loss scale now %g", self.progress.step + 1, scale)
+            log.info(
+                "fp16 overflow at step %d: no update, loss scale now %g",
+                self.progress.step + 1,
+                self.trainer.loss_scale(),
+            )
         levelled = self.progress.record_step(result.loss, result.tokens, time.monotonic() - started)
         if result.verdict is None:  # a step held back by the watchdog taught nothing
             self.grade_book.record_step(result.loss)

@@ -231,6 +231,10 @@ class Trainer:
             scaler.load_state_dict(state)
         return scaler
 
+    def loss_scale(self) -> float:
+        """fp16's loss scale now (0 without one)."""
+        return self.scaler.get_scale() if self.scaler is not None else 0.0
+
     def factor(self, step: int) -> float:
         return lr_factor(max(0, step - self.first_step), self.cfg)
 
