@@ -50,8 +50,8 @@ def train_mode(
 ) -> dict[str, Any]:
     """A few steps in ``mode``, timed after two warm-up steps (``precision``: train.precision)."""
     from engine.bench.speed import _sync, examples, peak_memory_mb, pool_size
-    from engine.model.hero import HeroLoadError, load_hero
-    from engine.model.memory import ModelShape, estimate
+    from engine.model.hero import HeroLoadError, has_bf16, load_hero
+    from engine.model.memory import ModelShape, Numerics, estimate
     from engine.protocol.config import TrainConfig
     from engine.train.chat import ChatRenderer
     from engine.train.packing import ListSource, pack_rows
@@ -86,8 +86,8 @@ def train_mode(
     seconds = time.perf_counter() - start
     config = model.config
     autocast = pick_precision(cfg, device)
-    bf16 = autocast is not None
-    est = estimate(ModelShape.from_config(config), mode, args.rows, args.seq_len, device.type == "cuda", bf16)
+    numerics = Numerics.of(cfg.precision, device.type == "cuda", has_bf16(device))
+    est = estimate(ModelShape.from_config(config), mode, (args.rows, args.seq_len), numerics)
     out = {
         "attention": getattr(config, "_attn_implementation", "?"),
         "weights_dtype": str(next(model.parameters()).dtype).removeprefix("torch."),

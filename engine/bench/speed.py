@@ -36,7 +36,7 @@ import torch
 
 from engine.bench.output import show
 from engine.model.hero import add_adapters, check_mode, has_bf16, load_hero, pick_device
-from engine.model.memory import ModelShape, estimate, sharded
+from engine.model.memory import ModelShape, Numerics, estimate, sharded
 from engine.protocol.config import BENCH_PRECISIONS, LoraConfig, TrainConfig
 from engine.run.host_memory import keep_freed_memory
 from engine.train.chat import ChatRenderer, Rendered
@@ -282,7 +282,8 @@ def figures(
     """The keys `realm bench --json` has always had: ours and the padded baseline."""
     ours, base = speeds
     bf16 = bench_bf16(args, device)
-    est = estimate(shape, args.mode, args.rows, args.seq_len, device.type == "cuda", bf16)
+    numerics = Numerics.of(args.precision, device.type == "cuda", has_bf16(device))
+    est = estimate(shape, args.mode, (args.rows, args.seq_len), numerics)
     return {
         "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"
@@ -362,9 +363,8 @@ def memory_estimates(args: argparse.Namespace) -> dict[str, Any]:
     }
     for mode in ("full", "lora", "qlora"):
         for ckpt in (False, True):
-            est = estimate(
-                shape, mode, args.rows, args.seq_len, gpu=True, bf16=bf16 or not gpu, checkpointing=ckpt
-            )
+            numerics = Numerics.of("auto", gpu=True, bf16_units=bf16 or not gpu)
+            est = estimate(shape, mode, (args.rows, args.seq_len), numerics, checkpointing=ckpt)
             out[f"{mode}{'_checkpointed' if ckpt else ''}_gib"] = est.as_dict()
             if mode == "full" and args.shards > 1:  # realm train --gpus N --fsdp: rank 0, the fullest
                 key = f"full_fsdp_{args.shards}{'_checkpointed' if ckpt else ''}_gib"

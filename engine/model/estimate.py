@@ -6,7 +6,8 @@ from the model folder's config.json alone: no torch, no weights loaded.
 prints one JSON line: {"ok": true, "line": "est. 2.9 GiB RAM (…)", "over": false,
 "params": N, "device": "cpu"} or {"ok": false, "message": "why"}. The batch is the
 automatic one (about TOKENS_PER_MICRO_BATCH tokens a pass, engine/train/fit.py); the GPU
-is the one NVML sees (bf16 assumed, as on every GPU since Ampere).
+is the one NVML sees, with bf16 units when its compute capability is 8.0 or more (as
+engine/model/hero.py's has_bf16 decides once torch is loaded); without one, the CPU's flags.
 """
 
 from __future__ import annotations
@@ -54,22 +55,43 @@ def folder_config(folder: Path) -> SimpleNamespace:
     return SimpleNamespace(**data)
 
 
-def gpu_memory() -> tuple[int | None, str]:
-    """(the first GPU's memory in bytes, its name); (None, "cpu") without one."""
+BF16_CAPABILITY = (8, 0)  # Ampere on: bf16 units (torch.cuda.is_bf16_supported without emulation)
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # what torch.cpu._is_avx512_bf16/amx_tile_supported read
+
+
+def device_facts() -> tuple[int | None, str, bool]:
+    """(the first GPU's memory in bytes, its name, whether it has bf16 units); without a
+    GPU (None, "cpu", whether the CPU has them)."""
     from engine.model.gpu import GpuProbe
 
-    stats = GpuProbe().read()
+    probe = GpuProbe()
+    stats = probe.read()
     if not stats.available or not stats.memory_total:
-        return None, "cpu"
-    return int(stats.memory_total), stats.name or "GPU"
+        return None, "cpu", cpu_has_bf16()
+    capability = probe.compute_capability()
+    # NVML silent on it: assume a current GPU (every one since 2020 has the units)
+    units = capability is None or capability >= BF16_CAPABILITY
+    return int(stats.memory_total), stats.name or "GPU", units
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU has bfloat16 units, from its flags (Linux); False elsewhere."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []
+    )
+    return any(flag in flags for flag in CPU_BF16_FLAGS)
 
 
 def new_hero_estimate(model: str | None, mode: str) -> dict[str, Any]:
     config = HeroConfig(name="new", mode=mode)
     shape = ModelShape.from_config(folder_config(Path(model)) if model else hatchling_config())
-    capacity, device = gpu_memory()
+    capacity, device, bf16_units = device_facts()
     rows_shape = (AUTO_TOKENS // AUTO_SEQ_LEN, AUTO_SEQ_LEN)
-    line, over, _ = plan_for(shape, config, rows_shape, capacity, bf16=capacity is not None)
+    line, over, _ = plan_for(shape, config, rows_shape, capacity, bf16_units)
     return {"ok": True, "line": line, "over": over, "params": shape.params, "device": device}
 
 
@@ -85,7 +107,7 @@ def hero_estimate(config: HeroConfig, base_model: Path) -> str:
     shape = ModelShape.from_config(
         folder_config(folder) if (folder / "config.json").is_file() else hatchling_config()
     )
-    capacity, _ = gpu_memory()
+    capacity, _, bf16_units = device_facts()
     train = config.train
     if train.seq_len and train.micro_batch:
         rows_shape = (train.micro_batch, train.seq_len)
@@ -93,7 +115,7 @@ def hero_estimate(config: HeroConfig, base_model: Path) -> str:
         rows_shape = (max(1, AUTO_TOKENS // train.seq_len), train.seq_len)
     else:
         rows_shape = (train.micro_batch or AUTO_TOKENS // AUTO_SEQ_LEN, AUTO_SEQ_LEN)
-    line, over, _ = plan_for(shape, config, rows_shape, capacity, bf16=capacity is not None)
+    line, over, _ = plan_for(shape, config, rows_shape, capacity, bf16_units)
     return line + (" — OVER the GPU's memory" if over else "")
 
 

@@ -40,6 +40,13 @@ class GpuProbe:
     def available(self) -> bool:
         return self.handle is not None
 
+    def compute_capability(self) -> tuple[int, int] | None:
+        """(major, minor), e.g. (9, 0) for an H100; None when NVML does not say."""
+        if not self.available:
+            return None
+        got = _guard(lambda: self.nvml.nvmlDeviceGetCudaComputeCapability(self.handle))
+        return (int(got[0]), int(got[1])) if got is not None else None
+
     def read(self) -> GpuStats:
         if not self.available:
             return GpuStats(available=False, reason=self.reason)

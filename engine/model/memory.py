@@ -1,14 +1,17 @@
 """A memory estimate made before training starts (shown in the game and by
 `realm bench --estimate`), so a run that cannot fit says so before it begins.
 
-    weights      full: fp32 master weights (4 B/param; bf16 autocast computes from them)
-                 lora: the frozen base in bf16 on a GPU (2 B/param), fp32 on a CPU
-                 qlora: NF4 with double quantisation (~0.516 B/param), embeddings and the
-                 output layer stay 16-bit
+    weights      full: fp32 master weights (4 B/param; autocast computes from them)
+                 lora: the frozen base in bf16 on a GPU with bf16 units (2 B/param), else
+                 fp32 (a CPU, a T4 or V100: engine/model/hero.py)
+                 qlora: NF4 with double quantisation (~0.516 B/param); the embeddings and
+                 the output layer in fp32 (peft's prepare_model_for_kbit_training casts
+                 every layer it did not quantise to fp32)
     gradients    4 B per trainable parameter
     optimizer    AdamW: two fp32 moments, 8 B per trainable parameter
     activations  per layer ~34 · rows · seq_len · hidden bytes at 16-bit (Korthikanti et
-                 al. 2022, with a fused attention kernel so no s² term), × 2 in fp32; with
+                 al. 2022, with a fused attention kernel so no s² term): under bf16 or fp16
+                 autocast (train.precision, as engine/train/trainer.py picks it), × 2 in fp32; with
                  gradient checkpointing only each layer's input is kept, plus one layer
     logits       the loss runs the output layer on target positions only, CE_CHUNK of them at
                  a time (engine/train/trainer.py): one chunk's 16-bit logits, fp32 copy and
@@ -39,6 +42,9 @@ if TYPE_CHECKING:
 GIB = 1024**3
 CE_CHUNK = 1024  # engine/train/trainer.py's chunk (kept here so this module needs no torch)
 NF4_BYTES_PER_PARAM = 0.516  # 4 bits + double-quantised absmax constants
+QLORA_KEPT_BYTES = (
+    4.0  # what QLoRA does not quantise: peft's prepare_model_for_kbit_training casts it to fp32
+)
 CUDA_OVERHEAD = 0.75 * GIB
 AUTO_CHECKPOINTING_SHARE = 0.85  # of the GPU's memory: above it, "auto" checkpoints
 
@@ -70,6 +76,26 @@ class ModelShape:
     @property
     def embedding_params(self) -> int:
         return self.vocab * self.hidden * (1 if self.tied else 2)
+
+
+@dataclass(frozen=True)
+class Numerics:
+    """What a run keeps in 16 bits, as far as memory goes. Two separate questions: the
+    activations follow the autocast dtype (``train.precision``: fp16 on a T4 is 16-bit
+    activations over an fp32 base), the frozen base of LoRA follows the hardware
+    (bf16 wherever a GPU has bf16 units, whatever the precision)."""
+
+    gpu: bool
+    half_activations: bool
+    half_base: bool
+
+    @classmethod
+    def of(cls, precision: str, gpu: bool, bf16_units: bool) -> Numerics:
+        """As engine/train/trainer.py's pick_precision and engine/model/hero.py decide:
+        ``bf16_units`` is has_bf16 for the device (a GPU of compute capability 8.0 on, a
+        CPU with AVX512_BF16 or AMX)."""
+        half = precision == "fp16" or (precision != "fp32" and bf16_units)
+        return cls(gpu=gpu, half_activations=half, half_base=gpu and bf16_units)
 
 
 @dataclass(frozen=True)
@@ -105,22 +131,24 @@ def lora_params(shape: ModelShape, rank: int) -> int:
 def estimate(
     shape: ModelShape,
     mode: str,
-    rows: int,
-    seq_len: int,
-    gpu: bool,
-    bf16: bool,
+    rows_shape: tuple[int, int],
+    numerics: Numerics,
     lora_rank: int = 16,
     checkpointing: bool = False,
 ) -> Estimate:
+    """The estimate for ``rows_shape`` (rows, seq_len) per micro-batch."""
+    rows, seq_len = rows_shape
     trainable = shape.params if mode == "full" else lora_params(shape, lora_rank)
+    base_bytes = 2.0 if numerics.half_base else 4.0
     if mode == "full":
         weights = 4.0 * shape.params
     elif mode == "lora":
-        weights = (2.0 if gpu and bf16 else 4.0) * shape.params
+        weights = base_bytes * shape.params
     else:  # qlora
-        weights = NF4_BYTES_PER_PARAM * (shape.params - shape.embedding_params) + 2.0 * shape.embedding_params
+        quantised = shape.params - shape.embedding_params
+        weights = NF4_BYTES_PER_PARAM * quantised + QLORA_KEPT_BYTES * shape.embedding_params
     weights += 4.0 * trainable if mode != "full" else 0.0  # adapters live in fp32
-    act_bytes = 2 if bf16 else 4
+    act_bytes = 2 if numerics.half_activations else 4
     tokens = rows * seq_len
     per_layer = 34 * tokens * shape.hidden * act_bytes / 2
     if checkpointing:
@@ -134,7 +162,7 @@ def estimate(
         optimizer=8.0 * trainable,
         activations=activations,
         logits=logits,
-        overhead=CUDA_OVERHEAD if gpu else 0.0,
+        overhead=CUDA_OVERHEAD if numerics.gpu else 0.0,
         trainable=trainable,
     )
 
@@ -203,11 +231,12 @@ def choose_plan(
     from engine.model.hero import has_bf16
 
     gpu = device.type == "cuda"
-    bf16 = has_bf16(device) and config.train.precision != "fp32"
     capacity = torch.cuda.get_device_properties(device).total_memory if gpu else None
     train = config.train
     rows_shape = (train.micro_batch, train.seq_len)
-    return plan_for(ModelShape.from_config(model_config), config, rows_shape, capacity, bf16, shards)
+    return plan_for(
+        ModelShape.from_config(model_config), config, rows_shape, capacity, has_bf16(device), shards
+    )
 
 
 def plan_for(
@@ -215,15 +244,16 @@ def plan_for(
     config: HeroConfig,
     rows_shape: tuple[int, int],
     capacity: int | None,
-    bf16: bool,
+    bf16_units: bool,
     shards: int = 1,
 ) -> tuple[str, bool, bool]:
-    """choose_plan without torch: ``capacity`` is the GPU's memory (None: the CPU)."""
+    """choose_plan without torch: ``capacity`` is the GPU's memory (None: the CPU),
+    ``bf16_units`` whether that device has them (the hero's precision does the rest)."""
     gpu = capacity is not None
-    rows, seq_len = rows_shape
+    numerics = Numerics.of(config.train.precision, gpu, bf16_units)
 
     def plan(checkpointing: bool) -> Estimate:
-        est = estimate(shape, config.mode, rows, seq_len, gpu, bf16, config.lora.rank, checkpointing)
+        est = estimate(shape, config.mode, rows_shape, numerics, config.lora.rank, checkpointing)
         return sharded(est, shape, shards) if shards > 1 else est
 
     wanted = config.train.gradient_checkpointing

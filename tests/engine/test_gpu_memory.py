@@ -42,7 +42,9 @@ def test_a_gpu_index_past_the_count_is_no_gpu(monkeypatch: pytest.MonkeyPatch) -
     assert not gpu.GpuProbe(index=1).available
 
 
-def fake_nvml(broken: set[str]) -> Any:
+def fake_nvml(
+    broken: set[str], name: bytes = b"NVIDIA H100 80GB HBM3", capability: tuple[int, int] = (9, 0)
+) -> Any:
     """A pynvml stand-in with one GPU; the named calls raise like an unsupported metric."""
 
     class NVMLError(Exception):
@@ -61,7 +63,8 @@ def fake_nvml(broken: set[str]) -> Any:
         nvmlInit=lambda: None,
         nvmlDeviceGetCount=lambda: 1,
         nvmlDeviceGetHandleByIndex=lambda i: "handle",
-        nvmlDeviceGetName=call("name", b"NVIDIA H100 80GB HBM3"),
+        nvmlDeviceGetName=call("name", name),
+        nvmlDeviceGetCudaComputeCapability=call("capability", capability),
         nvmlDeviceGetUtilizationRates=call("util", types.SimpleNamespace(gpu=87)),
         nvmlDeviceGetMemoryInfo=call("memory", types.SimpleNamespace(used=41 * 2**30, total=80 * 2**30)),
         nvmlDeviceGetTemperature=call("temp", 64),
@@ -83,6 +86,9 @@ def test_every_metric_is_guarded_on_its_own(monkeypatch: pytest.MonkeyPatch) -> 
     assert full.temperature == 64 and full.power_watts == 310
 
 
+H100 = vram.Numerics.of("auto", gpu=True, bf16_units=True)
+
+
 def qwen3_06b() -> vram.ModelShape:
     from transformers import Qwen3Config
 
@@ -96,14 +102,13 @@ def qwen3_06b() -> vram.ModelShape:
 def test_estimate_counts_qwen3_06b_and_orders_the_modes() -> None:
     shape = qwen3_06b()
     assert 590e6 < shape.params < 600e6  # Qwen3-0.6B: 0.6B with tied embeddings
-    full, lora, qlora = (
-        vram.estimate(shape, m, 8, 1024, gpu=True, bf16=True) for m in ("full", "lora", "qlora")
-    )
+    full, lora, qlora = (vram.estimate(shape, m, (8, 1024), H100) for m in ("full", "lora", "qlora"))
     assert full.optimizer == 8 * shape.params and full.gradients == 4 * shape.params
     assert lora.trainable < shape.params / 20
     assert full.total > lora.total > qlora.total
-    assert qlora.weights < lora.weights / 2
-    checkpointed = vram.estimate(shape, "full", 8, 1024, gpu=True, bf16=True, checkpointing=True)
+    # 4-bit blocks, but Qwen3-0.6B's 156M-parameter embedding stays fp32 (peft): 0.72 of LoRA's bf16 base
+    assert 0.6 * lora.weights < qlora.weights < 0.8 * lora.weights
+    checkpointed = vram.estimate(shape, "full", (8, 1024), H100, checkpointing=True)
     assert checkpointed.activations < full.activations / 5
     line = vram.describe(full, 80 * vram.GIB, "VRAM")
     assert line.startswith("est. ") and "of 80.0 GiB VRAM" in line
@@ -112,8 +117,8 @@ def test_estimate_counts_qwen3_06b_and_orders_the_modes() -> None:
 def test_estimate_knows_the_lean_loss_chunk() -> None:
     assert vram.CE_CHUNK == trainer_mod.CE_CHUNK
     shape = qwen3_06b()
-    short = vram.estimate(shape, "full", 1, 512, gpu=True, bf16=True)
-    long = vram.estimate(shape, "full", 8, 4096, gpu=True, bf16=True)
+    short = vram.estimate(shape, "full", (1, 512), H100)
+    long = vram.estimate(shape, "full", (8, 4096), H100)
     # logits are bounded by one chunk, not by rows x seq_len x vocab
     assert long.logits < 2 * 1024 * shape.vocab * 10
     assert short.logits <= long.logits
@@ -126,14 +131,92 @@ def test_a_sharded_plan_is_rank_0s_share_and_needs_no_checkpointing_where_one_gp
     shape = vram.ModelShape(params=8_000_000_000, hidden=4096, layers=36, vocab=151_936, tied=False)
     config = HeroConfig(name="big")
     capacity = 80 * vram.GIB
-    line, over, checkpointing = vram.plan_for(shape, config, (1, 1024), capacity, bf16=True)
+    line, over, checkpointing = vram.plan_for(shape, config, (1, 1024), capacity, bf16_units=True)
     assert over and checkpointing
-    line, over, checkpointing = vram.plan_for(shape, config, (1, 1024), capacity, bf16=True, shards=8)
+    line, over, checkpointing = vram.plan_for(shape, config, (1, 1024), capacity, bf16_units=True, shards=8)
     assert not over and not checkpointing and "rank 0 of 8, sharded" in line
-    alone = vram.estimate(shape, "full", 1, 1024, gpu=True, bf16=True)
+    alone = vram.estimate(shape, "full", (1, 1024), H100)
     share = vram.sharded(alone, shape, 8)
     assert share.optimizer == alone.optimizer / 8
     assert alone.weights * 1.125 < share.weights < alone.weights * 1.2  # the copy + 1/8 + a layer
+
+
+@pytest.mark.parametrize("precision", ["auto", "fp32", "bf16", "fp16"])
+@pytest.mark.parametrize("bf16_units", [True, False])
+def test_the_estimates_activations_follow_the_precision_the_trainer_picks(
+    monkeypatch: pytest.MonkeyPatch, precision: str, bf16_units: bool
+) -> None:
+    """16-bit activations exactly where the Trainer autocasts (any GPU, with or without
+    bf16 units): fp16 on a T4 is 16-bit activations, auto on it is fp32."""
+    import torch
+
+    from engine.protocol.config import SettingRefused, TrainConfig
+
+    monkeypatch.setattr(trainer_mod, "has_bf16", lambda device: bf16_units)
+    monkeypatch.setattr(trainer_mod, "has_fp16", lambda device: True)
+    try:
+        autocast = trainer_mod.pick_precision(TrainConfig(precision=precision), torch.device("cuda"))
+    except SettingRefused:
+        return  # bf16 asked for where it would be emulated: the run never starts
+    numerics = vram.Numerics.of(precision, gpu=True, bf16_units=bf16_units)
+    assert numerics.half_activations == (autocast is not None)
+    assert numerics.half_base == bf16_units  # LoRA's frozen base: bf16 by the hardware (hero.py)
+
+
+def test_fp16_on_a_t4_plans_16_bit_activations_over_an_fp32_base() -> None:
+    """A 16 GB card without bf16 units: in fp32 the activations are twice fp16's, so
+    `gradient_checkpointing: auto` turns on there and not under fp16; LoRA's base stays
+    fp32 either way (it is bf16 only where the GPU has the units)."""
+    shape = qwen3_06b()
+    t4_fp16 = vram.Numerics.of("fp16", gpu=True, bf16_units=False)
+    t4_fp32 = vram.Numerics.of("auto", gpu=True, bf16_units=False)
+    half = vram.estimate(shape, "lora", (8, 1024), t4_fp16)
+    full_width = vram.estimate(shape, "lora", (8, 1024), t4_fp32)
+    assert full_width.activations == 2 * half.activations
+    assert half.weights == full_width.weights > vram.estimate(shape, "lora", (8, 1024), H100).weights
+    capacity = 16 * vram.GIB
+    config = HeroConfig.from_dict({"name": "t4", "mode": "lora", "train": {"precision": "fp16"}})
+    _, over, checkpointing = vram.plan_for(shape, config, (8, 1024), capacity, bf16_units=False)
+    assert not over and not checkpointing
+    config = HeroConfig.from_dict({"name": "t4", "mode": "lora", "train": {"precision": "auto"}})
+    _, over, checkpointing = vram.plan_for(shape, config, (8, 1024), capacity, bf16_units=False)
+    assert not over and checkpointing
+
+
+def test_qloras_unquantised_layers_are_counted_as_peft_leaves_them(hatchling_dir: Any) -> None:
+    """prepare_model_for_kbit_training (engine/model/hero.py) casts every 16-bit weight it
+    finds that is not 4-bit to fp32: the embeddings and output layer end up 4 bytes each."""
+    import torch
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(hatchling_dir, dtype=torch.bfloat16)
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    assert model.get_input_embeddings().weight.element_size() == vram.QLORA_KEPT_BYTES
+
+
+def test_the_offline_estimate_reads_bf16_units_from_nvml_or_the_cpu_flags(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """The start screen's estimate has no torch: a T4 (compute capability 7.5) has no bf16
+    units, an A100 or H100 has; without a GPU the CPU's flags say it, as torch reads them."""
+    import torch
+
+    from engine.model import estimate
+    from engine.model.hero import has_bf16
+
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(set(), b"Tesla T4", (7, 5)))
+    assert estimate.device_facts() == (80 * 2**30, "Tesla T4", False)
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(set(), b"NVIDIA A100-SXM4-80GB", (8, 0)))
+    assert estimate.device_facts()[2]
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    assert estimate.device_facts() == (None, "cpu", has_bf16(torch.device("cpu")))
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n", encoding="utf-8")
+    assert estimate.cpu_has_bf16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n", encoding="utf-8")
+    assert not estimate.cpu_has_bf16(cpuinfo)
+    assert not estimate.cpu_has_bf16(tmp_path / "missing")
 
 
 def test_checkpointing_is_turned_on_and_read_back_without_a_deprecation_warning(hatchling_dir: Any) -> None:

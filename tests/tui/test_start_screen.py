@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -126,7 +127,8 @@ async def test_a_new_hero_shows_the_memory_it_would_need(tmp_path: Path) -> None
             raise AssertionError("no estimate shown")
 
         hatchling = await estimate_says()
-        assert "est. 0.2 GiB RAM" in hatchling and "automatic batch" in hatchling
+        # 0.1 GiB where the CPU has bf16 units (16-bit activations), 0.2 without
+        assert re.search(r"est\. 0\.[12] GiB RAM", hatchling) and "automatic batch" in hatchling
         app.screen.query_one("#new-model", Input).value = str(folder)
         full = await estimate_says()
         while full == hatchling:
