@@ -6,6 +6,9 @@ standard (always)   empty answers, longer than the hero's max length, exact dupl
                     degenerate repetition, and eval contamination (a prompt that is one
                     of a skill's eval problems: never trained on, or the eval lies)
 deep (when asked)   leakage: an answer that appears verbatim in its own prompt
+
+The cheap two (empty answers, exact duplicates: no tokenizer) also run on arrival
+(``first_look``, from engine/quests/queue.py), so a quest's row count is what will train.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.protocol.names import counted
 from engine.quests.format import QuestRejected
 
 # A stretch of 1-40 characters repeated 8+ times in a row ("hahahaha…", a looping line).
@@ -36,7 +40,7 @@ class CheckReport:
         out = []
         for problem, lines in self.dropped.items():
             shown = ", ".join(str(n) for n in lines[:8]) + (", …" if len(lines) > 8 else "")
-            out.append(f"dropped {len(lines)} row(s), {problem}: line {shown}")
+            out.append(f"dropped {counted(len(lines), 'row')}, {problem}: line {shown}")
         return out
 
 
@@ -85,6 +89,45 @@ def leaks(row: dict[str, Any]) -> bool:
     return False
 
 
+EMPTY_ANSWER = "an empty answer"
+EXACT_DUPLICATE = "an exact duplicate of an earlier row"
+
+
+def cheap_problem(row: dict[str, Any], seen: set[str]) -> str | None:
+    """A problem found without a tokenizer or the skills (an empty answer, an exact
+    duplicate of a row in ``seen``, which keeps the rows met so far), or None."""
+    if any(not a.strip() for a in answers(row)):
+        return EMPTY_ANSWER
+    key = json.dumps(row, sort_keys=True, ensure_ascii=False)
+    if key in seen:
+        return EXACT_DUPLICATE
+    seen.add(key)
+    return None
+
+
+def first_look(rows: list[dict[str, Any]], lines: list[int]) -> CheckReport:
+    """The cheap checks, on arrival (the inbox, `realm quest add`), so the rows a quest
+    reports are the rows that will train, and a file with none is refused at once; the
+    same rows are dropped again, with the same notices, when check_rows runs."""
+    report = CheckReport(kept=[])
+    seen: set[str] = set()
+    for i, row in enumerate(rows):
+        problem = cheap_problem(row, seen)
+        if problem is None:
+            report.kept.append(i)
+        else:
+            report.dropped.setdefault(problem, []).append(lines[i])
+    if not report.kept:
+        raise nothing_left(report, len(rows))
+    return report
+
+
+def nothing_left(report: CheckReport, rows: int) -> QuestRejected:
+    first = min((where[0], problem) for problem, where in report.dropped.items())
+    every = f" ({rows} rows, all dropped: " + "; ".join(report.notices()) + ")" if rows > 1 else ""
+    return QuestRejected(f"no row can train; line {first[0]}: {first[1]}{every}")
+
+
 def check_rows(
     rows: list[dict[str, Any]],
     lines: list[int],
@@ -103,14 +146,10 @@ def check_rows(
         report.dropped.setdefault(problem, []).append(lines[index])
 
     for i, row in enumerate(rows):
-        if any(not a.strip() for a in answers(row)):
-            drop("an empty answer", i)
+        problem = cheap_problem(row, seen)
+        if problem is not None:
+            drop(problem, i)
             continue
-        key = json.dumps(row, sort_keys=True, ensure_ascii=False)
-        if key in seen:
-            drop("an exact duplicate of an earlier row", i)
-            continue
-        seen.add(key)
         if contaminated and normalise(last_user_prompt(row)) in contaminated:
             drop("a skill's eval problem (eval contamination)", i)
             continue
@@ -127,13 +166,5 @@ def check_rows(
         report.kept.append(i)
         report.tokens += n
     if not report.kept:
-        first = min((where[0], problem) for problem, where in report.dropped.items())
-        raise QuestRejected(
-            f"no row can train; line {first[0]}: {first[1]}"
-            + (
-                f" ({len(rows)} rows, all dropped: " + "; ".join(report.notices()) + ")"
-                if len(rows) > 1
-                else ""
-            )
-        )
+        raise nothing_left(report, len(rows))
     return report

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
-from engine.protocol.names import printable
+from engine.protocol.names import counted, printable
 from engine.quests.rows import RowError, json_rows
 
 MAX_FILE_BYTES = 2_000_000_000
@@ -116,7 +116,7 @@ def _read_quest(path: Path) -> QuestFile:
     if not quest.rows:
         raise QuestRejected("the file is empty (no JSON rows)")
     for source, count in converted.items():
-        quest.notices.append(f"converted {count} {source} row(s) to {_target(source)}")
+        quest.notices.append(f"converted {counted(count, f'{source} row')} to {_target(source)}")
     return quest
 
 
@@ -337,7 +337,6 @@ def _text(value: Any, where: str, name: str) -> str:
 
 
 def _answer(value: Any, where: str, name: str) -> str:
-    text = _text(value, where, name)
-    if not text.strip():
-        raise QuestRejected(f"{where}: '{name}' is empty")
-    return text
+    """An answer's text. An empty one is not a format problem: that row alone is dropped
+    (engine/quests/checks.py), as an empty assistant turn of a chat row is."""
+    return _text(value, where, name)

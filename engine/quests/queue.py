@@ -29,6 +29,7 @@ from typing import Any
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
 from engine.protocol.messages import QuestInfo
 from engine.protocol.names import printable, safe_name
+from engine.quests.checks import first_look
 from engine.quests.format import QuestFile, QuestRejected, read_quest
 from engine.store.atomic import move_aside, write_json, write_text
 
@@ -135,7 +136,7 @@ class QuestQueue:
             name = self._unique_name(safe_name(source.name), quests)
             renamed = [f"renamed from {printable(source.name)!r}"] if name != source.name else []
             try:
-                quest = read_quest(source)
+                quest = read_trainable(source)
                 self._refuse_duplicate(quest.digest, quests)
             except QuestRejected as exc:
                 if move:
@@ -215,7 +216,7 @@ class QuestQueue:
                 raise QuestError(f"{info.name} is {info.state}; only failed quests can be retried")
             path = self.path_of(info)
             try:
-                quest = read_quest(path)
+                quest = read_trainable(path)
                 self._refuse_duplicate(quest.digest, self.all())
             except QuestRejected as exc:
                 self._fail_in_place(info, str(exc))
@@ -426,3 +427,16 @@ def _choice(value: str, allowed: tuple[str, ...], what: str) -> str:
     if value not in allowed:
         raise QuestRejected(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
     return value
+
+
+def read_trainable(path: Path) -> QuestFile:
+    """The quest file with its rows that can train: read_quest, less the rows the cheap
+    checks drop (empty answers, exact duplicates; named in its notices, so the reply to
+    `realm quest add` and the board count what will train). Raises QuestRejected when no
+    row is left."""
+    quest = read_quest(path)
+    look = first_look(quest.rows, quest.lines)
+    quest.rows = [quest.rows[i] for i in look.kept]
+    quest.lines = [quest.lines[i] for i in look.kept]
+    quest.notices.extend(look.notices())
+    return quest

@@ -25,7 +25,7 @@ SKILL = p.SkillInfo(id="bin", name="Binary", icon="B", colour="#fff", level=2, m
                     gate_window=3, evals=(0.5, 0.9), mastered=(1,), sample_prompt="Compute: add(①, ①)",
                     sample_answer="add(①, ①) = ①⓪", sample_correct=True)  # fmt: skip
 QUEST = p.QuestInfo(name="hi.jsonl", state="active", priority="high", rows=30, epochs=2, seen=40,
-                    notices=("converted 30 ShareGPT row(s) to chat_sft_v1",), loss_before=3.2)  # fmt: skip
+                    notices=("converted 30 ShareGPT rows to chat_sft_v1",), loss_before=3.2)  # fmt: skip
 SAMPLES = [
     p.Hello(),
     p.Hello(client="realm quest", watcher=False),

@@ -8,6 +8,14 @@ from pathlib import Path
 CHAT = {"messages": [{"role": "user", "content": "1+1="}, {"role": "assistant", "content": "2"}]}
 
 
+def chats(n: int) -> list[dict[str, object]]:
+    """``n`` different chat rows (identical rows would be dropped as duplicates on arrival)."""
+    return [
+        {"messages": [{"role": "user", "content": f"{i}+1="}, {"role": "assistant", "content": str(i + 1)}]}
+        for i in range(n)
+    ]
+
+
 def write(tmp_path: Path, name: str, data: bytes | str) -> Path:
     path = tmp_path / name
     path.write_bytes(data.encode() if isinstance(data, str) else data)
@@ -35,7 +43,7 @@ BAD = {
     "UTF-16 without a BOM": (lines(CHAT).encode("utf-16-be"), "line 1: UTF-16 text"),
     "empty": (b"", "empty"),
     "blank lines only": (b"\n\n  \n", "empty"),
-    "truncated JSON on line 3": (lines(CHAT, CHAT) + '{"messages": [{"role": "user"', "line 3: invalid JSON"),
+    "truncated JSON on line 3": (lines(*chats(2)) + '{"messages": [{"role": "user"', "line 3: invalid JSON"),
     "no assistant turn": (
         lines(CHAT, {"messages": [{"role": "user", "content": "hi"}]}),
         "line 2: no assistant turn",
@@ -46,7 +54,15 @@ BAD = {
         lines({"messages": [{"role": "wizard", "content": "x"}]}),
         "line 1: messages[0] needs a role",
     ),
-    "empty answer": (lines({"prompt": "a", "completion": "  "}), "line 1: 'completion' is empty"),
+    "empty answer": (lines({"prompt": "a", "completion": "  "}), "no row can train; line 1: an empty answer"),
+    "every answer empty, in three formats": (
+        lines(
+            {"text": ""},
+            {"instruction": "a", "output": " "},
+            {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]},
+        ),
+        "no row can train; line 1: an empty answer (3 rows, all dropped: dropped 3 rows, an empty answer: line 1, 2, 3)",
+    ),
     "tool turn": (
         lines({"messages": [{"role": "user", "content": "q"}, {"role": "tool", "content": "x"}]}),
         "line 1: messages[1] needs a role",

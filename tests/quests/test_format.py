@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.quests.format import QuestRejected, read_quest
+from engine.quests.queue import read_trainable
 from tests.conftest import SEED_DATA
 from tests.quests.conftest import BAD, CHAT, lines, write
 
@@ -18,7 +19,7 @@ from tests.quests.conftest import BAD, CHAT, lines, write
 def test_bad_files_are_refused_with_a_reason(tmp_path: Path, case: str) -> None:
     data, reason = BAD[case]
     with pytest.raises(QuestRejected) as refused:
-        read_quest(write(tmp_path, "quest.jsonl", data))
+        read_trainable(write(tmp_path, "quest.jsonl", data))  # what the inbox and `quest add` read with
     assert reason in str(refused.value)
 
 
@@ -58,10 +59,10 @@ def test_common_formats_are_converted_with_a_notice(tmp_path: Path) -> None:
     assert quest.rows[0]["messages"][1] == {"role": "assistant", "content": "hello"}
     assert quest.rows[1]["messages"][0]["content"] == "Add\n\n2 and 3"
     assert sorted(quest.notices) == [
-        "converted 1 Alpaca row(s) to chat_sft_v1",
-        "converted 1 BIN chat row(s) to chat_sft_v1",
-        "converted 1 ShareGPT row(s) to chat_sft_v1",
-        "converted 1 prompt/completion row(s) to completion_v1",
+        "converted 1 Alpaca row to chat_sft_v1",
+        "converted 1 BIN chat row to chat_sft_v1",
+        "converted 1 ShareGPT row to chat_sft_v1",
+        "converted 1 prompt/completion row to completion_v1",
     ]
 
 
@@ -93,12 +94,12 @@ def test_more_shapes_from_the_wild_are_converted(tmp_path: Path) -> None:
     assert [chat[-1]["content"] for chat in chats] == ["Blue", "Paris", "2", "pong", "yo", "c", "v"]
     assert chats[5][0] == {"role": "user", "content": "a\nb"}
     assert sorted(quest.notices) == [
-        "converted 1 Dolly row(s) to chat_sft_v1",
-        "converted 1 ShareGPT row(s) to chat_sft_v1",
-        "converted 1 chat prompt/completion row(s) to chat_sft_v1",
-        "converted 1 input/output row(s) to chat_sft_v1",
-        "converted 1 prompt/response row(s) to chat_sft_v1",
-        "converted 1 question/answer row(s) to chat_sft_v1",
+        "converted 1 Dolly row to chat_sft_v1",
+        "converted 1 ShareGPT row to chat_sft_v1",
+        "converted 1 chat prompt/completion row to chat_sft_v1",
+        "converted 1 input/output row to chat_sft_v1",
+        "converted 1 prompt/response row to chat_sft_v1",
+        "converted 1 question/answer row to chat_sft_v1",
     ]
 
 
@@ -122,7 +123,7 @@ def test_a_json_array_file_is_read_with_line_numbers(tmp_path: Path) -> None:
     assert quest.settings == {"epochs": 2}
     assert quest.lines == [3, 6]
     assert [row["messages"][1]["content"] for row in quest.rows] == ["5", "hi"]
-    assert quest.notices == ["converted 2 Alpaca row(s) to chat_sft_v1"]
+    assert quest.notices == ["converted 2 Alpaca rows to chat_sft_v1"]
     assert read_quest(write(tmp_path, "crlf.json", text.replace("\n", "\r\n"))).lines == [3, 6]
     with pytest.raises(QuestRejected, match="empty"):
         read_quest(write(tmp_path, "none.json", " [ ] "))

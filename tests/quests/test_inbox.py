@@ -15,7 +15,7 @@ import pytest
 
 from engine.quests.inbox import Inbox, IntakeResult, open_for_writing
 from engine.quests.queue import QuestQueue
-from tests.quests.conftest import BAD, CHAT, lines
+from tests.quests.conftest import BAD, CHAT, chats, lines
 
 ROWS = 40
 
@@ -41,7 +41,7 @@ def results(box: Inbox, count: int, timeout: float = 30.0) -> list[IntakeResult]
 
 
 def test_a_dropped_file_is_queued(inbox: Inbox) -> None:
-    (inbox.quests.inbox / "greet.jsonl").write_text(lines(*[CHAT] * ROWS))
+    (inbox.quests.inbox / "greet.jsonl").write_text(lines(*chats(ROWS)))
     [result] = results(inbox, 1)
     assert result.info is not None and result.info.rows == ROWS
     assert (inbox.quests.queue("normal") / "greet.jsonl").exists()
@@ -62,9 +62,9 @@ def test_partial_names_wait_for_the_rename(inbox: Inbox) -> None:
 SLOW_WRITER = """
 import sys, time
 path, rows, pause, reopen = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
-line = sys.argv[5]
 f = open(path, "a")
 for i in range(rows):
+    line = sys.argv[5].replace("ROW", str(i))  # rows that differ: duplicates are dropped
     f.write(line if i % 2 == 0 else line[: len(line) // 2])  # half a row, then the rest
     if i % 2 == 1:
         f.write(line[len(line) // 2 :])
@@ -85,7 +85,7 @@ f.close()
 def test_a_file_written_slowly_is_not_taken_half_written(inbox: Inbox, pause: float, reopen: bool) -> None:
     path = inbox.quests.inbox / "slow.jsonl"
     rows = 12 if reopen else 4
-    row = json.dumps(CHAT) + "\n"
+    row = json.dumps({"prompt": "ROW+1=", "completion": "?"}) + "\n"
     writer = subprocess.Popen(
         [sys.executable, "-c", SLOW_WRITER, str(path), str(rows), str(pause), "1" if reopen else "0", row]
     )
@@ -134,7 +134,7 @@ def test_every_bad_file_lands_in_failed_with_its_reason(inbox: Inbox) -> None:
 def test_bom_and_crlf_files_are_accepted(inbox: Inbox) -> None:
     box = inbox.quests.inbox
     (box / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + lines(CHAT).encode())
-    (box / "crlf.jsonl").write_bytes(lines(CHAT, CHAT).replace("\n", "\r\n").encode())
+    (box / "crlf.jsonl").write_bytes(lines(*chats(2)).replace("\n", "\r\n").encode())
     got = {r.name: r for r in results(inbox, 2)}
     assert got["bom.jsonl"].info is not None and got["crlf.jsonl"].info is not None
     assert got["crlf.jsonl"].info.rows == 2

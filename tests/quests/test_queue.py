@@ -31,6 +31,28 @@ def queue(tmp_path: Path) -> QuestQueue:
     return q
 
 
+def test_rows_that_cannot_train_are_counted_out_on_arrival(queue: QuestQueue, tmp_path: Path) -> None:
+    """`realm quest add` counts the rows that will train: an empty answer (in any format:
+    one empty row does not refuse the file) and an exact duplicate are dropped on arrival
+    and named by line; the engine's later checks drop the same rows with the same notices."""
+    from engine.protocol.messages import AddQuest
+    from engine.quests.commands import carry_out
+
+    rows = [chat("a", "b"), chat("a", "b"), {"instruction": "c", "output": ""}, {"text": " "}, chat("d", "e")]
+    src = write_rows(tmp_path / "mixed.jsonl", rows)
+    message, info = carry_out(queue, AddQuest(str(src)))
+    dropped = (
+        "dropped 1 row, an exact duplicate of an earlier row: line 2",
+        "dropped 2 rows, an empty answer: line 3, 4",
+    )
+    notices = ("converted 1 Alpaca row to chat_sft_v1", *dropped)
+    assert info.rows == 2 and info.notices == notices
+    assert message == f"mixed.jsonl queued (normal, 2 rows) ({'; '.join(notices)})"
+    parsed = read_quest(queue.path_of(info))
+    report = check_rows(parsed.rows, parsed.lines, lambda r: 10, 256)
+    assert tuple(report.notices()) == dropped and len(report.kept) == info.rows
+
+
 def test_priority_order_then_first_in_first_out(queue: QuestQueue, tmp_path: Path) -> None:
     order = [("low1", "low"), ("norm1", "normal"), ("high1", "high"), ("norm2", "normal"), ("high2", "high")]
     for name, priority in order:
@@ -47,7 +69,7 @@ def test_priority_order_then_first_in_first_out(queue: QuestQueue, tmp_path: Pat
 
 
 def test_add_copies_atomically_and_keeps_the_users_file(queue: QuestQueue, tmp_path: Path) -> None:
-    src = write_rows(tmp_path / "mine.jsonl", [chat("a", "b")] * 3)
+    src = write_rows(tmp_path / "mine.jsonl", [chat(q, "b") for q in "axy"])
     info, _ = queue.admit(src, move=False, epochs=2, checks="deep")
     assert src.exists() and (queue.queue("normal") / "mine.jsonl").read_bytes() == src.read_bytes()
     assert (info.rows, info.epochs, info.checks, info.state) == (3, 2, "deep", "queued")
