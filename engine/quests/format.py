@@ -44,11 +44,17 @@ MAX_FILE_BYTES = 2_000_000_000
 ROLES = ("system", "user", "assistant")
 TURN_ROLES = {
     "system": "system",
+    "developer": "system",  # OpenAI's newer name for the system turn
     "human": "user",
     "user": "user",
     "gpt": "assistant",
     "assistant": "assistant",
+    "model": "assistant",  # Gemini's and Gemma's name for the assistant
 }
+OTHER_ROLE_NAMES = "human/gpt, developer, model"
+# An assistant turn's thinking, as reasoning data sets ship it beside "content": not trained
+# (a chat template renders it its own way, or not at all), and said so in a notice.
+REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
 
 
 class QuestRejected(Exception):
@@ -100,12 +106,14 @@ def _read_quest(path: Path) -> QuestFile:
     text = _decode(_decompressed(data))
     quest = QuestFile(rows=[], digest=hashlib.sha256(data).hexdigest())
     converted: Counter[str] = Counter()
+    reasoning = 0
     try:  # rows are checked as they are read: the first problem in the file is the one named
         for number, row in json_rows(text):
             if not quest.rows and not quest.settings and set(row) == {"quest"}:
                 quest.settings = read_header(row["quest"], number)
                 continue
             spec, source, normalised = to_spec(row, number)
+            reasoning += reasons_aside(row)
             quest.rows.append(normalised)
             quest.lines.append(number)
             quest.specs[spec] += 1
@@ -117,6 +125,12 @@ def _read_quest(path: Path) -> QuestFile:
         raise QuestRejected("the file is empty (no JSON rows)")
     for source, count in converted.items():
         quest.notices.append(f"converted {counted(count, f'{source} row')} to {_target(source)}")
+    if reasoning:
+        quest.notices.append(
+            f"{counted(reasoning, 'row')} with an assistant's reasoning beside its content "
+            f"({'/'.join(REASONING_KEYS)}): only the content trains; to train the reasoning, put it "
+            "in the content, in the think tags your model's chat template uses"
+        )
     return quest
 
 
@@ -214,12 +228,13 @@ PAIRS = (
     ("user_prompt", "assistant_response", "BIN chat", None),
     ("prompt", "response", "prompt/response", None),
     ("question", "answer", "question/answer", None),
+    ("query", "response", "query/response", None),  # MetaMathQA
     ("input", "output", "input/output", None),
 )
 KNOWN = (
-    "messages, conversations, prompt/completion, text, instruction/output (Alpaca), "
-    "instruction/response (Dolly), prompt/response, question/answer, input/output, "
-    "or user_prompt/assistant_response"
+    "messages, conversations, contents (Gemini), prompt/completion, text, instruction/output "
+    "(Alpaca), instruction/response (Dolly), prompt/response, question/answer, query/response, "
+    "input/output, or user_prompt/assistant_response"
 )
 
 
@@ -234,6 +249,8 @@ def to_spec(row: dict[str, Any], number: int) -> tuple[str, str, dict[str, Any]]
             "ShareGPT",
             {"messages": _messages(row["conversations"], where, "conversations")},
         )
+    if "contents" in row:
+        return "chat_sft_v1", "Gemini", {"messages": _messages(_gemini_turns(row, where), where, "contents")}
     if "syllable_bank" in row and "prompt" in row and "solution" in row:
         solution = row["solution"] if isinstance(row["solution"], str) else json.dumps(row["solution"])
         prompt = _text(row["prompt"], where, "prompt")
@@ -284,7 +301,7 @@ def _messages(messages: Any, where: str, name: str) -> list[dict[str, Any]]:
         role = TURN_ROLES.get(given) if isinstance(given, str) else None
         if role is None:
             raise QuestRejected(
-                f"{where}: {turn} needs a {role_key} of {', '.join(ROLES)} (or human/gpt), "
+                f"{where}: {turn} needs a {role_key} of {', '.join(ROLES)} (or {OTHER_ROLE_NAMES}), "
                 f"not {given!r}; tool and function turns cannot train"
             )
         if message.get("tool_calls") or message.get("function_call"):
@@ -303,6 +320,45 @@ def _messages(messages: Any, where: str, name: str) -> list[dict[str, Any]]:
     if not any(m["role"] == "assistant" and m.get("weight") != 0 for m in out):
         raise QuestRejected(f"{where}: every assistant turn has weight 0 (nothing to learn from)")
     return out
+
+
+def _gemini_turns(row: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """Gemini / Vertex AI tuning rows ({"contents": [{"role": "user" or "model", "parts":
+    [{"text"}]}], "systemInstruction": {"parts": […]}}) as role/content turns."""
+    contents = row["contents"]
+    if not isinstance(contents, list) or not contents:
+        raise QuestRejected(f"{where}: 'contents' must be a non-empty list")
+    turns: list[dict[str, Any]] = []
+    system = row.get("systemInstruction", row.get("system_instruction"))
+    if system is not None:
+        turns.append({"role": "system", "content": _parts(system, where, "systemInstruction")})
+    for i, content in enumerate(contents):
+        if not isinstance(content, dict):
+            raise QuestRejected(f"{where}: contents[{i}] must be an object with a role and parts")
+        turns.append({"role": content.get("role"), "content": _parts(content, where, f"contents[{i}]")})
+    return turns
+
+
+def _parts(content: Any, where: str, name: str) -> str:
+    """A Gemini turn's text: its text parts, joined as Gemini joins them (no separator)."""
+    parts = content.get("parts") if isinstance(content, dict) else None
+    if not isinstance(parts, list) or not parts:
+        raise QuestRejected(f"{where}: {name}.parts must be a non-empty list of text parts")
+    for j, part in enumerate(parts):
+        if not isinstance(part, dict) or not isinstance(part.get("text"), str):
+            raise QuestRejected(f"{where}: {name}.parts[{j}] is not a text part (only text can train)")
+    return "".join(part["text"] for part in parts)
+
+
+def reasons_aside(row: dict[str, Any]) -> bool:
+    """Whether an assistant turn of ``row`` carries its thinking beside its content."""
+    turns = row.get("messages") or row.get("conversations") or []
+    if isinstance(row.get("completion"), list):
+        turns = row["completion"]
+    return isinstance(turns, list) and any(
+        isinstance(t, dict) and any(isinstance(t.get(k), str) and t[k].strip() for k in REASONING_KEYS)
+        for t in turns
+    )
 
 
 def _content(value: Any, where: str, name: str) -> str:

@@ -103,6 +103,62 @@ def test_more_shapes_from_the_wild_are_converted(tmp_path: Path) -> None:
     ]
 
 
+def test_gemini_rows_other_role_names_and_metamath_pairs_are_read(tmp_path: Path) -> None:
+    """Vertex AI's Gemini tuning rows (user/model turns of text parts, a system
+    instruction), OpenAI's developer turn, a model turn (Gemma's name), MetaMathQA's
+    query/response; an assistant's reasoning kept beside its content is said not to train."""
+    rows = [
+        {
+            "systemInstruction": {"role": "system", "parts": [{"text": "Be brief."}]},
+            "contents": [
+                {"role": "user", "parts": [{"text": "Capital "}, {"text": "of Italy?"}]},
+                {"role": "model", "parts": [{"text": "Rome"}]},
+            ],
+        },
+        {"messages": [{"role": "developer", "content": "d"}, {"role": "user", "content": "u"}, {"role": "model", "content": "m"}]},
+        {"query": "2+3?", "response": "5", "type": "GSM_Rephrased"},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "reasoning_content": "hmm"}]},
+    ]  # fmt: skip
+    quest = read_quest(write(tmp_path, "wild.jsonl", lines(*rows)))
+    chats = [row["messages"] for row in quest.rows]
+    assert chats[0] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Capital of Italy?"},
+        {"role": "assistant", "content": "Rome"},
+    ]
+    assert [m["role"] for m in chats[1]] == ["system", "user", "assistant"]
+    assert chats[2] == [{"role": "user", "content": "2+3?"}, {"role": "assistant", "content": "5"}]
+    assert chats[3][-1] == {"role": "assistant", "content": "a"}
+    assert sorted(quest.notices) == [
+        "1 row with an assistant's reasoning beside its content (reasoning_content/reasoning/thinking): "
+        "only the content trains; to train the reasoning, put it in the content, in the think tags "
+        "your model's chat template uses",
+        "converted 1 Gemini row to chat_sft_v1",
+        "converted 1 query/response row to chat_sft_v1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (
+            {"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png"}}]}]},
+            "line 1: contents[0].parts[0] is not a text part (only text can train)",
+        ),
+        ({"contents": []}, "line 1: 'contents' must be a non-empty list"),
+        ({"contents": [{"role": "user", "parts": [{"text": "q"}]}]}, "line 1: no assistant turn"),
+        ({"contents": [{"role": "critic", "parts": [{"text": "q"}]}]}, "line 1: contents[0] needs a role"),
+    ],
+    ids=["an image part", "no contents", "no model turn", "an unknown role"],
+)
+def test_gemini_rows_that_cannot_train_are_refused(
+    tmp_path: Path, row: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(QuestRejected) as refused:
+        read_quest(write(tmp_path, "gemini.jsonl", lines(row)))
+    assert reason in str(refused.value)
+
+
 def test_line_separators_inside_strings_do_not_cut_a_row(tmp_path: Path) -> None:
     """U+2028, U+2029 and U+0085 may stand unescaped in a JSON string; only \\n ends a line."""
     text = "".join(
