@@ -150,19 +150,18 @@ def run_offline(
 
 def load_model_folder(path: Path) -> tuple[Any, Any, Any]:
     """Any local Hugging Face model folder, to compare a suite with (not kept)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from engine.model.hero import pick_device
+    from engine.model.tokenizer import load_tokenizer
     from engine.train.chat import ChatRenderer
 
     device = pick_device()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = load_tokenizer(path)  # a base model gets the chat format a hero of it would
         model = AutoModelForCausalLM.from_pretrained(path).to(device)  # type: ignore[arg-type]
     except (OSError, ValueError) as exc:
         raise SuiteCommandError(f"--model {path}: {exc}") from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     return model, ChatRenderer(tokenizer), device
 
 

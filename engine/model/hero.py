@@ -11,6 +11,7 @@ import torch
 
 from engine.model.fused import fuse_rms_norms
 from engine.model.segments import switch_to_segments
+from engine.model.tokenizer import load_tokenizer
 from engine.protocol.config import HeroConfig, LoraConfig
 from engine.protocol.savedir import SaveDir
 
@@ -119,7 +120,7 @@ def load_hero(
     """The model and tokenizer. ``mode`` full trains every weight of ``folder`` (a loot
     folder when resuming). lora/qlora load ``folder`` as the frozen base and add LoRA
     adapters: fresh ones, or the ones saved in ``adapter`` (a loot folder) to resume."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     check_mode(mode, device)
@@ -142,12 +143,10 @@ def load_hero(
         )
         kwargs["device_map"] = {"": device.index or 0}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(adapter or folder)
+        tokenizer = load_tokenizer(adapter or folder)  # a base model gets a chat format here
         model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     except (OSError, ValueError) as exc:
         raise HeroLoadError(f"cannot load a causal LM from {folder}: {exc}") from exc
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     # SDPA heroes attend each packed example on its own in training (engine/model/segments.py);
     # a model that does not dispatch through transformers' attention interface keeps SDPA.
     switch_to_segments(model)

@@ -64,12 +64,9 @@ class ShelfOracle:
         self.device = device or pick_device()
         self.copies = LootCopies(loaded or self.config.oracle.loaded_loot)
         self.lock = threading.Lock()  # one generation at a time (the server has threads)
-        from transformers import AutoTokenizer
+        from engine.model.tokenizer import load_tokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(self.base)
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        self.renderer = ChatRenderer(tokenizer)
+        self.renderer = ChatRenderer(load_tokenizer(self.base))
         from transformers import AutoConfig
 
         self.context = context_of(AutoConfig.from_pretrained(self.base))

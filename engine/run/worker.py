@@ -42,6 +42,7 @@ from engine.model.gpu import POLL_SECONDS, GpuProbe
 from engine.model.hero import LoadedHero, base_folder, load_hero, pick_device, trainable_params
 from engine.model.memory import checkpoints_activations, plan_memory
 from engine.model.segments import CPU_BF16_ATTENTION_FROM, attention_of
+from engine.model.tokenizer import BASE_CHAT_TEMPLATE
 from engine.oracle.chat import LootCopies
 from engine.protocol import messages as p
 from engine.protocol.config import HeroConfig
@@ -134,6 +135,16 @@ class Worker:
 
     # ------------------------------------------------------------------ start-up
 
+    def _load_hero(self, folder: Path, device: torch.device, adapter: Path | None) -> None:
+        cfg = self.config
+        self.hero: LoadedHero = load_hero(folder, device, cfg.model_label, cfg.mode, cfg.lora, adapter)
+        self.renderer = ChatRenderer(self.hero.tokenizer)
+        if self.hero.tokenizer.chat_template == BASE_CHAT_TEMPLATE:
+            self.note(
+                "The model has no chat template of its own (a base model): DIO speaks ChatML turns "
+                f"ending in {self.hero.tokenizer.eos_token}, saved with its loot"
+            )
+
     def start(self) -> None:
         cfg = self.config
         self.save.create()
@@ -166,8 +177,7 @@ class Worker:
             folder, adapter = (resume.folder if resume else base_folder(cfg, self.save)), None
         else:  # the base stays frozen; loot holds only the adapters
             folder, adapter = base_folder(cfg, self.save), (resume.folder if resume else None)
-        self.hero: LoadedHero = load_hero(folder, device, cfg.model_label, cfg.mode, cfg.lora, adapter)
-        self.renderer = ChatRenderer(self.hero.tokenizer)
+        self._load_hero(folder, device, adapter)
         self.campaign = campaign_work.load(self, resume)
         skills = [get_skill(skill_id) for skill_id in campaign_work.skill_ids(cfg, self.campaign)]
         caps = self._size_rows(skills)

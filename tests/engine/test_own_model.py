@@ -71,3 +71,59 @@ def test_a_hub_id_names_its_snapshot_in_the_local_cache(
         "train", "--saves", saves, "--hero", "cached", "--model", "Org/tiny-model", "--max-steps", "2"
     )
     assert again.returncode == 0, again.stderr  # the same id is the same model, resumed
+
+
+def without_chat_template(hatchling_dir: Path, folder: Path) -> Path:
+    """The hatchling as a base model ships: no chat template anywhere in the folder."""
+    shutil.copytree(hatchling_dir, folder)
+    (folder / "chat_template.jinja").unlink(missing_ok=True)
+    config_path = folder / "tokenizer_config.json"
+    tokenizer_config = json.loads(config_path.read_text(encoding="utf-8"))
+    tokenizer_config.pop("chat_template", None)
+    config_path.write_text(json.dumps(tokenizer_config), encoding="utf-8")
+    return folder
+
+
+def test_a_base_model_without_a_chat_template_trains_in_chatml_turns_ending_in_eos(
+    tmp_path: Path, hatchling_dir: Path
+) -> None:
+    """Most pre-trained checkpoints ship no chat template (the engine failed at start with
+    a traceback): the hero gets ChatML turns that end in the model's end-of-sequence token,
+    the log book says so, and the loot keeps the template for the Oracle, serve and export."""
+    from transformers import AutoTokenizer
+
+    from engine.model.tokenizer import BASE_CHAT_TEMPLATE
+    from engine.train.chat import ChatRenderer
+
+    base = without_chat_template(hatchling_dir, tmp_path / "base-model")
+    assert AutoTokenizer.from_pretrained(base).chat_template is None
+    save = SaveDir(tmp_path / "saves" / "base")
+    save.create()
+    config = HeroConfig(name="base", model=str(base), train=FAST_TRAIN, game=FAST_GAME)
+    save.config.write_text(config.to_json())
+    worker = run_worker(save, config, 3)
+    tokenizer = worker.hero.tokenizer
+    assert tokenizer.chat_template == BASE_CHAT_TEMPLATE
+    rendered = ChatRenderer(tokenizer).render(
+        [{"role": "user", "content": "1+1="}, {"role": "assistant", "content": "2"}]
+    )
+    learned = [t for t, trains in zip(rendered.input_ids, rendered.trainable, strict=True) if trains]
+    assert tokenizer.decode(learned) == "2" + tokenizer.eos_token  # the answer, then where it ends
+    assert "no chat template of its own" in (save.root / "events.jsonl").read_text(encoding="utf-8")
+    loot = save.root / "checkpoints" / "step-000003"
+    assert AutoTokenizer.from_pretrained(loot).chat_template == BASE_CHAT_TEMPLATE
+
+
+def test_a_tokenizer_without_a_template_or_an_end_token_is_refused(hatchling_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from engine.model.tokenizer import NoChatFormat, give_chat_format
+
+    tokenizer = AutoTokenizer.from_pretrained(hatchling_dir)
+    before = tokenizer.chat_template
+    give_chat_format(tokenizer)  # one of its own: left alone
+    assert tokenizer.chat_template == before
+    tokenizer.chat_template = None
+    tokenizer.eos_token = None
+    with pytest.raises(NoChatFormat, match="no chat template and no end-of-sequence token"):
+        give_chat_format(tokenizer)
