@@ -33,6 +33,7 @@ from typing import Any
 
 from engine.bench.output import progress, show
 from engine.protocol.config import GameConfig, HeroConfig, TrainConfig, VaultConfig
+from engine.protocol.names import counted
 from engine.protocol.savedir import SaveDir
 
 QUEST_FOLDERS = ("inbox", "queue/high", "queue/normal", "queue/low", "processing", "done", "failed")
@@ -171,7 +172,9 @@ def soak(kills: int, seed: int, echo: Any) -> dict[str, Any]:
             found = check_ledger(save) + quest_places(save, dropped)
             counts["inconsistent"] += len(found)
             problems += [f"round {round_}: {text}" for text in found]
-            echo(f"kill {counts['kills']}/{kills}{' (mid-save)' if saving else ''}: {len(found)} problem(s)")
+            echo(
+                f"kill {counts['kills']}/{kills}{' (mid-save)' if saving else ''}: {counted(len(found), 'problem')}"
+            )
         return {**counts, "quests_dropped": len(dropped), "problems": problems[:50]}
     finally:
         shutil.rmtree(folder, ignore_errors=True)

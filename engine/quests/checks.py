@@ -3,8 +3,9 @@ engine/quests/format.py). Rows that cannot train well are dropped and reported b
 a quest with nothing left fails, naming the first problem.
 
 standard (always)   empty answers, longer than the hero's max length, exact duplicates,
-                    degenerate repetition, and eval contamination (a prompt that is one
-                    of a skill's eval problems: never trained on, or the eval lies)
+                    degenerate repetition, eval contamination (a prompt that is one of a
+                    skill's eval problems: never trained on, or the eval lies), and rows
+                    the model's chat template refuses to render (a system turn for Gemma's)
 deep (when asked)   leakage: an answer that appears verbatim in its own prompt
 
 The cheap two (empty answers, exact duplicates: no tokenizer) also run on arrival
@@ -159,7 +160,11 @@ def check_rows(
         if deep and leaks(row):
             drop("the answer appears verbatim in its prompt (leakage)", i)
             continue
-        n = length(row)
+        try:
+            n = length(row)
+        except Exception as exc:  # the model's chat template refuses this row (Gemma's: no system turn)
+            drop(f"the model's chat template cannot render it ({type(exc).__name__}: {exc})", i)
+            continue
         if n > max_tokens:
             drop(f"longer than the hero's max length of {max_tokens} tokens", i)
             continue

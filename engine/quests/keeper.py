@@ -256,7 +256,7 @@ class QuestKeeper:
         where = f" at row {info.seen} of {quest.total}" if info.seen else ""
         dropped = f"; {'; '.join(report.notices())}" if report.dropped else ""
         self.note(
-            f"{self.config.name.upper()} takes on quest {info.name}{where}: {len(rows)} rows × {info.epochs} epoch(s){dropped}"
+            f"{self.config.name.upper()} takes on quest {info.name}{where}: {counted(len(rows), 'row')} × {counted(info.epochs, 'epoch')}{dropped}"
         )
 
     def quest_loss(self) -> float | None:

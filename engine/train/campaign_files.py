@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from engine.protocol.names import counted
 from engine.protocol.savedir import SaveDir
 from engine.store.atomic import read_json, write_json, write_text
 from engine.train.campaign import Campaign, CampaignError, parse_campaign
@@ -120,7 +121,7 @@ def _unused(path: Path) -> Path:
 def begins_message(campaign: Campaign, where: str) -> str:
     first = campaign.phases[0]
     return (
-        f"Campaign {campaign.name}: {len(campaign.phases)} phase(s); phase 1 ({first.name}, "
+        f"Campaign {campaign.name}: {counted(len(campaign.phases), 'phase')}; phase 1 ({first.name}, "
         f"{first.length}) begins {where}"
     )
 
@@ -172,7 +173,7 @@ def carry_out(save: SaveDir, action: str, file: str | None) -> tuple[bool, str, 
         campaign = check(save if save.config.exists() else None, source)
         return (
             True,
-            f"{source.name}: campaign {campaign.name} is valid, {len(campaign.phases)} phase(s)",
+            f"{source.name}: campaign {campaign.name} is valid, {counted(len(campaign.phases), 'phase')}",
             None,
         )
     if action == "start":

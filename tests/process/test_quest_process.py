@@ -59,7 +59,7 @@ def test_kill_9_mid_quest_resumes_the_quest_from_the_last_loot(tmp_path: Path, h
     events = [json.loads(line)["text"] for line in save.events.read_text().splitlines()]
     resumed = [e for e in events if e.startswith("DIO takes on quest epic.jsonl at row")]
     assert resumed == [
-        f"DIO takes on quest epic.jsonl at row {mid[newest]} of {len(ROWS) * 40}: {len(ROWS)} rows × 40 epoch(s)"
+        f"DIO takes on quest epic.jsonl at row {mid[newest]} of {len(ROWS) * 40}: {len(ROWS)} rows × 40 epochs"
     ]
     assert any("epic.jsonl was interrupted" in e for e in events)
     # the lost steps were trained again on exactly the same quest rows: same losses

@@ -217,6 +217,30 @@ def test_standard_checks_drop_duplicates_long_and_degenerate_rows_by_line() -> N
     assert "degenerate" in notes and "line 4" in notes
 
 
+def test_a_row_the_models_chat_template_refuses_is_dropped_not_the_quest(hatchling_dir: Path) -> None:
+    """Gemma's template raises on a system turn, Mistral's on turns out of order: those rows
+    are dropped by line with the template's reason; the quest trains on the rest (the whole
+    quest failed before)."""
+    from transformers import AutoTokenizer
+
+    from engine.train.chat import ChatRenderer
+
+    tokenizer = AutoTokenizer.from_pretrained(hatchling_dir)
+    tokenizer.chat_template = (
+        "{%- for m in messages %}{%- if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+        "{%- endif %}{{- m['role'] + ': ' + m['content'] + eos_token }}{%- endfor %}"
+        "{%- if add_generation_prompt %}{{- 'assistant: ' }}{%- endif %}"
+    )
+    renderer = ChatRenderer(tokenizer)
+    with_system = {"messages": [{"role": "system", "content": "be nice"}, *chat("hi", "yo")["messages"]]}  # type: ignore[index]
+    rows, lines = rows_and_lines([chat("q1", "a1"), with_system, chat("q2", "a2")])
+    report = check_rows(rows, lines, lambda r: len(renderer.render_row(r)), 256)
+    assert report.kept == [0, 2]
+    assert report.notices() == [
+        "dropped 1 row, the model's chat template cannot render it (TemplateError: System role not supported): line 2"
+    ]
+
+
 def test_eval_contamination_is_dropped_and_leakage_found_when_deep() -> None:
     bin_skill = get_skill("bin")
     planted = bin_skill.eval_set(1)[0]

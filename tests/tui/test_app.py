@@ -244,7 +244,7 @@ async def test_launch_flags_a_running_engine_cannot_take_are_said_on_the_first_f
     asked = argparse.Namespace(gpus=2, fsdp=True)
     save.status.write_text(json.dumps({"ranks": 1, "sharded": False}))
     notice = ignored_launch_flags(save, asked)
-    assert "already training on 1 rank(s)" in notice and "--gpus 2 --fsdp takes effect" in notice
+    assert "already training on 1 rank;" in notice and "--gpus 2 --fsdp takes effect" in notice
     save.status.write_text(json.dumps({"ranks": 2, "sharded": True}))
     assert ignored_launch_flags(save, asked) == ""
     assert ignored_launch_flags(save, argparse.Namespace(gpus=1, fsdp=False)) == ""  # just watching

@@ -83,7 +83,7 @@ async def test_campaign_map_starts_and_leaves_a_campaign() -> None:
         engine.send(p.CampaignReply(False, "campaign.yaml line 3: unknown key"))
         await settle(pilot)
         assert any("line 3" in n.message for n in app._notifications)
-        engine.send(p.CampaignUpdated(CAMPAIGN, "Campaign specialist: 2 phase(s)"))
+        engine.send(p.CampaignUpdated(CAMPAIGN, "Campaign specialist: 2 phases"))
         await settle(pilot)
         await pilot.press("x")
         await settle(pilot)

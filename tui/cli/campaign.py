@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.protocol import messages as p
 from engine.protocol.client import EngineClient, EngineGone
-from engine.protocol.names import printable
+from engine.protocol.names import counted, printable
 from engine.protocol.savedir import SaveDir
 from tui.cli.common import add_hero_args, engine_side, save_from
 
@@ -128,7 +128,7 @@ def show_map(data: dict[str, Any] | None) -> None:
         if phase["rehearsal"]:
             details.append(f"rehearses earlier phases {phase['rehearsal']:.0%}")
         if phase["quests"]:
-            details.append(f"{phase['quests']} quest file(s)")
+            details.append(f"{counted(phase['quests'], 'quest file')}")
         if phase["state"] == "done":
             details.append(
                 f"steps {phase['start_step']:,}–{phase['end_step']:,}, loot {phase['loot']}: {phase['result']}"

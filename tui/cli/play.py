@@ -11,6 +11,7 @@ from typing import Any
 
 from engine.protocol.config import MODES, HeroConfig, add_override_flags, apply_overrides, override_args
 from engine.protocol.model_folder import model_problem, resolve_model
+from engine.protocol.names import counted
 from engine.protocol.savedir import SaveDir
 from tui.cli.common import DEFAULT_HERO, add_hero_args, hero_folders, save_from
 from tui.cli.heroes import hero_row, root_of
@@ -58,7 +59,7 @@ def check_gpus(gpus: int) -> int:
         raise SystemExit(f"realm: --gpus {gpus}: at least 1")
     have = len(list(Path("/dev").glob("nvidia[0-9]*")))
     if have and gpus > have:
-        raise SystemExit(f"realm: --gpus {gpus}: this machine has {have} GPU(s)")
+        raise SystemExit(f"realm: --gpus {gpus}: this machine has {counted(have, 'GPU')}")
     return gpus
 
 
@@ -216,7 +217,7 @@ def ignored_launch_flags(save: SaveDir, args: argparse.Namespace) -> str:
     ranks, sharded = int(status.get("ranks") or 1), bool(status.get("sharded"))
     if (ranks, sharded) == (args.gpus, args.fsdp):
         return ""
-    now = f"{ranks} rank(s)" + (", sharded" if sharded else "")
+    now = counted(ranks, "rank") + (", sharded" if sharded else "")
     asked = f"--gpus {args.gpus}" + (" --fsdp" if args.fsdp else "")
     return (
         f"{save.name.upper()} was already training on {now}; {asked} takes effect at its next start "

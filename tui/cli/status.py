@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from engine.protocol.names import counted
 from engine.protocol.savedir import SaveDir, ended_without_stopping
 from tui.cli.common import add_hero_args, at_least, save_from
 from tui.link import EngineControl
@@ -129,7 +130,7 @@ def print_tasks(rec: dict[str, Any]) -> None:
         print(f"  {task['kind']}: {task['label']} {task['done']}/{task['total']}")
     queued = sum(1 for t in rec.get("tasks") or [] if t.get("state") == "queued")
     if queued and rec["pid"]:
-        print(f"  {queued} task(s) queued (the task board: t in the game)")
+        print(f"  {counted(queued, 'task')} queued (the task board: t in the game)")
 
 
 def print_campaign(campaign: dict[str, Any] | None) -> None:
@@ -170,7 +171,9 @@ def print_status(save: SaveDir, rec: dict[str, Any]) -> None:
     quest = rec.get("quest")
     if quest:
         total = quest["rows"] * quest["epochs"]
-        print(f"  quest {quest['name']}: {quest['seen']:,}/{total:,} rows ({quest['epochs']} epoch(s))")
+        print(
+            f"  quest {quest['name']}: {quest['seen']:,}/{total:,} rows ({counted(quest['epochs'], 'epoch')})"
+        )
     if rec["pid"]:
         ranks = (
             f" × {rec['ranks']} ranks" + (", sharded (FSDP)" if rec["sharded"] else "")

@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.protocol import messages as p
+from engine.protocol.names import counted
 from tui.messages import SendCommand
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.prompt import PromptScreen
@@ -41,7 +42,7 @@ def details(phase: p.PhaseInfo) -> str:
     if phase.rehearsal:
         extras.append(f"{phase.rehearsal:.0%} of examples rehearse earlier phases")
     if phase.quests:
-        extras.append(f"{phase.quests} quest file(s)")
+        extras.append(f"{counted(phase.quests, 'quest file')}")
     lines.append(" · ".join(extras))
     if phase.state == "done":
         lines.append(f"Steps {phase.start_step:,}–{phase.end_step:,}, loot {phase.loot}: {phase.result}")

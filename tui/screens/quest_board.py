@@ -13,6 +13,7 @@ from textual.widgets import Footer, Header, ProgressBar, Static
 
 from engine.protocol import messages as p
 from engine.protocol.config import QUEST_PRIORITIES
+from engine.protocol.names import counted
 from tui.messages import SendCommand
 from tui.screens.sub_screen import SubScreen
 from tui.widgets.keyed_table import KeyedTable
@@ -31,7 +32,7 @@ def detail(quest: p.QuestInfo) -> str:
     if quest.state == "active":
         return f"{quest.seen:,}/{quest.total:,} rows · epoch {quest.epoch}/{quest.epochs}"
     notices = f" · {'; '.join(quest.notices)}" if quest.notices else ""
-    return f"{quest.epochs} epoch(s) · checks {quest.checks}{notices}"
+    return f"{counted(quest.epochs, 'epoch')} · checks {quest.checks}{notices}"
 
 
 class QuestBoardScreen(SubScreen):
