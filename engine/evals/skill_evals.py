@@ -76,7 +76,7 @@ def answer_batches(
             attention_mask=mask.to(device),
             max_new_tokens=max_new_tokens,
             do_sample=False,
-            eos_token_id=tokenizer.eos_token_id,
+            eos_token_id=renderer.stop_ids,
             pad_token_id=tokenizer.pad_token_id,
         )
         yield [tokenizer.decode(row, skip_special_tokens=True) for row in out[:, width:]]

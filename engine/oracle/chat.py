@@ -173,7 +173,7 @@ def generate(
                 temperature=settings.temperature if sampling else None,
                 top_p=settings.top_p if sampling else None,
                 top_k=None,
-                eos_token_id=tokenizer.eos_token_id,
+                eos_token_id=renderer.stop_ids,
                 pad_token_id=tokenizer.pad_token_id,
                 streamer=stream,
                 **({"stop_strings": list(settings.stop), "tokenizer": tokenizer} if settings.stop else {}),

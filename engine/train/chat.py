@@ -38,7 +38,39 @@ class ChatRenderer:
             raise ValueError("the tokenizer has no chat template")
         self.tokenizer = tokenizer
         self.enable_thinking = enable_thinking
-        self.end_of_turn = tokenizer.eos_token or ""
+        self.end_of_turn = self._end_of_turn()
+        self.stop_ids = self._stop_ids()
+
+    def _end_of_turn(self) -> str:
+        """What the template writes after an assistant's content, through its end-of-turn
+        token: ChatML's ``<|im_end|>``, Gemma's ``<end_of_turn>``, Llama 3's ``<|eot_id|>``,
+        Phi-3's ``<|end|>``, Llama 2's `` </s>`` — not always the end-of-sequence token. DIO
+        learns to write it, and generation stops at it (``stop_ids``). Found by rendering a
+        probe answer; "" when the template ends a turn with no token (DIO cannot learn to stop)."""
+        probe = "Zq probe answer"
+        text = self.text([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": probe}])
+        after = text[text.rfind(probe) + len(probe) :]
+        gap = len(after) - len(after.lstrip(" "))
+        candidates = {t.content for t in getattr(self.tokenizer, "added_tokens_decoder", {}).values()}
+        candidates = {t for t in candidates | {self.tokenizer.eos_token} if t}
+        marker = next(
+            (t for t in sorted(candidates, key=len, reverse=True) if after.startswith(t, gap)), None
+        )
+        return after[: gap + len(marker)] if marker else ""
+
+    def _stop_ids(self) -> list[int]:
+        """Token ids that end an answer: the end of turn DIO learned, and end of sequence."""
+        ids = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+        marker = self.end_of_turn.strip()
+        if marker:
+            marker_id = self.tokenizer.convert_tokens_to_ids(marker)
+            if (
+                isinstance(marker_id, int)
+                and marker_id != self.tokenizer.unk_token_id
+                and marker_id not in ids
+            ):
+                ids.append(marker_id)
+        return ids
 
     def text(self, messages: list[Message], add_generation_prompt: bool = False) -> str:
         rendered = self.tokenizer.apply_chat_template(

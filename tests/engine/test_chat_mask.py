@@ -105,3 +105,88 @@ def test_qwen3_style_template(tokenizer) -> None:  # type: ignore[no-untyped-def
 def test_conversation_without_answer_is_refused(tokenizer) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="assistant"):
         ChatRenderer(tokenizer).render([{"role": "user", "content": "hi"}])
+
+
+# Gemma's shape: turns end in <end_of_turn> (here the hatchling's <|endoftext|>, a special
+# token that is not its end-of-sequence token), and the assistant is called "model".
+GEMMA_STYLE = (
+    "{%- for message in messages %}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "{{- '<|im_start|>' + role + '\\n' + message['content'] + '<|endoftext|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>model\\n' }}{%- endif %}"
+)
+LLAMA2_STYLE = (  # the end of sequence after a space
+    "{%- for message in messages %}"
+    "{%- if message['role'] == 'user' %}{{- '[INST] ' + message['content'] + ' [/INST]' }}"
+    "{%- else %}{{- ' ' + message['content'] + ' ' + eos_token }}{%- endif %}"
+    "{%- endfor %}"
+)
+PLAIN_STYLE = (
+    "{%- for message in messages %}{{- message['role'] + ': ' + message['content'] + '\\n' }}{%- endfor %}"
+)
+
+
+@pytest.mark.parametrize(
+    ("template", "end_of_turn", "trained"),
+    [
+        (GEMMA_STYLE, "<|endoftext|>", "7<|endoftext|>"),
+        (LLAMA2_STYLE, " <|im_end|>", "7 <|im_end|>"),
+        (PLAIN_STYLE, "", "7"),
+    ],
+    ids=["a turn marker other than the end of sequence", "the end of sequence after a space", "no marker"],
+)
+def test_the_end_of_turn_is_what_the_template_writes(
+    tokenizer,  # type: ignore[no-untyped-def]
+    template: str,
+    end_of_turn: str,
+    trained: str,
+) -> None:
+    """Not always the end-of-sequence token (Gemma, Phi-3, Llama 2): with the end of
+    sequence assumed, these templates failed ("assistant turn not found") or taught DIO
+    to stop where generation does not stop. DIO learns the marker and generation stops at it."""
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
+    tokenizer.chat_template = template
+    renderer = ChatRenderer(tokenizer)
+    assert renderer.end_of_turn == end_of_turn
+    assert (
+        trained_text(renderer, [{"role": "user", "content": "3+4="}, {"role": "assistant", "content": "7"}])
+        == trained
+    )
+    expected_stops = {tokenizer.eos_token_id}
+    if end_of_turn.strip():
+        expected_stops.add(tokenizer.convert_tokens_to_ids(end_of_turn.strip()))
+    assert set(renderer.stop_ids) == expected_stops
+
+
+def test_evals_and_the_oracle_stop_at_the_end_of_turn(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """Both ask generate to stop at every id of the renderer's stop_ids."""
+    import torch
+
+    from engine.evals.skill_evals import answer_batches
+    from engine.oracle.chat import Settings, generate
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
+    tokenizer.chat_template = GEMMA_STYLE
+    renderer = ChatRenderer(tokenizer)
+
+    class Model:  # records what generate was asked
+        training = False
+        config = type("Config", (), {"max_position_embeddings": 2048})()
+
+        def eval(self) -> None: ...
+
+        def train(self, mode: bool = True) -> None: ...
+
+        def generate(self, **kwargs: object) -> torch.Tensor:
+            self.asked = kwargs
+            ids = kwargs["input_ids"]
+            assert isinstance(ids, torch.Tensor)
+            return torch.cat([ids, torch.full((ids.shape[0], 1), tokenizer.eos_token_id)], dim=1)
+
+    model = Model()
+    next(answer_batches(model, renderer, [[{"role": "user", "content": "hi"}]], torch.device("cpu"), 4))
+    assert model.asked["eos_token_id"] == renderer.stop_ids and len(renderer.stop_ids) == 2
+    model.asked = {}
+    generate(model, renderer, [{"role": "user", "content": "hi"}], Settings(), torch.device("cpu"))
+    assert model.asked["eos_token_id"] == renderer.stop_ids
