@@ -21,7 +21,9 @@ from engine.evals import runner
 from engine.evals.compare import paired
 from engine.evals.suites import SuiteError, read_suite, suite_name
 from engine.protocol import messages as p
+from engine.protocol.names import counted
 from engine.protocol.savedir import SaveDir
+from engine.quests.rows import read_user_file
 from engine.store.atomic import write_text
 from engine.store.ledger import Ledger
 
@@ -55,9 +57,10 @@ def add(save: SaveDir, source: Path) -> str:
     target = suites_folder(save) / f"{name}.jsonl"
     again = target.exists()
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_text(target, source.read_text(encoding="utf-8-sig"))
+    _, text = read_user_file(source, "eval suite")  # as read_suite read it: unpacked, UTF-8
+    write_text(target, text)
     categories = f", categories {', '.join(suite.categories())}" if suite.categories() else ""
-    return f"suite {name} {'replaced' if again else 'added'}: {len(suite.questions)} questions{categories}"
+    return f"suite {name} {'replaced' if again else 'added'}: {counted(len(suite.questions), 'question')}{categories}"
 
 
 def listing(save: SaveDir, ledger: Ledger | None) -> list[dict[str, Any]]:

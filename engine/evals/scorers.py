@@ -7,7 +7,10 @@
 - number: the last number in the answer is within ``tolerance`` (absolute, default
   1e-6, or ``rel_tolerance``) of ``number`` → 1 else 0;
 - skill: a skill problem (``skill`` + ``problem``: a reference eval record; or a line of
-  `realm skills sample --json` as it is) scored by that skill's verifier.
+  `realm skills sample --json` as it is) scored by that skill's verifier;
+- choice: multiple choice (engine/evals/suites.py lists the choices in the question): the
+  label the answer gives (``B``, ``B.``, ``(B) …``, "the answer is B") or the text of a
+  choice it repeats whole is ``choice`` → 1 else 0.
 
 A row names exactly one way to be scored; ``scorer_of`` says which (or why none).
 """
@@ -18,14 +21,14 @@ import math
 import re
 from typing import Any
 
-SCORERS = ("exact", "keywords", "regex", "number", "skill")
+SCORERS = ("exact", "keywords", "regex", "number", "skill", "choice")
 NUMBER = re.compile(r"[-+]?(?:\d+(?:[.,]\d+)*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def scorer_of(row: dict[str, Any]) -> str:
     """The one scorer a row asks for; ValueError says what is wrong."""
     present = [name for name, key in (("exact", "expected"), ("keywords", "keywords"), ("regex", "regex"),
-                                      ("number", "number"), ("skill", "skill")) if key in row]  # fmt: skip
+                                      ("number", "number"), ("skill", "skill"), ("choice", "choice")) if key in row]  # fmt: skip
     if not present:
         raise ValueError(
             'no way to score it: give "expected" (or "answer"), "keywords", "regex", "number" or "skill"'
@@ -46,6 +49,8 @@ def scorer_of(row: dict[str, Any]) -> str:
         raise ValueError('"number" must be a number')
     if kind == "exact" and not isinstance(row["expected"], str):
         raise ValueError('"expected" must be text')
+    if kind == "exact" and not row["expected"].strip():
+        raise ValueError('"expected" is empty: no answer could be scored right')
     if kind == "skill":
         from skills.registry import get_skill
 
@@ -101,4 +106,25 @@ def score(row: dict[str, Any], answer: str, kind: str | None = None) -> float:
 
         skill = get_skill(str(row["skill"]))
         return float(skill.score(skill.problem_from_record(skill_record(row)), answer))
+    if kind == "choice":
+        return float(chosen(text, row.get("labels", []), row.get("texts", [])) == row["choice"])
     raise ValueError(f"unknown scorer {kind!r}")
+
+
+def chosen(answer: str, labels: list[str], texts: list[str]) -> str | None:
+    """The label an answer picks: the label alone or leading with its punctuation ("B",
+    "B.", "(B) Paris", "B: Paris"; not "A cat", where A is a word), the label after
+    "answer is", or a choice's whole text; None when it picks none."""
+    pick = "|".join(re.escape(label) for label in sorted(labels, key=len, reverse=True))
+    if not pick:
+        return None
+    text = answer.strip()
+    for pattern in (rf"^\(?({pick})(?:\)|[.:,]|$)", rf"(?i:answer)(?: is)?\s*:?\s*\(?({pick})(?![\w])"):
+        found = re.search(pattern, text)
+        if found:
+            return found.group(1)
+    lowered = text.rstrip(".").lower()
+    return next(
+        (label for label, choice in zip(labels, texts, strict=False) if choice.strip().lower() == lowered),
+        None,
+    )

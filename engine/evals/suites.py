@@ -1,10 +1,17 @@
 """An eval suite: a JSONL file of the user's questions, read and checked whole.
 
 Each row: ``{"id", "question" (or "messages"), one scorer field (see scorers.py),
-"category"?, "difficulty"?}`` (``prompt`` and ``answer`` are read as ``question`` and
-``expected``), as JSON lines or one JSON array (engine/quests/rows.py); a skill row
-(``skill`` + ``problem``) carries its own prompt. A row that cannot be scored, or asked, refuses the whole file with its line
-number (nothing half-added). Pure Python: `realm evals add` checks a file without torch.
+"category"?, "difficulty"?}``, as JSON lines or one JSON array, compressed or not
+(engine/quests/rows.py); a skill row (``skill`` + ``problem``) carries its own prompt.
+Question/answer files as they come are read too: ``prompt`` is the question and
+``answer`` the expected text (or number), and every prompt/answer pair a quest reads
+(engine/quests/format.py's PAIRS: Alpaca, Dolly, question/answer, input/output, …) asks
+its prompt and expects its answer, so part of a quest file can be held out as a suite.
+Multiple choice (MMLU's ``choices`` + ``answer`` index, MMLU-Pro's ``options``, ARC's
+``choices: {text, label}`` + ``answerKey``) asks the question with its lettered choices
+and scores the letter (scorers.py, ``choice``). A row that cannot be scored, or asked,
+refuses the whole file with its line number (nothing half-added). Pure Python: `realm
+evals add` checks a file without torch.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.evals.scorers import scorer_of, skill_record
-from engine.quests.rows import RowError, json_rows
+from engine.quests.format import PAIRS
+from engine.quests.rows import RowError, json_rows, read_user_file, table_hint
 
 MAX_QUESTIONS = 10_000
 SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -45,7 +53,11 @@ class Suite:
 
 
 def suite_name(path: Path) -> str:
-    name = path.stem
+    """The file's name less its extensions (``math.jsonl.gz`` is the suite ``math``)."""
+    name = path.name
+    for suffix in (".gz", ".bz2", ".xz"):
+        name = name.removesuffix(suffix)
+    name = Path(name).stem
     if not SUITE_NAME.match(name):
         raise SuiteError(f"{path.name}: a suite's file name must be letters, digits, '-', '_' or '.'")
     return name
@@ -53,9 +65,16 @@ def suite_name(path: Path) -> str:
 
 def read_suite(path: Path) -> Suite:
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise SuiteError(f"{path.name}: not UTF-8 text") from None
+        return _read_suite(path)
+    except SuiteError as exc:
+        raise SuiteError(f"{exc}{table_hint(path, str(exc), 'eval suites')}") from None
+
+
+def _read_suite(path: Path) -> Suite:
+    try:
+        _, text = read_user_file(path, "eval suite")
+    except RowError as exc:
+        raise SuiteError(f"{path.name}: {exc}") from None
     questions: list[Question] = []
     seen: set[str] = set()
     try:  # rows are checked as they are read: the first problem in the file is the one named
@@ -108,17 +127,69 @@ def to_question(row: dict[str, Any], number: int) -> Question:
     )
 
 
+SCORER_KEYS = ("expected", "keywords", "regex", "number", "skill", "choice")
+# Question/answer pairs as quests read them, and a completion row's prompt and completion.
+ASK_AND_ANSWER = (*PAIRS, ("prompt", "completion", "prompt/completion", None))
+
+
 def with_aliases(row: dict[str, Any]) -> dict[str, Any]:
-    """Common question/answer files as they are: ``prompt`` is the question, and an
-    ``answer`` (when no scorer is named) is ``expected`` text, or a ``number``."""
+    """Common question/answer files as they are: the question under its usual names, and
+    (when no scorer is named) the answer as ``expected`` text or a ``number``; multiple
+    choice as a ``choice`` row."""
     out = dict(row)
-    if "question" not in out and "messages" not in out and isinstance(out.get("prompt"), str):
-        out["question"] = out["prompt"]
-    if "answer" in out and not any(
-        key in out for key in ("expected", "keywords", "regex", "number", "skill")
-    ):
-        answer = out["answer"]
+    if any(key in out for key in ("choices", "options")) and not any(k in out for k in SCORER_KEYS):
+        return multiple_choice(out)
+    answer_key = "answer"
+    if "question" not in out and "messages" not in out:
+        for ask, reply, _shape, extra_key in ASK_AND_ANSWER:
+            if isinstance(out.get(ask), str) and reply in out:
+                extra = out.get(extra_key) if extra_key else None
+                out["question"] = f"{out[ask]}\n\n{extra}" if isinstance(extra, str) and extra else out[ask]
+                answer_key = reply
+                break
+        else:
+            if isinstance(out.get("prompt"), str):
+                out["question"] = out["prompt"]
+    if answer_key in out and not any(key in out for key in SCORER_KEYS):
+        answer = out[answer_key]
         out["number" if isinstance(answer, (int, float)) and not isinstance(answer, bool) else "expected"] = (
             answer
         )
     return out
+
+
+def multiple_choice(row: dict[str, Any]) -> dict[str, Any]:
+    """A multiple-choice row as a ``choice`` row: the question followed by its lettered
+    choices, and the label of the right one (its index, label or text in the file)."""
+    given = row.get("choices", row.get("options"))
+    if isinstance(given, dict) and isinstance(given.get("text"), list):  # ARC: {"text": […], "label": […]}
+        texts, labels = given["text"], given.get("label") or [chr(65 + i) for i in range(len(given["text"]))]
+    else:
+        texts = given if isinstance(given, list) else []
+        labels = [chr(65 + i) for i in range(len(texts))]
+    if not 2 <= len(texts) <= 26 or len(labels) != len(texts) or not all(isinstance(t, str) for t in texts):
+        raise ValueError('"choices" must be a list of 2 to 26 texts (or ARC\'s {"text", "label"})')
+    labels = [str(label) for label in labels]
+    answer = next((row[k] for k in ("answerKey", "answer", "answer_index", "label") if k in row), None)
+    if isinstance(answer, int) and not isinstance(answer, bool) and 0 <= answer < len(texts):
+        right = labels[answer]  # MMLU: the index of the right choice
+    elif isinstance(answer, str) and answer.strip() in labels:
+        right = answer.strip()
+    elif isinstance(answer, str) and answer.strip() in texts:
+        right = labels[texts.index(answer.strip())]
+    else:
+        raise ValueError(
+            f"multiple choice needs its answer as an index (0 to {len(texts) - 1}), a label "
+            f"({', '.join(labels)}) or a choice's text, not {answer!r}"
+        )
+    question = row.get("question", row.get("prompt", row.get("query")))
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError('no "question" to ask with its choices')
+    listed = "\n".join(f"{label}. {text}" for label, text in zip(labels, texts, strict=True))
+    return {
+        **row,
+        "question": f"{question}\n\n{listed}\n\nAnswer with {', '.join(labels[:-1])} or {labels[-1]}.",
+        "choice": right,
+        "labels": labels,
+        "texts": texts,
+    }

@@ -22,25 +22,17 @@ Pure Python: the engine's intake and `realm quest` use it alike.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
-import io
 import json
-import lzma
-import os
-import stat
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
 from engine.protocol.names import counted, printable
-from engine.quests.rows import RowError, json_rows
+from engine.quests.rows import RowError, json_rows, read_user_file, table_hint
 
-MAX_FILE_BYTES = 2_000_000_000
 ROLES = ("system", "user", "assistant")
 TURN_ROLES = {
     "system": "system",
@@ -82,28 +74,19 @@ HEADER_KEYS = {"epochs": int, "checks": str, "priority": str}
 MAX_EPOCHS = 100
 
 
-# Tables people export data sets as: refused like any file that is not JSON rows, with
-# the one line that converts them.
-TABLE_FORMATS = {".csv": "CSV", ".tsv": "TSV", ".parquet": "Parquet", ".arrow": "Arrow", ".xlsx": "Excel"}
-
-
 def read_quest(path: Path) -> QuestFile:
     """Validate a quest file; raise QuestRejected naming the first problem."""
     try:
         return _read_quest(path)
     except QuestRejected as exc:
-        kind = TABLE_FORMATS.get(path.suffix.lower())
-        if kind is None or not str(exc).startswith("line "):
-            raise
-        raise QuestRejected(
-            f"{exc} — {kind} is not read: quests are JSON lines (pandas writes them with "
-            "df.to_json(path, orient='records', lines=True))"
-        ) from None
+        raise QuestRejected(f"{exc}{table_hint(path, str(exc), 'quests')}") from None
 
 
 def _read_quest(path: Path) -> QuestFile:
-    data = _read_bytes(path)
-    text = _decode(_decompressed(data))
+    try:
+        data, text = read_user_file(path, "quest")
+    except RowError as exc:
+        raise QuestRejected(str(exc)) from None
     quest = QuestFile(rows=[], digest=hashlib.sha256(data).hexdigest())
     converted: Counter[str] = Counter()
     reasoning = 0
@@ -134,48 +117,6 @@ def _read_quest(path: Path) -> QuestFile:
     return quest
 
 
-# Data sets often ship compressed (data.jsonl.gz); known by their first bytes, not the name.
-COMPRESSED: dict[bytes, Callable[[io.BytesIO], io.BufferedIOBase]] = {
-    b"\x1f\x8b": lambda raw: gzip.GzipFile(fileobj=raw),
-    b"BZh": bz2.BZ2File,
-    b"\xfd7zXZ\x00": lzma.LZMAFile,
-}
-
-
-def _decompressed(data: bytes) -> bytes:
-    """The file's bytes, gunzipped (or bunzipped, unxz'd) when it is compressed; at most
-    MAX_FILE_BYTES of them, so a small file cannot expand without bound."""
-    opener = next((kind for magic, kind in COMPRESSED.items() if data.startswith(magic)), None)
-    if opener is None:
-        return data
-    try:
-        with opener(io.BytesIO(data)) as f:
-            out = f.read(MAX_FILE_BYTES + 1)
-    except (OSError, EOFError, lzma.LZMAError) as exc:
-        raise QuestRejected(f"line 1: a compressed file that cannot be read ({exc})") from None
-    if len(out) > MAX_FILE_BYTES:
-        raise QuestRejected(f"it expands past {MAX_FILE_BYTES:,} bytes; quests over that are refused")
-    return out
-
-
-def _decode(data: bytes) -> str:
-    """UTF-8 text (a BOM is fine), or QuestRejected naming the line of the first bad byte."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    if data.startswith((b"\xff\xfe", b"\xfe\xff", b"{\x00", b"\x00{", b"[\x00", b"\x00[")):
-        # What Windows PowerShell's `>` and Notepad's "Unicode" write.
-        raise QuestRejected("line 1: UTF-16 text; quests are UTF-8: save the file as UTF-8")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise QuestRejected(f"line {line}: not UTF-8 text (byte {data[exc.start]:#04x})") from None
-    if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        raise QuestRejected(f"line {line}: binary data (NUL byte), not JSON lines")
-    return text
-
-
 def read_header(header: Any, number: int) -> dict[str, Any]:
     where = f"line {number} (quest header)"
     if not isinstance(header, dict):
@@ -198,26 +139,6 @@ def read_header(header: Any, number: int) -> dict[str, Any]:
 
 def _target(source: str) -> str:
     return "completion_v1" if source == "prompt/completion" else "chat_sft_v1"
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        info = path.stat()  # follows links: a loop raises here
-    except OSError as exc:
-        raise QuestRejected(f"cannot read {path.name}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise QuestRejected(
-            f"{path.name} is a folder, not a file: drop the files in it (each file is a quest)"
-        )
-    if not stat.S_ISREG(info.st_mode):
-        raise QuestRejected(f"{path.name} is not a regular file")
-    if info.st_size > MAX_FILE_BYTES:
-        raise QuestRejected(
-            f"{path.name} is {info.st_size:,} bytes; quests over {MAX_FILE_BYTES:,} are refused"
-        )
-    with open(path, "rb") as f:
-        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        return f.read()
 
 
 # Prompt/answer pairs under their usual names: (prompt key, answer key, the shape's name,

@@ -1,19 +1,112 @@
 """A user's file of JSON rows: JSON lines, or one JSON array of objects (the shape
-Alpaca's own data and many exports come in). Each row comes with the line it starts on,
-so every refusal can name it. Quests and eval suites read their files through this.
+Alpaca's own data and many exports come in), UTF-8 (a BOM is fine), gzip, bzip2 or xz
+compressed or not. Each row comes with the line it starts on, so every refusal can name
+it. Quests and eval suites read their files through this.
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
 import json
-from collections.abc import Iterator
+import lzma
+import os
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 MAX_LINE_BYTES = 1_000_000  # one row; a larger line is refused, not parsed
+MAX_FILE_BYTES = 2_000_000_000
 
 
 class RowError(ValueError):
     """The file is not JSON rows; the message starts with the line (``line 3: …``)."""
+
+
+def read_user_file(path: Path, noun: str) -> tuple[bytes, str]:
+    """(the file's bytes as they are on disk, its text: decompressed and decoded), or
+    RowError saying why not; ``noun`` names what the file is ("quest", "eval suite")."""
+    data = _read_bytes(path, noun)
+    return data, _decode(_decompressed(data, noun), noun)
+
+
+# Tables people export data sets as: refused like any file that is not JSON rows, with
+# the one line that converts them.
+TABLE_FORMATS = {".csv": "CSV", ".tsv": "TSV", ".parquet": "Parquet", ".arrow": "Arrow", ".xlsx": "Excel"}
+
+
+def table_hint(path: Path, refusal: str, nouns: str) -> str:
+    """What to add to a refusal of a table export (a .csv, .parquet… that is not JSON
+    rows): how pandas writes JSON lines; "" for any other file or refusal."""
+    kind = TABLE_FORMATS.get(path.suffix.lower())
+    if kind is None or not refusal.startswith("line "):
+        return ""
+    return (
+        f" — {kind} is not read: {nouns} are JSON lines (pandas writes them with "
+        "df.to_json(path, orient='records', lines=True))"
+    )
+
+
+# Data sets often ship compressed (data.jsonl.gz); known by their first bytes, not the name.
+COMPRESSED: dict[bytes, Callable[[io.BytesIO], io.BufferedIOBase]] = {
+    b"\x1f\x8b": lambda raw: gzip.GzipFile(fileobj=raw),
+    b"BZh": bz2.BZ2File,
+    b"\xfd7zXZ\x00": lzma.LZMAFile,
+}
+
+
+def _read_bytes(path: Path, noun: str) -> bytes:
+    try:
+        info = path.stat()  # follows links: a loop raises here
+    except OSError as exc:
+        raise RowError(f"cannot read {path.name}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise RowError(f"{path.name} is a folder, not a file: drop the files in it (each file is a {noun})")
+    if not stat.S_ISREG(info.st_mode):
+        raise RowError(f"{path.name} is not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise RowError(
+            f"{path.name} is {info.st_size:,} bytes; {noun} files over {MAX_FILE_BYTES:,} are refused"
+        )
+    with open(path, "rb") as f:
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        return f.read()
+
+
+def _decompressed(data: bytes, noun: str) -> bytes:
+    """The file's bytes, gunzipped (or bunzipped, unxz'd) when it is compressed; at most
+    MAX_FILE_BYTES of them, so a small file cannot expand without bound."""
+    opener = next((kind for magic, kind in COMPRESSED.items() if data.startswith(magic)), None)
+    if opener is None:
+        return data
+    try:
+        with opener(io.BytesIO(data)) as f:
+            out = f.read(MAX_FILE_BYTES + 1)
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise RowError(f"line 1: a compressed file that cannot be read ({exc})") from None
+    if len(out) > MAX_FILE_BYTES:
+        raise RowError(f"it expands past {MAX_FILE_BYTES:,} bytes; {noun} files over that are refused")
+    return out
+
+
+def _decode(data: bytes, noun: str) -> str:
+    """UTF-8 text (a BOM is fine), or RowError naming the line of the first bad byte."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if data.startswith((b"\xff\xfe", b"\xfe\xff", b"{\x00", b"\x00{", b"[\x00", b"\x00[")):
+        # What Windows PowerShell's `>` and Notepad's "Unicode" write.
+        raise RowError(f"line 1: UTF-16 text; {noun} files are UTF-8: save the file as UTF-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RowError(f"line {line}: not UTF-8 text (byte {data[exc.start]:#04x})") from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise RowError(f"line {line}: binary data (NUL byte), not JSON lines")
+    return text
 
 
 def json_rows(text: str) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -107,6 +107,95 @@ def test_question_answer_files_and_json_arrays_are_suites(tmp_path: Path) -> Non
         read_suite(path)
 
 
+def test_quest_shaped_files_and_compressed_ones_are_suites(tmp_path: Path) -> None:
+    """The prompt/answer pairs a quest reads (so part of a quest file can be held out as a
+    suite), gzip compressed as data sets ship; its name loses every extension."""
+    import gzip
+
+    rows = [
+        {"instruction": "Capital of", "input": "France", "output": "Paris"},
+        {"input": "ping", "output": "pong"},
+        {"prompt": "2 + 2 =", "completion": "4"},
+        {"query": "3 + 3?", "response": "6", "type": "GSM"},
+        {"question": "Say hi", "answer": "hi"},
+    ]
+    path = tmp_path / "held-out.jsonl.gz"
+    path.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    suite = read_suite(path)
+    assert suite.name == "held-out"
+    assert [q.messages[-1]["content"] for q in suite.questions] == [
+        "Capital of\n\nFrance",
+        "ping",
+        "2 + 2 =",
+        "3 + 3?",
+        "Say hi",
+    ]
+    assert [q.row.get("expected") for q in suite.questions] == ["Paris", "pong", "4", "6", "hi"]
+    csv = tmp_path / "qa.csv"
+    csv.write_text("question,answer\nCapital?,Paris\n")
+    with pytest.raises(SuiteError, match=r"line 1: .* CSV is not read: eval suites are JSON lines"):
+        read_suite(csv)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {
+            "question": "Capital of France?",
+            "choices": ["Lyon", "Paris", "Nice", "Lille"],
+            "answer": 1,
+        },  # MMLU
+        {
+            "question": "Capital of France?",
+            "options": ["Lyon", "Paris", "Nice", "Lille"],
+            "answer": "B",
+        },  # MMLU-Pro
+        {
+            "question": "Capital of France?",
+            "choices": {"text": ["Lyon", "Paris", "Nice", "Lille"], "label": ["A", "B", "C", "D"]},
+            "answerKey": "B",
+        },  # ARC
+        {"question": "Capital of France?", "choices": ["Lyon", "Paris", "Nice", "Lille"], "answer": "Paris"},
+    ],
+    ids=["MMLU", "MMLU-Pro", "ARC", "the answer's text"],
+)
+def test_multiple_choice_asks_the_lettered_choices_and_scores_the_letter(
+    tmp_path: Path, row: dict[str, object]
+) -> None:
+    """Read as free text, MMLU's answer index 1 was the expected answer "1", and the
+    choices were never shown."""
+    path = tmp_path / "mc.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    [question] = read_suite(path).questions
+    assert question.scorer == "choice"
+    assert question.messages[-1]["content"] == (
+        "Capital of France?\n\nA. Lyon\nB. Paris\nC. Nice\nD. Lille\n\nAnswer with A, B, C or D."
+    )
+    for right in ("B", " B.", "(B) Paris", "B: Paris", "The answer is B", "answer: (B)", "Paris", "paris."):
+        assert scorers.score(question.row, right) == 1.0, right
+    for wrong in ("C", "A cat would say Paris", "Lyon", "", "BA", "1"):
+        assert scorers.score(question.row, wrong) == 0.0, wrong
+
+
+@pytest.mark.parametrize(
+    ("row", "why"),
+    [
+        ({"question": "q", "choices": ["a", "b"], "answer": 2}, "an index \\(0 to 1\\)"),
+        ({"question": "q", "choices": ["a"], "answer": 0}, "2 to 26 texts"),
+        ({"choices": ["a", "b"], "answer": 0}, 'no "question" to ask'),
+        ({"question": "q", "expected": " "}, '"expected" is empty'),
+    ],
+    ids=["an index past the choices", "one choice", "no question", "an empty expected answer"],
+)
+def test_rows_that_cannot_be_asked_or_scored_right_are_refused(
+    tmp_path: Path, row: dict[str, object], why: str
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(SuiteError, match=f"line 1: .*{why}"):
+        read_suite(path)
+
+
 def test_the_sign_test_and_the_paired_verdicts() -> None:
     assert sign_test(0, 0) == 1.0
     assert sign_test(6, 0) == pytest.approx(2 / 64)

@@ -190,7 +190,7 @@ def test_compressed_files_are_read_and_bounded(tmp_path: Path, monkeypatch: pyte
     import gzip
     import lzma
 
-    from engine.quests import format as quest_format
+    from engine.quests import rows as quest_rows
 
     text = lines(CHAT, CHAT).encode()
     for name, packed in (("q.jsonl.gz", gzip.compress(text)), ("q.jsonl.bz2", bz2.compress(text)),
@@ -198,7 +198,7 @@ def test_compressed_files_are_read_and_bounded(tmp_path: Path, monkeypatch: pyte
         assert len(read_quest(write(tmp_path, name, packed)).rows) == 2, name  # known by its bytes
     with pytest.raises(QuestRejected, match="a compressed file that cannot be read"):
         read_quest(write(tmp_path, "cut.jsonl.gz", gzip.compress(text)[:-12]))
-    monkeypatch.setattr(quest_format, "MAX_FILE_BYTES", 1_000)
+    monkeypatch.setattr(quest_rows, "MAX_FILE_BYTES", 1_000)
     bomb = gzip.compress(lines(*[CHAT] * 100).encode())  # small on disk, larger unpacked
     assert len(bomb) < 1_000
     with pytest.raises(QuestRejected, match="expands past 1,000 bytes"):

@@ -52,7 +52,10 @@ def add_parsers(sub: Any) -> None:
         description="A suite is JSON lines (or one JSON array) of questions, each with one way to "
         'score it: {"question": "Capital of France?", "expected": "Paris"}; also "keywords", '
         '"regex", "number" (+ "tolerance"), or a skill problem. "prompt" and "answer" are read as '
-        '"question" and "expected". A row that cannot be scored refuses the file, naming its line.',
+        '"question" and "expected", as are the prompt/answer pairs quests read (Alpaca, input/output, '
+        "prompt/completion, …); multiple choice (MMLU's choices + answer index, ARC's answerKey) "
+        "is asked with lettered choices and scored by the letter. A row that cannot be scored "
+        "refuses the file, naming its line.",
     )
     add_hero_args(add)
     add.add_argument("file", type=Path, help="the suite file; its name (without .jsonl) names the suite")
