@@ -137,8 +137,9 @@ def with_aliases(row: dict[str, Any]) -> dict[str, Any]:
     (when no scorer is named) the answer as ``expected`` text or a ``number``; multiple
     choice as a ``choice`` row."""
     out = dict(row)
-    if any(key in out for key in ("choices", "options")) and not any(k in out for k in SCORER_KEYS):
-        return multiple_choice(out)
+    others = [k for k in SCORER_KEYS if k != "expected"]
+    if any(key in out for key in ("choices", "options")) and not any(k in out for k in others):
+        return multiple_choice(out)  # "expected", if given, names the right choice
     answer_key = "answer"
     if "question" not in out and "messages" not in out:
         for ask, reply, _shape, extra_key in ASK_AND_ANSWER:
@@ -170,7 +171,8 @@ def multiple_choice(row: dict[str, Any]) -> dict[str, Any]:
     if not 2 <= len(texts) <= 26 or len(labels) != len(texts) or not all(isinstance(t, str) for t in texts):
         raise ValueError('"choices" must be a list of 2 to 26 texts (or ARC\'s {"text", "label"})')
     labels = [str(label) for label in labels]
-    answer = next((row[k] for k in ("answerKey", "answer", "answer_index", "label") if k in row), None)
+    keys = ("expected", "answerKey", "answer", "answer_index", "label")
+    answer = next((row[k] for k in keys if k in row), None)
     if isinstance(answer, int) and not isinstance(answer, bool) and 0 <= answer < len(texts):
         right = labels[answer]  # MMLU: the index of the right choice
     elif isinstance(answer, str) and answer.strip() in labels:
@@ -187,7 +189,7 @@ def multiple_choice(row: dict[str, Any]) -> dict[str, Any]:
         raise ValueError('no "question" to ask with its choices')
     listed = "\n".join(f"{label}. {text}" for label, text in zip(labels, texts, strict=True))
     return {
-        **row,
+        **{k: v for k, v in row.items() if k != "expected"},
         "question": f"{question}\n\n{listed}\n\nAnswer with {', '.join(labels[:-1])} or {labels[-1]}.",
         "choice": right,
         "labels": labels,

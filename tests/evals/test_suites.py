@@ -156,8 +156,9 @@ def test_quest_shaped_files_and_compressed_ones_are_suites(tmp_path: Path) -> No
             "answerKey": "B",
         },  # ARC
         {"question": "Capital of France?", "choices": ["Lyon", "Paris", "Nice", "Lille"], "answer": "Paris"},
+        {"question": "Capital of France?", "choices": ["Lyon", "Paris", "Nice", "Lille"], "expected": "B"},
     ],
-    ids=["MMLU", "MMLU-Pro", "ARC", "the answer's text"],
+    ids=["MMLU", "MMLU-Pro", "ARC", "the answer's text", "our own expected field"],
 )
 def test_multiple_choice_asks_the_lettered_choices_and_scores_the_letter(
     tmp_path: Path, row: dict[str, object]
