@@ -2,8 +2,9 @@
 
 `python -m engine.bench.quests [--rows N] [--drops N]` (also `realm bench --quests`).
 1. Writes an N-row JSONL file (chat, ShareGPT, Alpaca and prompt/completion rows, with
-   some duplicates) and times the intake check (`read_quest`) and the standard checks
-   (`check_rows`, which renders every row with the hatchling's tokenizer).
+   some duplicates) and times the intake check (`read_trainable`: `read_quest` and the
+   cheap checks) and the standard checks (`check_rows`, which renders every row with the
+   hatchling's tokenizer).
 2. Runs an engine on a fresh hatchling (in this process, over a Pipe, as the tests do),
    drops small files into its real inbox, and times file-written -> QuestBoard event.
 Prints one JSON object.
@@ -27,6 +28,7 @@ from engine.protocol.client import EngineClient
 from engine.protocol.config import HeroConfig
 from engine.quests.checks import check_rows
 from engine.quests.format import read_quest
+from engine.quests.queue import read_trainable
 from engine.train.chat import ChatRenderer
 
 
@@ -77,13 +79,14 @@ def validation_throughput(folder: Path, rows: int, model: Path) -> dict[str, Any
     path = folder / "big.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in sample), encoding="utf-8")
     start = time.perf_counter()
-    quest = read_quest(path)
+    read_trainable(path)  # what the inbox and `realm quest add` run: read_quest + the cheap checks
     intake = time.perf_counter() - start
     array = folder / "big.json"  # the same rows as one JSON array (Alpaca's shape)
     array.write_text("[\n" + ",\n".join(json.dumps(r) for r in sample) + "\n]\n", encoding="utf-8")
     start = time.perf_counter()
-    read_quest(array)
+    read_trainable(array)
     intake_array = time.perf_counter() - start
+    quest = read_quest(path)  # the checker reads the file again, whole
     renderer = ChatRenderer(AutoTokenizer.from_pretrained(model))
     start = time.perf_counter()
     report = check_rows(quest.rows, quest.lines, lambda r: len(renderer.render_row(r)), 256)
