@@ -12,13 +12,13 @@ import torch
 from engine.model.fused import fuse_rms_norms
 from engine.model.segments import switch_to_segments
 from engine.model.tokenizer import load_tokenizer
-from engine.protocol.config import HeroConfig, LoraConfig
+from engine.protocol.config import HeroConfig, LoraConfig, StartRefused
 from engine.protocol.savedir import SaveDir
 
 log = logging.getLogger("engine.model.hero")
 
 
-class HeroLoadError(Exception):
+class HeroLoadError(StartRefused):
     """The model folder cannot be used; the message says why and what to do."""
 
 
@@ -120,6 +120,7 @@ def load_hero(
     """The model and tokenizer. ``mode`` full trains every weight of ``folder`` (a loot
     folder when resuming). lora/qlora load ``folder`` as the frozen base and add LoRA
     adapters: fresh ones, or the ones saved in ``adapter`` (a loot folder) to resume."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
@@ -145,7 +146,7 @@ def load_hero(
     try:
         tokenizer = load_tokenizer(adapter or folder)  # a base model gets a chat format here
         model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:  # missing or broken files, a config it cannot build
         raise HeroLoadError(f"cannot load a causal LM from {folder}: {exc}") from exc
     # SDPA heroes attend each packed example on its own in training (engine/model/segments.py);
     # a model that does not dispatch through transformers' attention interface keeps SDPA.

@@ -25,9 +25,14 @@ from typing import Any
 from engine.protocol.model_folder import shown_name
 
 
-class SettingRefused(ValueError):
+class StartRefused(ValueError):
+    """What the engine was given cannot run (a setting, the model folder): it stops at start
+    with one line saying what to change, and `realm status` says so, not "it crashed"."""
+
+
+class SettingRefused(StartRefused):
     """A setting this machine or model cannot run (bf16 or fp16 that would be emulated, rows
-    too short for a skill): the engine stops at start with one line saying what to change."""
+    too short for a skill)."""
 
 
 MODES = ("full", "lora", "qlora")

@@ -9,6 +9,7 @@ downloaded here; an id not in the cache is refused saying how to fetch it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -84,6 +85,12 @@ def model_folder_problem(folder: Path) -> str | None:
         return "no such folder (a local Hugging Face model folder)"
     if not (folder / "config.json").is_file():
         return "no config.json in it; is it a save_pretrained folder?"
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return f"its config.json cannot be read ({exc})"
+    if not isinstance(config, dict) or "model_type" not in config:
+        return "its config.json names no model_type; is it a transformers model's config?"
     if not any((folder / name).is_file() for name in WEIGHTS) and not any(folder.glob("*.safetensors")):
         return f"no weights in it (none of {', '.join(WEIGHTS)})"
     if not any((folder / name).is_file() for name in TOKENIZERS):

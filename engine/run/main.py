@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.protocol import messages as p
-from engine.protocol.config import MODES, HeroConfig, SettingRefused, add_override_flags, apply_overrides
+from engine.protocol.config import MODES, HeroConfig, StartRefused, add_override_flags, apply_overrides
 from engine.protocol.model_folder import model_problem, resolve_model
 from engine.protocol.savedir import EngineBusy, SaveDir
 from engine.store.atomic import write_json
@@ -189,11 +189,11 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
                 worker.team.tell({"op": "stop"})  # after the stop loot: the other ranks end
                 worker.team.part()
         return code
-    except SettingRefused as exc:  # a setting to change, not a crash
+    except StartRefused as exc:  # a setting or a model folder to change, not a crash
         logging.getLogger("engine").error("%s", exc)
         server.broadcast(p.EngineFailed(error=str(exc), traceback=""))
         status = save.read_status()
-        status.update(state="crashed", error=str(exc), updated_at=time.time())
+        status.update(state="crashed", error=str(exc), refused=True, updated_at=time.time())
         write_json(save.status, status)
         print(f"realm engine: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG

@@ -127,3 +127,38 @@ def test_a_tokenizer_without_a_template_or_an_end_token_is_refused(hatchling_dir
     tokenizer.eos_token = None
     with pytest.raises(NoChatFormat, match="no chat template and no end-of-sequence token"):
         give_chat_format(tokenizer)
+
+
+def test_a_model_folder_that_cannot_load_is_refused_in_one_line_not_a_crash(
+    tmp_path: Path, hatchling_dir: Path
+) -> None:
+    """A config.json that is not JSON (or not a model's) is refused before a hero slot is
+    made; weights that do not load stop the engine at start with one line (it printed a
+    traceback), and `realm status` says it would not start, not "it crashed, play resumes"."""
+    from engine.run import main as engine_main
+
+    saves = str(tmp_path / "saves")
+    for name, text, said in (
+        ("cut", '{"model_type": "qwen3", "hidden_size": 64', "its config.json cannot be read"),
+        ("other", '{"_name_or_path": "x"}', "names no model_type"),
+    ):
+        folder = tmp_path / name
+        shutil.copytree(hatchling_dir, folder)
+        (folder / "config.json").write_text(text)
+        refused = realm_here("train", "--saves", saves, "--hero", name, "--model", str(folder))
+        assert refused.returncode != 0 and said in refused.stderr, refused.stderr
+        assert not (tmp_path / "saves" / name).exists()
+    broken = tmp_path / "broken"
+    shutil.copytree(hatchling_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    save = SaveDir(tmp_path / "saves" / "broken")
+    save.create()
+    save.config.write_text(HeroConfig(name="broken", model=str(broken), train=FAST_TRAIN).to_json())
+    assert engine_main.main(["--save-dir", str(save.root), "--max-steps", "1"]) == engine_main.EXIT_BAD_CONFIG
+    status = save.read_status()
+    assert status["state"] == "crashed" and status["refused"] and "cannot load a causal LM" in status["error"]
+    told = realm_here("status", "--saves", saves, "--hero", "broken")
+    assert "the engine would not start: cannot load a causal LM" in told.stdout, told.stdout
+    assert "resumes from the last loot" not in told.stdout
+    as_json = json.loads(realm_here("status", "--json", "--saves", saves, "--hero", "broken").stdout)
+    assert as_json["refused"] is True

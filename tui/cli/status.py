@@ -97,6 +97,7 @@ def status_record(save: SaveDir) -> dict[str, Any]:
     }
     if state == "crashed":
         record["error"] = status.get("error")
+        record["refused"] = bool(status.get("refused"))  # it would not start: something to change
         record["died_at_step"] = max(int(status.get("step") or 0), save.last_logged_step())
     return record
 
@@ -191,10 +192,18 @@ def print_status(save: SaveDir, rec: dict[str, Any]) -> None:
     else:
         print("  no loot yet")
     if rec["state"] == "crashed":
-        why = rec.get("error") or "it was killed or lost power"
-        print(f"  the engine died: {why} (see {save.log}); `realm play` resumes from the last loot")
+        print(f"  {why_it_stopped(save, rec)}")
     for warning in rec["warnings"]:
         print(f"  ! {warning}")
+
+
+def why_it_stopped(save: SaveDir, rec: dict[str, Any]) -> str:
+    """A crashed record's reason: a start refused (a setting, the model folder: something
+    to change) or a death (`realm play` resumes from the last loot)."""
+    if rec.get("refused"):
+        return f"the engine would not start: {rec.get('error')}; change that and start it again"
+    why = rec.get("error") or "it was killed or lost power"
+    return f"the engine died: {why} (see {save.log}); `realm play` resumes from the last loot"
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
