@@ -13,7 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.protocol.config import StartRefused
+
 Message = dict[str, str]
+
+
+class UnusableTokenizer(StartRefused):
+    """A tokenizer the renderer cannot work with: the engine stops at start saying why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +39,13 @@ class ChatRenderer:
 
     def __init__(self, tokenizer: Any, enable_thinking: bool = False) -> None:
         if not getattr(tokenizer, "is_fast", False):
-            raise ValueError("a fast tokenizer is needed (character offsets)")
+            raise UnusableTokenizer(
+                "the model's tokenizer is not a fast one (character offsets are needed to find the "
+                "answers): give its folder a tokenizer.json (`AutoTokenizer.from_pretrained(folder)"
+                ".save_pretrained(folder)` writes one where transformers can convert it)"
+            )
         if tokenizer.chat_template is None:
-            raise ValueError("the tokenizer has no chat template")
+            raise UnusableTokenizer("the tokenizer has no chat template")
         self.tokenizer = tokenizer
         self.enable_thinking = enable_thinking
         self.end_of_turn = self._end_of_turn()

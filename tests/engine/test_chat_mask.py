@@ -190,3 +190,14 @@ def test_evals_and_the_oracle_stop_at_the_end_of_turn(tokenizer) -> None:  # typ
     model.asked = {}
     generate(model, renderer, [{"role": "user", "content": "hi"}], Settings(), torch.device("cpu"))
     assert model.asked["eos_token_id"] == renderer.stop_ids
+
+
+def test_a_tokenizer_the_renderer_cannot_use_stops_the_start_in_one_line() -> None:
+    """A slow (sentencepiece-only) tokenizer has no character offsets: the engine refuses
+    to start with what to do (StartRefused: one line, `realm status` says "would not start")."""
+    from types import SimpleNamespace
+
+    from engine.protocol.config import StartRefused
+
+    with pytest.raises(StartRefused, match=r"tokenizer\.json"):
+        ChatRenderer(SimpleNamespace(is_fast=False, chat_template="x"))
