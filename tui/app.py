@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from engine.protocol import messages as p
-from tui.link import Connector, EngineLink
+from tui.link import Connector, DownReport, EngineLink
 from tui.messages import (
     EngineMessage,
     ExportLoot,
@@ -195,7 +195,7 @@ class RealmApp(App[str]):
         connector: Connector,
         engine_alive: Callable[[], bool] = lambda: True,
         restart_engine: Callable[[], Any] | None = None,
-        log_tail: Callable[[], str] = lambda: "",
+        down_report: Callable[[], DownReport] = DownReport,
         connect_timeout: float = 120.0,
         export_loot: Callable[[str, str], tuple[bool, str]] | None = None,
         saved: GameState | None = None,
@@ -209,7 +209,7 @@ class RealmApp(App[str]):
         self.export_loot_fn = export_loot
         self.state = saved or GameState()
         self.restart_engine_fn = restart_engine
-        self.log_tail = log_tail
+        self.down_report = down_report
         self.link = EngineLink(connector, self.post_message, engine_alive, connect_timeout)
         self.stopping = False
         self._refused: set[str] = set()  # quest refusals already toasted (their reply says it again)
@@ -455,10 +455,12 @@ class RealmApp(App[str]):
     def _show_engine_down(self) -> None:
         if isinstance(self.screen, EngineDownScreen):
             return
+        report = self.down_report()
         screen = EngineDownScreen(
-            self.state.error or "the engine stopped",
-            last_lines(self.state.error_detail or self.log_tail()),
+            report.refused or self.state.error or "the engine stopped",
+            last_lines(self.state.error_detail or report.log_tail),
             self.state.last_loot_step,
+            refused=bool(report.refused),
         )
         self.push_screen(screen, self._after_engine_down)
 

@@ -16,12 +16,23 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from engine.protocol import messages as p
 from engine.protocol.client import EngineClient
 from engine.protocol.savedir import SaveDir
 from tui.messages import EngineMessage, LinkLost, LinkWaiting
+
+
+@dataclass(frozen=True)
+class DownReport:
+    """Why the engine is down, as the save folder tells it: its log's last lines, and the
+    one-line reason when it refused to start (a setting, a model folder: something to
+    change, not a crash; engine/run/main.py)."""
+
+    log_tail: str = ""
+    refused: str = ""
 
 
 def engine_command(
@@ -84,8 +95,10 @@ class EngineControl:
     def restart(self) -> None:
         self.start()
 
-    def log_tail(self, lines: int = 12) -> str:
-        return self.save.log_tail(lines)
+    def down_report(self, lines: int = 12) -> DownReport:
+        status = self.save.read_status()
+        refused = str(status.get("error") or "") if status.get("refused") else ""
+        return DownReport(self.save.log_tail(lines), refused)
 
     def export_loot(self, name: str, dest: str) -> tuple[bool, str]:
         """`realm export` for one loot, engine-side (it loads torch): (ok, what happened)."""

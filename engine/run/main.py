@@ -202,7 +202,9 @@ def serve(save: SaveDir, config: HeroConfig, foreground: bool, stop: StopOnSigna
         logging.getLogger("engine").error("engine failed: %s\n%s", exc, tb)
         server.broadcast(p.EngineFailed(error=f"{type(exc).__name__}: {exc}", traceback=tb))
         status = save.read_status()
-        status.update(state="crashed", error=f"{type(exc).__name__}: {exc}", updated_at=time.time())
+        status.update(
+            state="crashed", error=f"{type(exc).__name__}: {exc}", refused=False, updated_at=time.time()
+        )
         write_json(save.status, status)
         if foreground:
             print(f"realm engine: {type(exc).__name__}: {exc}", file=sys.stderr)

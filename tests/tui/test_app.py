@@ -203,6 +203,28 @@ async def test_engine_death_is_a_game_state_with_restart() -> None:
 
 
 @pytest.mark.asyncio
+async def test_an_engine_that_would_not_start_says_what_to_change() -> None:
+    """A start refused (a model folder whose weights do not load): the dialog says the
+    engine would not start and why, and offers to start again, not "restart from loot"."""
+    from textual.widgets import Button, Label
+
+    from tui.link import DownReport
+
+    engine = FakeEngine()
+    why = "cannot load a causal LM from /models/x: header too small"
+    app = RealmApp(engine.connector, down_report=lambda: DownReport("…\nrealm engine: " + why, why))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        engine.conn.close()
+        await settle(pilot, 10)
+        assert isinstance(app.screen, EngineDownScreen) and app.screen.refused
+        title = str(app.screen.query_one("#down-title", Label).render())
+        assert title == "☠ The engine would not start"
+        assert why in str(app.screen.query_one("#down-error", Label).render())
+        assert str(app.screen.query_one("#restart", Button).label) == "(r) Start it again"
+
+
+@pytest.mark.asyncio
 async def test_engine_down_shows_the_line_that_says_what_is_wrong() -> None:
     """A long traceback: the screen shows its last lines (the error), not its top."""
     engine = FakeEngine()

@@ -249,7 +249,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         connector=control.connect,
         engine_alive=control.alive,
         restart_engine=control.restart,
-        log_tail=control.log_tail,
+        down_report=control.down_report,
         export_loot=control.export_loot,
         saved=saved_state(save),
         notice=notice,

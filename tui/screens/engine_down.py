@@ -1,4 +1,5 @@
-"""The engine died: say so, show why, offer to restart from the last loot."""
+"""The engine died: say so, show why, offer to restart from the last loot. An engine that
+refused to start (a setting, a model folder: something to change) says that instead."""
 
 from __future__ import annotations
 
@@ -18,19 +19,25 @@ class EngineDownScreen(ModalScreen[str]):
         Binding("escape", "choose('dismiss')", "Look around"),
     ]
 
-    def __init__(self, error: str, detail: str, last_loot: int | None) -> None:
+    def __init__(self, error: str, detail: str, last_loot: int | None, refused: bool = False) -> None:
         super().__init__()
         self.error = error
         self.detail = detail
         self.last_loot = last_loot
+        self.refused = refused
 
     def compose(self) -> ComposeResult:
         loot = f"step {self.last_loot:,}" if self.last_loot is not None else "the beginning"
         with Vertical(id="down-dialog"):
-            yield Label("☠ The engine is down", id="down-title")
-            yield Label(self.error, id="down-error")
+            if self.refused:
+                yield Label("☠ The engine would not start", id="down-title")
+                yield Label(f"{self.error}. Change that, then start it again.", id="down-error")
+            else:
+                yield Label("☠ The engine is down", id="down-title")
+                yield Label(self.error, id="down-error")
             yield Static(self.detail, id="down-detail")
-            yield Button(f"(r) Restart from the last loot ({loot})", id="restart", variant="primary")
+            again = "(r) Start it again" if self.refused else f"(r) Restart from the last loot ({loot})"
+            yield Button(again, id="restart", variant="primary")
             yield Button("(q) Quit", id="quit")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
