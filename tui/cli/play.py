@@ -267,11 +267,16 @@ def cmd_play(args: argparse.Namespace) -> int:
         print(
             f"{hero} rests at step {status.get('step', 0):,}; last loot at step {status.get('last_loot_step')}."
         )
-    elif result == "down":
-        print(f"The engine is not running. Its log: {save.log}")
+    elif result == "down":  # left with the engine down: the run did not go on
+        status = save.read_status()
+        if status.get("refused"):
+            print(f"The engine would not start: {status.get('error')}", file=sys.stderr)
+            return 1
+        print(f"The engine is not running. Its log: {save.log}", file=sys.stderr)
         tail = save.log_tail(5)
         if tail:
-            print(tail)
+            print(tail, file=sys.stderr)
+        return 1
     return 0
 
 
