@@ -342,7 +342,7 @@ def command(w: Worker, client: ClientSession, cmd: p.StartCampaign | p.EndCampai
     try:
         campaign = install(w.save, locate(cmd.path), replace_finished=run is not None)
     except CampaignError as exc:
-        client.send(p.CampaignReply(False, f"{Path(cmd.path).name} {exc}"))
+        client.send(p.CampaignReply(False, exc.about(Path(cmd.path).name)))
         return
     except OSError as exc:
         client.send(p.CampaignReply(False, f"cannot read {cmd.path}: {exc.strerror or exc}"))

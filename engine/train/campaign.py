@@ -39,6 +39,10 @@ class CampaignError(ValueError):
         self.line = line
         self.problem = message
 
+    def about(self, file_name: str) -> str:
+        """The refusal as the user reads it: "FILE line 3: …", or "FILE: …" without a line."""
+        return f"{file_name} {self}" if self.line else f"{file_name}: {self}"
+
 
 @dataclass(frozen=True)
 class Condition:

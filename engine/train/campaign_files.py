@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         ok, message, data = False, str(exc), None
     except CampaignError as exc:
         name = Path(args.file).name if args.file else "campaign"
-        ok, message, data = False, f"{name} {exc}", None
+        ok, message, data = False, exc.about(name), None
     except OSError as exc:
         ok, message, data = False, f"cannot read {args.file}: {exc.strerror or exc}", None
     print(json.dumps({"ok": ok, "message": message, "data": data}))

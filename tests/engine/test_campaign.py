@@ -301,6 +301,10 @@ def test_realm_campaign_offline(tmp_path: Path, hatchling_dir: Path) -> None:
     bad.write_text("name: x\nphases:\n  - name: a\n    skills: {bin: 1}\n    stpes: 3\n")
     checked = realm_here("campaign", "check", str(bad), "--saves", saves)
     assert checked.returncode == 1 and "bad.yaml line 5" in checked.stderr and "'steps'" in checked.stderr
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    checked = realm_here("campaign", "check", str(empty), "--saves", saves)
+    assert checked.returncode == 1 and "empty.yaml: the file is empty" in checked.stderr  # no line: a colon
     refused = realm_here("campaign", "start", str(bad), "--saves", saves)
     assert refused.returncode == 1 and not save.campaign.exists()
     started = realm_here("campaign", "start", "specialist", "--saves", saves)
