@@ -148,7 +148,13 @@ def test_bad_inputs_are_one_line_before_anything_is_made(tmp_path: Path, hatchli
     junk = tmp_path / "answers.jsonl"
     junk.write_bytes(b'{"skill": "bin"}\n\xff\xfe\n')
     scored = realm_here("skills", "score", str(junk))
-    assert scored.returncode == 1 and "answers.jsonl:2: not UTF-8 text" in scored.stderr
+    assert scored.returncode == 1 and "answers.jsonl line 2: not UTF-8 text" in scored.stderr
+    junk.write_text('{"skill": "bin", "answer": "x"}\n')
+    scored = realm_here("skills", "score", str(junk))
+    assert (
+        scored.returncode == 1
+        and "answers.jsonl line 1: no 'problem', 'response'; each row is" in scored.stderr
+    )
     make_hero(tmp_path, hatchling_dir, name="dio")
     fetched = realm_here("quest", "add", "https://huggingface.co/datasets/a/b", "--saves", str(tmp_path))
     assert fetched.returncode == 1 and "is an address" in fetched.stderr

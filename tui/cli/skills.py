@@ -104,19 +104,32 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+SCORE_KEYS = ("skill", "problem", "response")
+SCORE_ROW = '{"skill": ID, "problem": <a row of `realm skills sample --json`>, "response": "<model output>"}'
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     lines = json_lines(sys.stdin.read()) if str(args.file) == "-" else _read_lines(args.file)
     scores: list[float] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        where = f"realm: {args.file} line {number}"
         try:
             row = json.loads(line)
+        except ValueError as exc:
+            raise SystemExit(f"{where}: invalid JSON ({exc})") from None
+        missing = [k for k in SCORE_KEYS if k not in row] if isinstance(row, dict) else list(SCORE_KEYS)
+        if missing:
+            raise SystemExit(f"{where}: no {', '.join(repr(k) for k in missing)}; each row is {SCORE_ROW}")
+        try:
             skill = _skill(row["skill"])
             problem = skill.problem_from_record(row["problem"])
             value = skill.score(problem, str(row["response"]))
         except (ValueError, KeyError, TypeError) as exc:
-            raise SystemExit(f"realm: {args.file}:{number}: {type(exc).__name__}: {exc}") from None
+            raise SystemExit(
+                f"{where}: not a problem of {row['skill']!r} ({type(exc).__name__}: {exc})"
+            ) from None
         scores.append(value)
         if args.json:
             print(json.dumps({"line": number, "skill": skill.id, "score": value}))
@@ -224,5 +237,5 @@ def _read_lines(path: Path) -> list[str]:
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
         raise SystemExit(
-            f"realm: {path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})"
+            f"realm: {path} line {line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})"
         ) from None
