@@ -60,7 +60,7 @@ class ChatRenderer:
         probe = "Zq probe answer"
         text = self.text([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": probe}])
         after = text[text.rfind(probe) + len(probe) :]
-        gap = len(after) - len(after.lstrip(" "))
+        gap = len(after) - len(after.lstrip())  # spaces or newlines before the marker
         candidates = {t.content for t in getattr(self.tokenizer, "added_tokens_decoder", {}).values()}
         candidates = {t for t in candidates | {self.tokenizer.eos_token} if t}
         marker = next(

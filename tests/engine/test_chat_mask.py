@@ -122,6 +122,11 @@ LLAMA2_STYLE = (  # the end of sequence after a space
     "{%- else %}{{- ' ' + message['content'] + ' ' + eos_token }}{%- endif %}"
     "{%- endfor %}"
 )
+PHI_STYLE = (  # the marker on a line of its own
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '\n<|endoftext|>\n' }}"
+    "{%- endfor %}"
+)
 PLAIN_STYLE = (
     "{%- for message in messages %}{{- message['role'] + ': ' + message['content'] + '\\n' }}{%- endfor %}"
 )
@@ -132,9 +137,15 @@ PLAIN_STYLE = (
     [
         (GEMMA_STYLE, "<|endoftext|>", "7<|endoftext|>"),
         (LLAMA2_STYLE, " <|im_end|>", "7 <|im_end|>"),
+        (PHI_STYLE, "\n<|endoftext|>", "7\n<|endoftext|>"),
         (PLAIN_STYLE, "", "7"),
     ],
-    ids=["a turn marker other than the end of sequence", "the end of sequence after a space", "no marker"],
+    ids=[
+        "a turn marker other than the end of sequence",
+        "the end of sequence after a space",
+        "the marker after a newline",
+        "no marker",
+    ],
 )
 def test_the_end_of_turn_is_what_the_template_writes(
     tokenizer,  # type: ignore[no-untyped-def]
