@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.evals.scorers import scorer_of, skill_record
-from engine.quests.format import PAIRS
+from engine.quests.format import PAIRS, QuestRejected, to_spec
 from engine.quests.rows import RowError, json_rows, read_user_file, table_hint
 
 MAX_QUESTIONS = 10_000
@@ -140,6 +140,8 @@ def with_aliases(row: dict[str, Any]) -> dict[str, Any]:
     others = [k for k in SCORER_KEYS if k != "expected"]
     if any(key in out for key in ("choices", "options")) and not any(k in out for k in others):
         return multiple_choice(out)  # "expected", if given, names the right choice
+    if is_chat(out) and not any(k in out for k in SCORER_KEYS):
+        return held_out_chat(out)
     answer_key = "answer"
     if "question" not in out and "messages" not in out:
         for ask, reply, _shape, extra_key in ASK_AND_ANSWER:
@@ -157,6 +159,26 @@ def with_aliases(row: dict[str, Any]) -> dict[str, Any]:
             answer
         )
     return out
+
+
+def is_chat(row: dict[str, Any]) -> bool:
+    """A quest's chat row: OpenAI messages, ShareGPT, Gemini, or TRL's prompt/completion turns."""
+    trl = isinstance(row.get("prompt"), list) and isinstance(row.get("completion"), list)
+    return trl or any(key in row for key in ("messages", "conversations", "contents"))
+
+
+def held_out_chat(row: dict[str, Any]) -> dict[str, Any]:
+    """A chat row held out of a quest, as a question: the turns before its last answer are
+    asked (read as a quest reads them), and that answer is expected. A chat that ends with
+    the user's turn has nothing to expect: give it a scorer."""
+    try:
+        _, _, normalised = to_spec(row, 0)
+    except QuestRejected:
+        return row  # not a chat a quest could train on: read as it is (and refused if need be)
+    turns = [{"role": m["role"], "content": m["content"]} for m in normalised["messages"]]
+    if turns[-1]["role"] != "assistant":
+        return row
+    return {**row, "messages": turns[:-1], "expected": turns[-1]["content"]}
 
 
 def multiple_choice(row: dict[str, Any]) -> dict[str, Any]:

@@ -137,6 +137,32 @@ def test_quest_shaped_files_and_compressed_ones_are_suites(tmp_path: Path) -> No
         read_suite(csv)
 
 
+def test_chat_rows_held_out_of_a_quest_ask_their_turns_and_expect_the_last_answer(tmp_path: Path) -> None:
+    """A quest's chat rows (OpenAI, ShareGPT, TRL's prompt/completion turns) as a suite:
+    the turns before the last answer are asked, the answer is expected. They were refused
+    ("the last message must be the user's")."""
+    rows = [
+        {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"},
+                      {"role": "assistant", "content": "Paris"}]},
+        {"conversations": [{"from": "human", "value": "2+2?"}, {"from": "gpt", "value": "4"}]},
+        {"prompt": [{"role": "user", "content": "Say hi"}], "completion": [{"role": "assistant", "content": "hi"}]},
+        {"messages": [{"role": "user", "content": "Name a colour"}], "keywords": ["blue", "red"]},
+    ]  # fmt: skip
+    path = tmp_path / "held.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    suite = read_suite(path)
+    assert [q.scorer for q in suite.questions] == ["exact", "exact", "exact", "keywords"]
+    assert suite.questions[0].messages == (
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Capital of France?"},
+    )
+    assert suite.questions[1].messages == ({"role": "user", "content": "2+2?"},)
+    assert [q.row.get("expected") for q in suite.questions[:3]] == ["Paris", "4", "hi"]
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    with pytest.raises(SuiteError, match="line 1: no way to score it"):
+        read_suite(path)
+
+
 @pytest.mark.parametrize(
     "row",
     [
