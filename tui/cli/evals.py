@@ -53,7 +53,7 @@ def add_parsers(sub: Any) -> None:
         'score it: {"question": "Capital of France?", "expected": "Paris"}; also "keywords", '
         '"regex", "number" (+ "tolerance"), or a skill problem. "prompt" and "answer" are read as '
         '"question" and "expected", as are the prompt/answer pairs quests read (Alpaca, input/output, '
-        "prompt/completion, …); multiple choice (MMLU's choices + answer index, ARC's answerKey) "
+        "prompt/completion, …) and their chat rows (the last answer expected); multiple choice (MMLU's choices + answer index, ARC's answerKey) "
         "is asked with lettered choices and scored by the letter. A row that cannot be scored "
         "refuses the file, naming its line.",
     )
