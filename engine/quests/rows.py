@@ -119,7 +119,7 @@ def json_rows(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
     # Lines end at \n (and \r\n) only: str.splitlines() would also cut at U+2028, U+2029
     # and U+0085, which JSON allows inside a string (text scraped from the web has them).
     for number, line in enumerate(text.split("\n"), 1):
-        raw = line.removesuffix("\r")
+        raw = line.removesuffix("\r").removeprefix("\ufeff")  # files joined with `cat` keep each BOM
         if not raw.strip():
             continue
         size = len(raw.encode("utf-8"))

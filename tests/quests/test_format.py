@@ -23,6 +23,14 @@ def test_bad_files_are_refused_with_a_reason(tmp_path: Path, case: str) -> None:
     assert reason in str(refused.value)
 
 
+def test_files_joined_with_cat_keep_working_with_a_bom_on_a_later_line(tmp_path: Path) -> None:
+    """`cat a.jsonl b.jsonl` where b was saved with a BOM (Notepad): the BOM starts line 2."""
+    joined = (
+        lines({"prompt": "a", "completion": "b"}).encode() + b"\xef\xbb\xbf" + lines({"text": "c"}).encode()
+    )
+    assert len(read_quest(write(tmp_path, "joined.jsonl", joined)).rows) == 2
+
+
 def test_a_50_mb_line_is_refused_without_parsing(tmp_path: Path) -> None:
     huge = '{"text": "' + "x" * 50_000_000 + '"}\n'
     with pytest.raises(QuestRejected, match=r"line 2: 50,000,012 bytes"):
