@@ -153,7 +153,9 @@ def _loads(raw: str, number: int) -> Any:
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise RowError(f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        raise RowError(
+            f"line {number}: invalid JSON ({exc.msg} at column {exc.colno}){_hint(raw, exc)}"
+        ) from None
     except RecursionError:
         raise RowError(f"line {number}: JSON nested too deeply to be a training row") from None
 
@@ -206,7 +208,21 @@ def _skip_space(text: str, pos: int) -> int:
     return pos
 
 
+def _hint(raw: str, exc: json.JSONDecodeError) -> str:
+    """What usually made a line invalid, when it is one of the usual slips."""
+    if exc.msg == "Extra data" and raw[exc.pos :].strip() == ",":
+        return ": a comma after the row; JSON lines end each row with the line, no comma"
+    if raw.lstrip().startswith("{'"):
+        return ": single quotes, as Python prints a dict; write each row with json.dumps"
+    return ""
+
+
 def _object(row: Any, number: int) -> dict[str, Any]:
+    if isinstance(row, str) and row.lstrip().startswith("{"):
+        raise RowError(
+            f"line {number}: a row is JSON text inside a string (encoded twice): write the object "
+            "itself (json.dumps(row), not json.dumps(json.dumps(row)))"
+        )
     if not isinstance(row, dict):
         raise RowError(f"line {number}: a row must be a JSON object, not {type(row).__name__}")
     return row

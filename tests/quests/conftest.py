@@ -48,6 +48,15 @@ BAD = {
         lines(CHAT, {"messages": [{"role": "user", "content": "hi"}]}),
         "line 2: no assistant turn",
     ),
+    "a comma after each row": (
+        lines(CHAT).replace("\n", ",\n") * 2,
+        "line 1: invalid JSON (Extra data at column 91): a comma after the row",
+    ),
+    "single quotes (a Python dict printed)": (
+        "{'prompt': 'a', 'completion': 'b'}\n",
+        "single quotes, as Python prints a dict",
+    ),
+    "rows encoded twice": (json.dumps(json.dumps(CHAT)) + "\n", "line 1: a row is JSON text inside a string"),
     "unknown keys only": (lines({"foo": 1, "bar": 2}), "line 1: no known format (keys: bar, foo)"),
     "not an object": (lines([1, 2]), "line 1: a row must be a JSON object"),
     "bad role": (
