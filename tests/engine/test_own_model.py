@@ -162,3 +162,7 @@ def test_a_model_folder_that_cannot_load_is_refused_in_one_line_not_a_crash(
     assert "resumes from the last loot" not in told.stdout
     as_json = json.loads(realm_here("status", "--json", "--saves", saves, "--hero", "broken").stdout)
     assert as_json["refused"] is True
+    listed = realm_here("heroes", "--saves", saves).stdout
+    assert any(
+        line.startswith("broken ") and line.endswith("would not start") for line in listed.splitlines()
+    )

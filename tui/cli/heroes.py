@@ -46,6 +46,7 @@ def hero_row(save: SaveDir) -> dict[str, Any]:
         "step": max(int(status.get("step") or 0), 0),
         "size_bytes": save.disk_bytes(),
         "state": life_state(status, pid),
+        "refused": bool(status.get("refused")) and pid is None,  # crashed: it would not start
         "pid": pid,
     }
 
@@ -71,7 +72,8 @@ def cmd_heroes(args: argparse.Namespace) -> int:
     for r in rows:
         model = r["model"] if len(r["model"]) <= 28 else "…" + r["model"][-27:]
         size = f"{r['size_bytes'] / 2**20:,.1f} MB"
-        print(f"{r['name']:16} {model:28} {r['mode']:5} {r['step']:>9,} {size:>9}  {r['state']}")
+        state = "would not start" if r["refused"] else r["state"]
+        print(f"{r['name']:16} {model:28} {r['mode']:5} {r['step']:>9,} {size:>9}  {state}")
     return 0
 
 
