@@ -51,6 +51,11 @@ def hero_row(save: SaveDir) -> dict[str, Any]:
     }
 
 
+def state_word(row: dict[str, Any]) -> str:
+    """A hero_row's state as the list and the start screen show it."""
+    return "would not start" if row.get("refused") else str(row["state"])
+
+
 def cmd_heroes(args: argparse.Namespace) -> int:
     root = root_of(args)
     if args.heroes_command == "delete":
@@ -72,8 +77,7 @@ def cmd_heroes(args: argparse.Namespace) -> int:
     for r in rows:
         model = r["model"] if len(r["model"]) <= 28 else "…" + r["model"][-27:]
         size = f"{r['size_bytes'] / 2**20:,.1f} MB"
-        state = "would not start" if r["refused"] else r["state"]
-        print(f"{r['name']:16} {model:28} {r['mode']:5} {r['step']:>9,} {size:>9}  {state}")
+        print(f"{r['name']:16} {model:28} {r['mode']:5} {r['step']:>9,} {size:>9}  {state_word(r)}")
     return 0
 
 

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 from engine.protocol.config import MODES
 from engine.protocol.model_folder import model_problem, resolve_model
 from engine.protocol.savedir import is_hero_name
+from tui.cli.heroes import state_word
 from tui.widgets.keyed_table import KeyedTable
 
 
@@ -101,7 +102,8 @@ class StartScreen(Screen[Choice | None]):
         table = self.query_one(KeyedTable)
         table.add_columns("hero", "model", "mode", "step", "state")
         table.replace_rows(
-            (h["name"], (h["name"], h["model"], h["mode"], f"{h['step']:,}", h["state"])) for h in self.heroes
+            (h["name"], (h["name"], h["model"], h["mode"], f"{h['step']:,}", state_word(h)))
+            for h in self.heroes
         )
         self.query_one("#start-new").display = False
         table.focus()
