@@ -49,6 +49,14 @@ CUDA_OVERHEAD = 0.75 * GIB
 AUTO_CHECKPOINTING_SHARE = 0.85  # of the GPU's memory: above it, "auto" checkpoints
 
 
+def text_config(config: Any) -> Any:
+    """The language model's part of a config: itself, or a multimodal wrapper's text config
+    (Gemma 3 4B and up keep hidden_size and max_position_embeddings there)."""
+    if hasattr(config, "get_text_config"):
+        return config.get_text_config()
+    return getattr(config, "text_config", None) or config
+
+
 @dataclass(frozen=True)
 class ModelShape:
     params: int
@@ -59,7 +67,8 @@ class ModelShape:
 
     @classmethod
     def from_config(cls, config: Any) -> ModelShape:
-        """From a transformers config (no weights needed)."""
+        """From a transformers config (no weights needed); a multimodal one's text model."""
+        config = text_config(config)
         hidden, layers, vocab = config.hidden_size, config.num_hidden_layers, config.vocab_size
         inter = getattr(config, "intermediate_size", 4 * hidden)
         heads = config.num_attention_heads

@@ -48,7 +48,9 @@ class TooLong(OracleError):
 
 def context_of(config: Any) -> int | None:
     """The model's context in tokens (its positions), when its config says."""
-    value = getattr(config, "max_position_embeddings", None)
+    from engine.model.memory import text_config
+
+    value = getattr(text_config(config), "max_position_embeddings", None)
     return value if isinstance(value, int) and value > 0 else None
 
 

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.model.memory import text_config
 from engine.protocol import messages as p
 from engine.protocol import settings
 from engine.protocol.config import HeroConfig, SettingRefused
@@ -56,7 +57,7 @@ def command(w: Worker, client: ClientSession, cmd: p.SetConfig) -> None:
         client.send(p.ConfigReply(False, str(exc), json.dumps(data), dry_run=cmd.dry_run))
         return
     proposed = HeroConfig.from_dict(new_data)
-    positions = getattr(w.hero.model.config, "max_position_embeddings", None)
+    positions = getattr(text_config(w.hero.model.config), "max_position_embeddings", None)
     too_long = past_positions(proposed.train.seq_len, positions)
     cannot_run = _precision_problem(w, cmd.key, proposed)
     if too_long or cannot_run:

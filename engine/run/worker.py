@@ -40,7 +40,7 @@ from engine.game.shop import Shop
 from engine.model.fused import fused_norms
 from engine.model.gpu import POLL_SECONDS, GpuProbe
 from engine.model.hero import LoadedHero, base_folder, load_hero, pick_device, trainable_params
-from engine.model.memory import checkpoints_activations, plan_memory
+from engine.model.memory import checkpoints_activations, plan_memory, text_config
 from engine.model.segments import CPU_BF16_ATTENTION_FROM, attention_of
 from engine.model.tokenizer import BASE_CHAT_TEMPLATE
 from engine.oracle.chat import LootCopies
@@ -302,7 +302,7 @@ class Worker:
         micro-batch made concrete; with a seq_len set by hand, each skill's last level that
         fits (the curriculum stops there, and says so)."""
         sizes = fit.cached_measure(skills, self.renderer, self.save.row_sizes)
-        positions = getattr(self.hero.model.config, "max_position_embeddings", None)
+        positions = getattr(text_config(self.hero.model.config), "max_position_embeddings", None)
         train = self.config.train
         too_long = fit.past_positions(train.seq_len, positions)
         if too_long:

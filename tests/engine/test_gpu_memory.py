@@ -232,3 +232,16 @@ def test_checkpointing_is_turned_on_and_read_back_without_a_deprecation_warning(
         assert not vram.checkpoints_activations(model)
         vram.checkpoint_activations(model)
         assert vram.checkpoints_activations(model)
+
+
+def test_a_multimodal_config_is_read_by_its_text_model() -> None:
+    """Gemma 3 (4B and up) keeps hidden_size and its context in text_config: the memory
+    plan and the Oracle's context read them there (they failed on the wrapper)."""
+    from transformers import Gemma3Config
+
+    from engine.oracle.chat import context_of
+
+    wrapper = Gemma3Config()
+    assert not hasattr(wrapper, "hidden_size")
+    assert vram.ModelShape.from_config(wrapper) == vram.ModelShape.from_config(wrapper.text_config)
+    assert context_of(wrapper) == wrapper.text_config.max_position_embeddings
