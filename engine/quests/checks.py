@@ -129,6 +129,16 @@ def nothing_left(report: CheckReport, rows: int) -> QuestRejected:
     return QuestRejected(f"no row can train; line {first[0]}: {first[1]}{every}")
 
 
+TOO_LONG = "longer than the hero's rows"
+
+
+def too_long(max_tokens: int, longest: int) -> str:
+    return (
+        f"longer than the hero's max length of {max_tokens:,} tokens (the longest is {longest:,}; "
+        f"`realm config set train.seq_len {longest}` would hold them, if the model's context allows)"
+    )
+
+
 def check_rows(
     rows: list[dict[str, Any]],
     lines: list[int],
@@ -142,6 +152,7 @@ def check_rows(
     contaminated = {normalise(p) for p in eval_prompts}
     report = CheckReport(kept=[])
     seen: set[str] = set()
+    longest = 0
 
     def drop(problem: str, index: int) -> None:
         report.dropped.setdefault(problem, []).append(lines[index])
@@ -166,10 +177,13 @@ def check_rows(
             drop(f"the model's chat template cannot render it ({type(exc).__name__}: {exc})", i)
             continue
         if n > max_tokens:
-            drop(f"longer than the hero's max length of {max_tokens} tokens", i)
+            drop(TOO_LONG, i)
+            longest = max(longest, n)
             continue
         report.kept.append(i)
         report.tokens += n
+    if TOO_LONG in report.dropped:  # named once the longest is known: the length that would hold them
+        report.dropped[too_long(max_tokens, longest)] = report.dropped.pop(TOO_LONG)
     if not report.kept:
         raise nothing_left(report, len(rows))
     return report

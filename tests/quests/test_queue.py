@@ -213,7 +213,12 @@ def test_standard_checks_drop_duplicates_long_and_degenerate_rows_by_line() -> N
     assert report.kept == [0, 4]
     notes = " | ".join(report.notices())
     assert "duplicate" in notes and "line 2" in notes
-    assert "longer than the hero's max length of 64" in notes and "line 3" in notes
+    longest = len(json.dumps(rows[2])) // 4
+    assert (
+        f"longer than the hero's max length of 64 tokens (the longest is {longest}; " in notes
+        and "line 3" in notes
+    )
+    assert f"`realm config set train.seq_len {longest}` would hold them" in notes
     assert "degenerate" in notes and "line 4" in notes
 
 
