@@ -117,7 +117,9 @@ class ChatRenderer:
                 # The template rewrote this turn (Qwen3 drops old <think> blocks and
                 # adds an empty one to the last): find what it kept, anchored on the
                 # end-of-turn marker so a short answer cannot match template text.
-                kept = [content, content.split("</think>")[-1].lstrip("\n")]
+                # Llama 3's template trims each turn: an answer ending in "\n" (common in
+                # data sets) is rendered without it.
+                kept = [content, content.split("</think>")[-1].lstrip("\n"), content.strip()]
                 hits = [(full.find(k + eot, cursor), k) for k in kept if k]
                 hits = [(at, k) for at, k in hits if at >= 0]
                 if not hits:

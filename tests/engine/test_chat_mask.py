@@ -127,6 +127,12 @@ PHI_STYLE = (  # the marker on a line of its own
     "{{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '\n<|endoftext|>\n' }}"
     "{%- endfor %}"
 )
+LLAMA3_STYLE = (  # every turn trimmed
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\n\n' + message['content'] | trim + '<|endoftext|>' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n\n' }}{%- endif %}"
+)
 PLAIN_STYLE = (
     "{%- for message in messages %}{{- message['role'] + ': ' + message['content'] + '\\n' }}{%- endfor %}"
 )
@@ -212,3 +218,13 @@ def test_a_tokenizer_the_renderer_cannot_use_stops_the_start_in_one_line() -> No
 
     with pytest.raises(StartRefused, match=r"tokenizer\.json"):
         ChatRenderer(SimpleNamespace(is_fast=False, chat_template="x"))
+
+
+def test_an_answer_the_template_trims_is_still_trained(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """Llama 3's template trims every turn: an answer with a trailing newline (as many data
+    sets have) was "not found in the rendered text" and its row dropped."""
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
+    tokenizer.chat_template = LLAMA3_STYLE
+    renderer = ChatRenderer(tokenizer)
+    messages = [{"role": "user", "content": " Capital? "}, {"role": "assistant", "content": "Paris\n"}]
+    assert trained_text(renderer, messages) == "Paris<|endoftext|>"
