@@ -11,10 +11,12 @@ file), plain or gzip/bzip2/xz compressed. It is accepted only when EVERY row map
 Common shapes are recognised and converted, each with a one-line notice: OpenAI-style
 ``messages`` (that is chat_sft_v1; content may be a list of text parts), ShareGPT
 ``conversations`` (``from``/``value``), TRL's chat ``prompt``/``completion`` (lists of
-turns), Alpaca (``instruction``/``input``/``output``), Dolly
-(``instruction``/``context``/``response``), ``prompt``/``response``,
-``question``/``answer``, ``input``/``output``, and the reference BIN chat rows
-(``user_prompt``/``assistant_response``). Every rejection names the line and the problem.
+turns), Gemini's ``contents`` (``parts``, ``systemInstruction``), Alpaca
+(``instruction``/``input``/``output``), Dolly (``instruction``/``context``/``response``),
+``prompt``/``response``, ``question``/``answer``, ``query``/``response``, ``input``/``output``,
+and the reference BIN chat rows (``user_prompt``/``assistant_response``). Every rejection
+names the line and the problem. An empty answer is not a format problem: that row alone is
+dropped (engine/quests/checks.py), in every shape.
 An optional first row ``{"quest": {"epochs": 2, "checks": "deep", "priority": "high"}}``
 sets the quest's own settings (a file dropped in the inbox has no other way to say them).
 Pure Python: the engine's intake and `realm quest` use it alike.
@@ -43,7 +45,7 @@ TURN_ROLES = {
     "assistant": "assistant",
     "model": "assistant",  # Gemini's and Gemma's name for the assistant
 }
-OTHER_ROLE_NAMES = "human/gpt, developer, model"
+OTHER_ROLE_NAMES = ", ".join(name for name in TURN_ROLES if name not in ROLES)
 # An assistant turn's thinking, as reasoning data sets ship it beside "content": not trained
 # (a chat template renders it its own way, or not at all), and said so in a notice.
 REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
@@ -178,14 +180,14 @@ def to_spec(row: dict[str, Any], number: int) -> tuple[str, str, dict[str, Any]]
         return (
             "syllo_v1",
             "syllo_v1",
-            {"messages": [_turn("user", prompt), _turn("assistant", _answer(solution, where, "solution"))]},
+            {"messages": [_turn("user", prompt), _turn("assistant", _text(solution, where, "solution"))]},
         )
     if "prompt" in row and "completion" in row:
         if isinstance(row["prompt"], list) and isinstance(row["completion"], list):  # TRL's chat shape
             turns = _messages(row["prompt"] + row["completion"], where, "prompt + completion")
             return "chat_sft_v1", "chat prompt/completion", {"messages": turns}
         prompt = _text(row["prompt"], where, "prompt")
-        answer = _answer(row["completion"], where, "completion")
+        answer = _text(row["completion"], where, "completion")
         return "completion_v1", "prompt/completion", {"prompt": prompt, "completion": answer}
     for ask, reply, shape, extra_key in PAIRS:
         if ask in row and reply in row:
@@ -193,10 +195,10 @@ def to_spec(row: dict[str, Any], number: int) -> tuple[str, str, dict[str, Any]]
             extra = row.get(extra_key) if extra_key else None
             if extra:
                 prompt = f"{prompt}\n\n{_text(extra, where, extra_key or '')}"
-            answer = _answer(row[reply], where, reply)
+            answer = _text(row[reply], where, reply)
             return "chat_sft_v1", shape, {"messages": [_turn("user", prompt), _turn("assistant", answer)]}
     if "text" in row:
-        return "completion_v1", "completion_v1", {"text": _answer(row["text"], where, "text")}
+        return "completion_v1", "completion_v1", {"text": _text(row["text"], where, "text")}
     keys = ", ".join(sorted(row)) or "none"
     if "chosen" in row and "rejected" in row:
         raise QuestRejected(
@@ -311,9 +313,3 @@ def _text(value: Any, where: str, name: str) -> str:
         bad = value[exc.start : exc.end]
         raise QuestRejected(f"{where}: '{name}' is not valid Unicode (a lone surrogate {bad!r})") from None
     return value
-
-
-def _answer(value: Any, where: str, name: str) -> str:
-    """An answer's text. An empty one is not a format problem: that row alone is dropped
-    (engine/quests/checks.py), as an empty assistant turn of a chat row is."""
-    return _text(value, where, name)
