@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from time import monotonic
 from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.timer import Timer
 
 from engine.protocol import messages as p
 from tui.link import Connector, DownReport, EngineLink
@@ -42,6 +45,7 @@ from tui.screens.tasks import TasksScreen
 from tui.screens.tavern import TavernScreen
 from tui.screens.vault import CompareScreen, VaultScreen
 from tui.state import GameState
+from tui.toasts import Toast, ToastQueue
 
 
 def away_text(away: p.AwaySummary, hero: str = "DIO") -> str:
@@ -216,6 +220,43 @@ class RealmApp(App[str]):
         self._unlocked: list[p.AchievementInfo] = []  # waiting to be toasted together
         self._dirty = False
         self.tavern = TavernScreen()
+        self.toasts = ToastQueue()
+        self._toast_timer: Timer | None = None
+
+    # ------------------------------------------------------------------ toasts
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast (the screens' too) waits its turn when the screen holds enough."""
+        timeout = self.NOTIFICATION_TIMEOUT if timeout is None else timeout
+        toast = Toast(message, title, severity, timeout, markup)
+        self._show(self.toasts.offer(toast, monotonic(), self.size.height))
+
+    def _toasts_due(self) -> None:
+        self._show(self.toasts.due(monotonic(), self.size.height))
+
+    def _show(self, toasts: list[Toast]) -> None:
+        for toast in toasts:
+            super().notify(
+                toast.message,
+                title=toast.title,
+                severity=toast.severity,
+                timeout=toast.timeout,
+                markup=toast.markup,
+            )
+        if self._toast_timer is not None:
+            self._toast_timer.stop()
+            self._toast_timer = None
+        when = self.toasts.next_change()
+        if when is not None:
+            self._toast_timer = self.set_timer(max(when - monotonic(), 0.05), self._toasts_due)
 
     # ------------------------------------------------------------------ lifecycle
 

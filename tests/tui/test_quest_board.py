@@ -122,6 +122,29 @@ async def test_add_a_file_from_the_board(tmp_path: Path) -> None:
         assert any("no quest named" in n.message for n in app._notifications)
 
 
+@pytest.mark.asyncio
+async def test_a_folder_or_a_missing_file_keeps_the_dialog_open_with_what_was_typed(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine, snapshot(quests=()))
+        await pilot.press("b")
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        for typed, said in ((str(tmp_path), "is a folder"), (str(tmp_path / "nope.jsonl"), "No such file")):
+            app.screen.query_one(Input).value = typed
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, AddQuestScreen), typed
+            assert app.screen.query_one(Input).value == typed
+            assert any(said in n.message for n in app._notifications), typed
+        sent = []
+        while engine.conn.poll():
+            sent.append(engine.conn.recv())
+        assert not any(isinstance(m, p.AddQuest) for m in sent)
+
+
 def test_a_dropped_file_path_is_read_as_the_terminal_pastes_it(tmp_path: Path) -> None:
     from tui.screens.add_quest import typed_path
 

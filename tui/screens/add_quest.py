@@ -20,7 +20,9 @@ class AddQuestScreen(ModalScreen[AddQuest | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="add-dialog"):
             yield Static("Add a quest", id="add-title")
-            yield Static("Path of a .jsonl file or a .json array (it is copied; yours stays where it is):")
+            yield Static(
+                "Path of a .jsonl or .json file, or one compressed with gzip/bzip2/xz (it is copied; yours stays where it is):"
+            )
             yield Input(placeholder="~/data/greetings.jsonl", id="add-path")
             yield Select(
                 [("normal priority", "normal"), ("high priority", "high"), ("low priority", "low")],
@@ -38,6 +40,9 @@ class AddQuestScreen(ModalScreen[AddQuest | None]):
         path = typed_path(text)
         if not path.exists():
             self.notify(f"No such file: {path}", severity="error")
+            return
+        if path.is_dir():  # the dialog stays open with what was typed: one file is one quest
+            self.notify(f"{path} is a folder: type the path of one file in it", severity="error")
             return
         priority = str(self.query_one(Select).value)
         self.dismiss(AddQuest(path=str(path), priority=priority))
