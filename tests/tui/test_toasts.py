@@ -62,3 +62,28 @@ async def test_the_game_shows_a_burst_a_few_at_a_time() -> None:
             if "news 5" in [n.message for n in app._notifications]:
                 break
         assert "news 5" in [n.message for n in app._notifications]
+
+
+@pytest.mark.asyncio
+async def test_toasts_stand_clear_of_where_the_player_types() -> None:
+    from textual.widgets._toast import Toast as ToastWidget
+    from textual.widgets._toast import ToastRack
+
+    from tui.screens.oracle import OracleScreen
+
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await start(pilot, engine, snapshot())
+        app.notify("news on the tavern")
+        await settle(pilot)
+        tavern_toast = app.screen.get_child_by_type(ToastRack).query_one(ToastWidget).region
+        assert tavern_toast.y > 24 // 2  # the Tavern keeps Textual's place: bottom right
+        await pilot.press("o")
+        await settle(pilot)
+        assert isinstance(app.screen, OracleScreen)
+        app.notify("news over the oracle")
+        await settle(pilot)
+        toast = app.screen.get_child_by_type(ToastRack).query_one(ToastWidget).region
+        prompt = app.screen.query_one("#oracle-prompt").region
+        assert toast.height > 0 and not toast.overlaps(prompt), (toast, prompt)
