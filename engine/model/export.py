@@ -22,23 +22,23 @@ from engine.model.hero import base_folder
 from engine.protocol.config import HeroConfig
 from engine.protocol.savedir import SaveDir
 from engine.store.ledger import Ledger
-from engine.store.vault import main_line
+from engine.store.vault import Vault, main_line
 
 MODEL_FILES = ("*.safetensors", "*.json", "*.jinja", "tokenizer*", "*.model", "*.txt")
 SKIP = {"meta.json", "trainer.pt", "adapter_config.json"}
 
 
 def pick_loot(save: SaveDir, name: str | None) -> Path:
-    live = Ledger(save.ledger).live_loot()
+    live = Ledger(save.ledger, read_only=True).live_loot()
     if not live:
         raise SystemExit("realm export: this hero has no loot yet (press s in the game, or wait for one)")
-    names = [r["name"] for r in live]
-    # by default where training is: a rewind's set-aside loot may be newer, not current
-    current = main_line(live)
-    chosen = name or (current[-1] if current else live[-1])["name"]
-    if chosen not in names:
-        raise SystemExit(f"realm export: no loot {chosen!r}; there is {', '.join(names[-8:])}")
-    return save.checkpoints / chosen
+    if name is None:  # where training is: a rewind's set-aside loot may be newer, not current
+        current = main_line(live)
+        return save.checkpoints / (current[-1] if current else live[-1])["name"]
+    try:  # the names every other command takes: 200, step-200, latest, best-bin
+        return save.checkpoints / Vault(save.root, Ledger(save.ledger, read_only=True)).find(name)["name"]
+    except KeyError as exc:
+        raise SystemExit(f"realm export: {exc.args[0]}") from None
 
 
 def export(save: SaveDir, loot: Path, dest: Path) -> str:

@@ -289,8 +289,8 @@ class Vault:
         ``latest`` and ``best-METRIC``); KeyError names those that exist."""
         rows = self.ledger.live_loot()
         wanted = name.strip()
-        if wanted == "latest" and rows:
-            return max(rows, key=lambda r: (r.get("time", 0), r["step"]))
+        if wanted == "latest" and rows:  # where training is: never a loot a rewind set aside
+            return max(main_line(rows) or rows, key=lambda r: (r.get("time", 0), r["step"]))
         if wanted.startswith("best-"):
             winner = retention.best(self.rows(), wanted.removeprefix("best-").replace("-", "_"))
             winner = winner or retention.best(self.rows(), wanted.removeprefix("best-"))

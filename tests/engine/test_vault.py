@@ -8,6 +8,8 @@ import json
 import weakref
 from pathlib import Path
 
+import pytest
+
 from engine.protocol import messages as p
 from engine.store import commands as vault_commands
 from tests.conftest import losses, make_hero, newest_worker, realm_here, run_engine, run_worker
@@ -158,3 +160,7 @@ def test_export_picks_the_current_line_not_newer_loot_set_aside(tmp_path: Path, 
     assert vault_commands.main(["--save-dir", str(save.root), "--command", command]) == 0
     assert pick_loot(save, None) == save.checkpoints / "step-000010"  # where training is
     assert pick_loot(save, "step-000020-r1") == save.checkpoints / "step-000020-r1"  # still there to ask for
+    assert pick_loot(save, "20-r1") == pick_loot(save, "step-20-r1") == save.checkpoints / "step-000020-r1"
+    assert pick_loot(save, "latest") == save.checkpoints / "step-000010"  # not the newer one set aside
+    with pytest.raises(SystemExit, match="no loot 'step-9'"):
+        pick_loot(save, "step-9")

@@ -24,7 +24,7 @@ def add_parsers(sub: Any) -> None:
     export.add_argument("dest", type=Path, help="a new folder")
     export.add_argument(
         "--loot",
-        help="loot name, e.g. step-000250 (default: the newest of the current line; a rewind sets newer loot aside)",
+        help="loot: 250, step-000250, latest or best-bin (default: the newest of the current line; a rewind sets newer loot aside)",
     )
     export.set_defaults(run=cmd_export)
 
