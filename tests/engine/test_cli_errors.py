@@ -85,7 +85,7 @@ def test_unknown_heroes_and_unwritable_roots_say_so_in_one_line(tmp_path: Path) 
     assert "Traceback" not in out.stderr and "Not a directory" in out.stderr
 
 
-def test_a_closed_pipe_is_one_line_not_a_traceback() -> None:
+def test_a_closed_pipe_ends_quietly_as_other_tools_do() -> None:
     # more output than a pipe holds, to a reader that leaves after one line
     done = subprocess.run(
         f"{sys.executable} -m tui.cli skills sample bin --count 20000 | head -1",
@@ -96,7 +96,7 @@ def test_a_closed_pipe_is_one_line_not_a_traceback() -> None:
         timeout=120,
     )
     assert done.stdout.count("\n") == 1
-    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr == ""  # `git log | head`: no traceback, no word
 
 
 def test_override_flags_apply_to_one_run_only(tmp_path: Path) -> None:

@@ -185,6 +185,11 @@ def test_realm_config_offline_writes_the_file_under_the_lock(tmp_path: Path) -> 
     assert shown.stdout.strip() == "0.0004"
     listed = realm_here("config", "get", "--saves", str(root))
     assert "train.lr" in listed.stdout and "restart" in listed.stdout
+    # every word of a description is there, wrapped under its column (it was cut at 60)
+    assert "the model init and the quest shuffles. train.micro_batch" in " ".join(listed.stdout.split())
+    section = realm_here("config", "get", "vault", "--saves", str(root))
+    keys = [line.split()[0] for line in section.stdout.splitlines() if line.startswith("vault.")]
+    assert section.returncode == 0 and "vault.keep_last" in keys and all(k.startswith("vault.") for k in keys)
 
 
 def test_an_offline_batch_change_says_the_memory_it_needs(tmp_path: Path) -> None:

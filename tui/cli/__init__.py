@@ -71,10 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         result: int = args.run(args)
-    except BrokenPipeError:  # `realm status | head -1`: the reader has gone
+    except BrokenPipeError:  # `realm config get | head`: the reader has gone, and wanted no more
         with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")
-        print("realm: the output was closed early", file=sys.stderr)
+            sys.stdout = open(os.devnull, "w")  # the interpreter's final flush must not fail too
         return 1
     except KeyboardInterrupt:
         print("\nrealm: interrupted", file=sys.stderr)

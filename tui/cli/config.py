@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import textwrap
 from typing import Any
 
 from engine.protocol import messages as p
@@ -44,7 +46,9 @@ def add_parsers(sub: Any) -> None:
     ops = config.add_subparsers(dest="config_command", metavar="ACTION")
     get = ops.add_parser("get", help="every setting, or one (KEY), with when a change applies")
     add_hero_args(get)
-    get.add_argument("key", nargs="?", help="a key like train.lr (default: all)")
+    get.add_argument(
+        "key", nargs="?", help="a key like train.lr (its value alone), or a section like train (default: all)"
+    )
     get.add_argument("--json", action="store_true", help="print the values as one JSON object")
     put = ops.add_parser("set", help="change one setting, checked (e.g. realm config set train.lr 5e-4)")
     add_hero_args(put)
@@ -67,7 +71,9 @@ def hero_config(save: SaveDir) -> HeroConfig:
 
 def cmd_get(save: SaveDir, key: str | None, as_json: bool) -> int:
     config = hero_config(save)
-    keys = settings.all_keys(config) if key is None else [key]
+    every = settings.all_keys(config)
+    section = [k for k in every if key is not None and k.startswith(f"{key.rstrip('.')}.")]
+    keys = every if key is None else section or [key]
     try:
         values = {k: settings.get_value(config, k) for k in keys}
     except settings.SettingError as exc:
@@ -76,16 +82,26 @@ def cmd_get(save: SaveDir, key: str | None, as_json: bool) -> int:
     if as_json:
         print(json.dumps(values))
         return 0
-    if key is not None:
+    if key is not None and not section:  # one value alone: `lr=$(realm config get train.lr)`
         print(printable(settings.show(values[key])))
         return 0
-    width = max(len(k) for k in keys)
-    for k in keys:
-        when = "now    " if settings.applies(k) == "now" else "restart"
-        help_line = settings.describe(config, k)[:60]
-        print(printable(f"{k:<{width}}  {settings.show(values[k]):<10}  {when}  {help_line}"))
-    print("\n`now`: applies from DIO's next step; `restart`: saved, applies when the hero next starts.")
+    print_table(config, values)
     return 0
+
+
+def print_table(config: HeroConfig, values: dict[str, Any]) -> None:
+    """Key, value, when a change applies, and what it does, wrapped under its column (a
+    description cut at the screen's edge told half of it)."""
+    width = max(len(k) for k in values)
+    lead = width + 2 + 10 + 2 + 7 + 2
+    room = max(shutil.get_terminal_size().columns - lead, 30)
+    for k, value in values.items():
+        when = "now    " if settings.applies(k) == "now" else "restart"
+        lines = textwrap.wrap(settings.describe(config, k), room) or [""]
+        print(printable(f"{k:<{width}}  {settings.show(value):<10}  {when}  {lines[0]}"))
+        for line in lines[1:]:
+            print(printable(f"{'':<{lead}}{line}"))
+    print("\n`now`: applies from DIO's next step; `restart`: saved, applies when the hero next starts.")
 
 
 def online(save: SaveDir, command: p.SetConfig) -> tuple[bool, str]:
