@@ -45,7 +45,7 @@ from engine.model.segments import CPU_BF16_ATTENTION_FROM, attention_of
 from engine.model.tokenizer import BASE_CHAT_TEMPLATE
 from engine.oracle.chat import LootCopies
 from engine.protocol import messages as p
-from engine.protocol.config import HeroConfig
+from engine.protocol.config import HeroConfig, SettingRefused
 from engine.protocol.names import counted
 from engine.protocol.savedir import SaveDir, ended_without_stopping
 from engine.quests.commands import info_dict
@@ -69,8 +69,8 @@ from engine.train.stream import SkillStream
 from engine.train.team import Team
 from engine.train.trainer import StepResult, Trainer
 from engine.train.watchdog import Watchdog
-from skills.base import Problem
-from skills.registry import get_skill
+from skills.base import Problem, Skill
+from skills.registry import get_skill, skill_problems
 
 log = logging.getLogger("engine.run.worker")
 
@@ -145,6 +145,18 @@ class Worker:
                 f"ending in {self.hero.tokenizer.eos_token}, saved with its loot"
             )
 
+    def _skills_to_train(self) -> list[Skill]:
+        for left_out in skill_problems():  # a user's skill that cannot load; the others train
+            self.warn(str(left_out))
+        skills = []
+        for skill_id in campaign_work.skill_ids(self.config, self.campaign):
+            try:
+                skills.append(get_skill(skill_id))
+            except KeyError as exc:  # a user's skill in the mix, gone or broken: say so, lose nothing
+                out = "leave the campaign" if self.campaign else f"realm config set game.skills.{skill_id} 0"
+                raise SettingRefused(f"{exc.args[0]}. Fix it, or take it out of training ({out})") from None
+        return skills
+
     def start(self) -> None:
         cfg = self.config
         self.save.create()
@@ -179,7 +191,7 @@ class Worker:
             folder, adapter = base_folder(cfg, self.save), (resume.folder if resume else None)
         self._load_hero(folder, device, adapter)
         self.campaign = campaign_work.load(self, resume)
-        skills = [get_skill(skill_id) for skill_id in campaign_work.skill_ids(cfg, self.campaign)]
+        skills = self._skills_to_train()
         caps = self._size_rows(skills)
         cfg = self.config  # seq_len and micro_batch are concrete from here on
         weights = campaign_work.weights(cfg, self.campaign)

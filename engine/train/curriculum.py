@@ -54,6 +54,9 @@ class Curriculum:
         self.weights = weights
         self.rehearsal = rehearsal
         self.tracks = {s.id: Track() for s in skills}
+        # Skills out of the mix (weight 0, a user skill that will not load): their saved
+        # rows ride along with every checkpoint, so putting one back resumes its level.
+        self.benched: dict[str, dict[str, Any]] = {}
         # The highest level each skill may reach: its last level whose examples fit a row.
         self.caps = {s.id: min(s.max_level, (caps or {}).get(s.id, s.max_level)) for s in skills}
 
@@ -91,14 +94,17 @@ class Curriculum:
         return capped and gate_passed(track.evals, skill.spec.threshold)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        tracked = {
             sid: {"level": t.level, "evals": t.evals, "mastered": {str(k): v for k, v in t.mastered.items()}}
             for sid, t in self.tracks.items()
         }
+        return {**self.benched, **tracked}
 
     def load(self, data: dict[str, Any]) -> None:
         for sid, row in data.items():
-            if sid in self.tracks:  # a skill removed from the config is forgotten
+            if sid not in self.tracks:
+                self.benched[sid] = row
+            else:
                 level = min(int(row["level"]), self.skills[sid].max_level)
                 mastered = {int(k): int(v) for k, v in row.get("mastered", {}).items()}
                 self.tracks[sid] = Track(level, list(row.get("evals", [])), mastered)

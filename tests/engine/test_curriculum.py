@@ -40,6 +40,20 @@ def test_curriculum_levels_up_and_resets_evals() -> None:
     assert restored.to_dict() == cur.to_dict()
 
 
+def test_a_skill_taken_out_of_the_mix_keeps_its_level_for_when_it_comes_back() -> None:
+    bin_skill, sy_skill = get_skill("bin"), get_skill("sy")
+    both = Curriculum([bin_skill, sy_skill], {"bin": 1.0, "sy": 0.3}, rehearsal=0.2)
+    for step in (100, 200, 300):
+        both.record_eval("sy", 0.9, step)
+    assert both.tracks["sy"].level == 2
+    alone = Curriculum([bin_skill], {"bin": 1.0}, rehearsal=0.2)  # sy set to 0 for a while
+    alone.load(both.to_dict())
+    assert "sy" not in alone.tracks and [s.skill.id for s in alone.sources()] == ["bin"]
+    back = Curriculum([bin_skill, sy_skill], {"bin": 1.0, "sy": 0.3}, rehearsal=0.2)
+    back.load(alone.to_dict())  # the checkpoints in between carried it
+    assert back.tracks["sy"].level == 2 and back.tracks["sy"].mastered == {1: 300}
+
+
 def test_engine_skill_level_up_survives_restart(hero, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     save, config = hero
     config = replace(config, game=replace(config.game, eval_every=2, max_steps=6))

@@ -148,6 +148,47 @@ def test_user_skill_folder_is_discovered(tmp_path, monkeypatch) -> None:  # type
     assert echo.score(problem, problem.answer) == 1.0
 
 
+def test_a_broken_user_skill_is_left_out_with_why_and_the_others_stay(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from skills.registry import all_skills, skill_problems
+
+    (tmp_path / "fine_skill.py").write_text(
+        "from skills.base import Problem, Skill\n"
+        "class Fine(Skill):\n"
+        "    def generate(self, level, index, split='train'):\n"
+        "        return Problem(self.id, level, index, split, 'say a', 'a')\n"
+        "    def score(self, problem, response):\n"
+        "        return float(response.strip() == problem.answer)\n"
+        "class Harsh(Fine):\n"
+        "    def score(self, problem, response):\n"
+        "        return 0.0\n"
+    )
+    # the least a skill needs: icon, colour and description have defaults
+    head = "name: N\nmax_level: 1\nlevels:\n  1: {}\n"
+    files = {
+        "fine.yaml": f"id: fine\nmodule: fine_skill:Fine\n{head}",
+        "harsh.yaml": f"id: harsh\nmodule: fine_skill:Harsh\n{head}",
+        "gone.yaml": f"id: gone\nmodule: no_such_module:Gone\n{head}",
+        "typo.yaml": "id: [typo\n",
+        "shape.yaml": "id: shape\nname: S\nmax_level: two\nmodule: fine_skill:Fine\nlevels: [1, 2]\n",
+        "lvl.yaml": "id: lvl\nname: L\nmax_level: 1\nmodule: fine_skill:Fine\nlevels:\n  1: 5\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.setenv("REALM_SKILLS", str(tmp_path))
+    ids = [s.id for s in all_skills()]
+    assert "fine" in ids and {"bin", "sy"} <= set(ids)
+    assert get_skill("fine").spec.icon  # a default
+    why = {x.path.name: x.reason for x in skill_problems()}
+    assert set(why) == set(files) - {"fine.yaml"}
+    assert "scores 0.0, not 1" in why["harsh.yaml"]
+    assert "ModuleNotFoundError" in why["gone.yaml"]
+    assert "not a readable YAML file (line 2)" in why["typo.yaml"]
+    assert "max_level must be a whole number" in why["shape.yaml"]
+    assert "level 1's parameters must be a mapping" in why["lvl.yaml"]
+    with pytest.raises(KeyError, match=r"gone\.yaml left out: ModuleNotFoundError"):
+        get_skill("gone")
+
+
 def sy_problem(clues: list[dict[str, object]], bank: list[str], words: list[str]) -> Problem:
     key = {"clues": clues, "bank": bank, "words": words, "decoys": []}
     return Problem("sy", 1, 0, "eval", "", "", key=json.dumps(key))

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.protocol.names import printable
 from skills.base import Problem, Skill
-from skills.registry import all_skills, get_skill
+from skills.registry import all_skills, get_skill, skill_problems
 from tui.cli.common import add_hero_args, at_least, save_from
 
 
@@ -86,6 +87,8 @@ def print_skill_list(hero_status: dict[str, Any]) -> int:
             f"{spec.icon:2} {skill.id:5} {skill.name:12} {skill.max_level:>6}  "
             f"{spec.threshold:>5.0%}  {spec.eval_size:>5}  {where}"
         )
+    for left_out in skill_problems():  # a user's skill that could not load, and why
+        print(printable(f"✘  {left_out}"), file=sys.stderr)
     return 0
 
 

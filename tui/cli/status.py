@@ -154,8 +154,9 @@ def print_status(save: SaveDir, rec: dict[str, Any]) -> None:
     running = f", pid {rec['pid']}" if rec["pid"] else ""
     if rec["state"] == "crashed":
         loot = rec["last_loot_step"]
+        how = "would not start" if rec.get("refused") else "crashed"
         print(
-            f"{who}: crashed at step {rec['died_at_step']:,} (last loot {loot if loot is not None else 'none'})"
+            f"{who}: {how} at step {rec['died_at_step']:,} (last loot {loot if loot is not None else 'none'})"
         )
     else:
         print(f"{who}: {rec['state']}{running}")
