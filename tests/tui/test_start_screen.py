@@ -28,6 +28,40 @@ async def test_enter_plays_the_highlighted_hero() -> None:
 
 
 @pytest.mark.asyncio
+async def test_the_cursor_starts_on_the_hero_played_last() -> None:
+    heroes = [
+        {**HEROES[0], "played_at": 100.0},
+        {**HEROES[1], "played_at": 300.0},
+        {
+            "name": "zed",
+            "model": "hatchling",
+            "mode": "full",
+            "step": 5,
+            "state": "stopped",
+            "played_at": 200.0,
+        },
+    ]
+    app = StartApp(heroes, gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+    assert app.return_value == Choice("sage")
+
+
+def test_a_hero_row_says_when_it_was_last_played(tmp_path: Path) -> None:
+    import json
+
+    from engine.protocol.savedir import SaveDir
+    from tui.cli.heroes import hero_row
+
+    save = SaveDir(tmp_path / "dio")
+    save.create()
+    save.status.write_text(json.dumps({"step": 3, "updated_at": 50.0, "last_watched": 70.0}))
+    assert hero_row(save)["played_at"] == 70.0
+
+
+@pytest.mark.asyncio
 async def test_a_new_hero_is_checked_before_any_engine_starts(tmp_path: Path) -> None:
     from textual.widgets import Input
 

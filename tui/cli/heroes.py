@@ -48,6 +48,8 @@ def hero_row(save: SaveDir) -> dict[str, Any]:
         "state": life_state(status, pid),
         "refused": bool(status.get("refused")) and pid is None,  # crashed: it would not start
         "pid": pid,
+        # when the game last showed it or its engine last wrote: the start screen's cursor
+        "played_at": max(float(status.get("last_watched") or 0), float(status.get("updated_at") or 0)),
     }
 
 

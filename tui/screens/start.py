@@ -105,6 +105,9 @@ class StartScreen(Screen[Choice | None]):
             (h["name"], (h["name"], h["model"], h["mode"], f"{h['step']:,}", state_word(h)))
             for h in self.heroes
         )
+        if self.heroes:  # a returning player most often wants the hero played last
+            last = max(self.heroes, key=lambda h: float(h.get("played_at") or 0))
+            table.move_cursor(row=table.get_row_index(last["name"]), animate=False)
         self.query_one("#start-new").display = False
         table.focus()
 
