@@ -46,6 +46,11 @@ class TooLong(OracleError):
     """The messages leave no room for a reply in the model's context."""
 
 
+class Unrenderable(OracleError):
+    """The model's own chat template refuses these messages (Gemma's: no system turn;
+    Mistral's: turns that do not alternate user/assistant)."""
+
+
 def context_of(config: Any) -> int | None:
     """The model's context in tokens (its positions), when its config says."""
     from engine.model.memory import text_config

@@ -97,6 +97,14 @@ def build_app(save: SaveDir, token: str, loaded: int = 2) -> Any:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
         return error(exc.status_code, f"{exc.detail}: this server answers {routes}", code)
 
+    @app.exception_handler(Exception)
+    async def failed(_request: Request, exc: Exception) -> Any:
+        # a bug or a loot that breaks mid-answer: still JSON a client can show, not "Internal Server Error"
+        body = {
+            "error": {"message": f"the server failed: {type(exc).__name__}: {exc}", "type": "server_error"}
+        }
+        return JSONResponse(status_code=500, content=body)
+
     return app
 
 
@@ -132,7 +140,7 @@ class Models:
 
 async def chat_reply(request: Request, oracle: Any, models: Models) -> Any:
     """POST /v1/chat/completions: checked, then answered whole or streamed."""
-    from engine.oracle.chat import OracleError, TooLong
+    from engine.oracle.chat import OracleError, TooLong, Unrenderable
 
     try:
         body = await request.json()
@@ -150,6 +158,8 @@ async def chat_reply(request: Request, oracle: Any, models: Models) -> Any:
         await run_in_threadpool(oracle.room_for_reply, asked.messages, asked.settings.max_new_tokens)
     except TooLong as exc:
         return error(400, str(exc), "context_length_exceeded", "messages")
+    except Unrenderable as exc:
+        return error(400, str(exc), "invalid_messages", "messages")
     served = f"{models.hero}@{name}"
     chat_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
     if asked.stream:
@@ -215,6 +225,8 @@ def stream(oracle: Any, name: str, asked: ChatRequest, model: str, chat_id: str)
             pieces.put(("done", answer))
         except OracleError as exc:
             pieces.put(("error", str(exc)))
+        except Exception as exc:  # anything else must still end the stream: the client would wait forever
+            pieces.put(("error", f"the answer failed ({type(exc).__name__}: {exc})"))
 
     threading.Thread(target=run, daemon=True).start()
     created = int(time.time())

@@ -21,6 +21,7 @@ from engine.oracle.chat import (
     OracleError,
     Settings,
     TextSink,
+    Unrenderable,
     context_of,
     generate,
     load_copy,
@@ -74,7 +75,13 @@ class ShelfOracle:
     def room_for_reply(self, messages: list[Message], wanted: int) -> int:
         """As many new tokens as asked, or fewer near the context's end; TooLong past it
         (checked before a stream starts, so the refusal is a 400, not a broken stream)."""
-        return room_for_reply(len(self.renderer.prompt_ids(messages)), self.context, wanted)
+        try:
+            prompt = self.renderer.prompt_ids(messages)
+        except Exception as exc:  # the template is the model's own code: it raises what it likes
+            raise Unrenderable(
+                f"the model's chat template refuses these messages ({type(exc).__name__}: {exc})"
+            ) from None
+        return room_for_reply(len(prompt), self.context, wanted)
 
     def rows(self) -> list[dict[str, Any]]:
         if not self.save.ledger.exists():

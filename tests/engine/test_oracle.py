@@ -113,3 +113,50 @@ class _Collect:
 
     def send(self, event: object) -> None:
         self.sent.append(event)
+
+
+def test_serve_refuses_what_the_template_refuses_and_never_leaves_a_stream_hanging(
+    tmp_path: Path, hatchling_dir: Path
+) -> None:
+    """A model's own template may refuse a request (Gemma's: no system turn): a 400 that
+    says so, before anything streams. And whatever fails while a stream runs ends it with
+    an error event: the client was left waiting forever."""
+    import json
+    import threading
+
+    from engine.oracle.chat import Settings, Unrenderable
+    from engine.oracle.chat_request import ChatRequest
+    from engine.oracle.serve import stream
+    from engine.oracle.shelf import ShelfOracle
+
+    save, _config = make_hero(tmp_path, hatchling_dir)
+    tokenizer_config = save.base_model / "tokenizer_config.json"
+    data = json.loads(tokenizer_config.read_text())
+    data["chat_template"] = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+        "{% endif %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    tokenizer_config.write_text(json.dumps(data))
+    (save.base_model / "chat_template.jinja").unlink(missing_ok=True)
+    oracle = ShelfOracle(save)
+    assert oracle.room_for_reply([{"role": "user", "content": "hi"}], 8) == 8
+    with pytest.raises(Unrenderable, match="System role not supported"):
+        oracle.room_for_reply(
+            [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}], 8
+        )
+
+    class Broken:
+        def ask(self, *_args: object) -> None:
+            raise RuntimeError("the loot's weights are torn")
+
+    asked = ChatRequest("dio", [{"role": "user", "content": "hi"}], Settings(), stream=True)
+    events: list[str] = []
+    reader = threading.Thread(
+        target=lambda: events.extend(stream(Broken(), "latest", asked, "dio@latest", "c-1")), daemon=True
+    )
+    reader.start()
+    reader.join(60)
+    assert not reader.is_alive(), "the stream never ended"
+    assert events[-1] == "data: [DONE]\n\n"
+    assert "the loot's weights are torn" in events[-2] and '"error"' in events[-2]
