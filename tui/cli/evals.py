@@ -31,6 +31,8 @@ A suite is a JSON-lines file of your questions, one per line:
   {"id": "q4", "question": "…", "number": 3.5, "tolerance": 0.01}
   {"id": "q5", "skill": "bin", "problem": {…}}               a skill problem (or a line of
                                                              `realm skills sample --json`)
+  {"id": "q6", "question": "…", "choices": ["…", "…"], "answer": 1}   multiple choice (MMLU,
+                                                             ARC's answerKey): scored by letter
 "messages" may replace "question"; "category" and "difficulty" give a breakdown.
 A row with no scorer refuses the file, naming its line. Suites run on every automatic
 loot (their score is a Vault metric: `realm vault best --metric SUITE`), with `e` in the
