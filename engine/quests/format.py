@@ -33,7 +33,7 @@ from typing import Any
 
 from engine.protocol.config import QUEST_CHECKS, QUEST_PRIORITIES
 from engine.protocol.names import counted, printable
-from engine.quests.rows import RowError, json_rows, read_user_file, table_hint
+from engine.quests.rows import PLAIN_TEXT, RowError, json_rows, read_user_file, table_hint
 
 ROLES = ("system", "user", "assistant")
 TURN_ROLES = {
@@ -81,7 +81,10 @@ def read_quest(path: Path) -> QuestFile:
     try:
         return _read_quest(path)
     except QuestRejected as exc:
-        raise QuestRejected(f"{exc}{table_hint(path, str(exc), 'quests')}") from None
+        hint = table_hint(path, str(exc), "quests")
+        if not hint and str(exc).startswith("line 1: ") and str(exc).endswith(PLAIN_TEXT):
+            hint = ' — text to learn as written goes in rows like {"text": "…"}, one per line (json.dumps each passage)'
+        raise QuestRejected(f"{exc}{hint}") from None
 
 
 def _read_quest(path: Path) -> QuestFile:

@@ -37,6 +37,9 @@ def read_user_file(path: Path, noun: str) -> tuple[bytes, str]:
 TABLE_FORMATS = {".csv": "CSV", ".tsv": "TSV", ".parquet": "Parquet", ".arrow": "Arrow", ".xlsx": "Excel"}
 
 
+PLAIN_TEXT = ": plain text, not JSON"
+
+
 def table_hint(path: Path, refusal: str, nouns: str) -> str:
     """What to add to a refusal of a table export (a .csv, .parquet… that is not JSON
     rows): how pandas writes JSON lines; "" for any other file or refusal."""
@@ -214,6 +217,8 @@ def _hint(raw: str, exc: json.JSONDecodeError) -> str:
         return ": a comma after the row; JSON lines end each row with the line, no comma"
     if raw.lstrip().startswith("{'"):
         return ": single quotes, as Python prints a dict; write each row with json.dumps"
+    if exc.msg == "Expecting value" and exc.pos == len(raw) - len(raw.lstrip()):  # prose, a header, a log
+        return PLAIN_TEXT
     return ""
 
 

@@ -56,6 +56,10 @@ BAD = {
         "{'prompt': 'a', 'completion': 'b'}\n",
         "single quotes, as Python prints a dict",
     ),
+    "plain text (notes, a README)": (
+        "# Notes\nSome notes about training, kept as prose.\n",
+        'line 1: invalid JSON (Expecting value at column 1): plain text, not JSON — text to learn as written goes in rows like {"text"',
+    ),
     "rows encoded twice": (json.dumps(json.dumps(CHAT)) + "\n", "line 1: a row is JSON text inside a string"),
     "unknown keys only": (lines({"foo": 1, "bar": 2}), "line 1: no known format (keys: bar, foo)"),
     "not an object": (lines([1, 2]), "line 1: a row must be a JSON object"),
