@@ -519,6 +519,12 @@ class RealmApp(App[str]):
             return parameters[0] == now
         return True
 
+    def action_help_quit(self) -> None:
+        """ctrl+c, the reflex (over SSH above all): the quit dialog, as q; pressed again there,
+        leave at once with DIO training on (the dialog's own binding). Textual's only said
+        to press ctrl+q."""
+        self.action_leave()
+
     async def action_quit(self) -> None:
         """ctrl+q: leave at once, DIO training on (play.py says so after the app closes)."""
         if self.state.link == "connected":
@@ -657,6 +663,7 @@ class RealmApp(App[str]):
         tavern += [
             Binding("ctrl+p", "", "Command palette"),
             Binding("ctrl+q", "", "Quit at once (DIO keeps training)"),
+            Binding("ctrl+c", "", "Quit, as q (twice: at once, DIO keeps training)"),
         ]
         keys = [("Tavern", keys_shown(self, b), help_text(b)) for b in tavern]
         for title, screen in SCREEN_KEYS:

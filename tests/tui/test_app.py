@@ -142,6 +142,27 @@ async def test_save_and_eval_keys_send_their_commands() -> None:
 
 
 @pytest.mark.asyncio
+async def test_ctrl_c_asks_as_q_does_and_twice_leaves_dio_training() -> None:
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        await pilot.press("ctrl+c")
+        await settle(pilot)
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("escape")  # stay
+        await settle(pilot)
+        assert not isinstance(app.screen, QuitScreen)
+        await pilot.press("ctrl+c")
+        await settle(pilot)
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("ctrl+c")
+        await engine.expect(p.Goodbye)
+        await settle(pilot)
+    assert app.return_value == "background"
+
+
+@pytest.mark.asyncio
 async def test_quit_to_background_says_goodbye() -> None:
     engine = FakeEngine()
     app = RealmApp(engine.connector)

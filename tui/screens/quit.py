@@ -16,6 +16,8 @@ class QuitScreen(ModalScreen[str]):
         Binding("b", "choose('background')", "Leave training in background"),
         Binding("s", "choose('stop')", "Save and stop"),
         Binding("escape,c", "choose('cancel')", "Cancel"),
+        # ctrl+c opened this dialog (the reflex); pressed again it means "just go"
+        Binding("ctrl+c", "choose('background')", "Leave at once (DIO keeps training)", show=False),
     ]
 
     def __init__(self, hero: str = "DIO") -> None:
