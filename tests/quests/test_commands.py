@@ -85,3 +85,32 @@ def test_a_bad_request_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[
     for request in ('{"type": "Pause"}', '{"type": "Nope"}', '{"type": "CancelQuest"}', "not json"):
         assert commands.main(["--save-dir", str(save.root), "--command", request]) == 2
         assert "bad request" in capsys.readouterr().err
+
+
+def test_rows_piped_into_quest_add_dash_are_a_quest(tmp_path: Path) -> None:
+    import sys
+
+    from tests.conftest import ROOT
+
+    save = SaveDir(tmp_path / "saves" / "dio")
+    save.create()
+    rows = quest_text(ROWS[:3])
+    command = [
+        sys.executable,
+        "-m",
+        "tui.cli",
+        "quest",
+        "add",
+        "-",
+        "--priority",
+        "high",
+        "--saves",
+        str(tmp_path / "saves"),
+    ]
+    done = subprocess.run(command, cwd=ROOT, input=rows, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "queued (high, 3 rows)" in done.stdout
+    queued = list((save.root / "queue").rglob("stdin-*.jsonl"))
+    assert len(queued) == 1 and queued[0].read_text() == rows
+    empty = subprocess.run(command, cwd=ROOT, input="", capture_output=True, text=True, timeout=120)
+    assert empty.returncode == 1 and "empty" in empty.stderr

@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +64,9 @@ def add_parsers(sub: Any) -> None:
     )
     add_hero_args(add)
     add.add_argument(
-        "file", help="a .jsonl file, or a .json array of rows (it is copied; yours stays where it is)"
+        "file",
+        help="a .jsonl file, or a .json array of rows (it is copied; yours stays where it is); "
+        "- reads the rows piped in (python make_rows.py | realm quest add -)",
     )
     add.add_argument("--priority", choices=QUEST_PRIORITIES, help="default: the file's header, else normal")
     add.add_argument("--epochs", type=int, help="passes over the file (default: the file's header, else 1)")
@@ -164,10 +169,29 @@ def cmd_quest(args: argparse.Namespace) -> int:
     if args.quest_command is None:
         raise SystemExit("realm: usage: realm quest list|add|cancel|retry|priority (see realm quest --help)")
     save = save_from(args)
-    command = to_command(args)
     if not save.root.is_dir():
         print(save.no_hero, file=sys.stderr)
         return 1
+    if args.quest_command == "add" and args.file == "-":
+        with tempfile.TemporaryDirectory(prefix="realm-quest-") as folder:
+            args.file = str(piped_rows(Path(folder)))
+            return run_quest_command(args, save)
+    return run_quest_command(args, save)
+
+
+def piped_rows(folder: Path) -> Path:
+    """What was piped into `realm quest add -`, as a file the engine can copy (named for
+    when it came: the quest's name)."""
+    if sys.stdin.isatty():
+        raise SystemExit("realm: - reads rows piped in (python make_rows.py | realm quest add -); none are")
+    path = folder / time.strftime("stdin-%Y%m%d-%H%M%S.jsonl")
+    with open(path, "wb") as out:
+        shutil.copyfileobj(sys.stdin.buffer, out)
+    return path
+
+
+def run_quest_command(args: argparse.Namespace, save: SaveDir) -> int:
+    command = to_command(args)
     try:
         result = None if save.engine_pid() is not None else offline(save, command)
         if result is None:
