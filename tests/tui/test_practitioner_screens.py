@@ -144,6 +144,13 @@ async def test_armory_checks_a_value_live_and_saves_it_through_the_engine() -> N
         engine.send(p.ConfigReply(False, "train.lr = 7: lr must be in (0, 1), got 7.0", dry_run=True))
         await settle(pilot)
         assert "lr must be in (0, 1)" in " ".join(visible_lines(app.screen.query_one("#armory-check")))
+        await pilot.press("enter")  # saved anyway: refused, and the box keeps what was typed
+        sent = await engine.expect(p.SetConfig)
+        while sent.dry_run:
+            sent = await engine.expect(p.SetConfig)
+        engine.send(p.ConfigReply(False, "train.lr = 7: lr must be in (0, 1), got 7.0"))
+        await settle(pilot)
+        assert box.display and box.value == "7" and app.screen.editing == "train.lr"
         box.value = "5e-4"
         await settle(pilot, rounds=15)
         await pilot.press("enter")
@@ -159,6 +166,7 @@ async def test_armory_checks_a_value_live_and_saves_it_through_the_engine() -> N
         assert table.get_row_at(table.get_row_index("train.lr"))[1] == "0.0005"
         assert app.state.config["train"]["lr"] == 0.0005
         assert "from the next step" in " ".join(visible_lines(app.screen.query_one("#armory-check")))
+        assert not box.display  # saved: the box closes
 
 
 @pytest.mark.asyncio

@@ -134,8 +134,9 @@ class ArmoryScreen(SubScreen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if self.editing is None:
             return
+        # The box stays open until the engine says: a refused value is still there to fix.
         self.post_message(SendCommand(p.SetConfig(self.editing, event.value.strip()), "The engine is down."))
-        self._stop_editing()
+        self.query_one("#armory-check", Static).update("[dim]saving…[/]")
 
     def replied(self, reply: p.ConfigReply) -> None:
         """The engine's answer: a check's verdict under the box, or a change saved."""
@@ -144,6 +145,8 @@ class ArmoryScreen(SubScreen):
                 style = "green" if reply.ok else "bold red"
                 self.query_one("#armory-check", Static).update(Text(reply.message, style=style))
             return
+        if reply.ok and self.editing is not None:
+            self._stop_editing()
         self.query_one("#armory-check", Static).update(
             Text(reply.message, style="green" if reply.ok else "bold red")
         )
