@@ -79,12 +79,22 @@ def model_problem(model: str) -> str | None:
     return model_folder_problem(folder)
 
 
+# llama.cpp and Ollama models ship as GGUF: quantised for inference, with no weights to train.
+FOR_INFERENCE = " (a GGUF file is for inference: train the Hugging Face model it came from)"
+
+
 def model_folder_problem(folder: Path) -> str | None:
     """None when ``folder`` looks like a model folder; otherwise what is missing."""
+    if folder.is_file():
+        if (folder.parent / "config.json").is_file():  # model.safetensors or config.json itself
+            return f"a file, not a folder: give the folder it is in ({folder.parent})"
+        gguf = FOR_INFERENCE if folder.suffix.lower() == ".gguf" else ""
+        return f"a file, not a folder: give a Hugging Face model folder (config.json and weights){gguf}"
     if not folder.is_dir():
         return "no such folder (a local Hugging Face model folder)"
     if not (folder / "config.json").is_file():
-        return "no config.json in it; is it a save_pretrained folder?"
+        quantised = any(folder.glob("*.gguf"))
+        return f"no config.json in it; is it a save_pretrained folder?{FOR_INFERENCE if quantised else ''}"
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:

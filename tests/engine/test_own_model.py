@@ -166,3 +166,23 @@ def test_a_model_folder_that_cannot_load_is_refused_in_one_line_not_a_crash(
     assert any(
         line.startswith("broken ") and line.endswith("would not start") for line in listed.splitlines()
     )
+
+
+def test_a_file_given_as_the_model_says_which_folder_to_give(tmp_path: Path, hatchling_dir: Path) -> None:
+    """The weights file or config.json of a model folder, a llama.cpp/Ollama GGUF file or a
+    folder of them: each says what to give instead, before any slot is made."""
+    saves = str(tmp_path / "saves")
+    model = tmp_path / "model"
+    shutil.copytree(hatchling_dir, model)
+    gguf = tmp_path / "ollama"
+    gguf.mkdir()
+    (gguf / "model-Q4_K_M.gguf").write_bytes(b"GGUF")
+    for given, said in (
+        (model / "model.safetensors", f"a file, not a folder: give the folder it is in ({model})"),
+        (model / "config.json", f"give the folder it is in ({model})"),
+        (gguf / "model-Q4_K_M.gguf", "a GGUF file is for inference"),
+        (gguf, "no config.json in it; is it a save_pretrained folder? (a GGUF file is for inference"),
+    ):
+        refused = realm_here("train", "--saves", saves, "--hero", "h", "--model", str(given))
+        assert refused.returncode != 0 and said in refused.stderr, refused.stderr
+    assert not (tmp_path / "saves" / "h").exists()
