@@ -221,12 +221,12 @@ class _Lines:
 
 def parse_campaign(
     text: str,
-    known_skills: list[str] | None = None,
+    known_skills: dict[str, int] | None = None,
     base: Path | None = None,
     suites: list[str] | None = None,
 ) -> Campaign:
     """A validated campaign; CampaignError names the line of the first problem.
-    ``known_skills``: the skill ids this install has; ``base``: the file's folder (quest
+    ``known_skills``: the skill ids this install has, with their top level; ``base``: the file's folder (quest
     paths become absolute and each quest file is read and checked); ``suites``: the
     hero's eval suites. None: not checked."""
     try:
@@ -245,7 +245,7 @@ def parse_campaign(
 
 class _Reader:
     def __init__(
-        self, lines: _Lines, known_skills: list[str] | None, base: Path | None, suites: list[str] | None
+        self, lines: _Lines, known_skills: dict[str, int] | None, base: Path | None, suites: list[str] | None
     ) -> None:
         self.lines = lines
         self.known = known_skills
@@ -449,6 +449,9 @@ class _Reader:
         level = row.get("level")
         if not isinstance(level, int) or isinstance(level, bool) or level < 2:
             raise self.fail(f"{label}: a skill condition needs level: N (2 or more; DIO starts at 1)", *path)
+        top = self.known.get(skill_id) if self.known is not None else None
+        if top is not None and level > top:  # never reached: the phase would never end
+            raise self.fail(f"{label}: {skill_id} has {top} levels, so level {level} is never reached", *path)
         return Condition(skill=skill_id, level=level)
 
     def count(

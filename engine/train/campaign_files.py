@@ -26,8 +26,9 @@ SHIPPED = Path(__file__).resolve().parent / "campaigns"
 EXIT_ENGINE_RUNNING = 3
 
 
-def known_skills() -> list[str]:
-    return [skill.id for skill in all_skills()]
+def known_skills() -> dict[str, int]:
+    """Each skill id with its top level (a condition past it could never hold)."""
+    return {skill.id: skill.max_level for skill in all_skills()}
 
 
 def hero_suites(save: SaveDir) -> list[str]:

@@ -23,7 +23,7 @@ from engine.train.stream import RowsSource
 from engine.train.trainer import Trainer
 from tests.conftest import make_hero, realm_here
 
-SKILLS = ["bin", "sy"]
+SKILLS = {"bin": 30, "sy": 50}
 
 BAD_FILES = [
     ("name: x\nphases:\n  - name: a\n    skills: {bin: 1}\n    stpes: 3\n", 5, "did you mean 'steps'"),
@@ -44,6 +44,11 @@ BAD_FILES = [
         "    until:\n      - {skill: sy}\n",
         9,
         "needs level",
+    ),
+    (
+        "name: x\nphases:\n  - name: a\n    skills: {bin: 1}\n    until:\n      - {skill: bin, level: 31}\n",
+        6,
+        "bin has 30 levels, so level 31 is never reached",
     ),
     ("name: x\nphases:\n  - name: a\n    skills: {bin: 1}\n    steps: 3\n    rehearsal: 1.5\n", 6, "[0, 1)"),
     (
