@@ -5,21 +5,7 @@ without a terminal."""
 from __future__ import annotations
 
 from engine.protocol.messages import HeroStats, SkillInfo
-
-
-def duration(seconds: float) -> str:
-    """'45s', '12m', '3h05m', '2d04h': short enough for the hero card."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
+from engine.protocol.names import duration
 
 
 def level_eta(stats: HeroStats) -> str:

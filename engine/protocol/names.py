@@ -55,3 +55,18 @@ def safe_name(name: str) -> str:
 def counted(n: int, noun: str) -> str:
     """``n`` and its noun, plural unless one: "1 row", "2,500 rows"."""
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def duration(seconds: float) -> str:
+    """'45s', '12m', '3h05m', '2d04h': short enough for the hero card and a progress line."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"

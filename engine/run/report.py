@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.protocol import messages as p
+from engine.protocol.names import duration
 from engine.protocol.savedir import SaveDir
 from engine.quests.commands import info_dict
 from engine.run import campaign_work
@@ -316,6 +317,16 @@ def progress_line(w: Worker) -> str:
     state = f"{running.kind} {running.done}/{running.total}" if running else w.state
     acc = f"{stats.accuracy:.0%}" if stats.accuracy is not None else "-"
     return (
-        f"step {stats.step} | level {stats.level} | loss {loss} | acc {acc} | "
+        f"step {stats.step}{steps_left(stats.step, w.config.game.max_steps, stats.step_seconds)} | "
+        f"level {stats.level} | loss {loss} | acc {acc} | "
         f"{w.report.tokens_per_s:,.0f} tok/s | {state} | last loot {loot if loot is not None else '-'}"
     )
+
+
+def steps_left(step: int, stop_at: int, step_seconds: float | None) -> str:
+    """'/1000 (~3m left)' for a run with --max-steps, at the recent pace; '' for an idle one."""
+    if not stop_at:
+        return ""
+    if not step_seconds or step >= stop_at:
+        return f"/{stop_at}"
+    return f"/{stop_at} (~{duration((stop_at - step) * step_seconds)} left)"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from engine.protocol import messages as p
+from engine.protocol.names import duration
 from tests.tui.test_app import skill_info
-from tui.eta import duration, evals_to_gate, gate_eta, level_eta
+from tui.eta import evals_to_gate, gate_eta, level_eta
 
 
 def test_durations_read_short() -> None:

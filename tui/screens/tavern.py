@@ -8,7 +8,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from engine.protocol.messages import QuestInfo, SkillInfo
-from tui.eta import duration
+from engine.protocol.names import duration
 from tui.state import GameState
 from tui.widgets.battle import BattlePanel
 from tui.widgets.hero_card import HeroCard, gear_line
