@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import unicodedata
 
 MAX_NAME_BYTES = 120  # leaves room for ".NAME.quest.json" and "NAME.reason.txt" in 255
@@ -70,3 +71,19 @@ def duration(seconds: float) -> str:
         return f"{hours}h{minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d{hours:02d}h"
+
+
+_SHORT_LOOT = re.compile(r"^(?:step-)?(\d+)(-r\d+)?$")
+
+
+def loot_name(step: int) -> str:
+    """The folder name of the loot saved at ``step``."""
+    return f"step-{step:06d}"
+
+
+def canonical_loot(name: str) -> str:
+    """A loot as typed (``200``, ``step-200``, ``200-r1``) as the vault names it
+    (``step-000200``, ``step-000200-r1``); any other name as given (``latest``, ``best-bin``)."""
+    wanted = name.strip()
+    short = _SHORT_LOOT.match(wanted)
+    return loot_name(int(short.group(1))) + (short.group(2) or "") if short else wanted

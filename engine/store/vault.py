@@ -37,6 +37,7 @@ from typing import Any
 from safetensors import safe_open
 
 from engine.protocol.config import VaultConfig
+from engine.protocol.names import canonical_loot, loot_name
 from engine.store import retention
 from engine.store.atomic import fsync_dir, read_json, write_json
 from engine.store.ledger import Ledger
@@ -46,10 +47,6 @@ LOOT_NAME = re.compile(r"^step-(\d{6,})(-r\d+)?$")
 CORRUPT_SUFFIX = ".corrupt"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
-def loot_name(step: int) -> str:
-    return f"step-{step:06d}"
 
 
 def is_main_line(name: str) -> bool:
@@ -296,9 +293,7 @@ class Vault:
             winner = winner or retention.best(self.rows(), wanted.removeprefix("best-"))
             if winner is not None:
                 return winner
-        short = re.match(r"^(?:step-)?(\d+)(-r\d+)?$", wanted)  # 200, step-200, 200-r1
-        if short:
-            wanted = loot_name(int(short.group(1))) + (short.group(2) or "")
+        wanted = canonical_loot(wanted)  # 200, step-200, 200-r1
         for row in rows:
             if row["name"] == wanted:
                 return row

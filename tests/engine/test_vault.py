@@ -149,6 +149,10 @@ def test_vault_cli_offline_lists_prunes_and_pins(tmp_path: Path, hatchling_dir: 
     assert sorted(x.name for x in save.checkpoints.iterdir()) == ["step-000010", "step-000030"]
     best = realm_here("vault", "best", "--metric", "nonsense", "--saves", saves)
     assert best.returncode == 1 and "no loot has a value for 'nonsense'" in best.stderr
+    gone = realm_here("vault", "delete", "9", "--saves", saves)  # said at once, not after a question
+    assert gone.returncode == 1 and "no loot '9' (loot: step-000010, step-000030)" in gone.stderr, gone.stderr
+    asked = realm_here("vault", "delete", "10", "--saves", saves)  # no terminal to answer: --yes is needed
+    assert asked.returncode == 1 and "Delete step-000010? Add --yes" in asked.stderr, asked.stderr
 
 
 def test_export_picks_the_current_line_not_newer_loot_set_aside(tmp_path: Path, hatchling_dir: Path) -> None:

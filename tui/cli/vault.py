@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.protocol import messages as p
 from engine.protocol.client import EngineClient, EngineGone
-from engine.protocol.names import printable
+from engine.protocol.names import canonical_loot, printable
 from engine.protocol.savedir import SaveDir
 from tui.cli.common import add_hero_args, engine_side, save_from
 
@@ -227,12 +227,28 @@ def confirm(question: str) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
-def confirmed(args: argparse.Namespace) -> bool:
-    """Delete and rewind ask first (unless --yes)."""
+def loot_names(save: SaveDir, running: bool) -> list[str]:
+    """The loot there is ([] when it cannot be read: the command itself will say why)."""
+    try:
+        answer = (None if running else offline(save, p.ListLoot())) or online(save, p.ListLoot())
+    except (OSError, TimeoutError, EngineGone, SystemExit):
+        return []
+    return [loot.name for loot in answer[2].loot] if answer[2] is not None else []
+
+
+def confirmed(args: argparse.Namespace, save: SaveDir, running: bool) -> bool:
+    """Delete and rewind ask first (unless --yes), about a loot that is there: a name
+    that is not is said at once, not after the question."""
     if args.vault_command not in ("delete", "rewind") or args.yes:
         return True
+    name = canonical_loot(args.name)
+    if name != "latest" and not name.startswith("best-"):  # those are the engine's to resolve
+        names = loot_names(save, running)
+        if names and name not in names:
+            print(f"no loot {args.name!r} (loot: {', '.join(names)})", file=sys.stderr)
+            return False
     verb = "Delete" if args.vault_command == "delete" else "Rewind training to"
-    return confirm(f"{verb} {args.name}?")
+    return confirm(f"{verb} {name}?")
 
 
 def cmd_vault(args: argparse.Namespace) -> int:
@@ -243,9 +259,9 @@ def cmd_vault(args: argparse.Namespace) -> int:
         print(save.no_hero, file=sys.stderr)
         return 1
     command = to_command(args)
-    if not confirmed(args):
-        return 1
     running = save.engine_pid() is not None
+    if not confirmed(args, save, running):
+        return 1
     if isinstance(command, (p.EvalLoot, p.CompareLoot)) and not running:
         print(
             "eval and compare need DIO's engine: start it with `realm train` or `realm play`", file=sys.stderr
