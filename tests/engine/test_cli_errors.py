@@ -172,3 +172,17 @@ def test_bad_inputs_are_one_line_before_anything_is_made(tmp_path: Path, hatchli
         assert refused.returncode == 2 and said in refused.stderr, (args, refused.stderr)
     port = realm_here("serve", "--port", "99999", "--saves", str(tmp_path))
     assert port.returncode == 1 and "--port 99999 must be 1..65535" in port.stderr
+
+
+def test_play_without_a_terminal_says_what_to_run_instead(tmp_path: Path) -> None:
+    """Redirected to a file (or under nohup), the game drew escape codes into it forever."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "play", "--saves", str(tmp_path / "saves")],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "realm train" in done.stderr and "--web" in done.stderr, done.stderr
+    assert done.stdout == "" and not (tmp_path / "saves").exists()  # nothing started, nothing made

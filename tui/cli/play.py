@@ -233,6 +233,12 @@ def cmd_play(args: argparse.Namespace) -> int:
         from tui.web import check_address
 
         check_address(args.host, args.port)
+    elif not (sys.stdout.isatty() or os.environ.get("TEXTUAL_DRIVER")):  # a browser tab has its driver
+        # Redirected to a file or under nohup the game would draw escape codes into it, forever.
+        raise SystemExit(
+            "realm: realm play draws the game in a terminal, and this output is not one. "
+            "To train without it: realm train (in the foreground), or realm play --web (a browser)."
+        )
     if not pick_hero(args):
         return 0
     save = save_from(args)
