@@ -103,5 +103,9 @@ def get_skill(skill_id: str) -> Skill:
         if skill.id == skill_id.lower():
             return skill
     known = ", ".join(s.id for s in all_skills())
-    left_out = [str(x) for x in skill_problems() if x.path.stem == skill_id.lower()]
-    raise KeyError(f"unknown skill {skill_id!r} (known: {known})" + "".join(f"; {x}" for x in left_out))
+    raise KeyError(f"unknown skill {skill_id!r} (known: {known}){left_out(skill_id)}")
+
+
+def left_out(skill_id: str) -> str:
+    """'; skill …/ID.yaml left out: WHY' when the user's file of that name could not load."""
+    return "".join(f"; {x}" for x in skill_problems() if x.path.stem == skill_id.lower())

@@ -25,7 +25,7 @@ from engine.protocol.config import HeroConfig, SettingRefused
 from engine.protocol.savedir import SaveDir
 from engine.store.atomic import read_json, write_json
 from engine.train.fit import past_positions
-from skills.registry import all_skills, skill_problems
+from skills.registry import all_skills, left_out
 
 if TYPE_CHECKING:
     from engine.run.server import ClientSession
@@ -44,8 +44,9 @@ def changed(data: dict[str, Any], key: str, value: str) -> tuple[dict[str, Any],
         skill = key.split(".", 2)[2]
         known = sorted(s.id for s in all_skills())
         if skill not in known and skill in after.game.skills:  # taking one out needs no module
-            left_out = "".join(f"; {x}" for x in skill_problems() if x.path.stem == skill)
-            raise settings.SettingError(f"no skill {skill!r} (skills here: {', '.join(known)}){left_out}")
+            raise settings.SettingError(
+                f"no skill {skill!r} (skills here: {', '.join(known)}){left_out(skill)}"
+            )
     old = settings.show(settings.get_value(before, key)) if before else "?"
     return out, f"{key}: {old} → {settings.show(settings.get_value(after, key))}"
 
