@@ -491,7 +491,17 @@ class RealmApp(App[str]):
     def on_send_command(self, message: SendCommand) -> None:
         """A screen's request (the Quest board's keys): the app owns the link."""
         if not self.link.send(message.command):
-            self.notify(message.failure, severity="error")
+            self._not_sent(message.failure)
+
+    def _not_sent(self, failure: str) -> None:
+        """A command the link could not send: the engine is down, or not up yet (the first
+        seconds of a start, when "the engine is down" was said of a DIO still waking up)."""
+        if self.state.link == "connecting":
+            self.notify(
+                f"{self.state.hero_name} is still waking up: try again in a moment.", severity="warning"
+            )
+        else:
+            self.notify(failure, severity="error")
 
     def _show_engine_down(self) -> None:
         if isinstance(self.screen, EngineDownScreen):
@@ -544,13 +554,13 @@ class RealmApp(App[str]):
 
     def action_save_loot(self) -> None:
         if not self.link.send(p.SaveNow()):
-            self.notify("The engine is down: nothing to save.", severity="error")
+            self._not_sent("The engine is down: nothing to save.")
         else:
             self.notify("Saving loot…", timeout=2)
 
     def action_run_eval(self) -> None:
         if not self.link.send(p.RunEval()):
-            self.notify("The engine is down: nothing to evaluate.", severity="error")
+            self._not_sent("The engine is down: nothing to evaluate.")
         else:
             self.notify("Evaluating every skill (results in the Guild)…", timeout=3)
 
@@ -598,7 +608,7 @@ class RealmApp(App[str]):
 
     def action_spar(self) -> None:
         if not self.link.send(p.Spar()):
-            self.notify("The engine is down: DIO cannot spar now.", severity="error")
+            self._not_sent("The engine is down: DIO cannot spar now.")
         else:
             self.notify("DIO spars: its mistakes become a high-priority quest…", timeout=4)
 
@@ -649,7 +659,7 @@ class RealmApp(App[str]):
         if command is None:
             return
         if not self.link.send(command):
-            self.notify("The engine is down: the quest cannot be added now.", severity="error")
+            self._not_sent("The engine is down: the quest cannot be added now.")
         else:
             self.notify(f"Checking {command.path}…", timeout=3)
 

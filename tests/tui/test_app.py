@@ -266,6 +266,30 @@ async def test_engine_down_shows_the_line_that_says_what_is_wrong() -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_key_pressed_while_dio_wakes_up_is_not_told_the_engine_is_down() -> None:
+    def not_up_yet() -> Any:
+        raise ConnectionRefusedError("the engine's socket is not there yet")  # loading torch
+
+    waking = RealmApp(not_up_yet, connect_timeout=60)
+    async with waking.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+        said = [n.message for n in waking._notifications]
+        assert said == ["DIO is still waking up: try again in a moment."], said
+    engine = FakeEngine()
+    app = RealmApp(engine.connector)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, engine)
+        engine.conn.close()
+        await settle(pilot, 10)
+        app.clear_notifications()
+        app.action_save_loot()
+        await settle(pilot)
+        assert [n.message for n in app._notifications] == ["The engine is down: nothing to save."]
+
+
+@pytest.mark.asyncio
 async def test_what_the_engine_repaired_at_start_is_said_on_screen() -> None:
     engine = FakeEngine()
     app = RealmApp(engine.connector)
