@@ -186,3 +186,21 @@ def test_play_without_a_terminal_says_what_to_run_instead(tmp_path: Path) -> Non
     )
     assert done.returncode == 1 and "realm train" in done.stderr and "--web" in done.stderr, done.stderr
     assert done.stdout == "" and not (tmp_path / "saves").exists()  # nothing started, nothing made
+    # Output on a terminal but the keys piped in (`echo | realm play`): no key would reach it.
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        piped = subprocess.run(
+            [sys.executable, "-m", "tui.cli", "play", "--saves", str(tmp_path / "saves")],
+            cwd=ROOT,
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            input=b"",
+            timeout=120,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert piped.returncode == 1 and b"reads its keys there" in piped.stderr, piped.stderr
+    assert not (tmp_path / "saves").exists()

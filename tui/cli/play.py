@@ -233,10 +233,11 @@ def cmd_play(args: argparse.Namespace) -> int:
         from tui.web import check_address
 
         check_address(args.host, args.port)
-    elif not (sys.stdout.isatty() or os.environ.get("TEXTUAL_DRIVER")):  # a browser tab has its driver
-        # Redirected to a file or under nohup the game would draw escape codes into it, forever.
+    elif not os.environ.get("TEXTUAL_DRIVER") and not (sys.stdout.isatty() and sys.stdin.isatty()):
+        # Redirected to a file or under nohup the game would draw escape codes into it, forever;
+        # with its input piped, no key would reach it. (A browser tab has textual-serve's driver.)
         raise SystemExit(
-            "realm: realm play draws the game in a terminal, and this output is not one. "
+            "realm: realm play draws the game in a terminal and reads its keys there; this is not one. "
             "To train without it: realm train (in the foreground), or realm play --web (a browser)."
         )
     if not pick_hero(args):
